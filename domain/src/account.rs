@@ -1,0 +1,100 @@
+//! Accounts at participants.
+
+use crate::ids::ParticipantId;
+use std::fmt;
+
+/// Longest account number accepted (characters).
+pub const ACCOUNT_NUMBER_LEN_MAX: usize = 20;
+
+/// The kind of account a payment moves money from or to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum AccountType {
+    Checking,
+    Savings,
+    Payment,
+    Salary,
+}
+
+impl AccountType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountType::Checking => "CHECKING",
+            AccountType::Savings => "SAVINGS",
+            AccountType::Payment => "PAYMENT",
+            AccountType::Salary => "SALARY",
+        }
+    }
+}
+
+/// An account at a participant: 4-digit branch and an account number of up to
+/// [`ACCOUNT_NUMBER_LEN_MAX`] digits. Stored inline (no heap) because the
+/// engine keeps two per transfer.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Account {
+    pub participant: ParticipantId,
+    pub branch: u16,
+    number_len: u8,
+    number: [u8; ACCOUNT_NUMBER_LEN_MAX],
+    pub kind: AccountType,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    #[error("branch must be 1 to 4 digits")]
+    Branch,
+    #[error("account number must be 1 to {ACCOUNT_NUMBER_LEN_MAX} digits")]
+    Number,
+}
+
+impl Account {
+    pub fn new(participant: ParticipantId, branch: &str, number: &str, kind: AccountType) -> Result<Account, AccountError> {
+        if branch.is_empty() || branch.len() > 4 || !branch.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AccountError::Branch);
+        }
+        if number.is_empty() || number.len() > ACCOUNT_NUMBER_LEN_MAX || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AccountError::Number);
+        }
+        let mut raw = [0_u8; ACCOUNT_NUMBER_LEN_MAX];
+        raw[..number.len()].copy_from_slice(number.as_bytes());
+        Ok(Account {
+            participant,
+            branch: branch.parse().map_err(|_| AccountError::Branch)?,
+            number_len: number.len() as u8,
+            number: raw,
+            kind,
+        })
+    }
+
+    pub fn number(&self) -> &str {
+        std::str::from_utf8(&self.number[..usize::from(self.number_len)]).expect("validated as ASCII digits")
+    }
+
+    /// The branch as the 4 digits it is written with.
+    pub fn branch_text(&self) -> String {
+        format!("{:04}", self.branch)
+    }
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{:04}/{}/{}", self.participant, self.branch, self.number(), self.kind.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_branch_and_number() {
+        let p = ParticipantId::new(1).unwrap();
+        let a = Account::new(p, "1", "12345", AccountType::Checking).unwrap();
+        assert_eq!(a.branch_text(), "0001");
+        assert_eq!(a.number(), "12345");
+        assert_eq!(Account::new(p, "", "1", AccountType::Checking), Err(AccountError::Branch));
+        assert_eq!(Account::new(p, "12345", "1", AccountType::Checking), Err(AccountError::Branch));
+        assert_eq!(Account::new(p, "1", "", AccountType::Checking), Err(AccountError::Number));
+        assert_eq!(Account::new(p, "1", &"1".repeat(21), AccountType::Checking), Err(AccountError::Number));
+        assert_eq!(Account::new(p, "1", "12a", AccountType::Checking), Err(AccountError::Number));
+    }
+}

@@ -1,0 +1,130 @@
+//! Reason codes: business outcomes as values.
+//!
+//! Every rejection carries one stable code in the ISO 20022 external code set
+//! style. Each code has a number that is never reused, and is either
+//! *transient* (the same payment under a new end-to-end id may succeed later:
+//! liquidity may return, the payee may come back online) or *final* (retrying
+//! will not help). An end-to-end id's outcome is itself always final: a retry
+//! must use a new id.
+
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! reason_codes {
+    ($( $variant:ident = $number:literal, $code:literal, $transient:literal, $text:literal, $payee:literal; )*) => {
+        /// A business outcome code. See the module docs.
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[non_exhaustive]
+        pub enum ReasonCode {
+            $( #[doc = $text] $variant, )*
+        }
+
+        impl ReasonCode {
+            /// Every code, in number order.
+            pub const ALL: &'static [ReasonCode] = &[$( ReasonCode::$variant, )*];
+
+            /// The ISO 20022-style four-character code, e.g. "AM04".
+            pub const fn code(self) -> &'static str {
+                match self { $( ReasonCode::$variant => $code, )* }
+            }
+
+            /// The stable number of this code; never reused.
+            pub const fn number(self) -> u16 {
+                match self { $( ReasonCode::$variant => $number, )* }
+            }
+
+            /// Whether the same payment, under a new end-to-end id, may succeed later.
+            pub const fn is_transient(self) -> bool {
+                match self { $( ReasonCode::$variant => $transient, )* }
+            }
+
+            /// A one-line description for people.
+            pub const fn description(self) -> &'static str {
+                match self { $( ReasonCode::$variant => $text, )* }
+            }
+
+            /// Whether a payee (or a returning participant) may give this code.
+            pub const fn is_payee_reason(self) -> bool {
+                match self { $( ReasonCode::$variant => $payee, )* }
+            }
+
+            pub fn from_number(number: u16) -> Option<ReasonCode> {
+                match number { $( $number => Some(ReasonCode::$variant), )* _ => None }
+            }
+        }
+
+        impl FromStr for ReasonCode {
+            type Err = UnknownReasonCode;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s { $( $code => Ok(ReasonCode::$variant), )* _ => Err(UnknownReasonCode) }
+            }
+        }
+    };
+}
+
+reason_codes! {
+    // Raised by the switch.
+    InsufficientLiquidity = 1, "AM04", true, "payer participant's liquidity limit would be exceeded", false;
+    AmountNotAllowed = 2, "AM02", false, "amount exceeds the maximum allowed for one payment", false;
+    DuplicateModified = 3, "AM05", false, "end-to-end id already used with different content", false;
+    PayeeTimeout = 4, "AB03", true, "payee participant did not answer before the deadline", false;
+    PayeeOffline = 5, "AB08", true, "payee participant has no open inbox", false;
+    PayeeBusy = 6, "AB09", true, "payee participant has too many payments in flight", false;
+    UnknownPayeeParticipant = 7, "RC07", false, "payee participant is unknown or not active", false;
+    PayerSuspended = 8, "AG01", false, "payer participant is suspended", false;
+    IdTimestampOutOfRange = 9, "DT01", false, "end-to-end id timestamp too far from the switch clock", false;
+    ReturnExceedsOriginal = 10, "AM09", false, "returns would exceed the original amount", false;
+    ReturnWindowExpired = 11, "TM01", false, "the original payment is older than the return window", false;
+    OriginalNotFound = 12, "NOOR", false, "no settled original payment received by this participant", false;
+    // Given by payees when they refuse a payment, or by returning participants.
+    RejectedByPayee = 20, "DS04", false, "payee rejected the payment", true;
+    InvalidCreditorAccount = 21, "AC03", false, "payee account does not exist", true;
+    ClosedAccount = 22, "AC04", false, "payee account is closed", true;
+    BlockedAccount = 23, "AC06", false, "payee account is blocked", true;
+    AccountTypeMismatch = 24, "AG03", false, "payee account does not accept this kind of payment", true;
+    OwnerMismatch = 25, "BE01", false, "payee account owner does not match", true;
+    RefundRequested = 30, "MD06", false, "return requested by the end customer", true;
+    Fraud = 31, "FR01", false, "return because of fraud", true;
+    BankError = 32, "BE08", false, "return because of an error by the participant", true;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown reason code")]
+pub struct UnknownReasonCode;
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.code(), self.description())
+    }
+}
+
+impl fmt::Debug for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_and_numbers_are_unique_and_round_trip() {
+        let mut codes = HashSet::new();
+        let mut numbers = HashSet::new();
+        for &reason in ReasonCode::ALL {
+            assert!(codes.insert(reason.code()), "duplicate code {}", reason.code());
+            assert!(numbers.insert(reason.number()), "duplicate number {}", reason.number());
+            assert_eq!(reason.code().parse::<ReasonCode>(), Ok(reason));
+            assert_eq!(ReasonCode::from_number(reason.number()), Some(reason));
+            assert_eq!(reason.code().len(), 4);
+        }
+    }
+
+    #[test]
+    fn transient_codes_are_the_ones_a_retry_can_change() {
+        let transient: Vec<_> = ReasonCode::ALL.iter().filter(|r| r.is_transient()).map(|r| r.code()).collect();
+        assert_eq!(transient, ["AM04", "AB03", "AB08", "AB09"]);
+    }
+}

@@ -1,0 +1,862 @@
+//! The payment engine: a deterministic state machine with no I/O.
+//!
+//! `Engine::execute(now, command, &mut output)` validates a command, decides
+//! its outcome and records what changed as [`Event`]s. Every change of durable
+//! state goes through [`Engine::apply`], the same function that replays the
+//! journal on start, so a rebuilt engine is the engine that was running.
+//! Time is an argument; nothing here reads a clock, a socket or a disk.
+//!
+//! The driver (see `crate::runtime`) owns the engine on one thread, feeds it
+//! batches of commands, appends `output.journal` to the store with one fsync,
+//! and only then carries out `output.effects` (answering callers, pushing
+//! payments to payees).
+
+mod event;
+#[cfg(test)]
+mod tests;
+
+pub use event::{Event, decode_events};
+
+use ponte_domain::{
+    Account, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs, TransferEvent, TransferState,
+};
+use std::collections::{BTreeSet, HashMap};
+
+/// Longest remittance text, in characters.
+pub const REMITTANCE_LEN_MAX: usize = 140;
+/// Longest participant name, in characters.
+pub const PARTICIPANT_NAME_LEN_MAX: usize = 140;
+
+/// Rules the engine enforces. Every field has a documented default.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How long a payee has to answer an incoming payment (default 5 s).
+    pub payee_timeout_ms: i64,
+    /// How far in the future an end-to-end id's timestamp may be (default 5 min).
+    pub id_future_skew_ms_max: i64,
+    /// How old an end-to-end id's timestamp may be when first submitted (default 24 h).
+    pub id_age_ms_max: i64,
+    /// Largest single payment (default 1,000,000,000.00).
+    pub amount_max: Amount,
+    /// How long after settlement a payment can be returned (default 90 days).
+    pub return_window_ms: i64,
+    /// Most payments awaiting one payee's answer at once (default 20,000).
+    pub payee_inflight_max: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            payee_timeout_ms: 5_000,
+            id_future_skew_ms_max: 5 * 60_000,
+            id_age_ms_max: 24 * 3_600_000,
+            amount_max: Amount::units(1_000_000_000),
+            return_window_ms: 90 * 24 * 3_600_000,
+            payee_inflight_max: 20_000,
+        }
+    }
+}
+
+/// Whether a participant may send and receive payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ParticipantStatus {
+    Active,
+    Suspended,
+}
+
+/// A participant as the engine keeps it.
+#[derive(Debug, Clone)]
+pub struct ParticipantState {
+    pub id: ParticipantId,
+    pub name: String,
+    pub status: ParticipantStatus,
+    /// How far below zero `position - reserved` may go.
+    pub net_debit_cap: Amount,
+    /// Settled credits minus settled debits.
+    pub position: Amount,
+    /// Liquidity held by this participant's payments awaiting their payee.
+    pub reserved: Amount,
+    /// Payments to this participant awaiting its answer.
+    pub inflight_in: u32,
+}
+
+impl ParticipantState {
+    /// `net_debit_cap + position - reserved`: what it can still send.
+    pub fn available(&self) -> Amount {
+        self.net_debit_cap
+            .checked_add(self.position)
+            .and_then(|a| a.checked_sub(self.reserved))
+            .unwrap_or(Amount::ZERO)
+    }
+}
+
+/// A payment or return as the engine keeps it.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    pub id: EndToEndId,
+    pub payer: Account,
+    pub payee: Account,
+    pub amount: Amount,
+    pub state: TransferState,
+    pub reason: Option<ReasonCode>,
+    pub created_at: TimestampMs,
+    pub settled_at: Option<TimestampMs>,
+    /// When the payee's answer is due (payments in `Reserved`).
+    pub deadline: TimestampMs,
+    /// Hash of the content, to tell a resubmission from a modified reuse of the id.
+    pub digest: u128,
+    /// Total returned so far (payments).
+    pub returned: Amount,
+    /// The payment this return gives back (returns).
+    pub original: Option<EndToEndId>,
+}
+
+/// A payment the payer asked for. The payer participant was authenticated
+/// by the caller and is `payer.participant`.
+#[derive(Debug, Clone)]
+pub struct PaymentOrder {
+    pub id: EndToEndId,
+    pub payer: Account,
+    pub payee: Account,
+    pub amount: Amount,
+    pub remittance: String,
+}
+
+impl PaymentOrder {
+    pub fn digest(&self) -> u128 {
+        content_digest_parts(&[
+            &self.payer.participant.code().to_le_bytes(),
+            &self.payer.branch.to_le_bytes(),
+            self.payer.number().as_bytes(),
+            &[self.payer.kind as u8],
+            &self.payee.participant.code().to_le_bytes(),
+            &self.payee.branch.to_le_bytes(),
+            self.payee.number().as_bytes(),
+            &[self.payee.kind as u8],
+            &self.amount.minor().to_le_bytes(),
+            self.remittance.as_bytes(),
+        ])
+    }
+}
+
+/// A return the original payee asked for.
+#[derive(Debug, Clone)]
+pub struct ReturnOrder {
+    /// The caller: the participant returning the money.
+    pub returner: ParticipantId,
+    pub id: EndToEndId,
+    pub original: EndToEndId,
+    pub amount: Amount,
+    pub reason: ReasonCode,
+    pub remittance: String,
+}
+
+impl ReturnOrder {
+    pub fn digest(&self) -> u128 {
+        content_digest_parts(&[
+            &self.returner.code().to_le_bytes(),
+            self.original.as_str().as_bytes(),
+            &self.amount.minor().to_le_bytes(),
+            &self.reason.number().to_le_bytes(),
+            self.remittance.as_bytes(),
+        ])
+    }
+}
+
+fn content_digest_parts(parts: &[&[u8]]) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for part in parts {
+        // Length-prefix each part so ("ab","c") and ("a","bc") differ.
+        hasher.update(&(part.len() as u32).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.digest128()
+}
+
+/// The payee's answer to an incoming payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Accept,
+    Reject(ReasonCode),
+}
+
+/// Everything the engine can be asked to do.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Submit(PaymentOrder),
+    Answer { payee: ParticipantId, id: EndToEndId, decision: Decision },
+    Return(ReturnOrder),
+    Status { caller: ParticipantId, id: EndToEndId },
+    RegisterParticipant { id: ParticipantId, name: String, net_debit_cap: Amount },
+    SetLimit { id: ParticipantId, net_debit_cap: Amount },
+    SetStatus { id: ParticipantId, status: ParticipantStatus },
+    GetParticipant { id: ParticipantId },
+    ListParticipants,
+    /// A payee opened an inbox stream. Not journaled: connections do not survive a restart.
+    InboxOpened(ParticipantId),
+    InboxClosed(ParticipantId),
+}
+
+/// The final outcome of a payment or return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Settled { at: TimestampMs },
+    Rejected { reason: ReasonCode },
+}
+
+/// The engine's immediate answer to a command.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// The payment is reserved and waits for its payee; its outcome comes
+    /// later as an [`Effect::Final`] for the same id.
+    Pending,
+    /// The outcome is already known (new or from an earlier submission).
+    Final(Outcome),
+    Status(Option<TransferView>),
+    Participant(Result<ParticipantView, AdminError>),
+    Participants(Vec<ParticipantView>),
+    Done,
+}
+
+/// What a caller may see of a transfer.
+#[derive(Debug, Clone)]
+pub struct TransferView {
+    pub id: EndToEndId,
+    pub state: TransferState,
+    pub reason: Option<ReasonCode>,
+    pub payer: Account,
+    pub payee: Account,
+    pub amount: Amount,
+    pub created_at: TimestampMs,
+    pub settled_at: Option<TimestampMs>,
+    pub returned: Amount,
+    pub original: Option<EndToEndId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ParticipantView {
+    pub id: ParticipantId,
+    pub name: String,
+    pub status: ParticipantStatus,
+    pub net_debit_cap: Amount,
+    pub position: Amount,
+    pub reserved: Amount,
+    pub available: Amount,
+    pub online: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    #[error("participant {0} is not registered")]
+    UnknownParticipant(ParticipantId),
+    #[error("participant {0} is already registered with other details")]
+    AlreadyRegistered(ParticipantId),
+    #[error("participant name must be 1 to {PARTICIPANT_NAME_LEN_MAX} characters")]
+    InvalidName,
+}
+
+/// Work for the I/O layer, to carry out once the journal is durable.
+#[derive(Debug)]
+pub enum Effect {
+    /// A transfer reached its final state: answer whoever waits for `id`.
+    Final { id: EndToEndId, outcome: Outcome },
+    /// Push an incoming payment to the payee's inbox.
+    Deliver(Box<Delivery>),
+    /// Tell the payee a payment is settled: it may credit its customer.
+    Settled { payee: ParticipantId, id: EndToEndId, at: TimestampMs },
+    /// Tell the payee a payment it was asked about is not going ahead.
+    Cancelled { payee: ParticipantId, id: EndToEndId, reason: ReasonCode },
+    /// Tell the original payer a return of its payment is settled.
+    Returned(Box<ReturnNotice>),
+}
+
+#[derive(Debug)]
+pub struct Delivery {
+    pub id: EndToEndId,
+    pub payer: Account,
+    pub payee: Account,
+    pub amount: Amount,
+    pub remittance: String,
+    pub deadline: TimestampMs,
+}
+
+#[derive(Debug)]
+pub struct ReturnNotice {
+    pub to: ParticipantId,
+    pub id: EndToEndId,
+    pub original: EndToEndId,
+    pub amount: Amount,
+    pub reason: ReasonCode,
+    pub at: TimestampMs,
+}
+
+/// What one or more commands produced: encoded journal events and effects.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Events, postcard-encoded back to back; append as one journal record.
+    pub journal: Vec<u8>,
+    pub event_count: usize,
+    pub effects: Vec<Effect>,
+}
+
+impl Output {
+    pub fn is_empty(&self) -> bool {
+        self.event_count == 0 && self.effects.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.journal.clear();
+        self.event_count = 0;
+        self.effects.clear();
+    }
+}
+
+/// Counters of answers that changed nothing (exposed for operators).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnswerStats {
+    /// Answers for a payment that was already final (late or repeated).
+    pub late_or_duplicate: u64,
+    /// Answers for an id the participant was never asked about.
+    pub unknown: u64,
+}
+
+/// The deterministic ledger. See the module docs.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    participants: HashMap<ParticipantId, ParticipantState>,
+    transfers: HashMap<EndToEndId, Transfer>,
+    /// Reserved payments by due time, so expiry is `O(expired)`.
+    deadlines: BTreeSet<(TimestampMs, EndToEndId)>,
+    /// Open inbox streams per participant. Not durable.
+    online: HashMap<ParticipantId, u32>,
+    answer_stats: AnswerStats,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Engine {
+        Engine {
+            config,
+            participants: HashMap::new(),
+            transfers: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            online: HashMap::new(),
+            answer_stats: AnswerStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn answer_stats(&self) -> AnswerStats {
+        self.answer_stats
+    }
+
+    pub fn transfer(&self, id: &EndToEndId) -> Option<&Transfer> {
+        self.transfers.get(id)
+    }
+
+    pub fn transfer_count(&self) -> usize {
+        self.transfers.len()
+    }
+
+    pub fn participant(&self, id: ParticipantId) -> Option<&ParticipantState> {
+        self.participants.get(&id)
+    }
+
+    pub fn participants(&self) -> impl Iterator<Item = &ParticipantState> {
+        self.participants.values()
+    }
+
+    /// When the earliest reserved payment times out, if any.
+    pub fn next_deadline(&self) -> Option<TimestampMs> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Executes one command at `now`.
+    pub fn execute(&mut self, now: TimestampMs, command: Command, out: &mut Output) -> Reply {
+        match command {
+            Command::Submit(order) => self.submit(now, order, out),
+            Command::Answer { payee, id, decision } => {
+                self.answer(now, payee, id, decision, out);
+                Reply::Done
+            }
+            Command::Return(order) => self.return_payment(now, order, out),
+            Command::Status { caller, id } => Reply::Status(self.status(caller, &id)),
+            Command::RegisterParticipant { id, name, net_debit_cap } => {
+                Reply::Participant(self.register(id, name, net_debit_cap, out))
+            }
+            Command::SetLimit { id, net_debit_cap } => Reply::Participant(self.set_limit(id, net_debit_cap, out)),
+            Command::SetStatus { id, status } => Reply::Participant(self.set_status(id, status, out)),
+            Command::GetParticipant { id } => Reply::Participant(self.view(id).ok_or(AdminError::UnknownParticipant(id))),
+            Command::ListParticipants => {
+                let mut all: Vec<_> = self.participants.keys().filter_map(|id| self.view(*id)).collect();
+                all.sort_by_key(|p| p.id);
+                Reply::Participants(all)
+            }
+            Command::InboxOpened(id) => {
+                *self.online.entry(id).or_insert(0) += 1;
+                Reply::Done
+            }
+            Command::InboxClosed(id) => {
+                if let Some(count) = self.online.get_mut(&id) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.online.remove(&id);
+                    }
+                }
+                Reply::Done
+            }
+        }
+    }
+
+    /// Rejects every reserved payment whose payee deadline is at or before `now`.
+    pub fn expire(&mut self, now: TimestampMs, out: &mut Output) {
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            let payee = self.transfers[&id].payee.participant;
+            self.record(Event::Rejected { id, reason: ReasonCode::PayeeTimeout, at: now }, out);
+            out.effects.push(Effect::Final { id, outcome: Outcome::Rejected { reason: ReasonCode::PayeeTimeout } });
+            out.effects.push(Effect::Cancelled { payee, id, reason: ReasonCode::PayeeTimeout });
+        }
+    }
+
+    fn submit(&mut self, now: TimestampMs, order: PaymentOrder, out: &mut Output) -> Reply {
+        debug_assert_eq!(order.id.kind(), IdKind::Payment);
+        let digest = order.digest();
+        if let Some(existing) = self.transfers.get(&order.id) {
+            return self.resubmission(existing, digest);
+        }
+        let reason = self.check_payment(now, &order);
+        if let Some(reason) = reason {
+            self.record(
+                Event::Refused {
+                    id: order.id,
+                    payer: order.payer,
+                    payee: order.payee,
+                    amount: order.amount,
+                    digest,
+                    reason,
+                    at: now,
+                    original: None,
+                },
+                out,
+            );
+            return Reply::Final(Outcome::Rejected { reason });
+        }
+        let deadline = now.saturating_add(self.config.payee_timeout_ms);
+        self.record(
+            Event::Reserved {
+                id: order.id,
+                payer: order.payer,
+                payee: order.payee,
+                amount: order.amount,
+                digest,
+                at: now,
+                deadline,
+                remittance: &order.remittance,
+            },
+            out,
+        );
+        out.effects.push(Effect::Deliver(Box::new(Delivery {
+            id: order.id,
+            payer: order.payer,
+            payee: order.payee,
+            amount: order.amount,
+            remittance: order.remittance,
+            deadline,
+        })));
+        Reply::Pending
+    }
+
+    fn resubmission(&self, existing: &Transfer, digest: u128) -> Reply {
+        if existing.digest != digest {
+            return Reply::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified });
+        }
+        match existing.state {
+            TransferState::Settled => Reply::Final(Outcome::Settled { at: existing.settled_at.unwrap_or(existing.created_at) }),
+            TransferState::Rejected => Reply::Final(Outcome::Rejected {
+                reason: existing.reason.expect("rejected transfers carry a reason"),
+            }),
+            TransferState::Received | TransferState::Reserved => Reply::Pending,
+        }
+    }
+
+    /// The business checks of a new payment, in the order a payer expects
+    /// to hear about them. `None`: reserve it.
+    fn check_payment(&self, now: TimestampMs, order: &PaymentOrder) -> Option<ReasonCode> {
+        let payer = match self.participants.get(&order.payer.participant) {
+            Some(p) if p.status == ParticipantStatus::Active => p,
+            _ => return Some(ReasonCode::PayerSuspended),
+        };
+        let stamp = order.id.created_at_ms().unwrap_or(i64::MIN);
+        if stamp > now.saturating_add(self.config.id_future_skew_ms_max)
+            || stamp < now.saturating_sub(self.config.id_age_ms_max)
+        {
+            return Some(ReasonCode::IdTimestampOutOfRange);
+        }
+        if order.amount > self.config.amount_max {
+            return Some(ReasonCode::AmountNotAllowed);
+        }
+        let payee = match self.participants.get(&order.payee.participant) {
+            Some(p) if p.status == ParticipantStatus::Active && p.id != payer.id => p,
+            _ => return Some(ReasonCode::UnknownPayeeParticipant),
+        };
+        if !self.online.contains_key(&payee.id) {
+            return Some(ReasonCode::PayeeOffline);
+        }
+        if payee.inflight_in >= self.config.payee_inflight_max {
+            return Some(ReasonCode::PayeeBusy);
+        }
+        if payer.available() < order.amount {
+            return Some(ReasonCode::InsufficientLiquidity);
+        }
+        None
+    }
+
+    fn answer(&mut self, now: TimestampMs, payee: ParticipantId, id: EndToEndId, decision: Decision, out: &mut Output) {
+        let Some(transfer) = self.transfers.get(&id) else {
+            self.answer_stats.unknown += 1;
+            return;
+        };
+        if transfer.payee.participant != payee || transfer.original.is_some() {
+            self.answer_stats.unknown += 1;
+            return;
+        }
+        if transfer.state != TransferState::Reserved {
+            self.answer_stats.late_or_duplicate += 1;
+            return;
+        }
+        match decision {
+            Decision::Accept => {
+                self.record(Event::Settled { id, at: now }, out);
+                out.effects.push(Effect::Final { id, outcome: Outcome::Settled { at: now } });
+                out.effects.push(Effect::Settled { payee, id, at: now });
+            }
+            Decision::Reject(reason) => {
+                let reason = if reason.is_payee_reason() { reason } else { ReasonCode::RejectedByPayee };
+                self.record(Event::Rejected { id, reason, at: now }, out);
+                out.effects.push(Effect::Final { id, outcome: Outcome::Rejected { reason } });
+            }
+        }
+    }
+
+    fn return_payment(&mut self, now: TimestampMs, order: ReturnOrder, out: &mut Output) -> Reply {
+        debug_assert_eq!(order.id.kind(), IdKind::Return);
+        let digest = order.digest();
+        if let Some(existing) = self.transfers.get(&order.id) {
+            return self.resubmission(existing, digest);
+        }
+        let original = match self.transfers.get(&order.original) {
+            // A participant learns nothing about payments it did not receive.
+            Some(t) if t.payee.participant == order.returner && t.original.is_none() => t,
+            _ => {
+                // Nothing to link to: the refusal is not recorded, so the id
+                // can be used once the returner names the right original.
+                return Reply::Final(Outcome::Rejected { reason: ReasonCode::OriginalNotFound });
+            }
+        };
+        let (payer, payee) = (original.payee, original.payer);
+        let reason = self.check_return(now, &order, original);
+        if let Some(reason) = reason {
+            self.record(
+                Event::Refused {
+                    id: order.id,
+                    payer,
+                    payee,
+                    amount: order.amount,
+                    digest,
+                    reason,
+                    at: now,
+                    original: Some(order.original),
+                },
+                out,
+            );
+            return Reply::Final(Outcome::Rejected { reason });
+        }
+        self.record(
+            Event::ReturnSettled {
+                id: order.id,
+                original: order.original,
+                payer,
+                payee,
+                amount: order.amount,
+                digest,
+                reason: order.reason,
+                at: now,
+            },
+            out,
+        );
+        out.effects.push(Effect::Final { id: order.id, outcome: Outcome::Settled { at: now } });
+        out.effects.push(Effect::Returned(Box::new(ReturnNotice {
+            to: payee.participant,
+            id: order.id,
+            original: order.original,
+            amount: order.amount,
+            reason: order.reason,
+            at: now,
+        })));
+        Reply::Final(Outcome::Settled { at: now })
+    }
+
+    fn check_return(&self, now: TimestampMs, order: &ReturnOrder, original: &Transfer) -> Option<ReasonCode> {
+        let returner = match self.participants.get(&order.returner) {
+            Some(p) if p.status == ParticipantStatus::Active => p,
+            _ => return Some(ReasonCode::PayerSuspended),
+        };
+        if original.state != TransferState::Settled {
+            return Some(ReasonCode::OriginalNotFound);
+        }
+        let settled_at = original.settled_at.unwrap_or(original.created_at);
+        if now.saturating_sub(settled_at) > self.config.return_window_ms {
+            return Some(ReasonCode::ReturnWindowExpired);
+        }
+        match original.returned.checked_add(order.amount) {
+            Some(total) if total <= original.amount => {}
+            _ => return Some(ReasonCode::ReturnExceedsOriginal),
+        }
+        if returner.available() < order.amount {
+            return Some(ReasonCode::InsufficientLiquidity);
+        }
+        None
+    }
+
+    fn status(&self, caller: ParticipantId, id: &EndToEndId) -> Option<TransferView> {
+        let t = self.transfers.get(id)?;
+        if t.payer.participant != caller && t.payee.participant != caller {
+            return None;
+        }
+        Some(TransferView {
+            id: t.id,
+            state: t.state,
+            reason: t.reason,
+            payer: t.payer,
+            payee: t.payee,
+            amount: t.amount,
+            created_at: t.created_at,
+            settled_at: t.settled_at,
+            returned: t.returned,
+            original: t.original,
+        })
+    }
+
+    fn register(
+        &mut self,
+        id: ParticipantId,
+        name: String,
+        net_debit_cap: Amount,
+        out: &mut Output,
+    ) -> Result<ParticipantView, AdminError> {
+        if name.trim().is_empty() || name.chars().count() > PARTICIPANT_NAME_LEN_MAX {
+            return Err(AdminError::InvalidName);
+        }
+        if let Some(existing) = self.participants.get(&id) {
+            if existing.name == name && existing.net_debit_cap == net_debit_cap {
+                return Ok(self.view(id).expect("exists"));
+            }
+            return Err(AdminError::AlreadyRegistered(id));
+        }
+        self.record(Event::ParticipantRegistered { id, name: &name, net_debit_cap }, out);
+        Ok(self.view(id).expect("just registered"))
+    }
+
+    fn set_limit(&mut self, id: ParticipantId, net_debit_cap: Amount, out: &mut Output) -> Result<ParticipantView, AdminError> {
+        if !self.participants.contains_key(&id) {
+            return Err(AdminError::UnknownParticipant(id));
+        }
+        self.record(Event::LimitSet { id, net_debit_cap }, out);
+        Ok(self.view(id).expect("exists"))
+    }
+
+    fn set_status(&mut self, id: ParticipantId, status: ParticipantStatus, out: &mut Output) -> Result<ParticipantView, AdminError> {
+        if !self.participants.contains_key(&id) {
+            return Err(AdminError::UnknownParticipant(id));
+        }
+        self.record(Event::StatusSet { id, status }, out);
+        Ok(self.view(id).expect("exists"))
+    }
+
+    fn view(&self, id: ParticipantId) -> Option<ParticipantView> {
+        let p = self.participants.get(&id)?;
+        Some(ParticipantView {
+            id: p.id,
+            name: p.name.clone(),
+            status: p.status,
+            net_debit_cap: p.net_debit_cap,
+            position: p.position,
+            reserved: p.reserved,
+            available: p.available(),
+            online: self.online.contains_key(&id),
+        })
+    }
+
+    /// Applies an event, then appends it to the journal output.
+    fn record(&mut self, event: Event<'_>, out: &mut Output) {
+        self.apply(&event);
+        event.encode_into(&mut out.journal);
+        out.event_count += 1;
+    }
+
+    /// The only function that changes durable state. Used live and on replay.
+    ///
+    /// # Panics
+    /// On an event that contradicts the state (a journal from another
+    /// switch, or a bug): replaying it could only make the ledger wrong.
+    pub fn apply(&mut self, event: &Event<'_>) {
+        match *event {
+            Event::ParticipantRegistered { id, name, net_debit_cap } => {
+                let previous = self.participants.insert(
+                    id,
+                    ParticipantState {
+                        id,
+                        name: name.to_owned(),
+                        status: ParticipantStatus::Active,
+                        net_debit_cap,
+                        position: Amount::ZERO,
+                        reserved: Amount::ZERO,
+                        inflight_in: 0,
+                    },
+                );
+                assert!(previous.is_none(), "participant {id} registered twice");
+            }
+            Event::LimitSet { id, net_debit_cap } => self.participant_mut(id).net_debit_cap = net_debit_cap,
+            Event::StatusSet { id, status } => self.participant_mut(id).status = status,
+            Event::Reserved { id, payer, payee, amount, digest, at, deadline, remittance: _ } => {
+                let transfer = Transfer {
+                    id,
+                    payer,
+                    payee,
+                    amount,
+                    state: TransferState::Received.next(TransferEvent::Reserve).expect("legal"),
+                    reason: None,
+                    created_at: at,
+                    settled_at: None,
+                    deadline,
+                    digest,
+                    returned: Amount::ZERO,
+                    original: None,
+                };
+                assert!(self.transfers.insert(id, transfer).is_none(), "transfer {id} reserved twice");
+                let payer_state = self.participant_mut(payer.participant);
+                payer_state.reserved = payer_state.reserved.checked_add(amount).expect("reserved overflow");
+                self.participant_mut(payee.participant).inflight_in += 1;
+                self.deadlines.insert((deadline, id));
+            }
+            Event::Settled { id, at } => {
+                let (payer, payee, amount, deadline) = {
+                    let t = self.transfers.get_mut(&id).expect("settled transfer exists");
+                    t.state = t.state.next(TransferEvent::Settle).expect("only reserved transfers settle");
+                    t.settled_at = Some(at);
+                    (t.payer.participant, t.payee.participant, t.amount, t.deadline)
+                };
+                self.deadlines.remove(&(deadline, id));
+                let p = self.participant_mut(payer);
+                p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
+                p.position = p.position.checked_sub(amount).expect("position underflow");
+                let q = self.participant_mut(payee);
+                q.inflight_in -= 1;
+                q.position = q.position.checked_add(amount).expect("position overflow");
+            }
+            Event::Rejected { id, reason, at: _ } => {
+                let (payer, payee, amount, deadline) = {
+                    let t = self.transfers.get_mut(&id).expect("rejected transfer exists");
+                    t.state = t.state.next(TransferEvent::Reject).expect("only reserved transfers are rejected");
+                    t.reason = Some(reason);
+                    (t.payer.participant, t.payee.participant, t.amount, t.deadline)
+                };
+                self.deadlines.remove(&(deadline, id));
+                let p = self.participant_mut(payer);
+                p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
+                self.participant_mut(payee).inflight_in -= 1;
+            }
+            Event::Refused { id, payer, payee, amount, digest, reason, at, original } => {
+                let transfer = Transfer {
+                    id,
+                    payer,
+                    payee,
+                    amount,
+                    state: TransferState::Received.next(TransferEvent::Reject).expect("legal"),
+                    reason: Some(reason),
+                    created_at: at,
+                    settled_at: None,
+                    deadline: at,
+                    digest,
+                    returned: Amount::ZERO,
+                    original,
+                };
+                assert!(self.transfers.insert(id, transfer).is_none(), "transfer {id} recorded twice");
+            }
+            Event::ReturnSettled { id, original, payer, payee, amount, digest, reason: _, at } => {
+                let transfer = Transfer {
+                    id,
+                    payer,
+                    payee,
+                    amount,
+                    state: TransferState::Received.next(TransferEvent::Settle).expect("legal"),
+                    reason: None,
+                    created_at: at,
+                    settled_at: Some(at),
+                    deadline: at,
+                    digest,
+                    returned: Amount::ZERO,
+                    original: Some(original),
+                };
+                assert!(self.transfers.insert(id, transfer).is_none(), "return {id} recorded twice");
+                let o = self.transfers.get_mut(&original).expect("original of a return exists");
+                o.returned = o.returned.checked_add(amount).expect("returned overflow");
+                assert!(o.returned <= o.amount, "return exceeds original {original}");
+                let p = self.participant_mut(payer.participant);
+                p.position = p.position.checked_sub(amount).expect("position underflow");
+                let q = self.participant_mut(payee.participant);
+                q.position = q.position.checked_add(amount).expect("position overflow");
+            }
+        }
+    }
+
+    fn participant_mut(&mut self, id: ParticipantId) -> &mut ParticipantState {
+        self.participants.get_mut(&id).unwrap_or_else(|| panic!("event names unknown participant {id}"))
+    }
+
+    /// Checks the ledger's invariants from scratch; `Err` says which broke.
+    /// Run after a replay (the switch refuses to start on a broken ledger)
+    /// and throughout the property tests.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut position_sum: i128 = 0;
+        let mut reserved = HashMap::<ParticipantId, i128>::new();
+        let mut inflight = HashMap::<ParticipantId, u32>::new();
+        for t in self.transfers.values() {
+            if t.state == TransferState::Reserved {
+                *reserved.entry(t.payer.participant).or_default() += i128::from(t.amount.minor());
+                *inflight.entry(t.payee.participant).or_default() += 1;
+                if !self.deadlines.contains(&(t.deadline, t.id)) {
+                    return Err(format!("reserved transfer {} has no deadline", t.id));
+                }
+            }
+            if t.returned > t.amount {
+                return Err(format!("transfer {} returned {} of {}", t.id, t.returned, t.amount));
+            }
+        }
+        let reserved_count: u32 = inflight.values().sum();
+        if self.deadlines.len() != reserved_count as usize {
+            return Err(format!("{} deadlines for {reserved_count} reserved transfers", self.deadlines.len()));
+        }
+        for p in self.participants.values() {
+            position_sum += i128::from(p.position.minor());
+            let expected = reserved.get(&p.id).copied().unwrap_or(0);
+            if i128::from(p.reserved.minor()) != expected {
+                return Err(format!("participant {} reserved {} but its transfers hold {}", p.id, p.reserved, expected));
+            }
+            if p.inflight_in != inflight.get(&p.id).copied().unwrap_or(0) {
+                return Err(format!("participant {} in-flight count is off", p.id));
+            }
+        }
+        if position_sum != 0 {
+            return Err(format!("positions sum to {position_sum} minor units, not zero"));
+        }
+        Ok(())
+    }
+}

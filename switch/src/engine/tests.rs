@@ -1,0 +1,463 @@
+//! Engine tests: no tokio, no sockets, no disk. They prove the lifecycle
+//! rules one by one, then (property tests) that under any interleaving of
+//! commands positions net to zero, no payer exceeds its limit, no id settles
+//! twice, returns never exceed their original, and replaying the journal
+//! rebuilds exactly the same ledger.
+
+use super::*;
+use ponte_domain::AccountType;
+use proptest::prelude::*;
+
+const T0: TimestampMs = 1_795_730_100_000; // 2026-11-26 21:55 UTC
+
+fn pid(code: u32) -> ParticipantId {
+    ParticipantId::new(code).unwrap()
+}
+
+fn account(code: u32, number: &str) -> Account {
+    Account::new(pid(code), "1", number, AccountType::Checking).unwrap()
+}
+
+fn id(payer: u32, n: u64) -> EndToEndId {
+    let suffix = format!("{n:011}");
+    EndToEndId::from_parts(IdKind::Payment, pid(payer), T0, suffix.as_bytes().try_into().unwrap())
+}
+
+fn return_id(returner: u32, n: u64) -> EndToEndId {
+    let suffix = format!("{n:011}");
+    EndToEndId::from_parts(IdKind::Return, pid(returner), T0, suffix.as_bytes().try_into().unwrap())
+}
+
+struct Harness {
+    engine: Engine,
+    journal: Vec<Vec<u8>>,
+    effects: Vec<Effect>,
+}
+
+impl Harness {
+    fn new(caps: &[(u32, i64)]) -> Harness {
+        let mut h = Harness { engine: Engine::new(EngineConfig::default()), journal: Vec::new(), effects: Vec::new() };
+        for &(code, cap) in caps {
+            let reply = h.run(T0, Command::RegisterParticipant { id: pid(code), name: format!("Bank {code}"), net_debit_cap: Amount::units(cap) });
+            assert!(matches!(reply, Reply::Participant(Ok(_))));
+            h.run(T0, Command::InboxOpened(pid(code)));
+        }
+        h
+    }
+
+    fn run(&mut self, now: TimestampMs, command: Command) -> Reply {
+        let mut out = Output::default();
+        let reply = self.engine.execute(now, command, &mut out);
+        self.absorb(out);
+        reply
+    }
+
+    fn expire(&mut self, now: TimestampMs) {
+        let mut out = Output::default();
+        self.engine.expire(now, &mut out);
+        self.absorb(out);
+    }
+
+    fn absorb(&mut self, out: Output) {
+        if !out.journal.is_empty() {
+            self.journal.push(out.journal);
+        }
+        self.effects.extend(out.effects);
+    }
+
+    fn pay(&mut self, now: TimestampMs, id: EndToEndId, payer: u32, payee: u32, minor: i64) -> Reply {
+        self.run(
+            now,
+            Command::Submit(PaymentOrder {
+                id,
+                payer: account(payer, "111"),
+                payee: account(payee, "222"),
+                amount: Amount::from_minor(minor),
+                remittance: "invoice 42".into(),
+            }),
+        )
+    }
+
+    fn answer(&mut self, now: TimestampMs, payee: u32, id: EndToEndId, decision: Decision) {
+        self.run(now, Command::Answer { payee: pid(payee), id, decision });
+    }
+
+    fn position(&self, code: u32) -> i64 {
+        self.engine.participant(pid(code)).unwrap().position.minor()
+    }
+
+    fn finals(&self, id: EndToEndId) -> Vec<Outcome> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Final { id: i, outcome } if *i == id => Some(*outcome),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn replayed(&self) -> Engine {
+        let mut engine = Engine::new(self.engine.config().clone());
+        for record in &self.journal {
+            for event in decode_events(record) {
+                engine.apply(&event.unwrap());
+            }
+        }
+        engine
+    }
+}
+
+#[test]
+fn accepted_payment_settles_and_moves_positions() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+    let p = id(1, 1);
+    assert!(matches!(h.pay(T0, p, 1, 2, 150_00), Reply::Pending));
+    assert_eq!(h.engine.participant(pid(1)).unwrap().reserved, Amount::from_minor(150_00));
+    assert!(h.effects.iter().any(|e| matches!(e, Effect::Deliver(d) if d.id == p && d.deadline == T0 + 5_000)));
+    h.answer(T0 + 10, 2, p, Decision::Accept);
+    assert_eq!(h.finals(p), [Outcome::Settled { at: T0 + 10 }]);
+    assert!(h.effects.iter().any(|e| matches!(e, Effect::Settled { payee, id, .. } if *payee == pid(2) && *id == p)));
+    assert_eq!((h.position(1), h.position(2)), (-150_00, 150_00));
+    assert_eq!(h.engine.participant(pid(1)).unwrap().reserved, Amount::ZERO);
+    h.engine.check_invariants().unwrap();
+}
+
+#[test]
+fn payee_reject_releases_the_reservation() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+    let p = id(1, 1);
+    h.pay(T0, p, 1, 2, 500_00);
+    h.answer(T0 + 1, 2, p, Decision::Reject(ReasonCode::ClosedAccount));
+    assert_eq!(h.finals(p), [Outcome::Rejected { reason: ReasonCode::ClosedAccount }]);
+    assert_eq!(h.engine.participant(pid(1)).unwrap().available(), Amount::units(1000));
+    // A payee may not answer with a switch-only code: it becomes DS04.
+    let q = id(1, 2);
+    h.pay(T0, q, 1, 2, 1_00);
+    h.answer(T0 + 1, 2, q, Decision::Reject(ReasonCode::InsufficientLiquidity));
+    assert_eq!(h.finals(q), [Outcome::Rejected { reason: ReasonCode::RejectedByPayee }]);
+    h.engine.check_invariants().unwrap();
+}
+
+#[test]
+fn silence_times_out_at_the_deadline_and_late_answers_change_nothing() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+    let p = id(1, 1);
+    h.pay(T0, p, 1, 2, 1_00);
+    assert_eq!(h.engine.next_deadline(), Some(T0 + 5_000));
+    h.expire(T0 + 4_999);
+    assert!(h.finals(p).is_empty());
+    h.expire(T0 + 5_000);
+    assert_eq!(h.finals(p), [Outcome::Rejected { reason: ReasonCode::PayeeTimeout }]);
+    assert!(h.effects.iter().any(|e| matches!(e, Effect::Cancelled { id, .. } if *id == p)));
+    h.answer(T0 + 6_000, 2, p, Decision::Accept);
+    h.answer(T0 + 6_000, 2, p, Decision::Accept);
+    assert_eq!(h.finals(p).len(), 1);
+    assert_eq!(h.engine.answer_stats().late_or_duplicate, 2);
+    assert_eq!((h.position(1), h.position(2)), (0, 0));
+    assert_eq!(h.engine.next_deadline(), None);
+}
+
+#[test]
+fn only_the_payee_can_answer() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000), (3, 1000)]);
+    let p = id(1, 1);
+    h.pay(T0, p, 1, 2, 1_00);
+    h.answer(T0, 3, p, Decision::Accept);
+    h.answer(T0, 1, p, Decision::Accept);
+    h.answer(T0, 2, id(1, 99), Decision::Accept);
+    assert!(h.finals(p).is_empty());
+    assert_eq!(h.engine.answer_stats().unknown, 3);
+}
+
+#[test]
+fn duplicate_ids_return_the_original_outcome_or_their_own_code() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+    let p = id(1, 1);
+    h.pay(T0, p, 1, 2, 10_00);
+    assert!(matches!(h.pay(T0, p, 1, 2, 10_00), Reply::Pending), "same content while pending waits for the same outcome");
+    h.answer(T0 + 5, 2, p, Decision::Accept);
+    let journal_len = h.journal.len();
+    assert!(matches!(h.pay(T0 + 9, p, 1, 2, 10_00), Reply::Final(Outcome::Settled { at }) if at == T0 + 5));
+    assert!(matches!(
+        h.pay(T0 + 9, p, 1, 2, 11_00),
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified })
+    ));
+    assert_eq!(h.journal.len(), journal_len, "resubmissions are not executed again");
+    assert_eq!((h.position(1), h.position(2)), (-10_00, 10_00));
+}
+
+#[test]
+fn liquidity_limit_is_never_exceeded() {
+    let mut h = Harness::new(&[(1, 100), (2, 1000)]);
+    assert!(matches!(h.pay(T0, id(1, 1), 1, 2, 60_00), Reply::Pending));
+    // 60 reserved: 40 left.
+    assert!(matches!(
+        h.pay(T0, id(1, 2), 1, 2, 40_01),
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::InsufficientLiquidity })
+    ));
+    assert!(matches!(h.pay(T0, id(1, 3), 1, 2, 40_00), Reply::Pending));
+    h.answer(T0, 2, id(1, 1), Decision::Accept);
+    h.answer(T0, 2, id(1, 3), Decision::Accept);
+    assert_eq!(h.engine.participant(pid(1)).unwrap().available(), Amount::ZERO);
+    // Receiving money restores headroom.
+    assert!(matches!(h.pay(T0, id(2, 1), 2, 1, 30_00), Reply::Pending));
+    h.answer(T0, 1, id(2, 1), Decision::Accept);
+    assert_eq!(h.engine.participant(pid(1)).unwrap().available(), Amount::units(30));
+}
+
+#[test]
+fn switch_side_rejections() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000), (3, 1000)]);
+    let reject = |reply: Reply| match reply {
+        Reply::Final(Outcome::Rejected { reason }) => reason,
+        other => panic!("expected a rejection, got {other:?}"),
+    };
+    assert_eq!(reject(h.pay(T0, id(1, 1), 1, 9, 1_00)), ReasonCode::UnknownPayeeParticipant);
+    assert_eq!(reject(h.pay(T0, id(1, 2), 1, 1, 1_00)), ReasonCode::UnknownPayeeParticipant);
+    h.run(T0, Command::InboxClosed(pid(3)));
+    assert_eq!(reject(h.pay(T0, id(1, 3), 1, 3, 1_00)), ReasonCode::PayeeOffline);
+    assert_eq!(reject(h.pay(T0, id(1, 4), 1, 2, 1_000_000_000_01)), ReasonCode::AmountNotAllowed);
+    assert_eq!(reject(h.pay(T0 + 6 * 60_000 + 24 * 3_600_000, id(1, 5), 1, 2, 1_00)), ReasonCode::IdTimestampOutOfRange);
+    assert_eq!(reject(h.pay(T0 - 6 * 60_000, id(1, 6), 1, 2, 1_00)), ReasonCode::IdTimestampOutOfRange);
+    h.run(T0, Command::SetStatus { id: pid(1), status: ParticipantStatus::Suspended });
+    assert_eq!(reject(h.pay(T0, id(1, 7), 1, 2, 1_00)), ReasonCode::PayerSuspended);
+    h.run(T0, Command::SetStatus { id: pid(2), status: ParticipantStatus::Suspended });
+    assert_eq!(reject(h.pay(T0, id(3, 1), 3, 2, 1_00)), ReasonCode::UnknownPayeeParticipant);
+    // Refusals are remembered: the same id gets the same answer.
+    assert_eq!(reject(h.pay(T0, id(1, 3), 1, 3, 1_00)), ReasonCode::PayeeOffline);
+    h.engine.check_invariants().unwrap();
+}
+
+#[test]
+fn payee_inflight_is_bounded() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+    h.engine.config.payee_inflight_max = 2;
+    assert!(matches!(h.pay(T0, id(1, 1), 1, 2, 1), Reply::Pending));
+    assert!(matches!(h.pay(T0, id(1, 2), 1, 2, 1), Reply::Pending));
+    assert!(matches!(h.pay(T0, id(1, 3), 1, 2, 1), Reply::Final(Outcome::Rejected { reason: ReasonCode::PayeeBusy })));
+    h.answer(T0, 2, id(1, 1), Decision::Accept);
+    assert!(matches!(h.pay(T0, id(1, 4), 1, 2, 1), Reply::Pending));
+}
+
+fn give_back(h: &mut Harness, now: TimestampMs, returner: u32, n: u64, original: EndToEndId, minor: i64) -> Reply {
+    h.run(
+        now,
+        Command::Return(ReturnOrder {
+            returner: pid(returner),
+            id: return_id(returner, n),
+            original,
+            amount: Amount::from_minor(minor),
+            reason: ReasonCode::RefundRequested,
+            remittance: String::new(),
+        }),
+    )
+}
+
+#[test]
+fn returns_are_linked_capped_and_idempotent() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000), (3, 1000)]);
+    let p = id(1, 1);
+    h.pay(T0, p, 1, 2, 100_00);
+    h.answer(T0, 2, p, Decision::Accept);
+    assert!(matches!(give_back(&mut h, T0 + 1, 2, 1, p, 60_00), Reply::Final(Outcome::Settled { .. })));
+    assert!(h.effects.iter().any(|e| matches!(e, Effect::Returned(n) if n.to == pid(1) && n.original == p)));
+    assert_eq!((h.position(1), h.position(2)), (-40_00, 40_00));
+    assert!(matches!(
+        give_back(&mut h, T0 + 2, 2, 2, p, 40_01),
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::ReturnExceedsOriginal })
+    ));
+    assert!(matches!(give_back(&mut h, T0 + 3, 2, 3, p, 40_00), Reply::Final(Outcome::Settled { .. })));
+    assert_eq!(h.engine.transfer(&p).unwrap().returned, Amount::from_minor(100_00));
+    // Same return id, same content: same answer, nothing moves again.
+    assert!(matches!(give_back(&mut h, T0 + 4, 2, 3, p, 40_00), Reply::Final(Outcome::Settled { at }) if at == T0 + 3));
+    assert_eq!((h.position(1), h.position(2)), (0, 0));
+    // Only the original payee can return, and only a settled payment.
+    assert!(matches!(
+        give_back(&mut h, T0, 3, 1, p, 1),
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::OriginalNotFound })
+    ));
+    let q = id(1, 2);
+    h.pay(T0, q, 1, 2, 5_00);
+    assert!(matches!(
+        give_back(&mut h, T0, 2, 4, q, 1),
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::OriginalNotFound })
+    ));
+    h.engine.check_invariants().unwrap();
+}
+
+#[test]
+fn returns_close_after_the_window() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+    let p = id(1, 1);
+    h.pay(T0, p, 1, 2, 1_00);
+    h.answer(T0, 2, p, Decision::Accept);
+    let late = T0 + h.engine.config().return_window_ms + 1;
+    assert!(matches!(
+        give_back(&mut h, late, 2, 1, p, 1),
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::ReturnWindowExpired })
+    ));
+}
+
+#[test]
+fn status_is_visible_only_to_the_two_sides() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000), (3, 1000)]);
+    let p = id(1, 1);
+    h.pay(T0, p, 1, 2, 1_00);
+    for (caller, visible) in [(1, true), (2, true), (3, false)] {
+        let Reply::Status(view) = h.run(T0, Command::Status { caller: pid(caller), id: p }) else { panic!() };
+        assert_eq!(view.is_some(), visible);
+    }
+}
+
+#[test]
+fn administration() {
+    let mut h = Harness::new(&[(1, 1000)]);
+    let again = h.run(T0, Command::RegisterParticipant { id: pid(1), name: "Bank 1".into(), net_debit_cap: Amount::units(1000) });
+    assert!(matches!(again, Reply::Participant(Ok(_))), "identical registration is idempotent");
+    let clash = h.run(T0, Command::RegisterParticipant { id: pid(1), name: "Other".into(), net_debit_cap: Amount::units(1) });
+    assert!(matches!(clash, Reply::Participant(Err(AdminError::AlreadyRegistered(_)))));
+    let unknown = h.run(T0, Command::SetLimit { id: pid(7), net_debit_cap: Amount::ZERO });
+    assert!(matches!(unknown, Reply::Participant(Err(AdminError::UnknownParticipant(_)))));
+    let bad = h.run(T0, Command::RegisterParticipant { id: pid(2), name: " ".into(), net_debit_cap: Amount::ZERO });
+    assert!(matches!(bad, Reply::Participant(Err(AdminError::InvalidName))));
+    let Reply::Participant(Ok(view)) = h.run(T0, Command::SetLimit { id: pid(1), net_debit_cap: Amount::units(5) }) else { panic!() };
+    assert_eq!(view.available, Amount::units(5));
+}
+
+#[test]
+fn replay_rebuilds_the_same_ledger() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+    for n in 0..50 {
+        h.pay(T0, id(1, n), 1, 2, 1_00 + n as i64);
+        match n % 3 {
+            0 => h.answer(T0, 2, id(1, n), Decision::Accept),
+            1 => h.answer(T0, 2, id(1, n), Decision::Reject(ReasonCode::InvalidCreditorAccount)),
+            _ => {}
+        }
+    }
+    give_back(&mut h, T0, 2, 1, id(1, 0), 50);
+    let rebuilt = h.replayed();
+    rebuilt.check_invariants().unwrap();
+    for code in [1, 2] {
+        let (a, b) = (h.engine.participant(pid(code)).unwrap(), rebuilt.participant(pid(code)).unwrap());
+        assert_eq!((a.position, a.reserved, a.inflight_in), (b.position, b.reserved, b.inflight_in));
+    }
+    assert_eq!(rebuilt.transfer_count(), h.engine.transfer_count());
+    assert_eq!(rebuilt.next_deadline(), h.engine.next_deadline());
+}
+
+/// One step of a random workload.
+#[derive(Debug, Clone)]
+enum Op {
+    Pay { payer: u32, payee: u32, minor: i64, n: u64 },
+    Resubmit { pick: usize, modified: bool },
+    Answer { pick: usize, accept: bool, by_other: bool },
+    Return { pick: usize, minor: i64, n: u64 },
+    Advance { ms: i64 },
+    Inbox { code: u32, open: bool },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1..=4_u32, 1..=4_u32, 1..=60_000_i64, any::<u64>()).prop_map(|(payer, payee, minor, n)| Op::Pay { payer, payee, minor, n }),
+        1 => (any::<usize>(), any::<bool>()).prop_map(|(pick, modified)| Op::Resubmit { pick, modified }),
+        4 => (any::<usize>(), any::<bool>(), prop::bool::weighted(0.1)).prop_map(|(pick, accept, by_other)| Op::Answer { pick, accept, by_other }),
+        1 => (any::<usize>(), 1..=30_000_i64, any::<u64>()).prop_map(|(pick, minor, n)| Op::Return { pick, minor, n }),
+        1 => (0..3_000_i64).prop_map(|ms| Op::Advance { ms }),
+        1 => (1..=4_u32, any::<bool>()).prop_map(|(code, open)| Op::Inbox { code, open }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Under any interleaving: positions net to zero, no payer ever holds
+    /// more than its cap, each id gets exactly one final outcome, returns stay
+    /// within their original, and a replay rebuilds the same ledger.
+    #[test]
+    fn ledger_invariants_hold_under_random_workloads(ops in prop::collection::vec(op(), 1..300)) {
+        let caps = [(1, 1_000), (2, 500), (3, 2_000), (4, 100)];
+        let mut h = Harness::new(&caps);
+        let mut now = T0;
+        let mut sent: Vec<(EndToEndId, u32, u32, i64)> = Vec::new();
+        let mut open: HashMap<u32, u32> = caps.iter().map(|&(c, _)| (c, 1)).collect();
+        for op in ops {
+            match op {
+                Op::Pay { payer, payee, minor, n } => {
+                    let i = id(payer, n % 100_000_000_000);
+                    if h.engine.transfer(&i).is_none() {
+                        h.pay(now, i, payer, payee, minor);
+                        sent.push((i, payer, payee, minor));
+                    }
+                }
+                Op::Resubmit { pick, modified } if !sent.is_empty() => {
+                    let (i, payer, payee, minor) = sent[pick % sent.len()];
+                    let reply = h.pay(now, i, payer, payee, minor + i64::from(modified));
+                    if modified {
+                        let modified_rejected = matches!(reply, Reply::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified }));
+                        prop_assert!(modified_rejected);
+                    }
+                }
+                Op::Answer { pick, accept, by_other } if !sent.is_empty() => {
+                    let (i, _, payee, _) = sent[pick % sent.len()];
+                    let who = if by_other { payee % 4 + 1 } else { payee };
+                    let decision = if accept { Decision::Accept } else { Decision::Reject(ReasonCode::BlockedAccount) };
+                    h.answer(now, who, i, decision);
+                }
+                Op::Return { pick, minor, n } if !sent.is_empty() => {
+                    let (i, _, payee, _) = sent[pick % sent.len()];
+                    let rid = return_id(payee, n % 100_000_000_000);
+                    if h.engine.transfer(&rid).is_none() {
+                        give_back(&mut h, now, payee, n % 100_000_000_000, i, minor);
+                    }
+                }
+                Op::Advance { ms } => {
+                    now += ms;
+                    h.expire(now);
+                }
+                Op::Inbox { code, open: opening } => {
+                    let count = open.entry(code).or_default();
+                    if opening {
+                        *count += 1;
+                        h.run(now, Command::InboxOpened(pid(code)));
+                    } else if *count > 0 {
+                        *count -= 1;
+                        h.run(now, Command::InboxClosed(pid(code)));
+                    }
+                }
+                _ => {}
+            }
+            prop_assert_eq!(h.engine.check_invariants(), Ok(()));
+            for &(code, cap) in &caps {
+                let p = h.engine.participant(pid(code)).unwrap();
+                let exposure = p.reserved.minor() - p.position.minor();
+                prop_assert!(exposure <= cap * 100, "participant {} exposure {} over cap {}", code, exposure, cap);
+            }
+        }
+        // Each payment got at most one final outcome, and a reserved one none yet.
+        for &(i, ..) in &sent {
+            let finals = h.finals(i).len();
+            let state = h.engine.transfer(&i).unwrap().state;
+            let refused_at_once = h.engine.transfer(&i).unwrap().reason.is_some() && finals == 0;
+            prop_assert!(finals <= 1, "{} finals for {}", finals, i);
+            prop_assert_eq!(state.is_final(), finals == 1 || refused_at_once);
+        }
+        let rebuilt = h.replayed();
+        prop_assert_eq!(rebuilt.check_invariants(), Ok(()));
+        for &(code, _) in &caps {
+            let (a, b) = (h.engine.participant(pid(code)).unwrap(), rebuilt.participant(pid(code)).unwrap());
+            prop_assert_eq!((a.position, a.reserved), (b.position, b.reserved));
+        }
+        // Independent recomputation of positions from the transfer list.
+        let mut expected: HashMap<u32, i64> = HashMap::new();
+        for t in h.engine.transfers.values() {
+            if t.state == TransferState::Settled {
+                *expected.entry(t.payer.participant.code()).or_default() -= t.amount.minor();
+                *expected.entry(t.payee.participant.code()).or_default() += t.amount.minor();
+            }
+        }
+        for &(code, _) in &caps {
+            prop_assert_eq!(h.position(code), expected.get(&code).copied().unwrap_or(0));
+        }
+    }
+}

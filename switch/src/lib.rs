@@ -1,0 +1,17 @@
+//! The Ponte switch.
+//!
+//! # Layout
+//! - [`engine`]: the payment ledger as a pure state machine (no I/O).
+//! - [`journal`]: the durable, append-only record of engine events on an
+//!   embedded store (redb), written in groups with one fsync each.
+//! - [`runtime`]: the engine thread and the journal thread that drive the
+//!   engine over a bounded queue and make each batch durable before anyone
+//!   hears of it.
+//! - [`service`]: the gRPC services (`ponte.v1.Payments`, `ponte.v1.Operator`)
+//!   and the mapping between wire messages and domain types.
+//! - [`tls`]: mTLS identities: who a client certificate names, and the dev
+//!   certificate authority `ponte serve` creates on first start.
+//! - [`server`]: wiring: configuration, start-up, shutdown.
+//! - [`demo`]: `ponte demo`, a whole country in one process.
+
+pub mod engine;
