@@ -21,7 +21,7 @@ pub mod transfer;
 
 pub use account::{Account, AccountError, AccountType};
 pub use ids::{EndToEndId, IdError, IdKind, ParticipantId};
-pub use money::{Amount, AmountError};
+pub use money::{Amount, AmountError, CURRENCY};
 pub use reason::ReasonCode;
 pub use transfer::{TransferEvent, TransferState};
 

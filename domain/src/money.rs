@@ -13,6 +13,9 @@ use std::str::FromStr;
 /// of `10^-SCALE`.
 pub const SCALE: u32 = 2;
 
+/// The currency every amount is in (ISO 4217). One switch, one currency.
+pub const CURRENCY: &str = "BRL";
+
 /// Longest amount string accepted from outside. Longer input is refused before
 /// it reaches the decimal parser.
 pub const AMOUNT_TEXT_LEN_MAX: usize = 32;

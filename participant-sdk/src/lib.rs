@@ -1,0 +1,48 @@
+//! The Ponte participant SDK: what a bank or wallet embeds to send and
+//! receive instant payments through a Ponte switch.
+//!
+//! Everything goes over gRPC with mutual TLS: the participant's client
+//! certificate (issued by the switch operator) says who it is.
+//!
+//! ```no_run
+//! use ponte_sdk::{Client, Identity, Payment, PaymentOutcome};
+//! use ponte_domain::{Account, AccountType, Amount, ParticipantId};
+//!
+//! # async fn run() -> Result<(), ponte_sdk::Error> {
+//! let me: ParticipantId = "10000001".parse().unwrap();
+//! let identity = Identity::from_dev_dir("ponte-data/certs".as_ref(), "10000001")?;
+//! let client = Client::connect("https://127.0.0.1:7700", me, &identity).await?;
+//! let payment = Payment {
+//!     id: client.new_payment_id(),
+//!     payer: Account::new(me, "1", "123456", AccountType::Checking).unwrap(),
+//!     payee: Account::new("10000002".parse().unwrap(), "1", "654321", AccountType::Checking).unwrap(),
+//!     amount: Amount::parse_positive("25.00").unwrap(),
+//!     remittance: "lunch".into(),
+//! };
+//! match client.submit(&payment).await? {
+//!     PaymentOutcome::Settled { .. } => println!("paid"),
+//!     PaymentOutcome::Rejected { reason } if reason.is_transient() => println!("try again later: {reason}"),
+//!     PaymentOutcome::Rejected { reason } => println!("refused: {reason}"),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`Client`]: submit (one at a time or streamed), status, returns.
+//! - [`InboxHandler`] and [`Client::serve_inbox`]: receive payments and answer them.
+//! - [`OperatorClient`]: the central bank's administration calls.
+//! - [`Error`]: protocol and transport errors. Business outcomes are values
+//!   ([`PaymentOutcome`] with a [`ReasonCode`]), not errors.
+//! - [`wire`]: conversions between wire messages and domain types.
+
+mod client;
+mod error;
+mod inbox;
+mod operator;
+pub mod wire;
+
+pub use client::{Client, Identity, Payment, PaymentOutcome, Return, StreamedResult, SubmitReceiver, SubmitSender, TransferStatus};
+pub use error::Error;
+pub use inbox::{Decision, IncomingPayment, InboxHandle, InboxHandler, ReturnNotice};
+pub use operator::{OperatorClient, ParticipantInfo, ParticipantStatus};
+pub use ponte_domain::{Account, AccountType, Amount, EndToEndId, ParticipantId, ReasonCode, TransferState};

@@ -15,3 +15,9 @@
 //! - [`demo`]: `ponte demo`, a whole country in one process.
 
 pub mod engine;
+pub mod journal;
+pub mod runtime;
+pub mod tls;
+pub mod service;
+pub mod server;
+pub mod demo;

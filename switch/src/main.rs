@@ -1,1 +1,194 @@
-fn main() {}
+//! `ponte`: the switch binary.
+//!
+//! - `ponte serve`: run the switch (embedded store, mTLS, dev certificates on first start).
+//! - `ponte demo`: a simulated country in one process.
+//! - `ponte participant ...`: the operator's administration commands.
+
+use clap::{Args, Parser, Subcommand};
+use ponte_domain::{Amount, ParticipantId};
+use ponte_sdk::{Identity, OperatorClient, ParticipantStatus};
+use ponte_switch::server::{self, Config};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ponte", version, about = "Ponte: an instant payments switch")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the switch. With no arguments: the embedded store in ./ponte-data,
+    /// development certificates created on first start, listening on 127.0.0.1:7700.
+    Serve(ServeArgs),
+    /// Start a switch on a temporary directory with simulated banks, run a
+    /// burst of payments and print what happened.
+    Demo(ponte_switch::demo::DemoArgs),
+    /// Participant administration (operator certificate required).
+    Participant {
+        #[command(flatten)]
+        connection: OperatorArgs,
+        #[command(subcommand)]
+        action: ParticipantAction,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "PONTE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory: journal and development certificates [default: ponte-data]
+    #[arg(long, env = "PONTE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to serve on [default: 127.0.0.1:7700]
+    #[arg(long, env = "PONTE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// How long a payee has to answer, in milliseconds [default: 5000]
+    #[arg(long, env = "PONTE_PAYEE_TIMEOUT_MS")]
+    payee_timeout_ms: Option<i64>,
+}
+
+#[derive(Args)]
+struct OperatorArgs {
+    /// The switch's address.
+    #[arg(long, env = "PONTE_ENDPOINT", default_value = "https://127.0.0.1:7700", global = true)]
+    endpoint: String,
+    /// Directory holding ca.pem, operator.pem and operator.key (and ca.key, to issue certificates).
+    #[arg(long, env = "PONTE_CERTS", default_value = "ponte-data/certs", global = true)]
+    certs: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum ParticipantAction {
+    /// List participants with their limits and positions.
+    List,
+    /// Admit a participant; with the development CA at hand, also issue its certificate.
+    Add {
+        code: ParticipantId,
+        name: String,
+        /// Net debit cap, e.g. 100000.00
+        #[arg(long)]
+        net_debit_cap: String,
+    },
+    /// Change a participant's net debit cap.
+    Limit { code: ParticipantId, net_debit_cap: String },
+    /// Stop a participant from sending or receiving payments.
+    Suspend { code: ParticipantId },
+    /// Let a suspended participant transact again.
+    Activate { code: ParticipantId },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Demo(args) => ponte_switch::demo::run(args).await,
+            Command::Participant { connection, action } => participant(connection, action).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(ms) = args.payee_timeout_ms {
+        anyhow::ensure!(ms > 0, "--payee-timeout-ms must be positive");
+        config.engine.payee_timeout_ms = ms;
+    }
+    let switch = server::start(config.clone()).await?;
+    println!("Ponte switch serving on {}", switch.endpoint());
+    println!("  data directory: {}", switch.data_dir.display());
+    println!("  journal records replayed: {}", switch.replayed_records);
+    if let Some(pki) = &switch.dev_pki {
+        let verb = if switch.created_certificates { "created" } else { "using" };
+        println!("  development certificates ({verb}): {}", pki.dir.display());
+        println!("    CA: ca.pem   server: server.pem/.key   operator: operator.pem/.key");
+        for p in &config.dev_participants {
+            println!("    participant {} ({}): {}.pem/.key", p.code, p.name, p.code);
+        }
+        println!("  try: cargo run --release -- participant list --certs {}", pki.dir.display());
+    }
+    println!("Stop with Ctrl-C.");
+    tokio::signal::ctrl_c().await?;
+    println!("stopping...");
+    switch.stop().await;
+    Ok(())
+}
+
+async fn participant(connection: OperatorArgs, action: ParticipantAction) -> anyhow::Result<()> {
+    let identity = Identity::from_dev_dir(&connection.certs, ponte_switch::tls::OPERATOR_NAME)?;
+    let client = OperatorClient::connect(&connection.endpoint, &identity).await?;
+    let cap = |text: &str| Amount::parse_non_negative(text).map_err(|e| anyhow::anyhow!("net debit cap {text:?}: {e}"));
+    let shown = match action {
+        ParticipantAction::List => {
+            let (all, sum) = client.participants().await?;
+            println!("{:<10} {:<24} {:<10} {:>18} {:>18} {:>18} {:>18} online", "code", "name", "status", "net debit cap", "position", "reserved", "available");
+            for p in &all {
+                print_participant(p);
+            }
+            println!("sum of positions: {sum}");
+            return Ok(());
+        }
+        ParticipantAction::Add { code, name, net_debit_cap } => {
+            let info = client.register_participant(code, &name, cap(&net_debit_cap)?).await?;
+            let pki = ponte_switch::tls::DevPki::new(&connection.certs);
+            if connection.certs.join("ca.key").exists() && !pki.identity(&code.to_string()).cert.exists() {
+                let files = pki.issue(&code.to_string(), Vec::new(), rcgen::ExtendedKeyUsagePurpose::ClientAuth)?;
+                println!("issued certificate {} and key {}", files.cert.display(), files.key.display());
+            }
+            info
+        }
+        ParticipantAction::Limit { code, net_debit_cap } => client.set_limit(code, cap(&net_debit_cap)?).await?,
+        ParticipantAction::Suspend { code } => client.set_status(code, ParticipantStatus::Suspended).await?,
+        ParticipantAction::Activate { code } => client.set_status(code, ParticipantStatus::Active).await?,
+    };
+    print_participant(&shown);
+    Ok(())
+}
+
+fn print_participant(p: &ponte_sdk::ParticipantInfo) {
+    println!(
+        "{:<10} {:<24} {:<10} {:>18} {:>18} {:>18} {:>18} {}",
+        p.code.to_string(),
+        p.name,
+        format!("{:?}", p.status).to_uppercase(),
+        p.net_debit_cap.to_string(),
+        p.position.to_string(),
+        p.reserved.to_string(),
+        p.available.to_string(),
+        if p.online { "yes" } else { "no" }
+    );
+}

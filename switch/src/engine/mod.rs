@@ -591,7 +591,6 @@ impl Engine {
             },
             out,
         );
-        out.effects.push(Effect::Final { id: order.id, outcome: Outcome::Settled { at: now } });
         out.effects.push(Effect::Returned(Box::new(ReturnNotice {
             to: payee.participant,
             id: order.id,

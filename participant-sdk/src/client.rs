@@ -1,0 +1,313 @@
+//! The participant client: payments out, status, returns.
+
+use crate::error::Error;
+use crate::wire;
+use ponte_domain::{Account, Amount, CURRENCY, EndToEndId, IdKind, ParticipantId, ReasonCode, TransferState};
+use ponte_proto::v1 as pb;
+use ponte_proto::v1::payments_client::PaymentsClient;
+use std::path::Path;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+/// A participant's (or the operator's) TLS credentials: the switch's CA
+/// certificate and the caller's own certificate and key, all PEM.
+#[derive(Clone)]
+pub struct Identity {
+    ca: Certificate,
+    identity: tonic::transport::Identity,
+    domain_name: String,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").field("domain_name", &self.domain_name).finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    pub fn from_pem(ca_pem: impl AsRef<[u8]>, cert_pem: impl AsRef<[u8]>, key_pem: impl AsRef<[u8]>) -> Identity {
+        Identity {
+            ca: Certificate::from_pem(ca_pem),
+            identity: tonic::transport::Identity::from_pem(cert_pem, key_pem),
+            domain_name: "localhost".into(),
+        }
+    }
+
+    pub fn from_files(ca: &Path, cert: &Path, key: &Path) -> Result<Identity, Error> {
+        let read = |p: &Path| std::fs::read(p).map_err(|e| Error::Identity(format!("{}: {e}", p.display())));
+        Ok(Identity::from_pem(read(ca)?, read(cert)?, read(key)?))
+    }
+
+    /// Reads `ca.pem`, `NAME.pem` and `NAME.key` from a directory, as
+    /// `ponte serve` writes them on first start (`ponte-data/certs`).
+    pub fn from_dev_dir(dir: &Path, name: &str) -> Result<Identity, Error> {
+        Identity::from_files(&dir.join("ca.pem"), &dir.join(format!("{name}.pem")), &dir.join(format!("{name}.key")))
+    }
+
+    /// The name the switch's server certificate must carry (default `localhost`).
+    pub fn with_domain_name(mut self, name: impl Into<String>) -> Identity {
+        self.domain_name = name.into();
+        self
+    }
+
+    pub(crate) async fn channel(&self, endpoint: &str) -> Result<Channel, Error> {
+        let connect = |message: String| Error::Connect { endpoint: endpoint.to_owned(), message };
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(self.ca.clone())
+            .identity(self.identity.clone())
+            .domain_name(self.domain_name.clone());
+        Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|e| connect(e.to_string()))?
+            .tls_config(tls)
+            .map_err(|e| connect(e.to_string()))?
+            .tcp_nodelay(true)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .connect()
+            .await
+            .map_err(|e| connect(format!("{e} ({})", source_chain(&e))))
+    }
+}
+
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = error.source();
+    while let Some(e) = source {
+        parts.push(e.to_string());
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+/// A payment to submit.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    pub id: EndToEndId,
+    pub payer: Account,
+    pub payee: Account,
+    pub amount: Amount,
+    pub remittance: String,
+}
+
+impl Payment {
+    pub(crate) fn to_wire(&self) -> pb::PaymentRequest {
+        pb::PaymentRequest {
+            end_to_end_id: self.id.to_string(),
+            payer: Some(wire::account_to_wire(&self.payer)),
+            payee: Some(pb::Payee { target: Some(pb::payee::Target::Account(wire::account_to_wire(&self.payee))) }),
+            amount: self.amount.to_string(),
+            currency: CURRENCY.to_owned(),
+            remittance: self.remittance.clone(),
+        }
+    }
+}
+
+/// A return of (part of) a payment this participant received.
+#[derive(Debug, Clone)]
+pub struct Return {
+    pub id: EndToEndId,
+    pub original: EndToEndId,
+    pub amount: Amount,
+    pub reason: ReasonCode,
+    pub remittance: String,
+}
+
+/// The final outcome of a payment or return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    /// Money moved; the payee has been told to credit its customer.
+    Settled { at_ms: i64 },
+    /// Nothing moved. `reason.is_transient()` tells whether the same payment
+    /// under a new end-to-end id may succeed later.
+    Rejected { reason: ReasonCode },
+}
+
+impl PaymentOutcome {
+    pub fn is_settled(&self) -> bool {
+        matches!(self, PaymentOutcome::Settled { .. })
+    }
+
+    fn from_wire(result: &pb::PaymentResult) -> Result<PaymentOutcome, Error> {
+        match pb::PaymentStatus::try_from(result.status) {
+            Ok(pb::PaymentStatus::Settled) => Ok(PaymentOutcome::Settled { at_ms: result.settled_at_ms }),
+            Ok(pb::PaymentStatus::Rejected) => {
+                Ok(PaymentOutcome::Rejected { reason: wire::reason_from_wire(result.reason.as_ref())? })
+            }
+            _ => Err(Error::Protocol(format!("result for {} is not final", result.end_to_end_id))),
+        }
+    }
+}
+
+/// One result from a submit stream.
+#[derive(Debug)]
+pub struct StreamedResult {
+    /// The end-to-end id as the caller sent it.
+    pub end_to_end_id: String,
+    /// The outcome, or why the payment was not executed at all.
+    pub outcome: Result<PaymentOutcome, Error>,
+}
+
+/// What the switch knows about a payment or return.
+#[derive(Debug, Clone)]
+pub struct TransferStatus {
+    pub id: EndToEndId,
+    pub state: TransferState,
+    pub reason: Option<ReasonCode>,
+    pub payer: Account,
+    pub payee: Account,
+    pub amount: Amount,
+    pub created_at_ms: i64,
+    pub settled_at_ms: Option<i64>,
+    pub returned: Amount,
+    pub original: Option<EndToEndId>,
+}
+
+/// A connection to the switch as one participant. Cheap to clone; clones
+/// share the connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    participant: ParticipantId,
+    payments: PaymentsClient<Channel>,
+}
+
+impl Client {
+    /// Connects to `endpoint` (e.g. `https://127.0.0.1:7700`) as `participant`.
+    pub async fn connect(endpoint: &str, participant: ParticipantId, identity: &Identity) -> Result<Client, Error> {
+        let channel = identity.channel(endpoint).await?;
+        Ok(Client {
+            participant,
+            payments: PaymentsClient::new(channel).max_decoding_message_size(16 * 1024 * 1024),
+        })
+    }
+
+    pub fn participant(&self) -> ParticipantId {
+        self.participant
+    }
+
+    pub(crate) fn raw(&self) -> PaymentsClient<Channel> {
+        self.payments.clone()
+    }
+
+    /// A fresh payment end-to-end id made by this participant, now.
+    pub fn new_payment_id(&self) -> EndToEndId {
+        EndToEndId::generate(IdKind::Payment, self.participant, now_ms())
+    }
+
+    /// A fresh return id made by this participant, now.
+    pub fn new_return_id(&self) -> EndToEndId {
+        EndToEndId::generate(IdKind::Return, self.participant, now_ms())
+    }
+
+    /// Submits one payment and waits for its final outcome.
+    pub async fn submit(&self, payment: &Payment) -> Result<PaymentOutcome, Error> {
+        let result = self.payments.clone().submit(payment.to_wire()).await?.into_inner();
+        PaymentOutcome::from_wire(&result)
+    }
+
+    /// Opens a submit stream for high volume: send batches on the
+    /// [`SubmitSender`], read outcomes (in completion order) from the
+    /// [`SubmitReceiver`].
+    pub async fn open_submit_stream(&self) -> Result<(SubmitSender, SubmitReceiver), Error> {
+        let (tx, rx) = mpsc::channel(64);
+        let response = self.payments.clone().submit_stream(ReceiverStream::new(rx)).await?;
+        Ok((SubmitSender { tx }, SubmitReceiver { inner: response.into_inner() }))
+    }
+
+    /// The state of a payment or return this participant sent or received.
+    pub async fn status(&self, id: &EndToEndId) -> Result<TransferStatus, Error> {
+        let s = self.payments.clone().get_status(pb::StatusRequest { end_to_end_id: id.to_string() }).await?.into_inner();
+        let state = match pb::PaymentStatus::try_from(s.status) {
+            Ok(pb::PaymentStatus::Received) => TransferState::Received,
+            Ok(pb::PaymentStatus::Reserved) => TransferState::Reserved,
+            Ok(pb::PaymentStatus::Settled) => TransferState::Settled,
+            Ok(pb::PaymentStatus::Rejected) => TransferState::Rejected,
+            _ => return Err(Error::Protocol(format!("unknown status {}", s.status))),
+        };
+        Ok(TransferStatus {
+            id: wire::end_to_end_id("end_to_end_id", &s.end_to_end_id)?,
+            state,
+            reason: s.reason.as_ref().map(|r| wire::reason_from_wire(Some(r))).transpose()?,
+            payer: wire::account_from_wire("payer", s.payer.as_ref())?,
+            payee: wire::account_from_wire("payee", s.payee.as_ref())?,
+            amount: wire::amount_positive("amount", &s.amount)?,
+            created_at_ms: s.created_at_ms,
+            settled_at_ms: (s.settled_at_ms != 0).then_some(s.settled_at_ms),
+            returned: wire::amount_any("returned_amount", &s.returned_amount)?,
+            original: if s.original_end_to_end_id.is_empty() {
+                None
+            } else {
+                Some(wire::end_to_end_id("original_end_to_end_id", &s.original_end_to_end_id)?)
+            },
+        })
+    }
+
+    /// Returns (part of) a settled payment this participant received.
+    pub async fn return_payment(&self, r: &Return) -> Result<PaymentOutcome, Error> {
+        let request = pb::ReturnRequest {
+            return_id: r.id.to_string(),
+            original_end_to_end_id: r.original.to_string(),
+            amount: r.amount.to_string(),
+            reason: r.reason.code().to_owned(),
+            remittance: r.remittance.clone(),
+        };
+        let result = self.payments.clone().r#return(request).await?.into_inner();
+        PaymentOutcome::from_wire(&result)
+    }
+}
+
+/// The sending half of a submit stream.
+#[derive(Debug, Clone)]
+pub struct SubmitSender {
+    tx: mpsc::Sender<pb::SubmitBatch>,
+}
+
+impl SubmitSender {
+    /// Sends a batch (at most 1,024 payments). Waits while the switch
+    /// applies backpressure.
+    pub async fn send(&self, payments: &[Payment]) -> Result<(), Error> {
+        let batch = pb::SubmitBatch { payments: payments.iter().map(Payment::to_wire).collect() };
+        self.send_wire(batch).await
+    }
+
+    /// Sends an already-encoded batch (for load generators).
+    pub async fn send_wire(&self, batch: pb::SubmitBatch) -> Result<(), Error> {
+        self.tx.send(batch).await.map_err(|_| Error::Unavailable("submit stream closed".into()))
+    }
+}
+
+/// The receiving half of a submit stream.
+#[derive(Debug)]
+pub struct SubmitReceiver {
+    inner: tonic::Streaming<pb::ResultBatch>,
+}
+
+impl SubmitReceiver {
+    /// The next batch of results; `None` once the stream is over (after the
+    /// sender is dropped and every payment has its outcome).
+    pub async fn next(&mut self) -> Option<Result<Vec<StreamedResult>, Error>> {
+        match self.inner.message().await {
+            Ok(Some(batch)) => Some(Ok(batch
+                .results
+                .into_iter()
+                .map(|r| {
+                    let outcome = match &r.error {
+                        Some(e) => Err(Error::from_item(e.grpc_code, e.message.clone())),
+                        None => PaymentOutcome::from_wire(&r),
+                    };
+                    StreamedResult { end_to_end_id: r.end_to_end_id, outcome }
+                })
+                .collect())),
+            Ok(None) => None,
+            Err(status) => Some(Err(status.into())),
+        }
+    }
+
+    /// The next raw batch, without conversion (for load generators).
+    pub async fn next_wire(&mut self) -> Option<Result<pb::ResultBatch, Error>> {
+        self.inner.message().await.map_err(Error::from).transpose()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

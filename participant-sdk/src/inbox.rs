@@ -1,0 +1,243 @@
+//! Receiving payments: the participant's inbox.
+//!
+//! [`Client::serve_inbox`] keeps one inbox stream open (reconnecting with a
+//! capped backoff if it breaks) and calls an [`InboxHandler`] for each event.
+//! Answers are batched back to the switch. Credit a customer only on
+//! [`InboxHandler::on_settled`]: accepting is a promise, settlement is the fact.
+
+use crate::client::Client;
+use crate::wire;
+use ponte_domain::{Account, Amount, EndToEndId, ReasonCode};
+use ponte_proto::v1 as pb;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// The payee's answer to an incoming payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Accept,
+    /// Refuse with a payee reason code (AC03, AC04, AC06, AG03, BE01, DS04).
+    Reject(ReasonCode),
+}
+
+/// A payment the switch asks this participant to accept.
+#[derive(Debug, Clone)]
+pub struct IncomingPayment {
+    pub id: EndToEndId,
+    pub payer: Account,
+    pub payee: Account,
+    pub amount: Amount,
+    pub remittance: String,
+    /// Answer before this time (epoch ms, switch clock), or it is rejected.
+    pub deadline_ms: i64,
+}
+
+/// A settled return of a payment this participant sent.
+#[derive(Debug, Clone)]
+pub struct ReturnNotice {
+    pub return_id: EndToEndId,
+    pub original: EndToEndId,
+    pub amount: Amount,
+    pub reason: ReasonCode,
+    pub settled_at_ms: i64,
+}
+
+/// What a participant does with its inbox. Implement `on_payment`; the rest
+/// have empty defaults.
+pub trait InboxHandler: Send + Sync + 'static {
+    /// Decide whether to accept a payment (check the account exists, is open...).
+    fn on_payment(&self, payment: IncomingPayment) -> impl Future<Output = Decision> + Send;
+
+    /// The payment is settled: credit the payee's customer now.
+    fn on_settled(&self, _id: EndToEndId, _at_ms: i64) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// The payment will not settle (answer too late, or timed out): do not credit.
+    fn on_cancelled(&self, _id: EndToEndId, _reason: ReasonCode) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// A return of a payment this participant sent is settled: credit the payer back.
+    fn on_returned(&self, _notice: ReturnNotice) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Handlers running at once per inbox; more wait (backpressure on the stream).
+const HANDLERS_INFLIGHT_MAX: usize = 8_192;
+/// Answers sent in one `InboxUp`.
+const ANSWERS_BATCH_MAX: usize = 1_024;
+/// Longest wait between reconnection attempts.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Controls a running inbox.
+#[derive(Debug)]
+pub struct InboxHandle {
+    connected: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl InboxHandle {
+    /// Waits until the inbox stream is open at the switch.
+    pub async fn connected(&mut self) {
+        let _ = self.connected.wait_for(|c| *c).await;
+    }
+
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Closes the inbox and waits for it to finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+impl Client {
+    /// Opens this participant's inbox and serves it with `handler` until
+    /// [`InboxHandle::stop`]. Reconnects by itself if the stream breaks.
+    pub fn serve_inbox<H: InboxHandler>(&self, handler: H) -> InboxHandle {
+        let (connected_tx, connected) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(false);
+        let client = self.clone();
+        let handler = Arc::new(handler);
+        let task = tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                if *stop_rx.borrow() {
+                    return;
+                }
+                let (up_tx, up_rx) = mpsc::channel::<pb::InboxUp>(64);
+                match client.raw().inbox(ReceiverStream::new(up_rx)).await {
+                    Ok(response) => {
+                        backoff = Duration::from_millis(50);
+                        let _ = connected_tx.send(true);
+                        serve(response.into_inner(), up_tx, handler.clone(), stop_rx.clone()).await;
+                        let _ = connected_tx.send(false);
+                    }
+                    Err(status) => tracing::warn!(%status, "inbox could not be opened"),
+                }
+                let mut stop_wait = stop_rx.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop_wait.wait_for(|s| *s) => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        });
+        InboxHandle { connected, stop, task }
+    }
+}
+
+async fn serve<H: InboxHandler>(
+    mut down: tonic::Streaming<pb::InboxDown>,
+    up: mpsc::Sender<pb::InboxUp>,
+    handler: Arc<H>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (answers_tx, mut answers_rx) = mpsc::channel::<pb::PayeeAnswer>(HANDLERS_INFLIGHT_MAX);
+    let writer = tokio::spawn(async move {
+        while let Some(first) = answers_rx.recv().await {
+            let mut answers = vec![first];
+            while answers.len() < ANSWERS_BATCH_MAX {
+                match answers_rx.try_recv() {
+                    Ok(a) => answers.push(a),
+                    Err(_) => break,
+                }
+            }
+            if up.send(pb::InboxUp { answers }).await.is_err() {
+                return;
+            }
+        }
+    });
+    let permits = Arc::new(Semaphore::new(HANDLERS_INFLIGHT_MAX));
+    loop {
+        let message = tokio::select! {
+            m = down.message() => m,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let batch = match message {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break,
+            Err(status) => {
+                tracing::warn!(%status, "inbox stream broke");
+                break;
+            }
+        };
+        for event in batch.events {
+            let Some(event) = event.event else { continue };
+            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let handler = handler.clone();
+            let answers = answers_tx.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                handle(event, &*handler, &answers).await;
+            });
+        }
+    }
+    drop(answers_tx);
+    writer.abort();
+}
+
+async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H, answers: &mpsc::Sender<pb::PayeeAnswer>) {
+    use pb::inbox_event::Event;
+    match event {
+        Event::Payment(p) => {
+            let parsed = (|| -> Result<IncomingPayment, wire::FieldError> {
+                Ok(IncomingPayment {
+                    id: wire::end_to_end_id("end_to_end_id", &p.end_to_end_id)?,
+                    payer: wire::account_from_wire("payer", p.payer.as_ref())?,
+                    payee: wire::account_from_wire("payee", p.payee.as_ref())?,
+                    amount: wire::amount_positive("amount", &p.amount)?,
+                    remittance: p.remittance.clone(),
+                    deadline_ms: p.deadline_ms,
+                })
+            })();
+            let (decision, reason) = match parsed {
+                Ok(payment) => match handler.on_payment(payment).await {
+                    Decision::Accept => (pb::Decision::Accept, String::new()),
+                    Decision::Reject(reason) => (pb::Decision::Reject, reason.code().to_owned()),
+                },
+                Err(error) => {
+                    tracing::warn!(%error, "unreadable incoming payment rejected");
+                    (pb::Decision::Reject, ReasonCode::RejectedByPayee.code().to_owned())
+                }
+            };
+            let _ = answers
+                .send(pb::PayeeAnswer { end_to_end_id: p.end_to_end_id, decision: decision as i32, reject_reason: reason })
+                .await;
+        }
+        Event::Settled(s) => {
+            if let Ok(id) = wire::end_to_end_id("end_to_end_id", &s.end_to_end_id) {
+                handler.on_settled(id, s.settled_at_ms).await;
+            }
+        }
+        Event::Cancelled(c) => {
+            if let (Ok(id), Ok(reason)) =
+                (wire::end_to_end_id("end_to_end_id", &c.end_to_end_id), wire::reason_from_wire(c.reason.as_ref()))
+            {
+                handler.on_cancelled(id, reason).await;
+            }
+        }
+        Event::Returned(r) => {
+            let notice = (|| -> Result<ReturnNotice, wire::FieldError> {
+                Ok(ReturnNotice {
+                    return_id: wire::end_to_end_id("return_id", &r.return_id)?,
+                    original: wire::end_to_end_id("original_end_to_end_id", &r.original_end_to_end_id)?,
+                    amount: wire::amount_positive("amount", &r.amount)?,
+                    reason: wire::reason_from_wire(r.reason.as_ref())?,
+                    settled_at_ms: r.settled_at_ms,
+                })
+            })();
+            if let Ok(notice) = notice {
+                handler.on_returned(notice).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The central bank's administration client.
+
+use crate::client::Identity;
+use crate::error::Error;
+use crate::wire;
+use ponte_domain::{Amount, ParticipantId};
+use ponte_proto::v1 as pb;
+use ponte_proto::v1::operator_client::OperatorClient as RawOperatorClient;
+use tonic::transport::Channel;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantStatus {
+    Active,
+    Suspended,
+}
+
+/// A participant as the operator sees it.
+#[derive(Debug, Clone)]
+pub struct ParticipantInfo {
+    pub code: ParticipantId,
+    pub name: String,
+    pub status: ParticipantStatus,
+    pub net_debit_cap: Amount,
+    pub position: Amount,
+    pub reserved: Amount,
+    pub available: Amount,
+    pub online: bool,
+}
+
+impl ParticipantInfo {
+    fn from_wire(p: pb::Participant) -> Result<ParticipantInfo, Error> {
+        Ok(ParticipantInfo {
+            code: p.code.parse().map_err(|e| Error::Protocol(format!("participant code: {e}")))?,
+            status: match pb::ParticipantStatus::try_from(p.status) {
+                Ok(pb::ParticipantStatus::Suspended) => ParticipantStatus::Suspended,
+                _ => ParticipantStatus::Active,
+            },
+            net_debit_cap: wire::amount_any("net_debit_cap", &p.net_debit_cap)?,
+            position: wire::amount_any("position", &p.position)?,
+            reserved: wire::amount_any("reserved", &p.reserved)?,
+            available: wire::amount_any("available", &p.available)?,
+            online: p.online,
+            name: p.name,
+        })
+    }
+}
+
+/// Operator calls; needs the operator certificate.
+#[derive(Debug, Clone)]
+pub struct OperatorClient {
+    raw: RawOperatorClient<Channel>,
+}
+
+impl OperatorClient {
+    pub async fn connect(endpoint: &str, identity: &Identity) -> Result<OperatorClient, Error> {
+        Ok(OperatorClient { raw: RawOperatorClient::new(identity.channel(endpoint).await?) })
+    }
+
+    /// Admits a participant with a net debit cap. Registering the same
+    /// participant again with the same details is a no-op.
+    pub async fn register_participant(&self, code: ParticipantId, name: &str, net_debit_cap: Amount) -> Result<ParticipantInfo, Error> {
+        let request =
+            pb::RegisterParticipantRequest { code: code.to_string(), name: name.to_owned(), net_debit_cap: net_debit_cap.to_string() };
+        ParticipantInfo::from_wire(self.raw.clone().register_participant(request).await?.into_inner())
+    }
+
+    pub async fn set_limit(&self, code: ParticipantId, net_debit_cap: Amount) -> Result<ParticipantInfo, Error> {
+        let request = pb::SetLimitRequest { code: code.to_string(), net_debit_cap: net_debit_cap.to_string() };
+        ParticipantInfo::from_wire(self.raw.clone().set_limit(request).await?.into_inner())
+    }
+
+    pub async fn set_status(&self, code: ParticipantId, status: ParticipantStatus) -> Result<ParticipantInfo, Error> {
+        let status = match status {
+            ParticipantStatus::Active => pb::ParticipantStatus::Active,
+            ParticipantStatus::Suspended => pb::ParticipantStatus::Suspended,
+        };
+        let request = pb::SetParticipantStatusRequest { code: code.to_string(), status: status as i32 };
+        ParticipantInfo::from_wire(self.raw.clone().set_participant_status(request).await?.into_inner())
+    }
+
+    pub async fn participant(&self, code: ParticipantId) -> Result<ParticipantInfo, Error> {
+        let request = pb::GetParticipantRequest { code: code.to_string() };
+        ParticipantInfo::from_wire(self.raw.clone().get_participant(request).await?.into_inner())
+    }
+
+    /// Every participant, and the sum of their positions (always zero).
+    pub async fn participants(&self) -> Result<(Vec<ParticipantInfo>, Amount), Error> {
+        let response = self.raw.clone().list_participants(pb::ListParticipantsRequest {}).await?.into_inner();
+        let sum = wire::amount_any("position_sum", &response.position_sum)?;
+        let all = response.participants.into_iter().map(ParticipantInfo::from_wire).collect::<Result<_, _>>()?;
+        Ok((all, sum))
+    }
+}

@@ -1,0 +1,544 @@
+//! Driving the engine: one engine thread, one journal thread, bounded queues.
+//!
+//! ```text
+//!  gRPC tasks --try_send--> [requests: bounded] --> engine thread
+//!                                                    | execute a batch (pure)
+//!                                                    v
+//!                                  [batches: bounded] --> journal thread
+//!                                                          | append + fsync (group)
+//!                                                          v
+//!                              answer callers, push inbox frames to payees
+//! ```
+//! The engine thread runs the next batch while the journal thread flushes
+//! the previous ones, so a slow disk widens the groups instead of stalling
+//! the engine. Nothing leaves the switch before the fsync that covers it:
+//! replies and inbox frames are sent by the journal thread after commit.
+//!
+//! Queue bounds make overload visible: when `requests` is full a caller gets
+//! [`SubmitError::Overloaded`] at once (RESOURCE_EXHAUSTED on the wire).
+
+use crate::engine::{
+    Command, Delivery, Effect, Engine, EngineConfig, Outcome, Output, Reply, ReturnNotice, decode_events,
+};
+use crate::journal::{Journal, JournalError, ReplayError};
+use ponte_domain::{EndToEndId, ParticipantId, TimestampMs};
+use ponte_proto::v1 as pb;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Sizes of the runtime's queues and batches. Every one is a hard bound.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Commands waiting for the engine (default 65,536). Full: RESOURCE_EXHAUSTED.
+    pub request_queue_max: usize,
+    /// Commands the engine executes before handing a batch to the journal (default 4,096).
+    pub batch_size_max: usize,
+    /// Engine batches waiting for the journal (default 64).
+    pub journal_queue_max: usize,
+    /// Engine batches flushed together in one fsync (default 256).
+    pub group_batches_max: usize,
+    /// Inbox frames waiting to be sent to one inbox stream (default 4,096).
+    pub inbox_queue_max: usize,
+    /// Callers waiting on the same pending end-to-end id (default 16).
+    pub waiters_per_id_max: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            request_queue_max: 65_536,
+            batch_size_max: 4_096,
+            journal_queue_max: 64,
+            group_batches_max: 256,
+            inbox_queue_max: 4_096,
+            waiters_per_id_max: 16,
+        }
+    }
+}
+
+/// Where the final outcome of a payment or return goes.
+#[derive(Debug)]
+pub enum Waiter {
+    /// A unary call.
+    Once(oneshot::Sender<Outcome>),
+    /// A submit stream. Its channel has room for every permit the stream
+    /// holds, so the journal thread's `try_send` never finds it full.
+    Stream(mpsc::Sender<(EndToEndId, Outcome)>),
+}
+
+impl Waiter {
+    fn send(self, id: EndToEndId, outcome: Outcome) {
+        match self {
+            // A caller that went away no longer needs the answer; the
+            // outcome stays queryable by id.
+            Waiter::Once(tx) => drop(tx.send(outcome)),
+            Waiter::Stream(tx) => drop(tx.try_send((id, outcome))),
+        }
+    }
+}
+
+/// What travels with a command for its answer.
+#[derive(Debug)]
+pub enum ReplyTo {
+    Payment(Waiter),
+    Reply(oneshot::Sender<Reply>),
+    InboxOpened { stream: u64, frames: mpsc::Sender<pb::InboxDown> },
+    InboxClosed { stream: u64 },
+    Nothing,
+}
+
+#[derive(Debug)]
+pub struct Request {
+    pub command: Command,
+    pub reply: ReplyTo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the switch is at capacity; retry with backoff")]
+    Overloaded,
+    #[error("the switch is shutting down")]
+    Stopped,
+}
+
+/// Counters readable from any thread, without locks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub commands: AtomicU64,
+    pub batches: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub events: AtomicU64,
+    pub settled: AtomicU64,
+    pub rejected: AtomicU64,
+    pub overloaded: AtomicU64,
+    pub inbox_frames_dropped: AtomicU64,
+}
+
+/// A cheap, cloneable handle the gRPC services use to reach the engine.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    requests: mpsc::Sender<Request>,
+    stats: Arc<Stats>,
+    next_stream: Arc<AtomicU64>,
+    config: Arc<EngineConfig>,
+}
+
+impl EngineHandle {
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn engine_config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Queues a command without waiting; refuses when the queue is full.
+    pub fn try_send(&self, request: Request) -> Result<(), SubmitError> {
+        self.requests.try_send(request).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+                SubmitError::Overloaded
+            }
+            mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
+        })
+    }
+
+    /// Queues a command, waiting for room. For commands that must not be
+    /// dropped (payee answers, inbox bookkeeping); the wait is backpressure
+    /// on the stream that sent them.
+    pub async fn send(&self, request: Request) -> Result<(), SubmitError> {
+        self.requests.send(request).await.map_err(|_| SubmitError::Stopped)
+    }
+
+    /// Runs a command that has an immediate reply.
+    pub async fn ask(&self, command: Command) -> Result<Reply, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.try_send(Request { command, reply: ReplyTo::Reply(tx) })?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    pub fn next_stream_id(&self) -> u64 {
+        self.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error("the journal replays into a ledger that breaks an invariant: {0}")]
+    Invariant(String),
+    #[error("cannot start the engine threads: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The running engine and journal threads.
+pub struct Runtime {
+    pub handle: EngineHandle,
+    /// Tells the engine thread to stop even while handles are still alive
+    /// (long-lived inbox streams hold some).
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    engine_thread: std::thread::JoinHandle<()>,
+    journal_thread: std::thread::JoinHandle<Result<(), JournalError>>,
+    /// Records replayed at start.
+    pub replayed_records: u64,
+}
+
+impl Runtime {
+    /// Opens the journal, replays it into a fresh engine, checks the
+    /// ledger's invariants, and starts the two threads. Must be called from
+    /// inside a tokio runtime (the engine thread uses its timer).
+    pub fn start(journal: Journal, engine_config: EngineConfig, config: RuntimeConfig) -> Result<Runtime, StartError> {
+        let mut engine = Engine::new(engine_config.clone());
+        let replayed_records = journal.replay(|_, record| {
+            for event in decode_events(record) {
+                let event = event.map_err(|e| format!("undecodable event: {e}"))?;
+                engine.apply(&event);
+            }
+            Ok(())
+        })?;
+        engine.check_invariants().map_err(StartError::Invariant)?;
+        tracing::info!(records = replayed_records, transfers = engine.transfer_count(), "journal replayed");
+
+        let stats = Arc::new(Stats::default());
+        let (requests_tx, requests_rx) = mpsc::channel(config.request_queue_max);
+        let (batches_tx, batches_rx) = std_mpsc::sync_channel(config.journal_queue_max);
+        let tokio = tokio::runtime::Handle::current();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let engine_thread = {
+            let stats = stats.clone();
+            let config = config.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("ponte-engine".into())
+                .spawn(move || engine_loop(engine, requests_rx, batches_tx, tokio, config, stats, stop))
+                .map_err(StartError::Thread)?
+        };
+        let journal_thread = {
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("ponte-journal".into())
+                .spawn(move || journal_loop(journal, batches_rx, config, stats))
+                .map_err(StartError::Thread)?
+        };
+        Ok(Runtime {
+            handle: EngineHandle {
+                requests: requests_tx,
+                stats,
+                next_stream: Arc::new(AtomicU64::new(1)),
+                config: Arc::new(engine_config),
+            },
+            stop,
+            engine_thread,
+            journal_thread,
+            replayed_records,
+        })
+    }
+
+    /// Stops the engine (commands still queued are dropped: their callers
+    /// see the switch stop) and waits until the journal has flushed
+    /// everything already executed. Blocks: call from a blocking context.
+    pub fn join(self) -> Result<(), JournalError> {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.handle);
+        let _ = self.engine_thread.join();
+        match self.journal_thread.join() {
+            Ok(result) => result,
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Wall-clock milliseconds, never going backwards within this process.
+struct Clock {
+    last: TimestampMs,
+}
+
+impl Clock {
+    fn now(&mut self) -> TimestampMs {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as TimestampMs)
+            .unwrap_or(0);
+        self.last = self.last.max(wall);
+        self.last
+    }
+}
+
+/// Work the journal thread does after the fsync that covers it.
+enum Notice {
+    Outcome(Waiter, EndToEndId, Outcome),
+    Reply(oneshot::Sender<Reply>, Reply),
+    Effect(Effect),
+    InboxOpened { participant: ParticipantId, stream: u64, frames: mpsc::Sender<pb::InboxDown> },
+    InboxClosed { participant: ParticipantId, stream: u64 },
+}
+
+struct Batch {
+    journal: Vec<u8>,
+    notices: Vec<Notice>,
+}
+
+/// Longest the engine thread waits before looking at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(200);
+
+fn engine_loop(
+    mut engine: Engine,
+    mut requests: mpsc::Receiver<Request>,
+    batches: std_mpsc::SyncSender<Batch>,
+    tokio: tokio::runtime::Handle,
+    config: RuntimeConfig,
+    stats: Arc<Stats>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut clock = Clock { last: 0 };
+    let mut waiters: HashMap<EndToEndId, Vec<Waiter>> = HashMap::new();
+    let mut out = Output::default();
+    let mut open = true;
+    while open && !stop.load(Ordering::Relaxed) {
+        // Wait for the first command, or the next payee deadline (at most
+        // STOP_CHECK, so a stop request is seen promptly).
+        let mut pending = Vec::with_capacity(64);
+        match requests.try_recv() {
+            Ok(request) => pending.push(request),
+            Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                let now = clock.now();
+                let wait = engine.next_deadline().map_or(STOP_CHECK, |d| {
+                    Duration::from_millis(u64::try_from(d.saturating_sub(now)).unwrap_or(0)).min(STOP_CHECK)
+                });
+                if !wait.is_zero() {
+                    match tokio.block_on(async { tokio::time::timeout(wait, requests.recv()).await }) {
+                        Ok(Some(request)) => pending.push(request),
+                        Ok(None) => open = false,
+                        Err(_elapsed) => {}
+                    }
+                }
+            }
+        }
+        while pending.len() < config.batch_size_max {
+            match requests.try_recv() {
+                Ok(request) => pending.push(request),
+                Err(_) => break,
+            }
+        }
+
+        let now = clock.now();
+        let mut notices = Vec::with_capacity(pending.len() * 2);
+        out.clear();
+        engine.expire(now, &mut out);
+        stats.commands.fetch_add(pending.len() as u64, Ordering::Relaxed);
+        for Request { command, reply } in pending {
+            let (payment_id, inbox_participant) = match &command {
+                Command::Submit(order) => (Some(order.id), None),
+                Command::Return(order) => (Some(order.id), None),
+                Command::InboxOpened(p) | Command::InboxClosed(p) => (None, Some(*p)),
+                _ => (None, None),
+            };
+            let answer = engine.execute(now, command, &mut out);
+            match (reply, answer) {
+                (ReplyTo::Payment(waiter), Reply::Pending) => {
+                    // Resolved by the Final effect of this id; ids are
+                    // pending only while reserved, so this map is bounded
+                    // by the engine's in-flight limits.
+                    // Over the bound the waiter is dropped: its caller sees
+                    // the call end and can query the id's status.
+                    let id = payment_id.expect("payment replies go with payment commands");
+                    let list = waiters.entry(id).or_default();
+                    if list.len() < config.waiters_per_id_max {
+                        list.push(waiter);
+                    }
+                }
+                (ReplyTo::Payment(waiter), Reply::Final(outcome)) => {
+                    count_outcome(&stats, outcome);
+                    let id = payment_id.expect("payment replies go with payment commands");
+                    notices.push(Notice::Outcome(waiter, id, outcome));
+                }
+                (ReplyTo::Reply(tx), answer) => notices.push(Notice::Reply(tx, answer)),
+                (ReplyTo::InboxOpened { stream, frames }, _) => {
+                    let participant = inbox_participant.expect("inbox reply goes with an inbox command");
+                    notices.push(Notice::InboxOpened { participant, stream, frames });
+                }
+                (ReplyTo::InboxClosed { stream }, _) => {
+                    let participant = inbox_participant.expect("inbox reply goes with an inbox command");
+                    notices.push(Notice::InboxClosed { participant, stream });
+                }
+                (ReplyTo::Payment(_), other) => unreachable!("payment command answered with {other:?}"),
+                (ReplyTo::Nothing, _) => {}
+            }
+            drain_effects(&mut out, &mut waiters, &mut notices, &stats);
+        }
+        drain_effects(&mut out, &mut waiters, &mut notices, &stats);
+        if out.journal.is_empty() && notices.is_empty() {
+            continue;
+        }
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.events.fetch_add(out.event_count as u64, Ordering::Relaxed);
+        let batch = Batch { journal: std::mem::take(&mut out.journal), notices };
+        if batches.send(batch).is_err() {
+            // The journal thread failed: nothing can be made durable, so
+            // nothing more may be acknowledged. Stop taking commands.
+            tracing::error!("journal thread stopped; the engine stops too");
+            return;
+        }
+    }
+}
+
+fn drain_effects(
+    out: &mut Output,
+    waiters: &mut HashMap<EndToEndId, Vec<Waiter>>,
+    notices: &mut Vec<Notice>,
+    stats: &Stats,
+) {
+    for effect in out.effects.drain(..) {
+        match effect {
+            Effect::Final { id, outcome } => {
+                count_outcome(stats, outcome);
+                for waiter in waiters.remove(&id).into_iter().flatten() {
+                    notices.push(Notice::Outcome(waiter, id, outcome));
+                }
+            }
+            other => notices.push(Notice::Effect(other)),
+        }
+    }
+}
+
+fn count_outcome(stats: &Stats, outcome: Outcome) {
+    match outcome {
+        Outcome::Settled { .. } => stats.settled.fetch_add(1, Ordering::Relaxed),
+        Outcome::Rejected { .. } => stats.rejected.fetch_add(1, Ordering::Relaxed),
+    };
+}
+
+/// The inbox streams of one participant, used round robin.
+#[derive(Default)]
+struct Inboxes {
+    streams: Vec<(u64, mpsc::Sender<pb::InboxDown>)>,
+    next: usize,
+}
+
+fn journal_loop(
+    mut journal: Journal,
+    batches: std_mpsc::Receiver<Batch>,
+    config: RuntimeConfig,
+    stats: Arc<Stats>,
+) -> Result<(), JournalError> {
+    let mut inboxes: HashMap<ParticipantId, Inboxes> = HashMap::new();
+    // Frames for each inbox stream, collected over one group and sent as one message.
+    let mut frames: HashMap<(ParticipantId, u64), Vec<pb::InboxEvent>> = HashMap::new();
+    let mut group = Vec::with_capacity(config.group_batches_max);
+    while let Ok(first) = batches.recv() {
+        group.push(first);
+        while group.len() < config.group_batches_max {
+            match batches.try_recv() {
+                Ok(batch) => group.push(batch),
+                Err(_) => break,
+            }
+        }
+        if group.iter().any(|b| !b.journal.is_empty()) {
+            if let Err(error) = journal.append(group.iter().map(|b| b.journal.as_slice())) {
+                // Nothing in this group is durable, so nothing is answered;
+                // callers see the switch stop and can query by id after a restart.
+                tracing::error!(%error, "journal append failed; the switch stops");
+                return Err(error);
+            }
+            stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        for batch in group.drain(..) {
+            for notice in batch.notices {
+                carry_out(notice, &mut inboxes, &mut frames, &stats);
+            }
+        }
+        for ((participant, stream), events) in frames.drain() {
+            let Some(target) = inboxes.get(&participant).and_then(|i| i.streams.iter().find(|(s, _)| *s == stream)) else {
+                continue;
+            };
+            if target.1.try_send(pb::InboxDown { events }).is_err() {
+                stats.inbox_frames_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%participant, "inbox stream is not keeping up; frames dropped (payments will time out)");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn carry_out(
+    notice: Notice,
+    inboxes: &mut HashMap<ParticipantId, Inboxes>,
+    frames: &mut HashMap<(ParticipantId, u64), Vec<pb::InboxEvent>>,
+    _stats: &Stats,
+) {
+    let mut push = |participant: ParticipantId, event: pb::inbox_event::Event| {
+        let Some(inbox) = inboxes.get_mut(&participant) else { return };
+        if inbox.streams.is_empty() {
+            return;
+        }
+        inbox.next = (inbox.next + 1) % inbox.streams.len();
+        let stream = inbox.streams[inbox.next].0;
+        frames.entry((participant, stream)).or_default().push(pb::InboxEvent { event: Some(event) });
+    };
+    match notice {
+        Notice::Outcome(waiter, id, outcome) => waiter.send(id, outcome),
+        Notice::Reply(tx, reply) => drop(tx.send(reply)),
+        Notice::Effect(Effect::Deliver(delivery)) => {
+            let participant = delivery.payee.participant;
+            push(participant, pb::inbox_event::Event::Payment(incoming_payment(*delivery)));
+        }
+        Notice::Effect(Effect::Settled { payee, id, at }) => push(
+            payee,
+            pb::inbox_event::Event::Settled(pb::SettledNotice { end_to_end_id: id.to_string(), settled_at_ms: at }),
+        ),
+        Notice::Effect(Effect::Cancelled { payee, id, reason }) => push(
+            payee,
+            pb::inbox_event::Event::Cancelled(pb::CancelledNotice {
+                end_to_end_id: id.to_string(),
+                reason: Some(crate::service::reason_to_wire(reason)),
+            }),
+        ),
+        Notice::Effect(Effect::Returned(notice)) => {
+            let ReturnNotice { to, id, original, amount, reason, at } = *notice;
+            push(
+                to,
+                pb::inbox_event::Event::Returned(pb::ReturnNotice {
+                    return_id: id.to_string(),
+                    original_end_to_end_id: original.to_string(),
+                    amount: amount.to_string(),
+                    reason: Some(crate::service::reason_to_wire(reason)),
+                    settled_at_ms: at,
+                }),
+            )
+        }
+        Notice::Effect(Effect::Final { .. }) => unreachable!("final effects are resolved by the engine thread"),
+        Notice::InboxOpened { participant, stream, frames: sender } => {
+            inboxes.entry(participant).or_default().streams.push((stream, sender));
+        }
+        Notice::InboxClosed { participant, stream } => {
+            if let Some(inbox) = inboxes.get_mut(&participant) {
+                inbox.streams.retain(|(s, _)| *s != stream);
+                if inbox.streams.is_empty() {
+                    inboxes.remove(&participant);
+                }
+            }
+        }
+    }
+}
+
+fn incoming_payment(delivery: Delivery) -> pb::IncomingPayment {
+    let Delivery { id, payer, payee, amount, remittance, deadline } = delivery;
+    pb::IncomingPayment {
+        end_to_end_id: id.to_string(),
+        payer: Some(crate::service::account_to_wire(&payer)),
+        payee: Some(crate::service::account_to_wire(&payee)),
+        amount: amount.to_string(),
+        currency: crate::service::CURRENCY.to_owned(),
+        remittance,
+        deadline_ms: deadline,
+    }
+}

@@ -1,0 +1,233 @@
+//! Wiring: configuration, start-up and shutdown of a switch.
+//!
+//! [`start`] prepares the data directory (journal, development
+//! certificates on first start), replays the journal, and serves the gRPC
+//! services over mTLS. The returned [`RunningSwitch`] says where everything
+//! is and stops it cleanly.
+
+use crate::engine::{Command, EngineConfig, Reply};
+use crate::journal::Journal;
+use crate::runtime::{EngineHandle, Runtime, RuntimeConfig, StartError};
+use crate::service::{OperatorService, PaymentsService, ServiceConfig};
+use crate::tls::{DevPki, PkiError};
+use ponte_domain::{Amount, ParticipantId};
+use ponte_proto::v1::operator_server::OperatorServer;
+use ponte_proto::v1::payments_server::PaymentsServer;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+/// A participant the switch admits and certifies on its first start, so a
+/// quickstart has someone to pay.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevParticipant {
+    pub code: String,
+    pub name: String,
+    pub net_debit_cap: String,
+}
+
+/// Certificate files for a production deployment. When absent the switch
+/// uses (and on first start creates) a development PKI in `DATA_DIR/certs`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+/// The whole configuration: one TOML file, every field optional with a
+/// documented default; environment variables and flags override it (see
+/// `ponte serve --help`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to serve gRPC on (default 127.0.0.1:7700).
+    pub listen: SocketAddr,
+    /// Where the journal and development certificates live (default ./ponte-data).
+    pub data_dir: PathBuf,
+    /// Names the development server certificate is valid for.
+    pub server_names: Vec<String>,
+    pub tls: Option<TlsFiles>,
+    /// Participants admitted and certified when the journal is new.
+    pub dev_participants: Vec<DevParticipant>,
+    /// Most concurrent HTTP/2 streams per connection (default 1,024).
+    pub http2_streams_per_connection_max: u32,
+    pub engine: EngineConfig,
+    pub runtime: RuntimeConfig,
+    pub service: ServiceConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            data_dir: PathBuf::from("ponte-data"),
+            server_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            tls: None,
+            dev_participants: vec![
+                DevParticipant { code: "10000001".into(), name: "Banco Atlântico".into(), net_debit_cap: "1000000.00".into() },
+                DevParticipant { code: "10000002".into(), name: "Caixa Serra".into(), net_debit_cap: "1000000.00".into() },
+                DevParticipant { code: "10000003".into(), name: "Carteira Rio".into(), net_debit_cap: "250000.00".into() },
+            ],
+            http2_streams_per_connection_max: 1_024,
+            engine: EngineConfig::default(),
+            runtime: RuntimeConfig::default(),
+            service: ServiceConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are an error (a typo must not be silently ignored).
+    pub fn from_file(path: &Path) -> Result<Config, ServeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ServeError::Io { path: path.to_path_buf(), source })?;
+        toml::from_str(&text).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))
+    }
+
+    pub fn certs_dir(&self) -> PathBuf {
+        self.data_dir.join("certs")
+    }
+
+    fn dev_participants(&self) -> Result<Vec<(ParticipantId, String, Amount)>, ServeError> {
+        self.dev_participants
+            .iter()
+            .map(|p| {
+                let code = p.code.parse().map_err(|e| ServeError::Config(format!("dev participant code {:?}: {e}", p.code)))?;
+                let cap = Amount::parse_non_negative(&p.net_debit_cap)
+                    .map_err(|e| ServeError::Config(format!("dev participant {} net_debit_cap: {e}", p.code)))?;
+                Ok((code, p.name.clone(), cap))
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("the engine stopped during start-up")]
+    Stopped,
+}
+
+/// A switch that is serving.
+pub struct RunningSwitch {
+    pub local_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Where the development certificates are, when the switch uses them.
+    pub dev_pki: Option<DevPki>,
+    /// Whether this start created the development certificates.
+    pub created_certificates: bool,
+    pub replayed_records: u64,
+    pub engine: EngineHandle,
+    shutdown: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    runtime: Runtime,
+}
+
+impl RunningSwitch {
+    /// The URL clients connect to.
+    pub fn endpoint(&self) -> String {
+        format!("https://{}", self.local_addr)
+    }
+
+    /// Stops serving, drains the engine and flushes the journal.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        drop(self.engine);
+        // Stopping the engine ends the inbox streams (their senders live in
+        // the journal thread), which lets the graceful shutdown finish.
+        let runtime = self.runtime;
+        let _ = tokio::task::spawn_blocking(move || runtime.join()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+    }
+}
+
+/// Starts a switch. Call from inside a multi-threaded tokio runtime.
+pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ServeError::Io { path, source }
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
+    let dev_participants = config.dev_participants()?;
+
+    let (tls_files, dev_pki, created_certificates) = match &config.tls {
+        Some(files) => (files.clone(), None, false),
+        None => {
+            let pki = DevPki::new(config.certs_dir());
+            let codes: Vec<_> = dev_participants.iter().map(|(code, ..)| *code).collect();
+            let created = pki.ensure(&config.server_names, &codes)?;
+            let server = pki.identity("server");
+            let files = TlsFiles { ca_cert: pki.ca_cert(), server_cert: server.cert, server_key: server.key };
+            (files, Some(pki), created)
+        }
+    };
+    let read = |p: &Path| std::fs::read(p).map_err(io(p));
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(read(&tls_files.server_cert)?, read(&tls_files.server_key)?))
+        .client_ca_root(Certificate::from_pem(read(&tls_files.ca_cert)?));
+
+    let journal = Journal::open(&config.data_dir.join("journal.redb")).map_err(StartError::from)?;
+    let fresh = journal.is_empty();
+    let runtime = Runtime::start(journal, config.engine.clone(), config.runtime.clone())?;
+    let engine = runtime.handle.clone();
+    if fresh {
+        for (id, name, net_debit_cap) in dev_participants {
+            let reply = engine.ask(Command::RegisterParticipant { id, name, net_debit_cap }).await.map_err(|_| ServeError::Stopped)?;
+            if let Reply::Participant(Err(error)) = reply {
+                return Err(ServeError::Config(format!("dev participant {id}: {error}")));
+            }
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let bytes_max = config.service.message_bytes_max;
+    let payments = PaymentsServer::new(PaymentsService::new(engine.clone(), config.service.clone()))
+        .max_decoding_message_size(bytes_max)
+        .max_encoding_message_size(bytes_max * 4);
+    let operator = OperatorServer::new(OperatorService::new(engine.clone())).max_decoding_message_size(bytes_max);
+    let router = Server::builder()
+        .tls_config(tls)
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .tcp_nodelay(true)
+        .max_concurrent_streams(Some(config.http2_streams_per_connection_max))
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_service(payments)
+        .add_service(operator);
+    let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = shutdown_rx.await;
+    }));
+    tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "switch serving");
+    Ok(RunningSwitch {
+        local_addr,
+        data_dir: config.data_dir.clone(),
+        dev_pki,
+        created_certificates,
+        replayed_records: runtime.replayed_records,
+        engine,
+        shutdown,
+        server,
+        runtime,
+    })
+}

@@ -1,0 +1,453 @@
+//! The gRPC services: `ponte.v1.Payments` for participants and
+//! `ponte.v1.Operator` for the central bank.
+//!
+//! Each call authenticates the caller from its client certificate, parses
+//! and bounds every field (a malformed one is INVALID_ARGUMENT naming the
+//! field), and hands a command to the engine. Business outcomes come back as
+//! values; [`status_of`] is the one table from runtime errors to gRPC codes.
+
+use crate::engine::{
+    AdminError, Command, Decision, Outcome, ParticipantStatus, ParticipantView, PaymentOrder, REMITTANCE_LEN_MAX, Reply,
+    ReturnOrder, TransferView,
+};
+use crate::runtime::{EngineHandle, ReplyTo, Request, SubmitError, Waiter};
+use crate::tls::{participant_of, require_operator};
+use futures::Stream;
+use ponte_domain::{Amount, IdKind, ParticipantId, ReasonCode, TransferState};
+use ponte_proto::v1 as pb;
+use ponte_sdk::wire::{self, FieldError};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request as GrpcRequest, Response, Status, Streaming};
+
+pub use ponte_domain::CURRENCY;
+pub use ponte_sdk::wire::{account_to_wire, reason_to_wire};
+
+/// Bounds on what one call or stream may ask of the switch.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Payments in one `SubmitBatch` (default 1,024).
+    pub submit_batch_max: usize,
+    /// Payments one submit stream may have awaiting their outcome (default 16,384).
+    pub stream_inflight_max: usize,
+    /// Answers in one `InboxUp` (default 4,096).
+    pub answers_batch_max: usize,
+    /// Largest message the switch decodes, in bytes (default 4 MiB).
+    pub message_bytes_max: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            submit_batch_max: 1_024,
+            stream_inflight_max: 16_384,
+            answers_batch_max: 4_096,
+            message_bytes_max: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The one mapping from runtime errors to gRPC status codes.
+pub fn status_of(error: SubmitError) -> Status {
+    match error {
+        SubmitError::Overloaded => Status::resource_exhausted(error.to_string()),
+        SubmitError::Stopped => Status::unavailable(error.to_string()),
+    }
+}
+
+fn invalid(error: FieldError) -> Status {
+    Status::invalid_argument(error.to_string())
+}
+
+fn admin_status(error: AdminError) -> Status {
+    match error {
+        AdminError::UnknownParticipant(_) => Status::not_found(error.to_string()),
+        AdminError::AlreadyRegistered(_) => Status::already_exists(error.to_string()),
+        AdminError::InvalidName => Status::invalid_argument(error.to_string()),
+    }
+}
+
+fn remittance(text: &str) -> Result<String, Status> {
+    if text.chars().count() > REMITTANCE_LEN_MAX {
+        return Err(invalid(FieldError::new("remittance", format_args!("at most {REMITTANCE_LEN_MAX} characters"))));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(invalid(FieldError::new("remittance", "must not contain control characters")));
+    }
+    Ok(text.to_owned())
+}
+
+/// Parses and checks a payment request from `caller`.
+pub fn payment_order(caller: ParticipantId, request: &pb::PaymentRequest) -> Result<PaymentOrder, Status> {
+    let id = wire::end_to_end_id("end_to_end_id", &request.end_to_end_id).map_err(invalid)?;
+    if id.kind() != IdKind::Payment {
+        return Err(invalid(FieldError::new("end_to_end_id", "a payment id starts with 'E'")));
+    }
+    if id.participant() != caller {
+        return Err(Status::permission_denied(format!(
+            "end_to_end_id: made by participant {}, but the caller is {caller}",
+            id.participant()
+        )));
+    }
+    let payer = wire::account_from_wire("payer", request.payer.as_ref()).map_err(invalid)?;
+    if payer.participant != caller {
+        return Err(Status::permission_denied(format!(
+            "participant {caller} cannot pay from an account at participant {}",
+            payer.participant
+        )));
+    }
+    let payee = match request.payee.as_ref().and_then(|p| p.target.as_ref()) {
+        Some(pb::payee::Target::Account(account)) => wire::account_from_wire("payee.account", Some(account)).map_err(invalid)?,
+        None => return Err(invalid(FieldError::new("payee", "is required"))),
+    };
+    let amount = wire::amount_positive("amount", &request.amount).map_err(invalid)?;
+    if request.currency != CURRENCY {
+        return Err(invalid(FieldError::new("currency", format_args!("this switch settles in {CURRENCY}"))));
+    }
+    Ok(PaymentOrder { id, payer, payee, amount, remittance: remittance(&request.remittance)? })
+}
+
+pub fn result_to_wire(id: &str, outcome: Outcome) -> pb::PaymentResult {
+    match outcome {
+        Outcome::Settled { at } => pb::PaymentResult {
+            end_to_end_id: id.to_owned(),
+            status: pb::PaymentStatus::Settled as i32,
+            settled_at_ms: at,
+            ..Default::default()
+        },
+        Outcome::Rejected { reason } => pb::PaymentResult {
+            end_to_end_id: id.to_owned(),
+            status: pb::PaymentStatus::Rejected as i32,
+            reason: Some(reason_to_wire(reason)),
+            ..Default::default()
+        },
+    }
+}
+
+fn item_error(id: &str, status: &Status) -> pb::PaymentResult {
+    pb::PaymentResult {
+        end_to_end_id: id.to_owned(),
+        error: Some(pb::ItemError { grpc_code: status.code() as i32, message: status.message().to_owned() }),
+        ..Default::default()
+    }
+}
+
+fn state_to_wire(state: TransferState) -> pb::PaymentStatus {
+    match state {
+        TransferState::Received => pb::PaymentStatus::Received,
+        TransferState::Reserved => pb::PaymentStatus::Reserved,
+        TransferState::Settled => pb::PaymentStatus::Settled,
+        TransferState::Rejected => pb::PaymentStatus::Rejected,
+    }
+}
+
+fn transfer_to_wire(view: &TransferView) -> pb::TransferStatus {
+    pb::TransferStatus {
+        end_to_end_id: view.id.to_string(),
+        status: state_to_wire(view.state) as i32,
+        reason: view.reason.map(reason_to_wire),
+        payer: Some(account_to_wire(&view.payer)),
+        payee: Some(account_to_wire(&view.payee)),
+        amount: view.amount.to_string(),
+        created_at_ms: view.created_at,
+        settled_at_ms: view.settled_at.unwrap_or(0),
+        returned_amount: view.returned.to_string(),
+        original_end_to_end_id: view.original.map(|o| o.to_string()).unwrap_or_default(),
+    }
+}
+
+fn participant_to_wire(view: &ParticipantView) -> pb::Participant {
+    pb::Participant {
+        code: view.id.to_string(),
+        name: view.name.clone(),
+        status: match view.status {
+            ParticipantStatus::Active => pb::ParticipantStatus::Active,
+            ParticipantStatus::Suspended => pb::ParticipantStatus::Suspended,
+        } as i32,
+        net_debit_cap: view.net_debit_cap.to_string(),
+        position: view.position.to_string(),
+        reserved: view.reserved.to_string(),
+        available: view.available.to_string(),
+        online: view.online,
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// `ponte.v1.Payments`.
+#[derive(Debug, Clone)]
+pub struct PaymentsService {
+    engine: EngineHandle,
+    config: Arc<ServiceConfig>,
+}
+
+impl PaymentsService {
+    pub fn new(engine: EngineHandle, config: ServiceConfig) -> PaymentsService {
+        PaymentsService { engine, config: Arc::new(config) }
+    }
+
+    async fn registered(&self, caller: ParticipantId) -> Result<(), Status> {
+        match self.engine.ask(Command::GetParticipant { id: caller }).await.map_err(status_of)? {
+            Reply::Participant(Ok(_)) => Ok(()),
+            _ => Err(Status::permission_denied(format!("participant {caller} is not registered at this switch"))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::payments_server::Payments for PaymentsService {
+    async fn submit(&self, request: GrpcRequest<pb::PaymentRequest>) -> Result<Response<pb::PaymentResult>, Status> {
+        let caller = participant_of(&request)?;
+        let message = request.into_inner();
+        let order = payment_order(caller, &message)?;
+        let (tx, rx) = oneshot::channel();
+        self.engine
+            .try_send(Request { command: Command::Submit(order), reply: ReplyTo::Payment(Waiter::Once(tx)) })
+            .map_err(status_of)?;
+        let outcome = rx
+            .await
+            .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by end-to-end id"))?;
+        Ok(Response::new(result_to_wire(&message.end_to_end_id, outcome)))
+    }
+
+    type SubmitStreamStream = BoxStream<pb::ResultBatch>;
+
+    async fn submit_stream(
+        &self,
+        request: GrpcRequest<Streaming<pb::SubmitBatch>>,
+    ) -> Result<Response<Self::SubmitStreamStream>, Status> {
+        let caller = participant_of(&request)?;
+        let mut incoming = request.into_inner();
+        let inflight_max = self.config.stream_inflight_max;
+        // Every payment holds a permit until its result is sent back, and
+        // the results channel has room for all permits: the journal thread
+        // never finds it full.
+        let permits = Arc::new(Semaphore::new(inflight_max));
+        let (results_tx, results_rx) = mpsc::channel::<(ponte_domain::EndToEndId, Outcome)>(inflight_max);
+        let (errors_tx, errors_rx) = mpsc::channel::<pb::PaymentResult>(inflight_max);
+        let (fatal_tx, fatal_rx) = mpsc::channel::<Status>(1);
+        let engine = self.engine.clone();
+        let config = self.config.clone();
+        let reader_permits = permits.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = match incoming.next().await {
+                    Some(Ok(batch)) => batch,
+                    Some(Err(status)) => {
+                        tracing::debug!(%status, "submit stream ended by the client");
+                        break;
+                    }
+                    None => break,
+                };
+                if batch.payments.len() > config.submit_batch_max {
+                    let _ = fatal_tx
+                        .send(Status::invalid_argument(format!(
+                            "payments: at most {} per SubmitBatch",
+                            config.submit_batch_max
+                        )))
+                        .await;
+                    break;
+                }
+                let Ok(held) = reader_permits.clone().acquire_many_owned(batch.payments.len() as u32).await else {
+                    break;
+                };
+                held.forget();
+                for payment in batch.payments {
+                    let sent = payment_order(caller, &payment).and_then(|order| {
+                        engine
+                            .try_send(Request {
+                                command: Command::Submit(order),
+                                reply: ReplyTo::Payment(Waiter::Stream(results_tx.clone())),
+                            })
+                            .map_err(status_of)
+                    });
+                    if let Err(status) = sent {
+                        let _ = errors_tx.try_send(item_error(&payment.end_to_end_id, &status));
+                    }
+                }
+            }
+        });
+        let results = ReceiverStream::new(results_rx).map(|(id, outcome)| result_to_wire(id.as_str(), outcome));
+        let errors = ReceiverStream::new(errors_rx);
+        let merged = results.merge(errors);
+        let batch_max = self.config.submit_batch_max;
+        let batches = merged.chunks_timeout(batch_max, std::time::Duration::from_micros(200)).map(move |results| {
+            permits.add_permits(results.len());
+            Ok(pb::ResultBatch { results })
+        });
+        let fatal = ReceiverStream::new(fatal_rx).map(Err);
+        Ok(Response::new(Box::pin(batches.merge(fatal))))
+    }
+
+    type InboxStream = BoxStream<pb::InboxDown>;
+
+    async fn inbox(&self, request: GrpcRequest<Streaming<pb::InboxUp>>) -> Result<Response<Self::InboxStream>, Status> {
+        let caller = participant_of(&request)?;
+        self.registered(caller).await?;
+        let mut answers = request.into_inner();
+        let stream = self.engine.next_stream_id();
+        let (frames_tx, frames_rx) = mpsc::channel(crate::runtime::RuntimeConfig::default().inbox_queue_max);
+        self.engine
+            .send(Request { command: Command::InboxOpened(caller), reply: ReplyTo::InboxOpened { stream, frames: frames_tx } })
+            .await
+            .map_err(status_of)?;
+        let engine = self.engine.clone();
+        let answers_max = self.config.answers_batch_max;
+        tokio::spawn(async move {
+            while let Some(Ok(up)) = answers.next().await {
+                if up.answers.len() > answers_max {
+                    tracing::warn!(participant = %caller, "inbox answers batch over the bound; stream closed");
+                    break;
+                }
+                for answer in up.answers {
+                    let Ok(id) = wire::end_to_end_id("end_to_end_id", &answer.end_to_end_id) else { continue };
+                    let decision = match pb::Decision::try_from(answer.decision) {
+                        Ok(pb::Decision::Accept) => Decision::Accept,
+                        Ok(pb::Decision::Reject) => {
+                            Decision::Reject(answer.reject_reason.parse().unwrap_or(ReasonCode::RejectedByPayee))
+                        }
+                        _ => continue,
+                    };
+                    let answered = Request { command: Command::Answer { payee: caller, id, decision }, reply: ReplyTo::Nothing };
+                    if engine.send(answered).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = engine.send(Request { command: Command::InboxClosed(caller), reply: ReplyTo::InboxClosed { stream } }).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(frames_rx).map(Ok))))
+    }
+
+    async fn get_status(&self, request: GrpcRequest<pb::StatusRequest>) -> Result<Response<pb::TransferStatus>, Status> {
+        let caller = participant_of(&request)?;
+        let id = wire::end_to_end_id("end_to_end_id", &request.get_ref().end_to_end_id).map_err(invalid)?;
+        match self.engine.ask(Command::Status { caller, id }).await.map_err(status_of)? {
+            Reply::Status(Some(view)) => Ok(Response::new(transfer_to_wire(&view))),
+            _ => Err(Status::not_found(format!("no payment or return {id} sent or received by participant {caller}"))),
+        }
+    }
+
+    async fn r#return(&self, request: GrpcRequest<pb::ReturnRequest>) -> Result<Response<pb::PaymentResult>, Status> {
+        let caller = participant_of(&request)?;
+        let message = request.into_inner();
+        let id = wire::end_to_end_id("return_id", &message.return_id).map_err(invalid)?;
+        if id.kind() != IdKind::Return {
+            return Err(invalid(FieldError::new("return_id", "a return id starts with 'D'")));
+        }
+        if id.participant() != caller {
+            return Err(Status::permission_denied(format!(
+                "return_id: made by participant {}, but the caller is {caller}",
+                id.participant()
+            )));
+        }
+        let original = wire::end_to_end_id("original_end_to_end_id", &message.original_end_to_end_id).map_err(invalid)?;
+        let amount = wire::amount_positive("amount", &message.amount).map_err(invalid)?;
+        let reason: ReasonCode = message
+            .reason
+            .parse()
+            .ok()
+            .filter(|r: &ReasonCode| r.is_payee_reason())
+            .ok_or_else(|| invalid(FieldError::new("reason", "must be a return reason code such as MD06, FR01 or BE08")))?;
+        let order = ReturnOrder { returner: caller, id, original, amount, reason, remittance: remittance(&message.remittance)? };
+        let (tx, rx) = oneshot::channel();
+        self.engine
+            .try_send(Request { command: Command::Return(order), reply: ReplyTo::Payment(Waiter::Once(tx)) })
+            .map_err(status_of)?;
+        let outcome = rx.await.map_err(|_| Status::unavailable("the outcome was not delivered; query the status by return id"))?;
+        Ok(Response::new(result_to_wire(&message.return_id, outcome)))
+    }
+}
+
+/// `ponte.v1.Operator`: participant administration for the central bank.
+#[derive(Debug, Clone)]
+pub struct OperatorService {
+    engine: EngineHandle,
+}
+
+impl OperatorService {
+    pub fn new(engine: EngineHandle) -> OperatorService {
+        OperatorService { engine }
+    }
+
+    async fn participant(&self, command: Command) -> Result<Response<pb::Participant>, Status> {
+        match self.engine.ask(command).await.map_err(status_of)? {
+            Reply::Participant(Ok(view)) => Ok(Response::new(participant_to_wire(&view))),
+            Reply::Participant(Err(error)) => Err(admin_status(error)),
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
+    }
+}
+
+fn code(field: &'static str, text: &str) -> Result<ParticipantId, Status> {
+    text.parse().map_err(|e| invalid(FieldError::new(field, e)))
+}
+
+fn cap(text: &str) -> Result<Amount, Status> {
+    Amount::parse_non_negative(text).map_err(|e| invalid(FieldError::new("net_debit_cap", e)))
+}
+
+#[tonic::async_trait]
+impl pb::operator_server::Operator for OperatorService {
+    async fn register_participant(
+        &self,
+        request: GrpcRequest<pb::RegisterParticipantRequest>,
+    ) -> Result<Response<pb::Participant>, Status> {
+        require_operator(&request)?;
+        let m = request.into_inner();
+        let command =
+            Command::RegisterParticipant { id: code("code", &m.code)?, name: m.name, net_debit_cap: cap(&m.net_debit_cap)? };
+        self.participant(command).await
+    }
+
+    async fn set_limit(&self, request: GrpcRequest<pb::SetLimitRequest>) -> Result<Response<pb::Participant>, Status> {
+        require_operator(&request)?;
+        let m = request.into_inner();
+        self.participant(Command::SetLimit { id: code("code", &m.code)?, net_debit_cap: cap(&m.net_debit_cap)? }).await
+    }
+
+    async fn set_participant_status(
+        &self,
+        request: GrpcRequest<pb::SetParticipantStatusRequest>,
+    ) -> Result<Response<pb::Participant>, Status> {
+        require_operator(&request)?;
+        let m = request.into_inner();
+        let status = match pb::ParticipantStatus::try_from(m.status) {
+            Ok(pb::ParticipantStatus::Active) => ParticipantStatus::Active,
+            Ok(pb::ParticipantStatus::Suspended) => ParticipantStatus::Suspended,
+            _ => return Err(invalid(FieldError::new("status", "must be ACTIVE or SUSPENDED"))),
+        };
+        self.participant(Command::SetStatus { id: code("code", &m.code)?, status }).await
+    }
+
+    async fn get_participant(
+        &self,
+        request: GrpcRequest<pb::GetParticipantRequest>,
+    ) -> Result<Response<pb::Participant>, Status> {
+        require_operator(&request)?;
+        let id = code("code", &request.get_ref().code)?;
+        self.participant(Command::GetParticipant { id }).await
+    }
+
+    async fn list_participants(
+        &self,
+        request: GrpcRequest<pb::ListParticipantsRequest>,
+    ) -> Result<Response<pb::ListParticipantsResponse>, Status> {
+        require_operator(&request)?;
+        match self.engine.ask(Command::ListParticipants).await.map_err(status_of)? {
+            Reply::Participants(all) => {
+                let sum = all.iter().try_fold(Amount::ZERO, |acc, p| acc.checked_add(p.position));
+                let sum = sum.ok_or_else(|| Status::internal("position sum overflows"))?;
+                Ok(Response::new(pb::ListParticipantsResponse {
+                    participants: all.iter().map(participant_to_wire).collect(),
+                    position_sum: sum.to_string(),
+                }))
+            }
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
+    }
+}
