@@ -51,7 +51,8 @@ impl Identity {
         self
     }
 
-    pub(crate) async fn channel(&self, endpoint: &str) -> Result<Channel, Error> {
+    /// An mTLS channel to `endpoint`, for calling the generated `ponte_proto` clients directly.
+    pub async fn channel(&self, endpoint: &str) -> Result<Channel, Error> {
         let connect = |message: String| Error::Connect { endpoint: endpoint.to_owned(), message };
         let tls = ClientTlsConfig::new()
             .ca_certificate(self.ca.clone())

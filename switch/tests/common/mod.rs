@@ -1,0 +1,165 @@
+//! Shared harness: a real switch (redb journal with fsync, gRPC over TCP with
+//! mTLS on loopback) on a temporary directory, and SDK clients for it.
+#![allow(dead_code)]
+
+use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode};
+use ponte_sdk::{Client, Decision, Identity, IncomingPayment, InboxHandle, InboxHandler, OperatorClient, Payment};
+use ponte_switch::server::{self, Config, DevParticipant, RunningSwitch};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const A: u32 = 10000001;
+pub const B: u32 = 10000002;
+pub const C: u32 = 10000003;
+
+pub fn pid(code: u32) -> ParticipantId {
+    ParticipantId::new(code).unwrap()
+}
+
+pub fn account(code: u32, number: &str) -> Account {
+    Account::new(pid(code), "1", number, AccountType::Checking).unwrap()
+}
+
+pub fn config(dir: &std::path::Path) -> Config {
+    let mut config = Config { data_dir: dir.to_path_buf(), listen: ([127, 0, 0, 1], 0).into(), ..Config::default() };
+    config.engine.payee_timeout_ms = 700;
+    config.dev_participants = vec![
+        DevParticipant { code: A.to_string(), name: "Bank A".into(), net_debit_cap: "1000.00".into() },
+        DevParticipant { code: B.to_string(), name: "Bank B".into(), net_debit_cap: "1000.00".into() },
+        DevParticipant { code: C.to_string(), name: "Wallet C".into(), net_debit_cap: "100.00".into() },
+    ];
+    config
+}
+
+pub struct TestSwitch {
+    pub dir: tempfile::TempDir,
+    pub switch: Option<RunningSwitch>,
+    pub config: Config,
+}
+
+impl TestSwitch {
+    pub async fn start() -> TestSwitch {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let switch = server::start(config.clone()).await.expect("switch starts");
+        TestSwitch { dir, switch: Some(switch), config }
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.switch.as_ref().unwrap().endpoint()
+    }
+
+    pub fn certs(&self) -> std::path::PathBuf {
+        self.config.certs_dir()
+    }
+
+    pub fn identity(&self, name: &str) -> Identity {
+        Identity::from_dev_dir(&self.certs(), name).unwrap()
+    }
+
+    pub async fn client(&self, code: u32) -> Client {
+        Client::connect(&self.endpoint(), pid(code), &self.identity(&code.to_string())).await.unwrap()
+    }
+
+    pub async fn operator(&self) -> OperatorClient {
+        OperatorClient::connect(&self.endpoint(), &self.identity("operator")).await.unwrap()
+    }
+
+    /// Stops the switch and starts it again on the same data directory.
+    pub async fn restart(&mut self) {
+        self.switch.take().unwrap().stop().await;
+        self.switch = Some(server::start(self.config.clone()).await.expect("switch restarts"));
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(switch) = self.switch.take() {
+            switch.stop().await;
+        }
+    }
+}
+
+/// A payee whose answers come from a function, with an optional delay, and
+/// that records every notice it gets.
+#[derive(Clone, Default)]
+pub struct Payee {
+    pub decide: Option<Arc<dyn Fn(&IncomingPayment) -> Decision + Send + Sync>>,
+    pub delay: Duration,
+    pub seen: Arc<Mutex<Vec<IncomingPayment>>>,
+    pub settled: Arc<Mutex<Vec<EndToEndId>>>,
+    pub cancelled: Arc<Mutex<Vec<(EndToEndId, ReasonCode)>>>,
+    pub returned: Arc<Mutex<Vec<ponte_sdk::ReturnNotice>>>,
+}
+
+impl Payee {
+    pub fn accepting() -> Payee {
+        Payee::default()
+    }
+
+    pub fn deciding(decide: impl Fn(&IncomingPayment) -> Decision + Send + Sync + 'static) -> Payee {
+        Payee { decide: Some(Arc::new(decide)), ..Payee::default() }
+    }
+
+    pub fn slow(delay: Duration) -> Payee {
+        Payee { delay, ..Payee::default() }
+    }
+
+    pub async fn serve(&self, client: &Client) -> InboxHandle {
+        let mut handle = client.serve_inbox(self.clone());
+        tokio::time::timeout(Duration::from_secs(10), handle.connected()).await.expect("inbox connects");
+        handle
+    }
+}
+
+impl InboxHandler for Payee {
+    async fn on_payment(&self, payment: IncomingPayment) -> Decision {
+        self.seen.lock().unwrap().push(payment.clone());
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        match &self.decide {
+            Some(decide) => decide(&payment),
+            None => Decision::Accept,
+        }
+    }
+
+    async fn on_settled(&self, id: EndToEndId, _at_ms: i64) {
+        self.settled.lock().unwrap().push(id);
+    }
+
+    async fn on_cancelled(&self, id: EndToEndId, reason: ReasonCode) {
+        self.cancelled.lock().unwrap().push((id, reason));
+    }
+
+    async fn on_returned(&self, notice: ponte_sdk::ReturnNotice) {
+        self.returned.lock().unwrap().push(notice);
+    }
+}
+
+pub fn payment(client: &Client, payee: u32, amount: &str) -> Payment {
+    Payment {
+        id: client.new_payment_id(),
+        payer: account(client.participant().code(), "1234"),
+        payee: account(payee, "5678"),
+        amount: Amount::parse_positive(amount).unwrap(),
+        remittance: "test".into(),
+    }
+}
+
+pub fn payment_id(code: u32) -> EndToEndId {
+    EndToEndId::generate(IdKind::Payment, pid(code), now_ms())
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Waits (bounded) until `check` holds.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
