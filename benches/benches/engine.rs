@@ -1,1 +1,123 @@
-fn main(){}
+//! The engine state machine alone (no I/O), and the journal's group commit
+//! (events made durable per second, each group one fsync).
+//!
+//! `cargo bench -p ponte-benches --bench engine`
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
+use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
+use ponte_switch::journal::Journal;
+
+const PARTICIPANTS: u32 = 20;
+const BATCH: usize = 10_000;
+/// 2026-11-26 21:55 UTC: ids and the engine clock agree.
+const NOW: i64 = 1_795_730_100_000;
+
+fn pid(n: u32) -> ParticipantId {
+    ParticipantId::new(10_000_000 + n).unwrap()
+}
+
+fn engine() -> Engine {
+    let mut engine = Engine::new(EngineConfig {
+        payee_inflight_max: u32::MAX,
+        ..EngineConfig::default()
+    });
+    let mut out = Output::default();
+    for n in 0..PARTICIPANTS {
+        engine.execute(
+            NOW,
+            Command::RegisterParticipant {
+                id: pid(n),
+                name: format!("Bank {n}"),
+                net_debit_cap: Amount::units(1_000_000_000_000),
+            },
+            &mut out,
+        );
+        engine.execute(NOW, Command::InboxOpened(pid(n)), &mut out);
+    }
+    engine
+}
+
+fn orders(counter: &mut u64) -> Vec<PaymentOrder> {
+    (0..BATCH)
+        .map(|i| {
+            *counter += 1;
+            let payer = (i as u32) % PARTICIPANTS;
+            let payee = (payer + 1 + (i as u32 / PARTICIPANTS) % (PARTICIPANTS - 1)) % PARTICIPANTS;
+            let suffix = format!("{:011}", *counter);
+            PaymentOrder {
+                id: EndToEndId::from_parts(
+                    IdKind::Payment,
+                    pid(payer),
+                    NOW,
+                    suffix.as_bytes().try_into().unwrap(),
+                ),
+                payer: Account::new(pid(payer), "1", "12345678", AccountType::Checking).unwrap(),
+                payee: Account::new(pid(payee), "1", "87654321", AccountType::Checking).unwrap(),
+                amount: Amount::from_minor(1_00 + (*counter % 10_000) as i64),
+                remittance: "invoice 2026-11".into(),
+            }
+        })
+        .collect()
+}
+
+fn engine_alone(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut engine = engine();
+    let mut counter = 0;
+    let mut out = Output::default();
+    group.bench_function("submit_and_accept_10k_payments", |b| {
+        b.iter_batched(
+            || orders(&mut counter),
+            |orders| {
+                out.clear();
+                let mut ids = Vec::with_capacity(orders.len());
+                for order in orders {
+                    ids.push((order.id, order.payee.participant));
+                    engine.execute(NOW, Command::Submit(order), &mut out);
+                }
+                for (id, payee) in ids {
+                    engine.execute(
+                        NOW + 1,
+                        Command::Answer {
+                            payee,
+                            id,
+                            decision: Decision::Accept,
+                        },
+                        &mut out,
+                    );
+                }
+                out.journal.len()
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn journal_group_commit(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("journal.redb")).unwrap();
+    // One record per engine batch; an engine batch of 512 payment events of
+    // ~140 bytes each (the size of a Reserved event with a short remittance).
+    let record = vec![0x5a_u8; 512 * 140];
+    let mut group = c.benchmark_group("journal");
+    for records_per_fsync in [1_usize, 8] {
+        group.throughput(Throughput::Elements((512 * records_per_fsync) as u64));
+        group.bench_function(
+            format!("append_{}_events_per_fsync", 512 * records_per_fsync),
+            |b| {
+                b.iter(|| {
+                    journal
+                        .append(std::iter::repeat_n(record.as_slice(), records_per_fsync))
+                        .unwrap()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, engine_alone, journal_group_commit);
+criterion_main!(benches);

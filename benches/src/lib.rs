@@ -1,0 +1,1 @@
+//! Criterion benchmarks of Ponte's hot paths; see `benches/` and BENCHMARKS.md.

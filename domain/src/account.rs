@@ -47,11 +47,19 @@ pub enum AccountError {
 }
 
 impl Account {
-    pub fn new(participant: ParticipantId, branch: &str, number: &str, kind: AccountType) -> Result<Account, AccountError> {
+    pub fn new(
+        participant: ParticipantId,
+        branch: &str,
+        number: &str,
+        kind: AccountType,
+    ) -> Result<Account, AccountError> {
         if branch.is_empty() || branch.len() > 4 || !branch.bytes().all(|b| b.is_ascii_digit()) {
             return Err(AccountError::Branch);
         }
-        if number.is_empty() || number.len() > ACCOUNT_NUMBER_LEN_MAX || !number.bytes().all(|b| b.is_ascii_digit()) {
+        if number.is_empty()
+            || number.len() > ACCOUNT_NUMBER_LEN_MAX
+            || !number.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(AccountError::Number);
         }
         let mut raw = [0_u8; ACCOUNT_NUMBER_LEN_MAX];
@@ -66,7 +74,8 @@ impl Account {
     }
 
     pub fn number(&self) -> &str {
-        std::str::from_utf8(&self.number[..usize::from(self.number_len)]).expect("validated as ASCII digits")
+        std::str::from_utf8(&self.number[..usize::from(self.number_len)])
+            .expect("validated as ASCII digits")
     }
 
     /// The branch as the 4 digits it is written with.
@@ -77,7 +86,14 @@ impl Account {
 
 impl fmt::Debug for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{:04}/{}/{}", self.participant, self.branch, self.number(), self.kind.as_str())
+        write!(
+            f,
+            "{}/{:04}/{}/{}",
+            self.participant,
+            self.branch,
+            self.number(),
+            self.kind.as_str()
+        )
     }
 }
 
@@ -91,10 +107,25 @@ mod tests {
         let a = Account::new(p, "1", "12345", AccountType::Checking).unwrap();
         assert_eq!(a.branch_text(), "0001");
         assert_eq!(a.number(), "12345");
-        assert_eq!(Account::new(p, "", "1", AccountType::Checking), Err(AccountError::Branch));
-        assert_eq!(Account::new(p, "12345", "1", AccountType::Checking), Err(AccountError::Branch));
-        assert_eq!(Account::new(p, "1", "", AccountType::Checking), Err(AccountError::Number));
-        assert_eq!(Account::new(p, "1", &"1".repeat(21), AccountType::Checking), Err(AccountError::Number));
-        assert_eq!(Account::new(p, "1", "12a", AccountType::Checking), Err(AccountError::Number));
+        assert_eq!(
+            Account::new(p, "", "1", AccountType::Checking),
+            Err(AccountError::Branch)
+        );
+        assert_eq!(
+            Account::new(p, "12345", "1", AccountType::Checking),
+            Err(AccountError::Branch)
+        );
+        assert_eq!(
+            Account::new(p, "1", "", AccountType::Checking),
+            Err(AccountError::Number)
+        );
+        assert_eq!(
+            Account::new(p, "1", &"1".repeat(21), AccountType::Checking),
+            Err(AccountError::Number)
+        );
+        assert_eq!(
+            Account::new(p, "1", "12a", AccountType::Checking),
+            Err(AccountError::Number)
+        );
     }
 }

@@ -22,7 +22,9 @@ pub const AMOUNT_TEXT_LEN_MAX: usize = 32;
 
 /// An exact, signed quantity of minor units. Payment amounts are positive;
 /// positions and limits use the same type and may be negative.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct Amount(i64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +33,9 @@ pub enum AmountError {
     Empty,
     #[error("amount text is longer than {AMOUNT_TEXT_LEN_MAX} characters")]
     TooLong,
-    #[error("amount is not a decimal number (expected digits with an optional '.' and at most {SCALE} decimals, e.g. \"10.50\")")]
+    #[error(
+        "amount is not a decimal number (expected digits with an optional '.' and at most {SCALE} decimals, e.g. \"10.50\")"
+    )]
     NotDecimal,
     #[error("amount has more than {SCALE} decimal places")]
     TooPrecise,
@@ -148,7 +152,13 @@ impl fmt::Display for Amount {
         let sign = if self.0 < 0 { "-" } else { "" };
         let abs = self.0.unsigned_abs();
         let unit = 10_u64.pow(SCALE);
-        write!(f, "{sign}{}.{:0width$}", abs / unit, abs % unit, width = SCALE as usize)
+        write!(
+            f,
+            "{sign}{}.{:0width$}",
+            abs / unit,
+            abs % unit,
+            width = SCALE as usize
+        )
     }
 }
 
@@ -162,6 +172,26 @@ impl FromStr for Amount {
     type Err = AmountError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Amount::parse_signed(s)
+    }
+}
+
+/// Serde helper writing an [`Amount`] as its decimal string ("1000.00"), for
+/// configuration files people read. The journal keeps the compact integer form.
+pub mod as_decimal_string {
+    use super::Amount;
+
+    pub fn serialize<S: serde::Serializer>(
+        amount: &Amount,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(amount)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Amount, D::Error> {
+        let text: std::borrow::Cow<'de, str> = serde::Deserialize::deserialize(deserializer)?;
+        Amount::parse_signed(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -184,19 +214,43 @@ mod tests {
     fn refuses_bad_amounts_with_precise_errors() {
         assert_eq!(Amount::parse_positive(""), Err(AmountError::Empty));
         assert_eq!(Amount::parse_positive("0"), Err(AmountError::NotPositive));
-        assert_eq!(Amount::parse_positive("0.00"), Err(AmountError::NotPositive));
-        assert_eq!(Amount::parse_positive("-1.00"), Err(AmountError::NotPositive));
-        assert_eq!(Amount::parse_non_negative("-1.00"), Err(AmountError::Negative));
-        assert_eq!(Amount::parse_positive("1.001"), Err(AmountError::TooPrecise));
+        assert_eq!(
+            Amount::parse_positive("0.00"),
+            Err(AmountError::NotPositive)
+        );
+        assert_eq!(
+            Amount::parse_positive("-1.00"),
+            Err(AmountError::NotPositive)
+        );
+        assert_eq!(
+            Amount::parse_non_negative("-1.00"),
+            Err(AmountError::Negative)
+        );
+        assert_eq!(
+            Amount::parse_positive("1.001"),
+            Err(AmountError::TooPrecise)
+        );
         assert_eq!(Amount::parse_positive("1e5"), Err(AmountError::NotDecimal));
         assert_eq!(Amount::parse_positive("+1"), Err(AmountError::NotDecimal));
-        assert_eq!(Amount::parse_positive("1_000"), Err(AmountError::NotDecimal));
-        assert_eq!(Amount::parse_positive("1.2.3"), Err(AmountError::NotDecimal));
+        assert_eq!(
+            Amount::parse_positive("1_000"),
+            Err(AmountError::NotDecimal)
+        );
+        assert_eq!(
+            Amount::parse_positive("1.2.3"),
+            Err(AmountError::NotDecimal)
+        );
         assert_eq!(Amount::parse_positive(".5"), Err(AmountError::NotDecimal));
         assert_eq!(Amount::parse_positive("5."), Err(AmountError::NotDecimal));
         assert_eq!(Amount::parse_positive("NaN"), Err(AmountError::NotDecimal));
-        assert_eq!(Amount::parse_positive("99999999999999999999"), Err(AmountError::Overflow));
-        assert_eq!(Amount::parse_positive(&"9".repeat(40)), Err(AmountError::TooLong));
+        assert_eq!(
+            Amount::parse_positive("99999999999999999999"),
+            Err(AmountError::Overflow)
+        );
+        assert_eq!(
+            Amount::parse_positive(&"9".repeat(40)),
+            Err(AmountError::TooLong)
+        );
     }
 
     #[test]
@@ -204,7 +258,10 @@ mod tests {
         assert_eq!(Amount::from_minor(1050).to_string(), "10.50");
         assert_eq!(Amount::from_minor(5).to_string(), "0.05");
         assert_eq!(Amount::from_minor(-305).to_string(), "-3.05");
-        assert_eq!(Amount::from_minor(i64::MIN).to_string(), "-92233720368547758.08");
+        assert_eq!(
+            Amount::from_minor(i64::MIN).to_string(),
+            "-92233720368547758.08"
+        );
     }
 
     proptest! {

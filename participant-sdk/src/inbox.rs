@@ -57,7 +57,11 @@ pub trait InboxHandler: Send + Sync + 'static {
     }
 
     /// The payment will not settle (answer too late, or timed out): do not credit.
-    fn on_cancelled(&self, _id: EndToEndId, _reason: ReasonCode) -> impl Future<Output = ()> + Send {
+    fn on_cancelled(
+        &self,
+        _id: EndToEndId,
+        _reason: ReasonCode,
+    ) -> impl Future<Output = ()> + Send {
         async {}
     }
 
@@ -118,7 +122,13 @@ impl Client {
                     Ok(response) => {
                         backoff = Duration::from_millis(50);
                         let _ = connected_tx.send(true);
-                        serve(response.into_inner(), up_tx, handler.clone(), stop_rx.clone()).await;
+                        serve(
+                            response.into_inner(),
+                            up_tx,
+                            handler.clone(),
+                            stop_rx.clone(),
+                        )
+                        .await;
                         let _ = connected_tx.send(false);
                     }
                     Err(status) => tracing::warn!(%status, "inbox could not be opened"),
@@ -131,7 +141,11 @@ impl Client {
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         });
-        InboxHandle { connected, stop, task }
+        InboxHandle {
+            connected,
+            stop,
+            task,
+        }
     }
 }
 
@@ -172,7 +186,9 @@ async fn serve<H: InboxHandler>(
         };
         for event in batch.events {
             let Some(event) = event.event else { continue };
-            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
             let handler = handler.clone();
             let answers = answers_tx.clone();
             tokio::spawn(async move {
@@ -185,7 +201,11 @@ async fn serve<H: InboxHandler>(
     writer.abort();
 }
 
-async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H, answers: &mpsc::Sender<pb::PayeeAnswer>) {
+async fn handle<H: InboxHandler>(
+    event: pb::inbox_event::Event,
+    handler: &H,
+    answers: &mpsc::Sender<pb::PayeeAnswer>,
+) {
     use pb::inbox_event::Event;
     match event {
         Event::Payment(p) => {
@@ -206,11 +226,18 @@ async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H, ans
                 },
                 Err(error) => {
                     tracing::warn!(%error, "unreadable incoming payment rejected");
-                    (pb::Decision::Reject, ReasonCode::RejectedByPayee.code().to_owned())
+                    (
+                        pb::Decision::Reject,
+                        ReasonCode::RejectedByPayee.code().to_owned(),
+                    )
                 }
             };
             let _ = answers
-                .send(pb::PayeeAnswer { end_to_end_id: p.end_to_end_id, decision: decision as i32, reject_reason: reason })
+                .send(pb::PayeeAnswer {
+                    end_to_end_id: p.end_to_end_id,
+                    decision: decision as i32,
+                    reject_reason: reason,
+                })
                 .await;
         }
         Event::Settled(s) => {
@@ -219,9 +246,10 @@ async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H, ans
             }
         }
         Event::Cancelled(c) => {
-            if let (Ok(id), Ok(reason)) =
-                (wire::end_to_end_id("end_to_end_id", &c.end_to_end_id), wire::reason_from_wire(c.reason.as_ref()))
-            {
+            if let (Ok(id), Ok(reason)) = (
+                wire::end_to_end_id("end_to_end_id", &c.end_to_end_id),
+                wire::reason_from_wire(c.reason.as_ref()),
+            ) {
                 handler.on_cancelled(id, reason).await;
             }
         }
@@ -229,7 +257,10 @@ async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H, ans
             let notice = (|| -> Result<ReturnNotice, wire::FieldError> {
                 Ok(ReturnNotice {
                     return_id: wire::end_to_end_id("return_id", &r.return_id)?,
-                    original: wire::end_to_end_id("original_end_to_end_id", &r.original_end_to_end_id)?,
+                    original: wire::end_to_end_id(
+                        "original_end_to_end_id",
+                        &r.original_end_to_end_id,
+                    )?,
                     amount: wire::amount_positive("amount", &r.amount)?,
                     reason: wire::reason_from_wire(r.reason.as_ref())?,
                     settled_at_ms: r.settled_at_ms,

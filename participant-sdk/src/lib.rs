@@ -41,8 +41,13 @@ mod inbox;
 mod operator;
 pub mod wire;
 
-pub use client::{Client, Identity, Payment, PaymentOutcome, Return, StreamedResult, SubmitReceiver, SubmitSender, TransferStatus};
+pub use client::{
+    Client, Identity, Payment, PaymentOutcome, Return, StreamedResult, SubmitReceiver,
+    SubmitSender, TransferStatus,
+};
 pub use error::Error;
-pub use inbox::{Decision, IncomingPayment, InboxHandle, InboxHandler, ReturnNotice};
+pub use inbox::{Decision, InboxHandle, InboxHandler, IncomingPayment, ReturnNotice};
 pub use operator::{OperatorClient, ParticipantInfo, ParticipantStatus};
-pub use ponte_domain::{Account, AccountType, Amount, EndToEndId, ParticipantId, ReasonCode, TransferState};
+pub use ponte_domain::{
+    Account, AccountType, Amount, EndToEndId, ParticipantId, ReasonCode, TransferState,
+};

@@ -11,7 +11,8 @@
 use crate::server::{self, Config, DevParticipant};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode};
 use ponte_sdk::{
-    Client, Decision, Identity, IncomingPayment, InboxHandler, OperatorClient, Payment, PaymentOutcome, Return,
+    Client, Decision, Identity, InboxHandler, IncomingPayment, OperatorClient, Payment,
+    PaymentOutcome, Return,
 };
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -44,11 +45,51 @@ struct Bank {
 }
 
 const BANKS: &[Bank] = &[
-    Bank { code: 10000001, name: "Banco Atlântico", cap: "5000000.00", sends: 40, receives: 40, online: true, slow_every: None },
-    Bank { code: 10000002, name: "Caixa Serra", cap: "5000000.00", sends: 35, receives: 35, online: true, slow_every: None },
-    Bank { code: 10000003, name: "Carteira Rio", cap: "1000000.00", sends: 20, receives: 18, online: true, slow_every: Some(400) },
-    Bank { code: 10000004, name: "Banco Pampa", cap: "1000000.00", sends: 0, receives: 2, online: false, slow_every: None },
-    Bank { code: 10000005, name: "Cooperativa Sol", cap: "1500.00", sends: 5, receives: 5, online: true, slow_every: None },
+    Bank {
+        code: 10000001,
+        name: "Banco Atlântico",
+        cap: "5000000.00",
+        sends: 40,
+        receives: 40,
+        online: true,
+        slow_every: None,
+    },
+    Bank {
+        code: 10000002,
+        name: "Caixa Serra",
+        cap: "5000000.00",
+        sends: 35,
+        receives: 35,
+        online: true,
+        slow_every: None,
+    },
+    Bank {
+        code: 10000003,
+        name: "Carteira Rio",
+        cap: "1000000.00",
+        sends: 20,
+        receives: 18,
+        online: true,
+        slow_every: Some(400),
+    },
+    Bank {
+        code: 10000004,
+        name: "Banco Pampa",
+        cap: "1000000.00",
+        sends: 0,
+        receives: 2,
+        online: false,
+        slow_every: None,
+    },
+    Bank {
+        code: 10000005,
+        name: "Cooperativa Sol",
+        cap: "1500.00",
+        sends: 5,
+        receives: 5,
+        online: true,
+        slow_every: None,
+    },
 ];
 
 fn pid(code: u32) -> ParticipantId {
@@ -65,13 +106,13 @@ struct DemoPayee {
 impl InboxHandler for DemoPayee {
     async fn on_payment(&self, payment: IncomingPayment) -> Decision {
         let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.slow_every.is_some_and(|every| n % every == 0) {
+        if self.slow_every.is_some_and(|every| n.is_multiple_of(every)) {
             tokio::time::sleep(Duration::from_millis(self.slow_ms)).await;
         }
         let number: u64 = payment.payee.number().parse().unwrap_or(0);
-        if number % 97 == 0 {
+        if number.is_multiple_of(97) {
             Decision::Reject(ReasonCode::ClosedAccount)
-        } else if number % 89 == 0 {
+        } else if number.is_multiple_of(89) {
             Decision::Reject(ReasonCode::BlockedAccount)
         } else {
             Decision::Accept
@@ -85,7 +126,16 @@ fn label(outcome: &Result<PaymentOutcome, ponte_sdk::Error>) -> String {
     match outcome {
         Ok(PaymentOutcome::Settled { .. }) => "SETTLED".into(),
         Ok(PaymentOutcome::Rejected { reason }) => {
-            format!("{} {}{}", reason.code(), reason.description(), if reason.is_transient() { " (transient)" } else { "" })
+            format!(
+                "{} {}{}",
+                reason.code(),
+                reason.description(),
+                if reason.is_transient() {
+                    " (transient)"
+                } else {
+                    ""
+                }
+            )
         }
         Err(error) => format!("error: {error}"),
     }
@@ -104,14 +154,31 @@ fn pick(rng: &mut impl Rng, weights: impl Iterator<Item = (u32, u32)> + Clone) -
 }
 
 fn random_payment(rng: &mut impl Rng, payer: u32, now_ms: i64) -> Payment {
-    let payee = pick(rng, BANKS.iter().filter(|b| b.code != payer).map(|b| (b.code, b.receives)));
-    let suffix: [u8; 11] = std::array::from_fn(|_| b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"[rng.random_range(0..34)]);
+    let payee = pick(
+        rng,
+        BANKS
+            .iter()
+            .filter(|b| b.code != payer)
+            .map(|b| (b.code, b.receives)),
+    );
+    let suffix: [u8; 11] =
+        std::array::from_fn(|_| b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"[rng.random_range(0..34)]);
     Payment {
         id: EndToEndId::from_parts(IdKind::Payment, pid(payer), now_ms, &suffix),
-        payer: Account::new(pid(payer), "1", &rng.random_range(100_000..999_999_u32).to_string(), AccountType::Checking)
-            .expect("valid account"),
-        payee: Account::new(pid(payee), "1", &rng.random_range(100_000..999_999_u32).to_string(), AccountType::Checking)
-            .expect("valid account"),
+        payer: Account::new(
+            pid(payer),
+            "1",
+            &rng.random_range(100_000..999_999_u32).to_string(),
+            AccountType::Checking,
+        )
+        .expect("valid account"),
+        payee: Account::new(
+            pid(payee),
+            "1",
+            &rng.random_range(100_000..999_999_u32).to_string(),
+            AccountType::Checking,
+        )
+        .expect("valid account"),
         amount: Amount::from_minor(rng.random_range(1_00..300_00)),
         remittance: "demo".into(),
     }
@@ -119,19 +186,43 @@ fn random_payment(rng: &mut impl Rng, payer: u32, now_ms: i64) -> Payment {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.payments > 0, "--payments must be at least 1");
-    anyhow::ensure!(args.payee_timeout_ms > 0, "--payee-timeout-ms must be positive");
+    anyhow::ensure!(
+        args.payee_timeout_ms > 0,
+        "--payee-timeout-ms must be positive"
+    );
     let dir = tempfile::tempdir()?;
-    let mut config = Config { data_dir: dir.path().to_path_buf(), listen: ([127, 0, 0, 1], 0).into(), ..Config::default() };
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: ([127, 0, 0, 1], 0).into(),
+        ..Config::default()
+    };
     config.engine.payee_timeout_ms = args.payee_timeout_ms;
     config.dev_participants = BANKS
         .iter()
-        .map(|b| DevParticipant { code: b.code.to_string(), name: b.name.into(), net_debit_cap: b.cap.into() })
+        .map(|b| DevParticipant {
+            code: b.code.to_string(),
+            name: b.name.into(),
+            net_debit_cap: b.cap.into(),
+        })
         .collect();
     let switch = server::start(config).await?;
     let endpoint = switch.endpoint();
-    let certs = switch.dev_pki.as_ref().expect("the demo uses development certificates").dir.clone();
-    println!("Ponte demo: {} participants, {} payments over mTLS, payee deadline {} ms", BANKS.len(), args.payments, args.payee_timeout_ms);
-    println!("  switch on {endpoint}, journal in {}", dir.path().display());
+    let certs = switch
+        .dev_pki
+        .as_ref()
+        .expect("the demo uses development certificates")
+        .dir
+        .clone();
+    println!(
+        "Ponte demo: {} participants, {} payments over mTLS, payee deadline {} ms",
+        BANKS.len(),
+        args.payments,
+        args.payee_timeout_ms
+    );
+    println!(
+        "  switch on {endpoint}, journal in {}",
+        dir.path().display()
+    );
 
     let mut clients = BTreeMap::new();
     let mut inboxes = Vec::new();
@@ -163,7 +254,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let tally = tally.clone();
         let sample = settled_sample.clone();
         let code = bank.code;
-        tasks.push(tokio::spawn(async move { burst(client, code, count, tally, sample).await }));
+        tasks.push(tokio::spawn(async move {
+            burst(client, code, count, tally, sample).await
+        }));
     }
     for task in tasks {
         task.await??;
@@ -187,10 +280,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(payment) = sample {
         let payer = &clients[&payment.payer.participant.code()];
         let again = payer.submit(&payment).await?;
-        println!("\nThe same payment {} submitted again: {}", payment.id, label(&Ok(again)));
+        println!(
+            "\nThe same payment {} submitted again: {}",
+            payment.id,
+            label(&Ok(again))
+        );
         let mut modified = payment.clone();
-        modified.amount = modified.amount.checked_add(Amount::from_minor(1)).expect("small amount");
-        println!("Its end-to-end id reused with another amount: {}", label(&Ok(payer.submit(&modified).await?)));
+        modified.amount = modified
+            .amount
+            .checked_add(Amount::from_minor(1))
+            .expect("small amount");
+        println!(
+            "Its end-to-end id reused with another amount: {}",
+            label(&Ok(payer.submit(&modified).await?))
+        );
         let payee = &clients[&payment.payee.participant.code()];
         let half = Amount::from_minor(payment.amount.minor() / 2);
         let first = Return {
@@ -200,18 +303,44 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             reason: ReasonCode::RefundRequested,
             remittance: "refund".into(),
         };
-        println!("The payee returns {half} of {}: {}", payment.amount, label(&Ok(payee.return_payment(&first).await?)));
-        let too_much = Return { id: payee.new_return_id(), amount: payment.amount, ..first };
-        println!("...then tries to return {} more: {}", payment.amount, label(&Ok(payee.return_payment(&too_much).await?)));
+        println!(
+            "The payee returns {half} of {}: {}",
+            payment.amount,
+            label(&Ok(payee.return_payment(&first).await?))
+        );
+        let too_much = Return {
+            id: payee.new_return_id(),
+            amount: payment.amount,
+            ..first
+        };
+        println!(
+            "...then tries to return {} more: {}",
+            payment.amount,
+            label(&Ok(payee.return_payment(&too_much).await?))
+        );
         let status = payer.status(&payment.id).await?;
-        println!("Status seen by the payer: {} with {} returned", status.state.as_str(), status.returned);
+        println!(
+            "Status seen by the payer: {} with {} returned",
+            status.state.as_str(),
+            status.returned
+        );
     }
 
-    let operator = OperatorClient::connect(&endpoint, &Identity::from_dev_dir(&certs, crate::tls::OPERATOR_NAME)?).await?;
+    let operator = OperatorClient::connect(
+        &endpoint,
+        &Identity::from_dev_dir(&certs, crate::tls::OPERATOR_NAME)?,
+    )
+    .await?;
     let (participants, sum) = operator.participants().await?;
     println!("\nPositions (settled credits minus debits)");
     for p in &participants {
-        println!("  {} {:<18} {:>16}   cap {:>14}", p.code, p.name, p.position.to_string(), p.net_debit_cap.to_string());
+        println!(
+            "  {} {:<18} {:>16}   cap {:>14}",
+            p.code,
+            p.name,
+            p.position.to_string(),
+            p.net_debit_cap.to_string()
+        );
     }
     println!("  sum of positions: {sum}");
     anyhow::ensure!(sum == Amount::ZERO, "positions do not net to zero");
@@ -225,7 +354,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// One bank's burst over a submit stream, with at most `INFLIGHT` payments awaiting outcomes.
-async fn burst(client: Client, code: u32, count: u64, tally: Tally, sample: Arc<Mutex<Option<Payment>>>) -> anyhow::Result<()> {
+async fn burst(
+    client: Client,
+    code: u32,
+    count: u64,
+    tally: Tally,
+    sample: Arc<Mutex<Option<Payment>>>,
+) -> anyhow::Result<()> {
     const BATCH: u64 = 256;
     const INFLIGHT: usize = 4_096;
     let (sender, mut receiver) = client.open_submit_stream().await?;
@@ -243,7 +378,9 @@ async fn burst(client: Client, code: u32, count: u64, tally: Tally, sample: Arc<
                 let now = crate::demo::now_ms();
                 let batch: Vec<Payment> = {
                     let mut rng = rand::rng();
-                    (0..n).map(|_| random_payment(&mut rng, code, now)).collect()
+                    (0..n)
+                        .map(|_| random_payment(&mut rng, code, now))
+                        .collect()
                 };
                 {
                     let mut sent = sent.lock().expect("sent");
@@ -258,14 +395,17 @@ async fn burst(client: Client, code: u32, count: u64, tally: Tally, sample: Arc<
     };
     let mut done = 0;
     while done < count {
-        let Some(batch) = receiver.next().await else { break };
+        let Some(batch) = receiver.next().await else {
+            break;
+        };
         let batch = batch?;
         permits.add_permits(batch.len());
         let mut tally = tally.lock().expect("tally");
         for result in batch {
             done += 1;
             let payment = sent.lock().expect("sent").remove(&result.end_to_end_id);
-            if let (Ok(PaymentOutcome::Settled { .. }), Some(payment)) = (&result.outcome, payment) {
+            if let (Ok(PaymentOutcome::Settled { .. }), Some(payment)) = (&result.outcome, payment)
+            {
                 let mut sample = sample.lock().expect("sample");
                 if sample.is_none() && payment.payee.participant.code() != 10000005 {
                     *sample = Some(payment);
@@ -279,5 +419,8 @@ async fn burst(client: Client, code: u32, count: u64, tally: Tally, sample: Arc<
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -14,10 +14,10 @@
 //! - [`server`]: wiring: configuration, start-up, shutdown.
 //! - [`demo`]: `ponte demo`, a whole country in one process.
 
+pub mod demo;
 pub mod engine;
 pub mod journal;
 pub mod runtime;
-pub mod tls;
-pub mod service;
 pub mod server;
-pub mod demo;
+pub mod service;
+pub mod tls;

@@ -27,6 +27,8 @@ enum Command {
     /// Start a switch on a temporary directory with simulated banks, run a
     /// burst of payments and print what happened.
     Demo(ponte_switch::demo::DemoArgs),
+    /// Print every configuration setting with its default, as TOML.
+    Config,
     /// Participant administration (operator certificate required).
     Participant {
         #[command(flatten)]
@@ -55,10 +57,20 @@ struct ServeArgs {
 #[derive(Args)]
 struct OperatorArgs {
     /// The switch's address.
-    #[arg(long, env = "PONTE_ENDPOINT", default_value = "https://127.0.0.1:7700", global = true)]
+    #[arg(
+        long,
+        env = "PONTE_ENDPOINT",
+        default_value = "https://127.0.0.1:7700",
+        global = true
+    )]
     endpoint: String,
     /// Directory holding ca.pem, operator.pem and operator.key (and ca.key, to issue certificates).
-    #[arg(long, env = "PONTE_CERTS", default_value = "ponte-data/certs", global = true)]
+    #[arg(
+        long,
+        env = "PONTE_CERTS",
+        default_value = "ponte-data/certs",
+        global = true
+    )]
     certs: PathBuf,
 }
 
@@ -75,7 +87,10 @@ enum ParticipantAction {
         net_debit_cap: String,
     },
     /// Change a participant's net debit cap.
-    Limit { code: ParticipantId, net_debit_cap: String },
+    Limit {
+        code: ParticipantId,
+        net_debit_cap: String,
+    },
     /// Stop a participant from sending or receiving payments.
     Suspend { code: ParticipantId },
     /// Let a suspended participant transact again.
@@ -86,11 +101,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -101,6 +120,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Demo(args) => ponte_switch::demo::run(args).await,
+            Command::Config => {
+                print!("{}", toml::to_string_pretty(&Config::default())?);
+                Ok(())
+            }
             Command::Participant { connection, action } => participant(connection, action).await,
         }
     });
@@ -133,13 +156,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("  data directory: {}", switch.data_dir.display());
     println!("  journal records replayed: {}", switch.replayed_records);
     if let Some(pki) = &switch.dev_pki {
-        let verb = if switch.created_certificates { "created" } else { "using" };
+        let verb = if switch.created_certificates {
+            "created"
+        } else {
+            "using"
+        };
         println!("  development certificates ({verb}): {}", pki.dir.display());
         println!("    CA: ca.pem   server: server.pem/.key   operator: operator.pem/.key");
         for p in &config.dev_participants {
-            println!("    participant {} ({}): {}.pem/.key", p.code, p.name, p.code);
+            println!(
+                "    participant {} ({}): {}.pem/.key",
+                p.code, p.name, p.code
+            );
         }
-        println!("  try: cargo run --release -- participant list --certs {}", pki.dir.display());
+        println!(
+            "  try: cargo run --release -- participant list --certs {}",
+            pki.dir.display()
+        );
     }
     println!("Stop with Ctrl-C.");
     tokio::signal::ctrl_c().await?;
@@ -151,29 +184,59 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn participant(connection: OperatorArgs, action: ParticipantAction) -> anyhow::Result<()> {
     let identity = Identity::from_dev_dir(&connection.certs, ponte_switch::tls::OPERATOR_NAME)?;
     let client = OperatorClient::connect(&connection.endpoint, &identity).await?;
-    let cap = |text: &str| Amount::parse_non_negative(text).map_err(|e| anyhow::anyhow!("net debit cap {text:?}: {e}"));
+    let cap = |text: &str| {
+        Amount::parse_non_negative(text).map_err(|e| anyhow::anyhow!("net debit cap {text:?}: {e}"))
+    };
     let shown = match action {
         ParticipantAction::List => {
             let (all, sum) = client.participants().await?;
-            println!("{:<10} {:<24} {:<10} {:>18} {:>18} {:>18} {:>18} online", "code", "name", "status", "net debit cap", "position", "reserved", "available");
+            println!(
+                "{:<10} {:<24} {:<10} {:>18} {:>18} {:>18} {:>18} online",
+                "code", "name", "status", "net debit cap", "position", "reserved", "available"
+            );
             for p in &all {
                 print_participant(p);
             }
             println!("sum of positions: {sum}");
             return Ok(());
         }
-        ParticipantAction::Add { code, name, net_debit_cap } => {
-            let info = client.register_participant(code, &name, cap(&net_debit_cap)?).await?;
+        ParticipantAction::Add {
+            code,
+            name,
+            net_debit_cap,
+        } => {
+            let info = client
+                .register_participant(code, &name, cap(&net_debit_cap)?)
+                .await?;
             let pki = ponte_switch::tls::DevPki::new(&connection.certs);
-            if connection.certs.join("ca.key").exists() && !pki.identity(&code.to_string()).cert.exists() {
-                let files = pki.issue(&code.to_string(), Vec::new(), rcgen::ExtendedKeyUsagePurpose::ClientAuth)?;
-                println!("issued certificate {} and key {}", files.cert.display(), files.key.display());
+            if connection.certs.join("ca.key").exists()
+                && !pki.identity(&code.to_string()).cert.exists()
+            {
+                let files = pki.issue(
+                    &code.to_string(),
+                    Vec::new(),
+                    rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+                )?;
+                println!(
+                    "issued certificate {} and key {}",
+                    files.cert.display(),
+                    files.key.display()
+                );
             }
             info
         }
-        ParticipantAction::Limit { code, net_debit_cap } => client.set_limit(code, cap(&net_debit_cap)?).await?,
-        ParticipantAction::Suspend { code } => client.set_status(code, ParticipantStatus::Suspended).await?,
-        ParticipantAction::Activate { code } => client.set_status(code, ParticipantStatus::Active).await?,
+        ParticipantAction::Limit {
+            code,
+            net_debit_cap,
+        } => client.set_limit(code, cap(&net_debit_cap)?).await?,
+        ParticipantAction::Suspend { code } => {
+            client
+                .set_status(code, ParticipantStatus::Suspended)
+                .await?
+        }
+        ParticipantAction::Activate { code } => {
+            client.set_status(code, ParticipantStatus::Active).await?
+        }
     };
     print_participant(&shown);
     Ok(())

@@ -75,7 +75,9 @@ impl Event<'_> {
 }
 
 /// Decodes the events of one journal record, in order.
-pub fn decode_events<'a>(mut bytes: &'a [u8]) -> impl Iterator<Item = Result<Event<'a>, postcard::Error>> + 'a {
+pub fn decode_events<'a>(
+    mut bytes: &'a [u8],
+) -> impl Iterator<Item = Result<Event<'a>, postcard::Error>> + 'a {
     std::iter::from_fn(move || {
         if bytes.is_empty() {
             return None;

@@ -18,7 +18,8 @@ mod tests;
 pub use event::{Event, decode_events};
 
 use ponte_domain::{
-    Account, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs, TransferEvent, TransferState,
+    Account, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs, TransferEvent,
+    TransferState,
 };
 use std::collections::{BTreeSet, HashMap};
 
@@ -37,7 +38,8 @@ pub struct EngineConfig {
     pub id_future_skew_ms_max: i64,
     /// How old an end-to-end id's timestamp may be when first submitted (default 24 h).
     pub id_age_ms_max: i64,
-    /// Largest single payment (default 1,000,000,000.00).
+    /// Largest single payment (default "1000000000.00").
+    #[serde(with = "ponte_domain::money::as_decimal_string")]
     pub amount_max: Amount,
     /// How long after settlement a payment can be returned (default 90 days).
     pub return_window_ms: i64,
@@ -185,13 +187,32 @@ pub enum Decision {
 #[derive(Debug, Clone)]
 pub enum Command {
     Submit(PaymentOrder),
-    Answer { payee: ParticipantId, id: EndToEndId, decision: Decision },
+    Answer {
+        payee: ParticipantId,
+        id: EndToEndId,
+        decision: Decision,
+    },
     Return(ReturnOrder),
-    Status { caller: ParticipantId, id: EndToEndId },
-    RegisterParticipant { id: ParticipantId, name: String, net_debit_cap: Amount },
-    SetLimit { id: ParticipantId, net_debit_cap: Amount },
-    SetStatus { id: ParticipantId, status: ParticipantStatus },
-    GetParticipant { id: ParticipantId },
+    Status {
+        caller: ParticipantId,
+        id: EndToEndId,
+    },
+    RegisterParticipant {
+        id: ParticipantId,
+        name: String,
+        net_debit_cap: Amount,
+    },
+    SetLimit {
+        id: ParticipantId,
+        net_debit_cap: Amount,
+    },
+    SetStatus {
+        id: ParticipantId,
+        status: ParticipantStatus,
+    },
+    GetParticipant {
+        id: ParticipantId,
+    },
     ListParticipants,
     /// A payee opened an inbox stream. Not journaled: connections do not survive a restart.
     InboxOpened(ParticipantId),
@@ -264,9 +285,17 @@ pub enum Effect {
     /// Push an incoming payment to the payee's inbox.
     Deliver(Box<Delivery>),
     /// Tell the payee a payment is settled: it may credit its customer.
-    Settled { payee: ParticipantId, id: EndToEndId, at: TimestampMs },
+    Settled {
+        payee: ParticipantId,
+        id: EndToEndId,
+        at: TimestampMs,
+    },
     /// Tell the payee a payment it was asked about is not going ahead.
-    Cancelled { payee: ParticipantId, id: EndToEndId, reason: ReasonCode },
+    Cancelled {
+        payee: ParticipantId,
+        id: EndToEndId,
+        reason: ReasonCode,
+    },
     /// Tell the original payer a return of its payment is settled.
     Returned(Box<ReturnNotice>),
 }
@@ -379,20 +408,36 @@ impl Engine {
     pub fn execute(&mut self, now: TimestampMs, command: Command, out: &mut Output) -> Reply {
         match command {
             Command::Submit(order) => self.submit(now, order, out),
-            Command::Answer { payee, id, decision } => {
+            Command::Answer {
+                payee,
+                id,
+                decision,
+            } => {
                 self.answer(now, payee, id, decision, out);
                 Reply::Done
             }
             Command::Return(order) => self.return_payment(now, order, out),
             Command::Status { caller, id } => Reply::Status(self.status(caller, &id)),
-            Command::RegisterParticipant { id, name, net_debit_cap } => {
-                Reply::Participant(self.register(id, name, net_debit_cap, out))
+            Command::RegisterParticipant {
+                id,
+                name,
+                net_debit_cap,
+            } => Reply::Participant(self.register(id, name, net_debit_cap, out)),
+            Command::SetLimit { id, net_debit_cap } => {
+                Reply::Participant(self.set_limit(id, net_debit_cap, out))
             }
-            Command::SetLimit { id, net_debit_cap } => Reply::Participant(self.set_limit(id, net_debit_cap, out)),
-            Command::SetStatus { id, status } => Reply::Participant(self.set_status(id, status, out)),
-            Command::GetParticipant { id } => Reply::Participant(self.view(id).ok_or(AdminError::UnknownParticipant(id))),
+            Command::SetStatus { id, status } => {
+                Reply::Participant(self.set_status(id, status, out))
+            }
+            Command::GetParticipant { id } => {
+                Reply::Participant(self.view(id).ok_or(AdminError::UnknownParticipant(id)))
+            }
             Command::ListParticipants => {
-                let mut all: Vec<_> = self.participants.keys().filter_map(|id| self.view(*id)).collect();
+                let mut all: Vec<_> = self
+                    .participants
+                    .keys()
+                    .filter_map(|id| self.view(*id))
+                    .collect();
                 all.sort_by_key(|p| p.id);
                 Reply::Participants(all)
             }
@@ -419,9 +464,25 @@ impl Engine {
                 break;
             }
             let payee = self.transfers[&id].payee.participant;
-            self.record(Event::Rejected { id, reason: ReasonCode::PayeeTimeout, at: now }, out);
-            out.effects.push(Effect::Final { id, outcome: Outcome::Rejected { reason: ReasonCode::PayeeTimeout } });
-            out.effects.push(Effect::Cancelled { payee, id, reason: ReasonCode::PayeeTimeout });
+            self.record(
+                Event::Rejected {
+                    id,
+                    reason: ReasonCode::PayeeTimeout,
+                    at: now,
+                },
+                out,
+            );
+            out.effects.push(Effect::Final {
+                id,
+                outcome: Outcome::Rejected {
+                    reason: ReasonCode::PayeeTimeout,
+                },
+            });
+            out.effects.push(Effect::Cancelled {
+                payee,
+                id,
+                reason: ReasonCode::PayeeTimeout,
+            });
         }
     }
 
@@ -475,10 +536,14 @@ impl Engine {
 
     fn resubmission(&self, existing: &Transfer, digest: u128) -> Reply {
         if existing.digest != digest {
-            return Reply::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified });
+            return Reply::Final(Outcome::Rejected {
+                reason: ReasonCode::DuplicateModified,
+            });
         }
         match existing.state {
-            TransferState::Settled => Reply::Final(Outcome::Settled { at: existing.settled_at.unwrap_or(existing.created_at) }),
+            TransferState::Settled => Reply::Final(Outcome::Settled {
+                at: existing.settled_at.unwrap_or(existing.created_at),
+            }),
             TransferState::Rejected => Reply::Final(Outcome::Rejected {
                 reason: existing.reason.expect("rejected transfers carry a reason"),
             }),
@@ -518,7 +583,14 @@ impl Engine {
         None
     }
 
-    fn answer(&mut self, now: TimestampMs, payee: ParticipantId, id: EndToEndId, decision: Decision, out: &mut Output) {
+    fn answer(
+        &mut self,
+        now: TimestampMs,
+        payee: ParticipantId,
+        id: EndToEndId,
+        decision: Decision,
+        out: &mut Output,
+    ) {
         let Some(transfer) = self.transfers.get(&id) else {
             self.answer_stats.unknown += 1;
             return;
@@ -534,13 +606,30 @@ impl Engine {
         match decision {
             Decision::Accept => {
                 self.record(Event::Settled { id, at: now }, out);
-                out.effects.push(Effect::Final { id, outcome: Outcome::Settled { at: now } });
+                out.effects.push(Effect::Final {
+                    id,
+                    outcome: Outcome::Settled { at: now },
+                });
                 out.effects.push(Effect::Settled { payee, id, at: now });
             }
             Decision::Reject(reason) => {
-                let reason = if reason.is_payee_reason() { reason } else { ReasonCode::RejectedByPayee };
-                self.record(Event::Rejected { id, reason, at: now }, out);
-                out.effects.push(Effect::Final { id, outcome: Outcome::Rejected { reason } });
+                let reason = if reason.is_payee_reason() {
+                    reason
+                } else {
+                    ReasonCode::RejectedByPayee
+                };
+                self.record(
+                    Event::Rejected {
+                        id,
+                        reason,
+                        at: now,
+                    },
+                    out,
+                );
+                out.effects.push(Effect::Final {
+                    id,
+                    outcome: Outcome::Rejected { reason },
+                });
             }
         }
     }
@@ -557,7 +646,9 @@ impl Engine {
             _ => {
                 // Nothing to link to: the refusal is not recorded, so the id
                 // can be used once the returner names the right original.
-                return Reply::Final(Outcome::Rejected { reason: ReasonCode::OriginalNotFound });
+                return Reply::Final(Outcome::Rejected {
+                    reason: ReasonCode::OriginalNotFound,
+                });
             }
         };
         let (payer, payee) = (original.payee, original.payer);
@@ -602,7 +693,12 @@ impl Engine {
         Reply::Final(Outcome::Settled { at: now })
     }
 
-    fn check_return(&self, now: TimestampMs, order: &ReturnOrder, original: &Transfer) -> Option<ReasonCode> {
+    fn check_return(
+        &self,
+        now: TimestampMs,
+        order: &ReturnOrder,
+        original: &Transfer,
+    ) -> Option<ReasonCode> {
         let returner = match self.participants.get(&order.returner) {
             Some(p) if p.status == ParticipantStatus::Active => p,
             _ => return Some(ReasonCode::PayerSuspended),
@@ -659,11 +755,23 @@ impl Engine {
             }
             return Err(AdminError::AlreadyRegistered(id));
         }
-        self.record(Event::ParticipantRegistered { id, name: &name, net_debit_cap }, out);
+        self.record(
+            Event::ParticipantRegistered {
+                id,
+                name: &name,
+                net_debit_cap,
+            },
+            out,
+        );
         Ok(self.view(id).expect("just registered"))
     }
 
-    fn set_limit(&mut self, id: ParticipantId, net_debit_cap: Amount, out: &mut Output) -> Result<ParticipantView, AdminError> {
+    fn set_limit(
+        &mut self,
+        id: ParticipantId,
+        net_debit_cap: Amount,
+        out: &mut Output,
+    ) -> Result<ParticipantView, AdminError> {
         if !self.participants.contains_key(&id) {
             return Err(AdminError::UnknownParticipant(id));
         }
@@ -671,7 +779,12 @@ impl Engine {
         Ok(self.view(id).expect("exists"))
     }
 
-    fn set_status(&mut self, id: ParticipantId, status: ParticipantStatus, out: &mut Output) -> Result<ParticipantView, AdminError> {
+    fn set_status(
+        &mut self,
+        id: ParticipantId,
+        status: ParticipantStatus,
+        out: &mut Output,
+    ) -> Result<ParticipantView, AdminError> {
         if !self.participants.contains_key(&id) {
             return Err(AdminError::UnknownParticipant(id));
         }
@@ -707,7 +820,11 @@ impl Engine {
     /// switch, or a bug): replaying it could only make the ledger wrong.
     pub fn apply(&mut self, event: &Event<'_>) {
         match *event {
-            Event::ParticipantRegistered { id, name, net_debit_cap } => {
+            Event::ParticipantRegistered {
+                id,
+                name,
+                net_debit_cap,
+            } => {
                 let previous = self.participants.insert(
                     id,
                     ParticipantState {
@@ -722,15 +839,28 @@ impl Engine {
                 );
                 assert!(previous.is_none(), "participant {id} registered twice");
             }
-            Event::LimitSet { id, net_debit_cap } => self.participant_mut(id).net_debit_cap = net_debit_cap,
+            Event::LimitSet { id, net_debit_cap } => {
+                self.participant_mut(id).net_debit_cap = net_debit_cap
+            }
             Event::StatusSet { id, status } => self.participant_mut(id).status = status,
-            Event::Reserved { id, payer, payee, amount, digest, at, deadline, remittance: _ } => {
+            Event::Reserved {
+                id,
+                payer,
+                payee,
+                amount,
+                digest,
+                at,
+                deadline,
+                remittance: _,
+            } => {
                 let transfer = Transfer {
                     id,
                     payer,
                     payee,
                     amount,
-                    state: TransferState::Received.next(TransferEvent::Reserve).expect("legal"),
+                    state: TransferState::Received
+                        .next(TransferEvent::Reserve)
+                        .expect("legal"),
                     reason: None,
                     created_at: at,
                     settled_at: None,
@@ -739,18 +869,35 @@ impl Engine {
                     returned: Amount::ZERO,
                     original: None,
                 };
-                assert!(self.transfers.insert(id, transfer).is_none(), "transfer {id} reserved twice");
+                assert!(
+                    self.transfers.insert(id, transfer).is_none(),
+                    "transfer {id} reserved twice"
+                );
                 let payer_state = self.participant_mut(payer.participant);
-                payer_state.reserved = payer_state.reserved.checked_add(amount).expect("reserved overflow");
+                payer_state.reserved = payer_state
+                    .reserved
+                    .checked_add(amount)
+                    .expect("reserved overflow");
                 self.participant_mut(payee.participant).inflight_in += 1;
                 self.deadlines.insert((deadline, id));
             }
             Event::Settled { id, at } => {
                 let (payer, payee, amount, deadline) = {
-                    let t = self.transfers.get_mut(&id).expect("settled transfer exists");
-                    t.state = t.state.next(TransferEvent::Settle).expect("only reserved transfers settle");
+                    let t = self
+                        .transfers
+                        .get_mut(&id)
+                        .expect("settled transfer exists");
+                    t.state = t
+                        .state
+                        .next(TransferEvent::Settle)
+                        .expect("only reserved transfers settle");
                     t.settled_at = Some(at);
-                    (t.payer.participant, t.payee.participant, t.amount, t.deadline)
+                    (
+                        t.payer.participant,
+                        t.payee.participant,
+                        t.amount,
+                        t.deadline,
+                    )
                 };
                 self.deadlines.remove(&(deadline, id));
                 let p = self.participant_mut(payer);
@@ -762,23 +909,45 @@ impl Engine {
             }
             Event::Rejected { id, reason, at: _ } => {
                 let (payer, payee, amount, deadline) = {
-                    let t = self.transfers.get_mut(&id).expect("rejected transfer exists");
-                    t.state = t.state.next(TransferEvent::Reject).expect("only reserved transfers are rejected");
+                    let t = self
+                        .transfers
+                        .get_mut(&id)
+                        .expect("rejected transfer exists");
+                    t.state = t
+                        .state
+                        .next(TransferEvent::Reject)
+                        .expect("only reserved transfers are rejected");
                     t.reason = Some(reason);
-                    (t.payer.participant, t.payee.participant, t.amount, t.deadline)
+                    (
+                        t.payer.participant,
+                        t.payee.participant,
+                        t.amount,
+                        t.deadline,
+                    )
                 };
                 self.deadlines.remove(&(deadline, id));
                 let p = self.participant_mut(payer);
                 p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
                 self.participant_mut(payee).inflight_in -= 1;
             }
-            Event::Refused { id, payer, payee, amount, digest, reason, at, original } => {
+            Event::Refused {
+                id,
+                payer,
+                payee,
+                amount,
+                digest,
+                reason,
+                at,
+                original,
+            } => {
                 let transfer = Transfer {
                     id,
                     payer,
                     payee,
                     amount,
-                    state: TransferState::Received.next(TransferEvent::Reject).expect("legal"),
+                    state: TransferState::Received
+                        .next(TransferEvent::Reject)
+                        .expect("legal"),
                     reason: Some(reason),
                     created_at: at,
                     settled_at: None,
@@ -787,15 +956,29 @@ impl Engine {
                     returned: Amount::ZERO,
                     original,
                 };
-                assert!(self.transfers.insert(id, transfer).is_none(), "transfer {id} recorded twice");
+                assert!(
+                    self.transfers.insert(id, transfer).is_none(),
+                    "transfer {id} recorded twice"
+                );
             }
-            Event::ReturnSettled { id, original, payer, payee, amount, digest, reason: _, at } => {
+            Event::ReturnSettled {
+                id,
+                original,
+                payer,
+                payee,
+                amount,
+                digest,
+                reason: _,
+                at,
+            } => {
                 let transfer = Transfer {
                     id,
                     payer,
                     payee,
                     amount,
-                    state: TransferState::Received.next(TransferEvent::Settle).expect("legal"),
+                    state: TransferState::Received
+                        .next(TransferEvent::Settle)
+                        .expect("legal"),
                     reason: None,
                     created_at: at,
                     settled_at: Some(at),
@@ -804,8 +987,14 @@ impl Engine {
                     returned: Amount::ZERO,
                     original: Some(original),
                 };
-                assert!(self.transfers.insert(id, transfer).is_none(), "return {id} recorded twice");
-                let o = self.transfers.get_mut(&original).expect("original of a return exists");
+                assert!(
+                    self.transfers.insert(id, transfer).is_none(),
+                    "return {id} recorded twice"
+                );
+                let o = self
+                    .transfers
+                    .get_mut(&original)
+                    .expect("original of a return exists");
                 o.returned = o.returned.checked_add(amount).expect("returned overflow");
                 assert!(o.returned <= o.amount, "return exceeds original {original}");
                 let p = self.participant_mut(payer.participant);
@@ -817,7 +1006,9 @@ impl Engine {
     }
 
     fn participant_mut(&mut self, id: ParticipantId) -> &mut ParticipantState {
-        self.participants.get_mut(&id).unwrap_or_else(|| panic!("event names unknown participant {id}"))
+        self.participants
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("event names unknown participant {id}"))
     }
 
     /// Checks the ledger's invariants from scratch; `Err` says which broke.
@@ -836,25 +1027,36 @@ impl Engine {
                 }
             }
             if t.returned > t.amount {
-                return Err(format!("transfer {} returned {} of {}", t.id, t.returned, t.amount));
+                return Err(format!(
+                    "transfer {} returned {} of {}",
+                    t.id, t.returned, t.amount
+                ));
             }
         }
         let reserved_count: u32 = inflight.values().sum();
         if self.deadlines.len() != reserved_count as usize {
-            return Err(format!("{} deadlines for {reserved_count} reserved transfers", self.deadlines.len()));
+            return Err(format!(
+                "{} deadlines for {reserved_count} reserved transfers",
+                self.deadlines.len()
+            ));
         }
         for p in self.participants.values() {
             position_sum += i128::from(p.position.minor());
             let expected = reserved.get(&p.id).copied().unwrap_or(0);
             if i128::from(p.reserved.minor()) != expected {
-                return Err(format!("participant {} reserved {} but its transfers hold {}", p.id, p.reserved, expected));
+                return Err(format!(
+                    "participant {} reserved {} but its transfers hold {}",
+                    p.id, p.reserved, expected
+                ));
             }
             if p.inflight_in != inflight.get(&p.id).copied().unwrap_or(0) {
                 return Err(format!("participant {} in-flight count is off", p.id));
             }
         }
         if position_sum != 0 {
-            return Err(format!("positions sum to {position_sum} minor units, not zero"));
+            return Err(format!(
+                "positions sum to {position_sum} minor units, not zero"
+            ));
         }
         Ok(())
     }
