@@ -1,1 +1,17 @@
+//! Ponte's load generator: a simulated country driving a switch over the
+//! real interface (gRPC, mTLS), with latency measured end to end as the payer
+//! sees it.
+//!
+//! # Layout
+//! - [`country`]: participants with skewed volume (a few big banks, many small wallets).
+//! - [`drive`]: closed-loop and open-loop load over submit streams or unary calls.
+//! - [`payee`]: the simulated banks' inboxes (reject rate, think time).
+//! - [`echo`]: a trivial echo service on the same tonic + TLS stack: the
+//!   ceiling the switch is measured against.
+//! - [`report`]: the JSON report and the SVG chart.
 
+pub mod country;
+pub mod drive;
+pub mod echo;
+pub mod payee;
+pub mod report;

@@ -1,1 +1,309 @@
-fn main() {}
+//! `ponte-loadtest`: drive a Ponte switch like a country would, and report.
+//!
+//! With no arguments it starts its own switch (embedded journal with fsync
+//! group commit, mTLS, a fresh temporary data directory) and 20 simulated
+//! participants, first measures the echo ceiling of tonic + TLS on this
+//! machine, then runs the switch at maximum throughput over submit streams.
+
+use clap::Parser;
+use ponte_domain::ParticipantId;
+use ponte_loadtest::country::{self, Bank};
+use ponte_loadtest::drive::{self, LoadConfig, Submission};
+use ponte_loadtest::echo::EchoServer;
+use ponte_loadtest::payee::SimulatedPayee;
+use ponte_loadtest::report::{self, Machine, Report};
+use ponte_sdk::{Client, Identity};
+use ponte_switch::server::{self, Config, DevParticipant};
+use ponte_switch::tls::DevPki;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "ponte-loadtest", about = "Load generator for a Ponte switch")]
+struct Args {
+    /// Measured duration (after warm-up), e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured warm-up before the measured window.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Where to write the JSON report; the SVG chart goes beside it.
+    #[arg(long, default_value = "report.json")]
+    out: PathBuf,
+    /// Simulated participants (own switch only).
+    #[arg(long, default_value_t = 20)]
+    participants: usize,
+    /// Fraction of payments payees reject (AC03).
+    #[arg(long, default_value_t = 0.01)]
+    reject_rate: f64,
+    /// Payee think time in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    think_time_ms: u64,
+    /// Open loop at this many payments per second in total (default: closed loop, max throughput).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// One unary call per payment instead of submit streams.
+    #[arg(long)]
+    unary: bool,
+    /// Payments in flight at once over all participants (streams: default 16384; unary: concurrent callers, default 512).
+    #[arg(long)]
+    window: Option<usize>,
+    /// Payments per stream message.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Drive an already running switch at HOST:PORT instead of starting one.
+    #[arg(long)]
+    target: Option<String>,
+    /// With --target: directory with ca.pem and each participant's CODE.pem/CODE.key.
+    #[arg(long, default_value = "ponte-data/certs")]
+    certs: PathBuf,
+    /// With --target: the participant codes to use (comma separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10000001,10000002,10000003"
+    )]
+    codes: Vec<ParticipantId>,
+    /// Seconds of echo-ceiling measurement before the run (0 to skip).
+    #[arg(long, default_value_t = 5)]
+    echo_seconds: u64,
+    /// Payee deadline of the switch this tool starts, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    payee_timeout_ms: i64,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.reject_rate),
+        "--reject-rate must be between 0 and 1"
+    );
+    anyhow::ensure!(args.participants >= 2, "--participants must be at least 2");
+    anyhow::ensure!(
+        (1..=1024).contains(&args.batch),
+        "--batch must be 1 to 1024"
+    );
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(rate > 0.0, "--rate must be positive");
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The switch (when this tool starts one) runs on its own runtime, so
+    // the load generator's tasks and the switch's do not share a scheduler
+    // queue — as close to separate processes as one binary gets.
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("switch")
+        .enable_all()
+        .build()?;
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("load")
+        .enable_all()
+        .build()?;
+    let scratch = tempfile::tempdir()?;
+
+    // The echo ceiling, measured in this run.
+    let echo_ceiling = if args.echo_seconds > 0 {
+        let codes = country::codes(args.participants);
+        let pki = DevPki::new(scratch.path().join("echo-certs"));
+        pki.ensure(&["localhost".into(), "127.0.0.1".into()], &codes)?;
+        let echo = server_runtime.block_on(EchoServer::start(&pki))?;
+        let config = LoadConfig {
+            endpoint: format!("https://{}", echo.addr),
+            certs: pki.dir.clone(),
+            banks: country::zipf(&codes),
+            submission: if args.unary {
+                Submission::Unary
+            } else {
+                Submission::Streams
+            },
+            rate: None,
+            window: window(&args),
+            duration: Duration::from_secs(args.echo_seconds),
+            warmup: Duration::from_secs(1),
+            batch: args.batch,
+            progress: false,
+        };
+        eprintln!(
+            "measuring the echo ceiling (tonic + TLS, no switch) for {} s...",
+            args.echo_seconds
+        );
+        let measured = client_runtime.block_on(async {
+            let channels = drive::connect(&config).await?;
+            drive::run(config, channels).await
+        })?;
+        server_runtime.block_on(echo.stop());
+        let per_s = measured.settled as f64 / measured.measured.as_secs_f64();
+        eprintln!("echo ceiling: {per_s:.0} messages/s");
+        Some(per_s)
+    } else {
+        None
+    };
+
+    // The switch under test.
+    let (endpoint, certs, banks, own) = match &args.target {
+        Some(target) => (
+            format!("https://{target}"),
+            args.certs.clone(),
+            country::zipf(&args.codes),
+            None,
+        ),
+        None => {
+            let codes = country::codes(args.participants);
+            let mut config = Config {
+                data_dir: scratch.path().join("switch"),
+                listen: ([127, 0, 0, 1], 0).into(),
+                ..Config::default()
+            };
+            config.engine.payee_timeout_ms = args.payee_timeout_ms;
+            config.dev_participants = codes
+                .iter()
+                .map(|c| DevParticipant {
+                    code: c.to_string(),
+                    name: format!("Participant {c}"),
+                    net_debit_cap: "100000000000.00".into(),
+                })
+                .collect();
+            let switch = server_runtime.block_on(server::start(config))?;
+            let certs = switch
+                .dev_pki
+                .as_ref()
+                .expect("own switch uses the dev PKI")
+                .dir
+                .clone();
+            (
+                switch.endpoint(),
+                certs,
+                country::zipf(&codes),
+                Some(switch),
+            )
+        }
+    };
+    let config = LoadConfig {
+        endpoint: endpoint.clone(),
+        certs: certs.clone(),
+        banks: banks.clone(),
+        submission: if args.unary {
+            Submission::Unary
+        } else {
+            Submission::Streams
+        },
+        rate: args.rate,
+        window: window(&args),
+        duration: args.duration,
+        warmup: args.warmup,
+        batch: args.batch,
+        progress: !args.quiet,
+    };
+    let mode = if args.rate.is_some() {
+        "open loop"
+    } else {
+        "closed loop"
+    };
+    eprintln!(
+        "driving {endpoint}: {} participants, {} submission, {mode}, {} s (+{} s warm-up)",
+        banks.len(),
+        if args.unary { "unary" } else { "stream" },
+        args.duration.as_secs_f64(),
+        args.warmup.as_secs_f64()
+    );
+    let payee = SimulatedPayee {
+        reject_rate: args.reject_rate,
+        think_time: Duration::from_millis(args.think_time_ms),
+    };
+    let measured = client_runtime.block_on(async {
+        let inboxes = open_inboxes(&endpoint, &certs, &banks, &payee).await?;
+        let channels = drive::connect(&config).await?;
+        let measured = drive::run(config, channels).await;
+        for inbox in inboxes {
+            inbox.stop().await;
+        }
+        measured
+    })?;
+    if let Some(switch) = own {
+        server_runtime.block_on(switch.stop());
+    }
+
+    let throughput = measured.settled as f64 / measured.measured.as_secs_f64();
+    let report = Report {
+        throughput_per_s: throughput,
+        settled: measured.settled,
+        rejected: measured.rejected,
+        errors: measured.errors,
+        latency_ms: report::latency(&measured),
+        mode: mode.into(),
+        submission: if args.unary {
+            "unary".into()
+        } else {
+            "stream".into()
+        },
+        target: if args.target.is_some() {
+            endpoint
+        } else {
+            "own switch (embedded store, fsync group commit, mTLS)".into()
+        },
+        participants: banks.len(),
+        duration_s: args.duration.as_secs_f64(),
+        warmup_s: args.warmup.as_secs_f64(),
+        rate_per_s: args.rate,
+        window: window(&args),
+        reject_rate: args.reject_rate,
+        think_time_ms: args.think_time_ms,
+        rejects_by_reason: measured.rejects_by_reason.clone(),
+        errors_by_kind: measured.errors_by_kind.clone(),
+        sent: measured.sent,
+        unanswered: measured.unanswered,
+        echo_ceiling_per_s: echo_ceiling,
+        ratio_to_echo: echo_ceiling.map(|e| throughput / e),
+        machine: Machine::here(),
+        seconds: measured.seconds.clone(),
+    };
+    let svg = report::write(&report, &args.out)?;
+    let l = &report.latency_ms;
+    println!(
+        "{:.0} settled/s ({} settled, {} rejected, {} errors); latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+        report.throughput_per_s,
+        report.settled,
+        report.rejected,
+        report.errors,
+        l.p50,
+        l.p90,
+        l.p99,
+        l.p999,
+        l.max
+    );
+    if let (Some(echo), Some(ratio)) = (report.echo_ceiling_per_s, report.ratio_to_echo) {
+        println!(
+            "echo ceiling {echo:.0} messages/s; switch at {:.1}% of it",
+            ratio * 100.0
+        );
+    }
+    println!("report: {}  chart: {}", args.out.display(), svg.display());
+    Ok(())
+}
+
+fn window(args: &Args) -> usize {
+    args.window.unwrap_or(if args.unary { 512 } else { 16_384 })
+}
+
+async fn open_inboxes(
+    endpoint: &str,
+    certs: &std::path::Path,
+    banks: &[Bank],
+    payee: &SimulatedPayee,
+) -> anyhow::Result<Vec<ponte_sdk::InboxHandle>> {
+    let mut inboxes = Vec::new();
+    for bank in banks {
+        let identity = Identity::from_dev_dir(certs, &bank.code.to_string())?;
+        let client = Client::connect(endpoint, bank.code, &identity).await?;
+        let mut inbox = client.serve_inbox(payee.clone());
+        tokio::time::timeout(Duration::from_secs(10), inbox.connected())
+            .await
+            .map_err(|_| anyhow::anyhow!("inbox of {} did not open", bank.code))?;
+        inboxes.push(inbox);
+    }
+    Ok(inboxes)
+}

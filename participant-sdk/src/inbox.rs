@@ -75,6 +75,8 @@ pub trait InboxHandler: Send + Sync + 'static {
 const HANDLERS_INFLIGHT_MAX: usize = 8_192;
 /// Answers sent in one `InboxUp`.
 const ANSWERS_BATCH_MAX: usize = 1_024;
+/// Longest wait, when stopping, for the switch to close its half of the stream.
+const STOP_DRAIN_MAX: Duration = Duration::from_secs(5);
 /// Longest wait between reconnection attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -171,21 +173,45 @@ async fn serve<H: InboxHandler>(
         }
     });
     let permits = Arc::new(Semaphore::new(HANDLERS_INFLIGHT_MAX));
+    // Stopping closes our half of the stream; the switch then unregisters
+    // the inbox and ends its half, which we wait for (bounded) so that once
+    // `stop` returns the switch no longer counts this inbox as open.
+    let mut writer = Some(writer);
+    let mut drain_until: Option<tokio::time::Instant> = None;
     loop {
-        let message = tokio::select! {
-            m = down.message() => m,
-            _ = stop.wait_for(|s| *s) => break,
+        let message = match drain_until {
+            None => tokio::select! {
+                m = down.message() => m,
+                _ = stop.wait_for(|s| *s) => {
+                    if let Some(writer) = writer.take() {
+                        writer.abort();
+                    }
+                    drain_until = Some(tokio::time::Instant::now() + STOP_DRAIN_MAX);
+                    continue;
+                }
+            },
+            Some(until) => match tokio::time::timeout_at(until, down.message()).await {
+                Ok(m) => m,
+                Err(_) => break,
+            },
         };
         let batch = match message {
             Ok(Some(batch)) => batch,
             Ok(None) => break,
             Err(status) => {
-                tracing::warn!(%status, "inbox stream broke");
+                if drain_until.is_none() {
+                    tracing::warn!(%status, "inbox stream broke");
+                }
                 break;
             }
         };
         for event in batch.events {
             let Some(event) = event.event else { continue };
+            // While closing, incoming payments cannot be answered any more
+            // (they will time out); notices are still handled.
+            if drain_until.is_some() && matches!(event, pb::inbox_event::Event::Payment(_)) {
+                continue;
+            }
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
@@ -198,7 +224,9 @@ async fn serve<H: InboxHandler>(
         }
     }
     drop(answers_tx);
-    writer.abort();
+    if let Some(writer) = writer {
+        writer.abort();
+    }
 }
 
 async fn handle<H: InboxHandler>(

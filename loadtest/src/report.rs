@@ -1,0 +1,205 @@
+//! The run's report: JSON for machines, an SVG chart for people.
+
+use crate::drive::{Measured, Second};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+#[derive(Debug, serde::Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    /// Settled payments per second over the measured window.
+    pub throughput_per_s: f64,
+    pub settled: u64,
+    pub rejected: u64,
+    pub errors: u64,
+    /// Latency of settled and rejected payments as the payer saw it, in ms.
+    pub latency_ms: Latency,
+    pub mode: String,
+    pub submission: String,
+    pub target: String,
+    pub participants: usize,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub rate_per_s: Option<f64>,
+    pub window: usize,
+    pub reject_rate: f64,
+    pub think_time_ms: u64,
+    pub rejects_by_reason: BTreeMap<String, u64>,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub sent: u64,
+    pub unanswered: u64,
+    /// The echo ceiling measured in the same run (messages/s through
+    /// tonic + TLS with no switch behind), when it was measured.
+    pub echo_ceiling_per_s: Option<f64>,
+    /// `throughput_per_s / echo_ceiling_per_s`.
+    pub ratio_to_echo: Option<f64>,
+    pub machine: Machine,
+    pub seconds: Vec<Second>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub date_utc: String,
+}
+
+impl Machine {
+    pub fn here() -> Machine {
+        let memory_kib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("MemTotal:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0);
+        let now = time::OffsetDateTime::now_utc();
+        Machine {
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            memory_gib: (memory_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            date_utc: format!(
+                "{:04}-{:02}-{:02}",
+                now.year(),
+                u8::from(now.month()),
+                now.day()
+            ),
+        }
+    }
+}
+
+pub fn latency(measured: &Measured) -> Latency {
+    let h = &measured.latency_us;
+    let ms = |q: f64| {
+        if h.is_empty() {
+            0.0
+        } else {
+            h.value_at_quantile(q) as f64 / 1000.0
+        }
+    };
+    Latency {
+        p50: ms(0.5),
+        p90: ms(0.9),
+        p99: ms(0.99),
+        p999: ms(0.999),
+        max: if h.is_empty() {
+            0.0
+        } else {
+            h.max() as f64 / 1000.0
+        },
+    }
+}
+
+/// Writes `report` as JSON to `path` and the chart beside it (`.svg`).
+pub fn write(report: &Report, path: &Path) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::write(path, serde_json::to_string_pretty(report)?)?;
+    let svg_path = path.with_extension("svg");
+    std::fs::write(&svg_path, chart(report))?;
+    Ok(svg_path)
+}
+
+/// Two panels over time: settled payments per second, and p50/p99 latency.
+pub fn chart(report: &Report) -> String {
+    let (w, h, pad) = (900.0, 300.0, 60.0);
+    let seconds = &report.seconds;
+    let n = seconds.len().max(2) as f64;
+    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
+    let max_tp = seconds.iter().map(|s| s.settled).max().unwrap_or(1).max(1) as f64 * 1.1;
+    let max_lat = seconds.iter().map(|s| s.p99_ms).fold(1.0_f64, f64::max) * 1.1;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" font-family="sans-serif" font-size="12">"#,
+        2.0 * h + 40.0
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{pad}" y="20" font-size="14">Ponte load test: {:.0} settled/s, p99 {:.2} ms ({} submission, {})</text>"#,
+        report.throughput_per_s, report.latency_ms.p99, report.submission, report.mode
+    );
+    let panel =
+        |svg: &mut String, top: f64, title: &str, max: f64, series: &[(&str, &str, Vec<f64>)]| {
+            let bottom = top + h - pad;
+            let y = |v: f64| bottom - (bottom - top - 20.0) * v / max;
+            let _ = writeln!(svg, r#"<text x="{pad}" y="{}">{title}</text>"#, top + 12.0);
+            let _ = writeln!(
+                svg,
+                r#"<line x1="{pad}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/>"#,
+                w - pad
+            );
+            let _ = writeln!(
+                svg,
+                r#"<line x1="{pad}" y1="{}" x2="{pad}" y2="{bottom}" stroke="black"/>"#,
+                top + 20.0
+            );
+            for frac in [0.0, 0.5, 1.0] {
+                let v = max * frac;
+                let _ = writeln!(
+                    svg,
+                    r#"<text x="{}" y="{}" text-anchor="end">{:.1}</text>"#,
+                    pad - 4.0,
+                    y(v) + 4.0,
+                    v
+                );
+            }
+            let _ = writeln!(
+                svg,
+                r#"<text x="{}" y="{}" text-anchor="end">seconds</text>"#,
+                w - pad,
+                bottom + 16.0
+            );
+            for (i, (name, color, values)) in series.iter().enumerate() {
+                let points: Vec<String> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
+                    .collect();
+                let _ = writeln!(
+                    svg,
+                    r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+                    points.join(" ")
+                );
+                let _ = writeln!(
+                    svg,
+                    r#"<text x="{}" y="{}" fill="{color}">{name}</text>"#,
+                    w - pad - 120.0 + 60.0 * i as f64,
+                    top + 12.0
+                );
+            }
+        };
+    panel(
+        &mut svg,
+        30.0,
+        "settled payments per second",
+        max_tp,
+        &[(
+            "settled/s",
+            "#1f77b4",
+            seconds.iter().map(|s| s.settled as f64).collect(),
+        )],
+    );
+    panel(
+        &mut svg,
+        30.0 + h,
+        "latency (ms) as the payer sees it",
+        max_lat,
+        &[
+            ("p50", "#2ca02c", seconds.iter().map(|s| s.p50_ms).collect()),
+            ("p99", "#d62728", seconds.iter().map(|s| s.p99_ms).collect()),
+        ],
+    );
+    svg.push_str("</svg>\n");
+    svg
+}
