@@ -29,13 +29,46 @@ impl AccountType {
 /// An account at a participant: 4-digit branch and an account number of up to
 /// [`ACCOUNT_NUMBER_LEN_MAX`] digits. Stored inline (no heap) because the
 /// engine keeps two per transfer.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Account {
     pub participant: ParticipantId,
     pub branch: u16,
     number_len: u8,
     number: [u8; ACCOUNT_NUMBER_LEN_MAX],
     pub kind: AccountType,
+}
+
+/// The serialized form: the number as one string, not 20 separate bytes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AccountRepr<'a> {
+    participant: ParticipantId,
+    branch: u16,
+    #[serde(borrow)]
+    number: std::borrow::Cow<'a, str>,
+    kind: AccountType,
+}
+
+impl serde::Serialize for Account {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AccountRepr {
+            participant: self.participant,
+            branch: self.branch,
+            number: self.number().into(),
+            kind: self.kind,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Account {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let repr = AccountRepr::deserialize(deserializer)?;
+        if repr.branch > 9999 {
+            return Err(serde::de::Error::custom(AccountError::Branch));
+        }
+        Account::new(repr.participant, &repr.branch.to_string(), &repr.number, repr.kind)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,10 +89,7 @@ impl Account {
         if branch.is_empty() || branch.len() > 4 || !branch.bytes().all(|b| b.is_ascii_digit()) {
             return Err(AccountError::Branch);
         }
-        if number.is_empty()
-            || number.len() > ACCOUNT_NUMBER_LEN_MAX
-            || !number.bytes().all(|b| b.is_ascii_digit())
-        {
+        if number.is_empty() || number.len() > ACCOUNT_NUMBER_LEN_MAX || !number.bytes().all(|b| b.is_ascii_digit()) {
             return Err(AccountError::Number);
         }
         let mut raw = [0_u8; ACCOUNT_NUMBER_LEN_MAX];
@@ -74,8 +104,7 @@ impl Account {
     }
 
     pub fn number(&self) -> &str {
-        std::str::from_utf8(&self.number[..usize::from(self.number_len)])
-            .expect("validated as ASCII digits")
+        std::str::from_utf8(&self.number[..usize::from(self.number_len)]).expect("validated as ASCII digits")
     }
 
     /// The branch as the 4 digits it is written with.
@@ -86,14 +115,7 @@ impl Account {
 
 impl fmt::Debug for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{:04}/{}/{}",
-            self.participant,
-            self.branch,
-            self.number(),
-            self.kind.as_str()
-        )
+        write!(f, "{}/{:04}/{}/{}", self.participant, self.branch, self.number(), self.kind.as_str())
     }
 }
 
@@ -107,25 +129,10 @@ mod tests {
         let a = Account::new(p, "1", "12345", AccountType::Checking).unwrap();
         assert_eq!(a.branch_text(), "0001");
         assert_eq!(a.number(), "12345");
-        assert_eq!(
-            Account::new(p, "", "1", AccountType::Checking),
-            Err(AccountError::Branch)
-        );
-        assert_eq!(
-            Account::new(p, "12345", "1", AccountType::Checking),
-            Err(AccountError::Branch)
-        );
-        assert_eq!(
-            Account::new(p, "1", "", AccountType::Checking),
-            Err(AccountError::Number)
-        );
-        assert_eq!(
-            Account::new(p, "1", &"1".repeat(21), AccountType::Checking),
-            Err(AccountError::Number)
-        );
-        assert_eq!(
-            Account::new(p, "1", "12a", AccountType::Checking),
-            Err(AccountError::Number)
-        );
+        assert_eq!(Account::new(p, "", "1", AccountType::Checking), Err(AccountError::Branch));
+        assert_eq!(Account::new(p, "12345", "1", AccountType::Checking), Err(AccountError::Branch));
+        assert_eq!(Account::new(p, "1", "", AccountType::Checking), Err(AccountError::Number));
+        assert_eq!(Account::new(p, "1", &"1".repeat(21), AccountType::Checking), Err(AccountError::Number));
+        assert_eq!(Account::new(p, "1", "12a", AccountType::Checking), Err(AccountError::Number));
     }
 }

@@ -6,9 +6,7 @@ use std::str::FromStr;
 
 /// A participant's 8-digit code (as Brazil's ISPB). Kept as a number so maps
 /// and journal records stay small; always printed with 8 digits.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ParticipantId(u32);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,11 +23,7 @@ pub enum IdError {
 
 impl ParticipantId {
     pub const fn new(code: u32) -> Option<ParticipantId> {
-        if code <= 99_999_999 {
-            Some(ParticipantId(code))
-        } else {
-            None
-        }
+        if code <= 99_999_999 { Some(ParticipantId(code)) } else { None }
     }
 
     pub const fn code(self) -> u32 {
@@ -43,9 +37,7 @@ impl FromStr for ParticipantId {
         if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(IdError::ParticipantCode);
         }
-        Ok(ParticipantId(
-            s.parse().map_err(|_| IdError::ParticipantCode)?,
-        ))
+        Ok(ParticipantId(s.parse().map_err(|_| IdError::ParticipantCode)?))
     }
 }
 
@@ -78,10 +70,22 @@ pub const END_TO_END_ID_LEN: usize = 32;
 /// creation time as `yyyyMMddHHmm`, then 11 ASCII letters or digits.
 ///
 /// Held inline (32 bytes, no heap) because the engine keeps one per transfer.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EndToEndId([u8; END_TO_END_ID_LEN]);
+
+// As one string (not 32 separate bytes): compact in the journal, readable in JSON.
+impl serde::Serialize for EndToEndId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EndToEndId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text: std::borrow::Cow<'de, str> = serde::Deserialize::deserialize(deserializer)?;
+        EndToEndId::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
 
 impl EndToEndId {
     pub fn parse(text: &str) -> Result<EndToEndId, IdError> {
@@ -119,16 +123,8 @@ impl EndToEndId {
     }
 
     /// Builds an id from its parts; `suffix` must be 11 ASCII alphanumerics.
-    pub fn from_parts(
-        kind: IdKind,
-        participant: ParticipantId,
-        now_ms: TimestampMs,
-        suffix: &[u8; 11],
-    ) -> EndToEndId {
-        assert!(
-            suffix.iter().all(u8::is_ascii_alphanumeric),
-            "suffix must be alphanumeric"
-        );
+    pub fn from_parts(kind: IdKind, participant: ParticipantId, now_ms: TimestampMs, suffix: &[u8; 11]) -> EndToEndId {
+        assert!(suffix.iter().all(u8::is_ascii_alphanumeric), "suffix must be alphanumeric");
         let stamp = time::OffsetDateTime::from_unix_timestamp(now_ms.div_euclid(1000))
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let letter = match kind {
@@ -148,11 +144,7 @@ impl EndToEndId {
     }
 
     pub fn kind(&self) -> IdKind {
-        if self.0[0] == b'E' {
-            IdKind::Payment
-        } else {
-            IdKind::Return
-        }
+        if self.0[0] == b'E' { IdKind::Payment } else { IdKind::Return }
     }
 
     /// The participant that made the id.
@@ -167,24 +159,16 @@ impl EndToEndId {
     /// The creation minute the id carries, as epoch milliseconds.
     pub fn created_at_ms(&self) -> Result<TimestampMs, IdError> {
         let digits = |range: std::ops::Range<usize>| -> u32 {
-            self.0[range]
-                .iter()
-                .fold(0, |acc, &b| acc * 10 + u32::from(b - b'0'))
+            self.0[range].iter().fold(0, |acc, &b| acc * 10 + u32::from(b - b'0'))
         };
         let year = digits(9..13) as i32;
-        let month =
-            time::Month::try_from(digits(13..15) as u8).map_err(|_| IdError::EndToEndTimestamp)?;
+        let month = time::Month::try_from(digits(13..15) as u8).map_err(|_| IdError::EndToEndTimestamp)?;
         let day = digits(15..17) as u8;
         let hour = digits(17..19) as u8;
         let minute = digits(19..21) as u8;
-        let date = time::Date::from_calendar_date(year, month, day)
-            .map_err(|_| IdError::EndToEndTimestamp)?;
-        let clock =
-            time::Time::from_hms(hour, minute, 0).map_err(|_| IdError::EndToEndTimestamp)?;
-        Ok(time::PrimitiveDateTime::new(date, clock)
-            .assume_utc()
-            .unix_timestamp()
-            * 1000)
+        let date = time::Date::from_calendar_date(year, month, day).map_err(|_| IdError::EndToEndTimestamp)?;
+        let clock = time::Time::from_hms(hour, minute, 0).map_err(|_| IdError::EndToEndTimestamp)?;
+        Ok(time::PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp() * 1000)
     }
 
     pub fn as_str(&self) -> &str {
@@ -219,16 +203,9 @@ mod tests {
     #[test]
     fn participant_codes() {
         assert_eq!("00000001".parse::<ParticipantId>().unwrap().code(), 1);
-        assert_eq!(
-            "12345678".parse::<ParticipantId>().unwrap().to_string(),
-            "12345678"
-        );
+        assert_eq!("12345678".parse::<ParticipantId>().unwrap().to_string(), "12345678");
         for bad in ["1234567", "123456789", "1234567a", "", "-1234567"] {
-            assert_eq!(
-                bad.parse::<ParticipantId>(),
-                Err(IdError::ParticipantCode),
-                "{bad}"
-            );
+            assert_eq!(bad.parse::<ParticipantId>(), Err(IdError::ParticipantCode), "{bad}");
         }
     }
 
@@ -240,36 +217,13 @@ mod tests {
         assert_eq!(id.kind(), IdKind::Payment);
         assert_eq!(id.participant().code(), 12345678);
         assert_eq!(id.created_at_ms().unwrap(), 1_795_730_100_000);
-        assert_eq!(
-            EndToEndId::parse("D12345678202611262155abcDEF12345")
-                .unwrap()
-                .kind(),
-            IdKind::Return
-        );
-        assert_eq!(
-            EndToEndId::parse("X12345678202611262155abcDEF12345"),
-            Err(IdError::EndToEndFormat)
-        );
-        assert_eq!(
-            EndToEndId::parse("E12345678202613262155abcDEF12345"),
-            Err(IdError::EndToEndTimestamp)
-        );
-        assert_eq!(
-            EndToEndId::parse("E12345678202602302155abcDEF12345"),
-            Err(IdError::EndToEndTimestamp)
-        );
-        assert_eq!(
-            EndToEndId::parse("E12345678202611262160abcDEF12345"),
-            Err(IdError::EndToEndTimestamp)
-        );
-        assert_eq!(
-            EndToEndId::parse("E12345678202611262155abcDEF1234-"),
-            Err(IdError::EndToEndFormat)
-        );
-        assert_eq!(
-            EndToEndId::parse("E12345678202611262155abcDEF1234é"),
-            Err(IdError::EndToEndFormat)
-        );
+        assert_eq!(EndToEndId::parse("D12345678202611262155abcDEF12345").unwrap().kind(), IdKind::Return);
+        assert_eq!(EndToEndId::parse("X12345678202611262155abcDEF12345"), Err(IdError::EndToEndFormat));
+        assert_eq!(EndToEndId::parse("E12345678202613262155abcDEF12345"), Err(IdError::EndToEndTimestamp));
+        assert_eq!(EndToEndId::parse("E12345678202602302155abcDEF12345"), Err(IdError::EndToEndTimestamp));
+        assert_eq!(EndToEndId::parse("E12345678202611262160abcDEF12345"), Err(IdError::EndToEndTimestamp));
+        assert_eq!(EndToEndId::parse("E12345678202611262155abcDEF1234-"), Err(IdError::EndToEndFormat));
+        assert_eq!(EndToEndId::parse("E12345678202611262155abcDEF1234é"), Err(IdError::EndToEndFormat));
     }
 
     proptest! {

@@ -22,9 +22,7 @@ pub const AMOUNT_TEXT_LEN_MAX: usize = 32;
 
 /// An exact, signed quantity of minor units. Payment amounts are positive;
 /// positions and limits use the same type and may be negative.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Amount(i64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,9 +113,7 @@ impl Amount {
 
     /// Converts an exact decimal; refuses one that is not a whole number of minor units.
     pub fn from_decimal(decimal: Decimal) -> Result<Amount, AmountError> {
-        let minor = decimal
-            .checked_mul(Decimal::from(10_i64.pow(SCALE)))
-            .ok_or(AmountError::Overflow)?;
+        let minor = decimal.checked_mul(Decimal::from(10_i64.pow(SCALE))).ok_or(AmountError::Overflow)?;
         if !minor.fract().is_zero() {
             return Err(AmountError::TooPrecise);
         }
@@ -152,13 +148,7 @@ impl fmt::Display for Amount {
         let sign = if self.0 < 0 { "-" } else { "" };
         let abs = self.0.unsigned_abs();
         let unit = 10_u64.pow(SCALE);
-        write!(
-            f,
-            "{sign}{}.{:0width$}",
-            abs / unit,
-            abs % unit,
-            width = SCALE as usize
-        )
+        write!(f, "{sign}{}.{:0width$}", abs / unit, abs % unit, width = SCALE as usize)
     }
 }
 
@@ -180,16 +170,11 @@ impl FromStr for Amount {
 pub mod as_decimal_string {
     use super::Amount;
 
-    pub fn serialize<S: serde::Serializer>(
-        amount: &Amount,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(amount: &Amount, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(amount)
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Amount, D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Amount, D::Error> {
         let text: std::borrow::Cow<'de, str> = serde::Deserialize::deserialize(deserializer)?;
         Amount::parse_signed(&text).map_err(serde::de::Error::custom)
     }
@@ -214,43 +199,19 @@ mod tests {
     fn refuses_bad_amounts_with_precise_errors() {
         assert_eq!(Amount::parse_positive(""), Err(AmountError::Empty));
         assert_eq!(Amount::parse_positive("0"), Err(AmountError::NotPositive));
-        assert_eq!(
-            Amount::parse_positive("0.00"),
-            Err(AmountError::NotPositive)
-        );
-        assert_eq!(
-            Amount::parse_positive("-1.00"),
-            Err(AmountError::NotPositive)
-        );
-        assert_eq!(
-            Amount::parse_non_negative("-1.00"),
-            Err(AmountError::Negative)
-        );
-        assert_eq!(
-            Amount::parse_positive("1.001"),
-            Err(AmountError::TooPrecise)
-        );
+        assert_eq!(Amount::parse_positive("0.00"), Err(AmountError::NotPositive));
+        assert_eq!(Amount::parse_positive("-1.00"), Err(AmountError::NotPositive));
+        assert_eq!(Amount::parse_non_negative("-1.00"), Err(AmountError::Negative));
+        assert_eq!(Amount::parse_positive("1.001"), Err(AmountError::TooPrecise));
         assert_eq!(Amount::parse_positive("1e5"), Err(AmountError::NotDecimal));
         assert_eq!(Amount::parse_positive("+1"), Err(AmountError::NotDecimal));
-        assert_eq!(
-            Amount::parse_positive("1_000"),
-            Err(AmountError::NotDecimal)
-        );
-        assert_eq!(
-            Amount::parse_positive("1.2.3"),
-            Err(AmountError::NotDecimal)
-        );
+        assert_eq!(Amount::parse_positive("1_000"), Err(AmountError::NotDecimal));
+        assert_eq!(Amount::parse_positive("1.2.3"), Err(AmountError::NotDecimal));
         assert_eq!(Amount::parse_positive(".5"), Err(AmountError::NotDecimal));
         assert_eq!(Amount::parse_positive("5."), Err(AmountError::NotDecimal));
         assert_eq!(Amount::parse_positive("NaN"), Err(AmountError::NotDecimal));
-        assert_eq!(
-            Amount::parse_positive("99999999999999999999"),
-            Err(AmountError::Overflow)
-        );
-        assert_eq!(
-            Amount::parse_positive(&"9".repeat(40)),
-            Err(AmountError::TooLong)
-        );
+        assert_eq!(Amount::parse_positive("99999999999999999999"), Err(AmountError::Overflow));
+        assert_eq!(Amount::parse_positive(&"9".repeat(40)), Err(AmountError::TooLong));
     }
 
     #[test]
@@ -258,10 +219,7 @@ mod tests {
         assert_eq!(Amount::from_minor(1050).to_string(), "10.50");
         assert_eq!(Amount::from_minor(5).to_string(), "0.05");
         assert_eq!(Amount::from_minor(-305).to_string(), "-3.05");
-        assert_eq!(
-            Amount::from_minor(i64::MIN).to_string(),
-            "-92233720368547758.08"
-        );
+        assert_eq!(Amount::from_minor(i64::MIN).to_string(), "-92233720368547758.08");
     }
 
     proptest! {

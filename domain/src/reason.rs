@@ -114,16 +114,8 @@ mod tests {
         let mut codes = HashSet::new();
         let mut numbers = HashSet::new();
         for &reason in ReasonCode::ALL {
-            assert!(
-                codes.insert(reason.code()),
-                "duplicate code {}",
-                reason.code()
-            );
-            assert!(
-                numbers.insert(reason.number()),
-                "duplicate number {}",
-                reason.number()
-            );
+            assert!(codes.insert(reason.code()), "duplicate code {}", reason.code());
+            assert!(numbers.insert(reason.number()), "duplicate number {}", reason.number());
             assert_eq!(reason.code().parse::<ReasonCode>(), Ok(reason));
             assert_eq!(ReasonCode::from_number(reason.number()), Some(reason));
             assert_eq!(reason.code().len(), 4);
@@ -132,11 +124,7 @@ mod tests {
 
     #[test]
     fn transient_codes_are_the_ones_a_retry_can_change() {
-        let transient: Vec<_> = ReasonCode::ALL
-            .iter()
-            .filter(|r| r.is_transient())
-            .map(|r| r.code())
-            .collect();
+        let transient: Vec<_> = ReasonCode::ALL.iter().filter(|r| r.is_transient()).map(|r| r.code()).collect();
         assert_eq!(transient, ["AM04", "AB03", "AB08", "AB09"]);
     }
 }

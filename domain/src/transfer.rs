@@ -66,11 +66,7 @@ mod tests {
     #[test]
     fn final_states_accept_no_event() {
         for state in [TransferState::Settled, TransferState::Rejected] {
-            for event in [
-                TransferEvent::Reserve,
-                TransferEvent::Settle,
-                TransferEvent::Reject,
-            ] {
+            for event in [TransferEvent::Reserve, TransferEvent::Settle, TransferEvent::Reject] {
                 assert_eq!(state.next(event), None, "{state:?} {event:?}");
             }
         }

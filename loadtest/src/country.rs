@@ -17,31 +17,17 @@ pub struct Bank {
 pub fn zipf(codes: &[ParticipantId]) -> Vec<Bank> {
     let raw: Vec<f64> = (1..=codes.len()).map(|i| 1.0 / i as f64).collect();
     let total: f64 = raw.iter().sum();
-    codes
-        .iter()
-        .zip(raw)
-        .map(|(&code, w)| Bank {
-            code,
-            weight: w / total,
-        })
-        .collect()
+    codes.iter().zip(raw).map(|(&code, w)| Bank { code, weight: w / total }).collect()
 }
 
 /// The codes of an own-switch country: 10000001, 10000002, ...
 pub fn codes(count: usize) -> Vec<ParticipantId> {
-    (1..=count as u32)
-        .map(|i| ParticipantId::new(10_000_000 + i).expect("8 digits"))
-        .collect()
+    (1..=count as u32).map(|i| ParticipantId::new(10_000_000 + i).expect("8 digits")).collect()
 }
 
 /// Picks a payee for `payer`, weighted by volume, never the payer itself.
 pub fn pick_payee(rng: &mut impl Rng, banks: &[Bank], payer: usize) -> usize {
-    let total: f64 = banks
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != payer)
-        .map(|(_, b)| b.weight)
-        .sum();
+    let total: f64 = banks.iter().enumerate().filter(|(i, _)| *i != payer).map(|(_, b)| b.weight).sum();
     let mut roll = rng.random::<f64>() * total;
     for (i, bank) in banks.iter().enumerate() {
         if i == payer {

@@ -125,16 +125,8 @@ impl Recorder {
         let second = now.saturating_duration_since(self.start).as_secs();
         while self.seconds.len() as u64 <= second {
             let s = self.seconds.len() as u64;
-            self.seconds.push(Second {
-                second: s,
-                settled: 0,
-                rejected: 0,
-                errors: 0,
-                p50_ms: 0.0,
-                p99_ms: 0.0,
-            });
-            self.second_hist
-                .push(Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds"));
+            self.seconds.push(Second { second: s, settled: 0, rejected: 0, errors: 0, p50_ms: 0.0, p99_ms: 0.0 });
+            self.second_hist.push(Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds"));
         }
         let us = (latency.as_micros() as u64).clamp(1, 600_000_000);
         let slot = &mut self.seconds[second as usize];
@@ -183,34 +175,21 @@ impl IdMaker {
         let mut prefix = [0_u8; 21];
         prefix[0] = b'E';
         prefix[1..9].copy_from_slice(code.to_string().as_bytes());
-        let mut maker = IdMaker {
-            prefix,
-            run,
-            minute_of: u64::MAX,
-        };
+        let mut maker = IdMaker { prefix, run, minute_of: u64::MAX };
         maker.refresh();
         maker
     }
 
     fn refresh(&mut self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let minute = now.as_secs() / 60;
         if minute == self.minute_of {
             return;
         }
         self.minute_of = minute;
-        let t = time::OffsetDateTime::from_unix_timestamp((minute * 60) as i64)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let stamp = format!(
-            "{:04}{:02}{:02}{:02}{:02}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute()
-        );
+        let t =
+            time::OffsetDateTime::from_unix_timestamp((minute * 60) as i64).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let stamp = format!("{:04}{:02}{:02}{:02}{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute());
         self.prefix[9..21].copy_from_slice(stamp.as_bytes());
     }
 
@@ -244,24 +223,13 @@ fn account(code: &str, number: &str) -> pb::Account {
     }
 }
 
-fn payment(
-    rng: &mut impl Rng,
-    banks: &[Bank],
-    codes: &[String],
-    payer: usize,
-    id: String,
-) -> pb::PaymentRequest {
+fn payment(rng: &mut impl Rng, banks: &[Bank], codes: &[String], payer: usize, id: String) -> pb::PaymentRequest {
     let payee = pick_payee(rng, banks, payer);
     let cents: u32 = rng.random_range(1_00..500_00);
     pb::PaymentRequest {
         end_to_end_id: id,
         payer: Some(account(&codes[payer], "1234567")),
-        payee: Some(pb::Payee {
-            target: Some(pb::payee::Target::Account(account(
-                &codes[payee],
-                "7654321",
-            ))),
-        }),
+        payee: Some(pb::Payee { target: Some(pb::payee::Target::Account(account(&codes[payee], "7654321"))) }),
         amount: format!("{}.{:02}", cents / 100, cents % 100),
         currency: CURRENCY.to_owned(),
         remittance: String::new(),
@@ -274,13 +242,9 @@ fn classify(result: &pb::PaymentResult) -> Result_ {
     }
     match pb::PaymentStatus::try_from(result.status) {
         Ok(pb::PaymentStatus::Settled) => Result_::Settled,
-        Ok(pb::PaymentStatus::Rejected) => Result_::Rejected(
-            result
-                .reason
-                .as_ref()
-                .map(|r| r.code.clone())
-                .unwrap_or_default(),
-        ),
+        Ok(pb::PaymentStatus::Rejected) => {
+            Result_::Rejected(result.reason.as_ref().map(|r| r.code.clone()).unwrap_or_default())
+        }
         _ => Result_::Error("non-final status".into()),
     }
 }
@@ -298,18 +262,13 @@ pub async fn connect(config: &LoadConfig) -> anyhow::Result<Vec<Channel>> {
 /// Runs the load and returns what was measured.
 pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<Measured> {
     let start = Instant::now();
-    let recorder = Arc::new(Mutex::new(Recorder::new(
-        start,
-        config.warmup,
-        config.duration,
-    )));
+    let recorder = Arc::new(Mutex::new(Recorder::new(start, config.warmup, config.duration)));
     let stop_at = start + config.warmup + config.duration;
     let run: [u8; 3] = {
         let mut rng = rand::rng();
         std::array::from_fn(|_| BASE36[rng.random_range(0..36)])
     };
-    let codes: Arc<Vec<String>> =
-        Arc::new(config.banks.iter().map(|b| b.code.to_string()).collect());
+    let codes: Arc<Vec<String>> = Arc::new(config.banks.iter().map(|b| b.code.to_string()).collect());
     let banks = Arc::new(config.banks.clone());
     let inflight_total = Arc::new(std::sync::atomic::AtomicI64::new(0));
 
@@ -344,8 +303,7 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
     match config.submission {
         Submission::Streams => {
             for (index, bank) in config.banks.iter().enumerate() {
-                let window = ((config.window as f64 * bank.weight).ceil() as usize)
-                    .max(config.batch.min(64));
+                let window = ((config.window as f64 * bank.weight).ceil() as usize).max(config.batch.min(64));
                 let rate = config.rate.map(|r| r * bank.weight);
                 tasks.push(tokio::spawn(stream_bank(StreamBank {
                     index,
@@ -366,19 +324,14 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
         Submission::Unary => {
             // Callers spread over banks by weight, at least one each.
             let callers = config.window.max(config.banks.len());
-            let mut per_bank: Vec<usize> = config
-                .banks
-                .iter()
-                .map(|b| ((callers as f64 * b.weight).round() as usize).max(1))
-                .collect();
+            let mut per_bank: Vec<usize> =
+                config.banks.iter().map(|b| ((callers as f64 * b.weight).round() as usize).max(1)).collect();
             let assigned: usize = per_bank.iter().sum();
             if let Some(first) = per_bank.first_mut() {
                 *first += callers.saturating_sub(assigned);
             }
             for (index, count) in per_bank.into_iter().enumerate() {
-                let rate = config
-                    .rate
-                    .map(|r| r * config.banks[index].weight / count as f64);
+                let rate = config.rate.map(|r| r * config.banks[index].weight / count as f64);
                 for caller in 0..count {
                     let mut ids = IdMaker::new(config.banks[index].code, run);
                     ids.run[2] = BASE36[caller % 36];
@@ -452,13 +405,9 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::SubmitBatch>(16);
     let mut client = PaymentsClient::new(s.channel.clone()).max_decoding_message_size(64 << 20);
-    let mut results = client
-        .submit_stream(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let mut results = client.submit_stream(ReceiverStream::new(rx)).await?.into_inner();
     let permits = Arc::new(Semaphore::new(s.window));
-    let sent_at: Arc<Mutex<HashMap<u64, Instant>>> =
-        Arc::new(Mutex::new(HashMap::with_capacity(s.window * 2)));
+    let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::new(Mutex::new(HashMap::with_capacity(s.window * 2)));
 
     let receiver = {
         let permits = permits.clone();
@@ -468,23 +417,18 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
         let stop_at = s.stop_at;
         tokio::spawn(async move {
             loop {
-                let message =
-                    match tokio::time::timeout_at((stop_at + DRAIN_MAX).into(), results.message())
-                        .await
-                    {
-                        Ok(Ok(Some(m))) => m,
-                        _ => break,
-                    };
+                let message = match tokio::time::timeout_at((stop_at + DRAIN_MAX).into(), results.message()).await {
+                    Ok(Ok(Some(m))) => m,
+                    _ => break,
+                };
                 let now = Instant::now();
                 let n = message.results.len();
                 {
                     let mut sent = sent_at.lock().expect("sent_at");
                     let mut recorder = recorder.lock().expect("recorder");
                     for result in &message.results {
-                        let at = IdMaker::seq_of(&result.end_to_end_id)
-                            .and_then(|seq| sent.remove(&seq));
-                        let latency =
-                            at.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+                        let at = IdMaker::seq_of(&result.end_to_end_id).and_then(|seq| sent.remove(&seq));
+                        let latency = at.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
                         recorder.record(now, latency, classify(result));
                     }
                 }
@@ -509,10 +453,7 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
                 if due <= seq {
                     continue;
                 }
-                (
-                    (due - seq).min(s.batch.min(s.window) as u64) as usize,
-                    Some(rate),
-                )
+                ((due - seq).min(s.batch.min(s.window) as u64) as usize, Some(rate))
             }
         };
         let Ok(permit) = permits.clone().acquire_many_owned(count as u32).await else {
@@ -531,13 +472,7 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
                     None => now,
                 };
                 sent.insert(seq, when);
-                payments.push(payment(
-                    &mut rng,
-                    &s.banks,
-                    &s.codes,
-                    s.index,
-                    s.ids.make(seq),
-                ));
+                payments.push(payment(&mut rng, &s.banks, &s.codes, s.index, s.ids.make(seq)));
                 seq += 1;
             }
         }
@@ -583,13 +518,7 @@ async fn unary_caller(mut u: UnaryCaller) -> anyhow::Result<()> {
             }
         };
         u.ids.refresh();
-        let request = payment(
-            &mut rng,
-            &u.banks,
-            &u.codes,
-            u.index,
-            u.ids.make(u.seq_base + seq),
-        );
+        let request = payment(&mut rng, &u.banks, &u.codes, u.index, u.ids.make(u.seq_base + seq));
         seq += 1;
         u.recorder.lock().expect("recorder").sent += 1;
         u.inflight.fetch_add(1, Relaxed);
@@ -600,11 +529,7 @@ async fn unary_caller(mut u: UnaryCaller) -> anyhow::Result<()> {
             Ok(response) => classify(response.get_ref()),
             Err(status) => Result_::Error(format!("{:?}", status.code())),
         };
-        u.recorder.lock().expect("recorder").record(
-            now,
-            now.saturating_duration_since(intended),
-            result,
-        );
+        u.recorder.lock().expect("recorder").record(now, now.saturating_duration_since(intended), result);
     }
     Ok(())
 }

@@ -32,10 +32,7 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Payments for EchoService {
-    async fn submit(
-        &self,
-        request: Request<pb::PaymentRequest>,
-    ) -> Result<Response<pb::PaymentResult>, Status> {
+    async fn submit(&self, request: Request<pb::PaymentRequest>) -> Result<Response<pb::PaymentResult>, Status> {
         Ok(Response::new(echo(request.get_ref())))
     }
 
@@ -46,34 +43,22 @@ impl Payments for EchoService {
         request: Request<Streaming<pb::SubmitBatch>>,
     ) -> Result<Response<Self::SubmitStreamStream>, Status> {
         let incoming = request.into_inner();
-        let out = incoming.map(|batch| {
-            batch.map(|b| pb::ResultBatch {
-                results: b.payments.iter().map(echo).collect(),
-            })
-        });
+        let out =
+            incoming.map(|batch| batch.map(|b| pb::ResultBatch { results: b.payments.iter().map(echo).collect() }));
         Ok(Response::new(Box::pin(out)))
     }
 
     type InboxStream = BoxStream<pb::InboxDown>;
 
-    async fn inbox(
-        &self,
-        _: Request<Streaming<pb::InboxUp>>,
-    ) -> Result<Response<Self::InboxStream>, Status> {
+    async fn inbox(&self, _: Request<Streaming<pb::InboxUp>>) -> Result<Response<Self::InboxStream>, Status> {
         Err(Status::unimplemented("echo server"))
     }
 
-    async fn get_status(
-        &self,
-        _: Request<pb::StatusRequest>,
-    ) -> Result<Response<pb::TransferStatus>, Status> {
+    async fn get_status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::TransferStatus>, Status> {
         Err(Status::unimplemented("echo server"))
     }
 
-    async fn r#return(
-        &self,
-        _: Request<pb::ReturnRequest>,
-    ) -> Result<Response<pb::PaymentResult>, Status> {
+    async fn r#return(&self, _: Request<pb::ReturnRequest>) -> Result<Response<pb::PaymentResult>, Status> {
         Err(Status::unimplemented("echo server"))
     }
 }
@@ -102,18 +87,14 @@ impl EchoServer {
             .tcp_nodelay(true)
             .add_service(PaymentsServer::new(EchoService).max_decoding_message_size(16 << 20));
         let task = tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             let _ = router
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = rx.await;
                 })
                 .await;
         });
-        Ok(EchoServer {
-            addr,
-            shutdown,
-            task,
-        })
+        Ok(EchoServer { addr, shutdown, task })
     }
 
     pub async fn stop(self) {

@@ -6,6 +6,12 @@
 //! machine, then runs the switch at maximum throughput over submit streams.
 
 use clap::Parser;
+
+// mimalloc: tonic, HTTP/2 and protobuf make many small, short-lived
+// allocations across threads; glibc's malloc spent ~15% of a loaded
+// switch's CPU on them (perf, see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ponte_domain::ParticipantId;
 use ponte_loadtest::country::{self, Bank};
 use ponte_loadtest::drive::{self, LoadConfig, Submission};
@@ -58,11 +64,7 @@ struct Args {
     #[arg(long, default_value = "ponte-data/certs")]
     certs: PathBuf,
     /// With --target: the participant codes to use (comma separated).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "10000001,10000002,10000003"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "10000001,10000002,10000003")]
     codes: Vec<ParticipantId>,
     /// Seconds of echo-ceiling measurement before the run (0 to skip).
     #[arg(long, default_value_t = 5)]
@@ -77,15 +79,13 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&args.reject_rate),
-        "--reject-rate must be between 0 and 1"
-    );
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    anyhow::ensure!((0.0..=1.0).contains(&args.reject_rate), "--reject-rate must be between 0 and 1");
     anyhow::ensure!(args.participants >= 2, "--participants must be at least 2");
-    anyhow::ensure!(
-        (1..=1024).contains(&args.batch),
-        "--batch must be 1 to 1024"
-    );
+    anyhow::ensure!((1..=1024).contains(&args.batch), "--batch must be 1 to 1024");
     if let Some(rate) = args.rate {
         anyhow::ensure!(rate > 0.0, "--rate must be positive");
     }
@@ -93,16 +93,10 @@ fn main() -> anyhow::Result<()> {
     // The switch (when this tool starts one) runs on its own runtime, so
     // the load generator's tasks and the switch's do not share a scheduler
     // queue — as close to separate processes as one binary gets.
-    let server_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("switch")
-        .enable_all()
-        .build()?;
-    let client_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("load")
-        .enable_all()
-        .build()?;
+    let server_runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("switch").enable_all().build()?;
+    let client_runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("load").enable_all().build()?;
     let scratch = tempfile::tempdir()?;
 
     // The echo ceiling, measured in this run.
@@ -115,11 +109,7 @@ fn main() -> anyhow::Result<()> {
             endpoint: format!("https://{}", echo.addr),
             certs: pki.dir.clone(),
             banks: country::zipf(&codes),
-            submission: if args.unary {
-                Submission::Unary
-            } else {
-                Submission::Streams
-            },
+            submission: if args.unary { Submission::Unary } else { Submission::Streams },
             rate: None,
             window: window(&args),
             duration: Duration::from_secs(args.echo_seconds),
@@ -127,10 +117,7 @@ fn main() -> anyhow::Result<()> {
             batch: args.batch,
             progress: false,
         };
-        eprintln!(
-            "measuring the echo ceiling (tonic + TLS, no switch) for {} s...",
-            args.echo_seconds
-        );
+        eprintln!("measuring the echo ceiling (tonic + TLS, no switch) for {} s...", args.echo_seconds);
         let measured = client_runtime.block_on(async {
             let channels = drive::connect(&config).await?;
             drive::run(config, channels).await
@@ -145,12 +132,7 @@ fn main() -> anyhow::Result<()> {
 
     // The switch under test.
     let (endpoint, certs, banks, own) = match &args.target {
-        Some(target) => (
-            format!("https://{target}"),
-            args.certs.clone(),
-            country::zipf(&args.codes),
-            None,
-        ),
+        Some(target) => (format!("https://{target}"), args.certs.clone(), country::zipf(&args.codes), None),
         None => {
             let codes = country::codes(args.participants);
             let mut config = Config {
@@ -168,29 +150,15 @@ fn main() -> anyhow::Result<()> {
                 })
                 .collect();
             let switch = server_runtime.block_on(server::start(config))?;
-            let certs = switch
-                .dev_pki
-                .as_ref()
-                .expect("own switch uses the dev PKI")
-                .dir
-                .clone();
-            (
-                switch.endpoint(),
-                certs,
-                country::zipf(&codes),
-                Some(switch),
-            )
+            let certs = switch.dev_pki.as_ref().expect("own switch uses the dev PKI").dir.clone();
+            (switch.endpoint(), certs, country::zipf(&codes), Some(switch))
         }
     };
     let config = LoadConfig {
         endpoint: endpoint.clone(),
         certs: certs.clone(),
         banks: banks.clone(),
-        submission: if args.unary {
-            Submission::Unary
-        } else {
-            Submission::Streams
-        },
+        submission: if args.unary { Submission::Unary } else { Submission::Streams },
         rate: args.rate,
         window: window(&args),
         duration: args.duration,
@@ -198,11 +166,7 @@ fn main() -> anyhow::Result<()> {
         batch: args.batch,
         progress: !args.quiet,
     };
-    let mode = if args.rate.is_some() {
-        "open loop"
-    } else {
-        "closed loop"
-    };
+    let mode = if args.rate.is_some() { "open loop" } else { "closed loop" };
     eprintln!(
         "driving {endpoint}: {} participants, {} submission, {mode}, {} s (+{} s warm-up)",
         banks.len(),
@@ -210,10 +174,7 @@ fn main() -> anyhow::Result<()> {
         args.duration.as_secs_f64(),
         args.warmup.as_secs_f64()
     );
-    let payee = SimulatedPayee {
-        reject_rate: args.reject_rate,
-        think_time: Duration::from_millis(args.think_time_ms),
-    };
+    let payee = SimulatedPayee { reject_rate: args.reject_rate, think_time: Duration::from_millis(args.think_time_ms) };
     let measured = client_runtime.block_on(async {
         let inboxes = open_inboxes(&endpoint, &certs, &banks, &payee).await?;
         let channels = drive::connect(&config).await?;
@@ -235,11 +196,7 @@ fn main() -> anyhow::Result<()> {
         errors: measured.errors,
         latency_ms: report::latency(&measured),
         mode: mode.into(),
-        submission: if args.unary {
-            "unary".into()
-        } else {
-            "stream".into()
-        },
+        submission: if args.unary { "unary".into() } else { "stream".into() },
         target: if args.target.is_some() {
             endpoint
         } else {
@@ -265,21 +222,10 @@ fn main() -> anyhow::Result<()> {
     let l = &report.latency_ms;
     println!(
         "{:.0} settled/s ({} settled, {} rejected, {} errors); latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
-        report.throughput_per_s,
-        report.settled,
-        report.rejected,
-        report.errors,
-        l.p50,
-        l.p90,
-        l.p99,
-        l.p999,
-        l.max
+        report.throughput_per_s, report.settled, report.rejected, report.errors, l.p50, l.p90, l.p99, l.p999, l.max
     );
     if let (Some(echo), Some(ratio)) = (report.echo_ceiling_per_s, report.ratio_to_echo) {
-        println!(
-            "echo ceiling {echo:.0} messages/s; switch at {:.1}% of it",
-            ratio * 100.0
-        );
+        println!("echo ceiling {echo:.0} messages/s; switch at {:.1}% of it", ratio * 100.0);
     }
     println!("report: {}  chart: {}", args.out.display(), svg.display());
     Ok(())

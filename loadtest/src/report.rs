@@ -65,16 +65,9 @@ impl Machine {
             .unwrap_or(0.0);
         let now = time::OffsetDateTime::now_utc();
         Machine {
-            cores: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             memory_gib: (memory_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
-            date_utc: format!(
-                "{:04}-{:02}-{:02}",
-                now.year(),
-                u8::from(now.month()),
-                now.day()
-            ),
+            date_utc: format!("{:04}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day()),
         }
     }
 }
@@ -82,22 +75,14 @@ impl Machine {
 pub fn latency(measured: &Measured) -> Latency {
     let h = &measured.latency_us;
     let ms = |q: f64| {
-        if h.is_empty() {
-            0.0
-        } else {
-            h.value_at_quantile(q) as f64 / 1000.0
-        }
+        if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1000.0 }
     };
     Latency {
         p50: ms(0.5),
         p90: ms(0.9),
         p99: ms(0.99),
         p999: ms(0.999),
-        max: if h.is_empty() {
-            0.0
-        } else {
-            h.max() as f64 / 1000.0
-        },
+        max: if h.is_empty() { 0.0 } else { h.max() as f64 / 1000.0 },
     }
 }
 
@@ -129,66 +114,39 @@ pub fn chart(report: &Report) -> String {
         r#"<text x="{pad}" y="20" font-size="14">Ponte load test: {:.0} settled/s, p99 {:.2} ms ({} submission, {})</text>"#,
         report.throughput_per_s, report.latency_ms.p99, report.submission, report.mode
     );
-    let panel =
-        |svg: &mut String, top: f64, title: &str, max: f64, series: &[(&str, &str, Vec<f64>)]| {
-            let bottom = top + h - pad;
-            let y = |v: f64| bottom - (bottom - top - 20.0) * v / max;
-            let _ = writeln!(svg, r#"<text x="{pad}" y="{}">{title}</text>"#, top + 12.0);
+    let panel = |svg: &mut String, top: f64, title: &str, max: f64, series: &[(&str, &str, Vec<f64>)]| {
+        let bottom = top + h - pad;
+        let y = |v: f64| bottom - (bottom - top - 20.0) * v / max;
+        let _ = writeln!(svg, r#"<text x="{pad}" y="{}">{title}</text>"#, top + 12.0);
+        let _ = writeln!(svg, r#"<line x1="{pad}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/>"#, w - pad);
+        let _ = writeln!(svg, r#"<line x1="{pad}" y1="{}" x2="{pad}" y2="{bottom}" stroke="black"/>"#, top + 20.0);
+        for frac in [0.0, 0.5, 1.0] {
+            let v = max * frac;
+            let _ = writeln!(svg, r#"<text x="{}" y="{}" text-anchor="end">{:.1}</text>"#, pad - 4.0, y(v) + 4.0, v);
+        }
+        let _ = writeln!(svg, r#"<text x="{}" y="{}" text-anchor="end">seconds</text>"#, w - pad, bottom + 16.0);
+        for (i, (name, color, values)) in series.iter().enumerate() {
+            let points: Vec<String> =
+                values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect();
             let _ = writeln!(
                 svg,
-                r#"<line x1="{pad}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/>"#,
-                w - pad
+                r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+                points.join(" ")
             );
             let _ = writeln!(
                 svg,
-                r#"<line x1="{pad}" y1="{}" x2="{pad}" y2="{bottom}" stroke="black"/>"#,
-                top + 20.0
+                r#"<text x="{}" y="{}" fill="{color}">{name}</text>"#,
+                w - pad - 120.0 + 60.0 * i as f64,
+                top + 12.0
             );
-            for frac in [0.0, 0.5, 1.0] {
-                let v = max * frac;
-                let _ = writeln!(
-                    svg,
-                    r#"<text x="{}" y="{}" text-anchor="end">{:.1}</text>"#,
-                    pad - 4.0,
-                    y(v) + 4.0,
-                    v
-                );
-            }
-            let _ = writeln!(
-                svg,
-                r#"<text x="{}" y="{}" text-anchor="end">seconds</text>"#,
-                w - pad,
-                bottom + 16.0
-            );
-            for (i, (name, color, values)) in series.iter().enumerate() {
-                let points: Vec<String> = values
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
-                    .collect();
-                let _ = writeln!(
-                    svg,
-                    r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
-                    points.join(" ")
-                );
-                let _ = writeln!(
-                    svg,
-                    r#"<text x="{}" y="{}" fill="{color}">{name}</text>"#,
-                    w - pad - 120.0 + 60.0 * i as f64,
-                    top + 12.0
-                );
-            }
-        };
+        }
+    };
     panel(
         &mut svg,
         30.0,
         "settled payments per second",
         max_tp,
-        &[(
-            "settled/s",
-            "#1f77b4",
-            seconds.iter().map(|s| s.settled as f64).collect(),
-        )],
+        &[("settled/s", "#1f77b4", seconds.iter().map(|s| s.settled as f64).collect())],
     );
     panel(
         &mut svg,

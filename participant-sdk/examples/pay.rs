@@ -6,8 +6,7 @@
 //! (defaults: https://127.0.0.1:7700 and ponte-data/certs).
 
 use ponte_sdk::{
-    Account, AccountType, Amount, Client, Decision, Identity, InboxHandler, IncomingPayment,
-    Payment, PaymentOutcome,
+    Account, AccountType, Amount, Client, Decision, Identity, InboxHandler, IncomingPayment, Payment, PaymentOutcome,
 };
 use std::path::PathBuf;
 
@@ -16,12 +15,7 @@ struct Core;
 
 impl InboxHandler for Core {
     async fn on_payment(&self, payment: IncomingPayment) -> Decision {
-        println!(
-            "payee: incoming {} of {} for account {}",
-            payment.id,
-            payment.amount,
-            payment.payee.number()
-        );
+        println!("payee: incoming {} of {} for account {}", payment.id, payment.amount, payment.payee.number());
         Decision::Accept
     }
 
@@ -33,25 +27,13 @@ impl InboxHandler for Core {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let endpoint = args
-        .next()
-        .unwrap_or_else(|| "https://127.0.0.1:7700".into());
+    let endpoint = args.next().unwrap_or_else(|| "https://127.0.0.1:7700".into());
     let certs = PathBuf::from(args.next().unwrap_or_else(|| "ponte-data/certs".into()));
 
     let payer_code = "10000001".parse()?;
     let payee_code = "10000002".parse()?;
-    let payer = Client::connect(
-        &endpoint,
-        payer_code,
-        &Identity::from_dev_dir(&certs, "10000001")?,
-    )
-    .await?;
-    let payee = Client::connect(
-        &endpoint,
-        payee_code,
-        &Identity::from_dev_dir(&certs, "10000002")?,
-    )
-    .await?;
+    let payer = Client::connect(&endpoint, payer_code, &Identity::from_dev_dir(&certs, "10000001")?).await?;
+    let payee = Client::connect(&endpoint, payee_code, &Identity::from_dev_dir(&certs, "10000002")?).await?;
 
     let mut inbox = payee.serve_inbox(Core);
     inbox.connected().await;
@@ -66,19 +48,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match payer.submit(&payment).await? {
         PaymentOutcome::Settled { at_ms } => println!("payer: {} settled at {at_ms}", payment.id),
         PaymentOutcome::Rejected { reason } => {
-            println!(
-                "payer: {} rejected: {reason} (retry can help: {})",
-                payment.id,
-                reason.is_transient()
-            )
+            println!("payer: {} rejected: {reason} (retry can help: {})", payment.id, reason.is_transient())
         }
     }
     let status = payer.status(&payment.id).await?;
-    println!(
-        "payer: status {} amount {}",
-        status.state.as_str(),
-        status.amount
-    );
+    println!("payer: status {} amount {}", status.state.as_str(), status.amount);
     // Give the settlement notice a moment to reach the payee before closing.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     inbox.stop().await;

@@ -2,9 +2,7 @@
 
 use crate::error::Error;
 use crate::wire;
-use ponte_domain::{
-    Account, Amount, CURRENCY, EndToEndId, IdKind, ParticipantId, ReasonCode, TransferState,
-};
+use ponte_domain::{Account, Amount, CURRENCY, EndToEndId, IdKind, ParticipantId, ReasonCode, TransferState};
 use ponte_proto::v1 as pb;
 use ponte_proto::v1::payments_client::PaymentsClient;
 use std::path::Path;
@@ -23,18 +21,12 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity")
-            .field("domain_name", &self.domain_name)
-            .finish_non_exhaustive()
+        f.debug_struct("Identity").field("domain_name", &self.domain_name).finish_non_exhaustive()
     }
 }
 
 impl Identity {
-    pub fn from_pem(
-        ca_pem: impl AsRef<[u8]>,
-        cert_pem: impl AsRef<[u8]>,
-        key_pem: impl AsRef<[u8]>,
-    ) -> Identity {
+    pub fn from_pem(ca_pem: impl AsRef<[u8]>, cert_pem: impl AsRef<[u8]>, key_pem: impl AsRef<[u8]>) -> Identity {
         Identity {
             ca: Certificate::from_pem(ca_pem),
             identity: tonic::transport::Identity::from_pem(cert_pem, key_pem),
@@ -43,20 +35,14 @@ impl Identity {
     }
 
     pub fn from_files(ca: &Path, cert: &Path, key: &Path) -> Result<Identity, Error> {
-        let read = |p: &Path| {
-            std::fs::read(p).map_err(|e| Error::Identity(format!("{}: {e}", p.display())))
-        };
+        let read = |p: &Path| std::fs::read(p).map_err(|e| Error::Identity(format!("{}: {e}", p.display())));
         Ok(Identity::from_pem(read(ca)?, read(cert)?, read(key)?))
     }
 
     /// Reads `ca.pem`, `NAME.pem` and `NAME.key` from a directory, as
     /// `ponte serve` writes them on first start (`ponte-data/certs`).
     pub fn from_dev_dir(dir: &Path, name: &str) -> Result<Identity, Error> {
-        Identity::from_files(
-            &dir.join("ca.pem"),
-            &dir.join(format!("{name}.pem")),
-            &dir.join(format!("{name}.key")),
-        )
+        Identity::from_files(&dir.join("ca.pem"), &dir.join(format!("{name}.pem")), &dir.join(format!("{name}.key")))
     }
 
     /// The name the switch's server certificate must carry (default `localhost`).
@@ -67,10 +53,7 @@ impl Identity {
 
     /// An mTLS channel to `endpoint`, for calling the generated `ponte_proto` clients directly.
     pub async fn channel(&self, endpoint: &str) -> Result<Channel, Error> {
-        let connect = |message: String| Error::Connect {
-            endpoint: endpoint.to_owned(),
-            message,
-        };
+        let connect = |message: String| Error::Connect { endpoint: endpoint.to_owned(), message };
         let tls = ClientTlsConfig::new()
             .ca_certificate(self.ca.clone())
             .identity(self.identity.clone())
@@ -112,11 +95,7 @@ impl Payment {
         pb::PaymentRequest {
             end_to_end_id: self.id.to_string(),
             payer: Some(wire::account_to_wire(&self.payer)),
-            payee: Some(pb::Payee {
-                target: Some(pb::payee::Target::Account(wire::account_to_wire(
-                    &self.payee,
-                ))),
-            }),
+            payee: Some(pb::Payee { target: Some(pb::payee::Target::Account(wire::account_to_wire(&self.payee))) }),
             amount: self.amount.to_string(),
             currency: CURRENCY.to_owned(),
             remittance: self.remittance.clone(),
@@ -151,16 +130,11 @@ impl PaymentOutcome {
 
     fn from_wire(result: &pb::PaymentResult) -> Result<PaymentOutcome, Error> {
         match pb::PaymentStatus::try_from(result.status) {
-            Ok(pb::PaymentStatus::Settled) => Ok(PaymentOutcome::Settled {
-                at_ms: result.settled_at_ms,
-            }),
-            Ok(pb::PaymentStatus::Rejected) => Ok(PaymentOutcome::Rejected {
-                reason: wire::reason_from_wire(result.reason.as_ref())?,
-            }),
-            _ => Err(Error::Protocol(format!(
-                "result for {} is not final",
-                result.end_to_end_id
-            ))),
+            Ok(pb::PaymentStatus::Settled) => Ok(PaymentOutcome::Settled { at_ms: result.settled_at_ms }),
+            Ok(pb::PaymentStatus::Rejected) => {
+                Ok(PaymentOutcome::Rejected { reason: wire::reason_from_wire(result.reason.as_ref())? })
+            }
+            _ => Err(Error::Protocol(format!("result for {} is not final", result.end_to_end_id))),
         }
     }
 }
@@ -199,16 +173,9 @@ pub struct Client {
 
 impl Client {
     /// Connects to `endpoint` (e.g. `https://127.0.0.1:7700`) as `participant`.
-    pub async fn connect(
-        endpoint: &str,
-        participant: ParticipantId,
-        identity: &Identity,
-    ) -> Result<Client, Error> {
+    pub async fn connect(endpoint: &str, participant: ParticipantId, identity: &Identity) -> Result<Client, Error> {
         let channel = identity.channel(endpoint).await?;
-        Ok(Client {
-            participant,
-            payments: PaymentsClient::new(channel).max_decoding_message_size(16 * 1024 * 1024),
-        })
+        Ok(Client { participant, payments: PaymentsClient::new(channel).max_decoding_message_size(16 * 1024 * 1024) })
     }
 
     pub fn participant(&self) -> ParticipantId {
@@ -231,12 +198,7 @@ impl Client {
 
     /// Submits one payment and waits for its final outcome.
     pub async fn submit(&self, payment: &Payment) -> Result<PaymentOutcome, Error> {
-        let result = self
-            .payments
-            .clone()
-            .submit(payment.to_wire())
-            .await?
-            .into_inner();
+        let result = self.payments.clone().submit(payment.to_wire()).await?.into_inner();
         PaymentOutcome::from_wire(&result)
     }
 
@@ -245,29 +207,14 @@ impl Client {
     /// [`SubmitReceiver`].
     pub async fn open_submit_stream(&self) -> Result<(SubmitSender, SubmitReceiver), Error> {
         let (tx, rx) = mpsc::channel(64);
-        let response = self
-            .payments
-            .clone()
-            .submit_stream(ReceiverStream::new(rx))
-            .await?;
-        Ok((
-            SubmitSender { tx },
-            SubmitReceiver {
-                inner: response.into_inner(),
-            },
-        ))
+        let response = self.payments.clone().submit_stream(ReceiverStream::new(rx)).await?;
+        Ok((SubmitSender { tx }, SubmitReceiver { inner: response.into_inner() }))
     }
 
     /// The state of a payment or return this participant sent or received.
     pub async fn status(&self, id: &EndToEndId) -> Result<TransferStatus, Error> {
-        let s = self
-            .payments
-            .clone()
-            .get_status(pb::StatusRequest {
-                end_to_end_id: id.to_string(),
-            })
-            .await?
-            .into_inner();
+        let s =
+            self.payments.clone().get_status(pb::StatusRequest { end_to_end_id: id.to_string() }).await?.into_inner();
         let state = match pb::PaymentStatus::try_from(s.status) {
             Ok(pb::PaymentStatus::Received) => TransferState::Received,
             Ok(pb::PaymentStatus::Reserved) => TransferState::Reserved,
@@ -278,11 +225,7 @@ impl Client {
         Ok(TransferStatus {
             id: wire::end_to_end_id("end_to_end_id", &s.end_to_end_id)?,
             state,
-            reason: s
-                .reason
-                .as_ref()
-                .map(|r| wire::reason_from_wire(Some(r)))
-                .transpose()?,
+            reason: s.reason.as_ref().map(|r| wire::reason_from_wire(Some(r))).transpose()?,
             payer: wire::account_from_wire("payer", s.payer.as_ref())?,
             payee: wire::account_from_wire("payee", s.payee.as_ref())?,
             amount: wire::amount_positive("amount", &s.amount)?,
@@ -292,10 +235,7 @@ impl Client {
             original: if s.original_end_to_end_id.is_empty() {
                 None
             } else {
-                Some(wire::end_to_end_id(
-                    "original_end_to_end_id",
-                    &s.original_end_to_end_id,
-                )?)
+                Some(wire::end_to_end_id("original_end_to_end_id", &s.original_end_to_end_id)?)
             },
         })
     }
@@ -324,18 +264,13 @@ impl SubmitSender {
     /// Sends a batch (at most 1,024 payments). Waits while the switch
     /// applies backpressure.
     pub async fn send(&self, payments: &[Payment]) -> Result<(), Error> {
-        let batch = pb::SubmitBatch {
-            payments: payments.iter().map(Payment::to_wire).collect(),
-        };
+        let batch = pb::SubmitBatch { payments: payments.iter().map(Payment::to_wire).collect() };
         self.send_wire(batch).await
     }
 
     /// Sends an already-encoded batch (for load generators).
     pub async fn send_wire(&self, batch: pb::SubmitBatch) -> Result<(), Error> {
-        self.tx
-            .send(batch)
-            .await
-            .map_err(|_| Error::Unavailable("submit stream closed".into()))
+        self.tx.send(batch).await.map_err(|_| Error::Unavailable("submit stream closed".into()))
     }
 }
 
@@ -358,10 +293,7 @@ impl SubmitReceiver {
                         Some(e) => Err(Error::from_item(e.grpc_code, e.message.clone())),
                         None => PaymentOutcome::from_wire(&r),
                     };
-                    StreamedResult {
-                        end_to_end_id: r.end_to_end_id,
-                        outcome,
-                    }
+                    StreamedResult { end_to_end_id: r.end_to_end_id, outcome }
                 })
                 .collect())),
             Ok(None) => None,
@@ -376,8 +308,5 @@ impl SubmitReceiver {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

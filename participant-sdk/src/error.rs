@@ -35,10 +35,7 @@ impl Error {
     /// repeat it with the same end-to-end id: the switch never executes one
     /// twice.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::Overloaded(_) | Error::Unavailable(_) | Error::Connect { .. }
-        )
+        matches!(self, Error::Overloaded(_) | Error::Unavailable(_) | Error::Connect { .. })
     }
 
     pub(crate) fn from_item(code: i32, message: String) -> Error {
@@ -56,9 +53,7 @@ impl From<tonic::Status> for Error {
             Code::NotFound => Error::NotFound(message),
             Code::AlreadyExists => Error::AlreadyExists(message),
             Code::ResourceExhausted => Error::Overloaded(message),
-            Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded => {
-                Error::Unavailable(message)
-            }
+            Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded => Error::Unavailable(message),
             code => Error::Other { code, message },
         }
     }

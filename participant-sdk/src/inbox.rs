@@ -57,11 +57,7 @@ pub trait InboxHandler: Send + Sync + 'static {
     }
 
     /// The payment will not settle (answer too late, or timed out): do not credit.
-    fn on_cancelled(
-        &self,
-        _id: EndToEndId,
-        _reason: ReasonCode,
-    ) -> impl Future<Output = ()> + Send {
+    fn on_cancelled(&self, _id: EndToEndId, _reason: ReasonCode) -> impl Future<Output = ()> + Send {
         async {}
     }
 
@@ -124,13 +120,7 @@ impl Client {
                     Ok(response) => {
                         backoff = Duration::from_millis(50);
                         let _ = connected_tx.send(true);
-                        serve(
-                            response.into_inner(),
-                            up_tx,
-                            handler.clone(),
-                            stop_rx.clone(),
-                        )
-                        .await;
+                        serve(response.into_inner(), up_tx, handler.clone(), stop_rx.clone()).await;
                         let _ = connected_tx.send(false);
                     }
                     Err(status) => tracing::warn!(%status, "inbox could not be opened"),
@@ -143,11 +133,7 @@ impl Client {
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         });
-        InboxHandle {
-            connected,
-            stop,
-            task,
-        }
+        InboxHandle { connected, stop, task }
     }
 }
 
@@ -229,11 +215,7 @@ async fn serve<H: InboxHandler>(
     }
 }
 
-async fn handle<H: InboxHandler>(
-    event: pb::inbox_event::Event,
-    handler: &H,
-    answers: &mpsc::Sender<pb::PayeeAnswer>,
-) {
+async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H, answers: &mpsc::Sender<pb::PayeeAnswer>) {
     use pb::inbox_event::Event;
     match event {
         Event::Payment(p) => {
@@ -254,10 +236,7 @@ async fn handle<H: InboxHandler>(
                 },
                 Err(error) => {
                     tracing::warn!(%error, "unreadable incoming payment rejected");
-                    (
-                        pb::Decision::Reject,
-                        ReasonCode::RejectedByPayee.code().to_owned(),
-                    )
+                    (pb::Decision::Reject, ReasonCode::RejectedByPayee.code().to_owned())
                 }
             };
             let _ = answers
@@ -274,10 +253,9 @@ async fn handle<H: InboxHandler>(
             }
         }
         Event::Cancelled(c) => {
-            if let (Ok(id), Ok(reason)) = (
-                wire::end_to_end_id("end_to_end_id", &c.end_to_end_id),
-                wire::reason_from_wire(c.reason.as_ref()),
-            ) {
+            if let (Ok(id), Ok(reason)) =
+                (wire::end_to_end_id("end_to_end_id", &c.end_to_end_id), wire::reason_from_wire(c.reason.as_ref()))
+            {
                 handler.on_cancelled(id, reason).await;
             }
         }
@@ -285,10 +263,7 @@ async fn handle<H: InboxHandler>(
             let notice = (|| -> Result<ReturnNotice, wire::FieldError> {
                 Ok(ReturnNotice {
                     return_id: wire::end_to_end_id("return_id", &r.return_id)?,
-                    original: wire::end_to_end_id(
-                        "original_end_to_end_id",
-                        &r.original_end_to_end_id,
-                    )?,
+                    original: wire::end_to_end_id("original_end_to_end_id", &r.original_end_to_end_id)?,
                     amount: wire::amount_positive("amount", &r.amount)?,
                     reason: wire::reason_from_wire(r.reason.as_ref())?,
                     settled_at_ms: r.settled_at_ms,

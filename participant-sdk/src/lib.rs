@@ -42,12 +42,9 @@ mod operator;
 pub mod wire;
 
 pub use client::{
-    Client, Identity, Payment, PaymentOutcome, Return, StreamedResult, SubmitReceiver,
-    SubmitSender, TransferStatus,
+    Client, Identity, Payment, PaymentOutcome, Return, StreamedResult, SubmitReceiver, SubmitSender, TransferStatus,
 };
 pub use error::Error;
 pub use inbox::{Decision, InboxHandle, InboxHandler, IncomingPayment, ReturnNotice};
 pub use operator::{OperatorClient, ParticipantInfo, ParticipantStatus};
-pub use ponte_domain::{
-    Account, AccountType, Amount, EndToEndId, ParticipantId, ReasonCode, TransferState,
-};
+pub use ponte_domain::{Account, AccountType, Amount, EndToEndId, ParticipantId, ReasonCode, TransferState};

@@ -30,10 +30,7 @@ pub struct ParticipantInfo {
 impl ParticipantInfo {
     fn from_wire(p: pb::Participant) -> Result<ParticipantInfo, Error> {
         Ok(ParticipantInfo {
-            code: p
-                .code
-                .parse()
-                .map_err(|e| Error::Protocol(format!("participant code: {e}")))?,
+            code: p.code.parse().map_err(|e| Error::Protocol(format!("participant code: {e}")))?,
             status: match pb::ParticipantStatus::try_from(p.status) {
                 Ok(pb::ParticipantStatus::Suspended) => ParticipantStatus::Suspended,
                 _ => ParticipantStatus::Active,
@@ -56,9 +53,7 @@ pub struct OperatorClient {
 
 impl OperatorClient {
     pub async fn connect(endpoint: &str, identity: &Identity) -> Result<OperatorClient, Error> {
-        Ok(OperatorClient {
-            raw: RawOperatorClient::new(identity.channel(endpoint).await?),
-        })
+        Ok(OperatorClient { raw: RawOperatorClient::new(identity.channel(endpoint).await?) })
     }
 
     /// Admits a participant with a net debit cap. Registering the same
@@ -74,76 +69,33 @@ impl OperatorClient {
             name: name.to_owned(),
             net_debit_cap: net_debit_cap.to_string(),
         };
-        ParticipantInfo::from_wire(
-            self.raw
-                .clone()
-                .register_participant(request)
-                .await?
-                .into_inner(),
-        )
+        ParticipantInfo::from_wire(self.raw.clone().register_participant(request).await?.into_inner())
     }
 
-    pub async fn set_limit(
-        &self,
-        code: ParticipantId,
-        net_debit_cap: Amount,
-    ) -> Result<ParticipantInfo, Error> {
-        let request = pb::SetLimitRequest {
-            code: code.to_string(),
-            net_debit_cap: net_debit_cap.to_string(),
-        };
+    pub async fn set_limit(&self, code: ParticipantId, net_debit_cap: Amount) -> Result<ParticipantInfo, Error> {
+        let request = pb::SetLimitRequest { code: code.to_string(), net_debit_cap: net_debit_cap.to_string() };
         ParticipantInfo::from_wire(self.raw.clone().set_limit(request).await?.into_inner())
     }
 
-    pub async fn set_status(
-        &self,
-        code: ParticipantId,
-        status: ParticipantStatus,
-    ) -> Result<ParticipantInfo, Error> {
+    pub async fn set_status(&self, code: ParticipantId, status: ParticipantStatus) -> Result<ParticipantInfo, Error> {
         let status = match status {
             ParticipantStatus::Active => pb::ParticipantStatus::Active,
             ParticipantStatus::Suspended => pb::ParticipantStatus::Suspended,
         };
-        let request = pb::SetParticipantStatusRequest {
-            code: code.to_string(),
-            status: status as i32,
-        };
-        ParticipantInfo::from_wire(
-            self.raw
-                .clone()
-                .set_participant_status(request)
-                .await?
-                .into_inner(),
-        )
+        let request = pb::SetParticipantStatusRequest { code: code.to_string(), status: status as i32 };
+        ParticipantInfo::from_wire(self.raw.clone().set_participant_status(request).await?.into_inner())
     }
 
     pub async fn participant(&self, code: ParticipantId) -> Result<ParticipantInfo, Error> {
-        let request = pb::GetParticipantRequest {
-            code: code.to_string(),
-        };
-        ParticipantInfo::from_wire(
-            self.raw
-                .clone()
-                .get_participant(request)
-                .await?
-                .into_inner(),
-        )
+        let request = pb::GetParticipantRequest { code: code.to_string() };
+        ParticipantInfo::from_wire(self.raw.clone().get_participant(request).await?.into_inner())
     }
 
     /// Every participant, and the sum of their positions (always zero).
     pub async fn participants(&self) -> Result<(Vec<ParticipantInfo>, Amount), Error> {
-        let response = self
-            .raw
-            .clone()
-            .list_participants(pb::ListParticipantsRequest {})
-            .await?
-            .into_inner();
+        let response = self.raw.clone().list_participants(pb::ListParticipantsRequest {}).await?.into_inner();
         let sum = wire::amount_any("position_sum", &response.position_sum)?;
-        let all = response
-            .participants
-            .into_iter()
-            .map(ParticipantInfo::from_wire)
-            .collect::<Result<_, _>>()?;
+        let all = response.participants.into_iter().map(ParticipantInfo::from_wire).collect::<Result<_, _>>()?;
         Ok((all, sum))
     }
 }

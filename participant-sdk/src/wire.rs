@@ -16,10 +16,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &'static str, message: impl fmt::Display) -> FieldError {
-        FieldError {
-            field,
-            message: message.to_string(),
-        }
+        FieldError { field, message: message.to_string() }
     }
 }
 
@@ -50,29 +47,20 @@ pub fn account_to_wire(account: &Account) -> pb::Account {
 }
 
 /// Parses an account; `field` names it in errors ("payer", "payee.account").
-pub fn account_from_wire(
-    field: &'static str,
-    account: Option<&pb::Account>,
-) -> Result<Account, FieldError> {
+pub fn account_from_wire(field: &'static str, account: Option<&pb::Account>) -> Result<Account, FieldError> {
     let account = account.ok_or_else(|| FieldError::new(field, "is required"))?;
-    let participant: ParticipantId = account
-        .participant
-        .parse()
-        .map_err(|e| FieldError::new(field, format_args!("participant: {e}")))?;
+    let participant: ParticipantId =
+        account.participant.parse().map_err(|e| FieldError::new(field, format_args!("participant: {e}")))?;
     let kind = match pb::AccountType::try_from(account.r#type) {
         Ok(pb::AccountType::Checking) => AccountType::Checking,
         Ok(pb::AccountType::Savings) => AccountType::Savings,
         Ok(pb::AccountType::Payment) => AccountType::Payment,
         Ok(pb::AccountType::Salary) => AccountType::Salary,
         _ => {
-            return Err(FieldError::new(
-                field,
-                "type: must be CHECKING, SAVINGS, PAYMENT or SALARY",
-            ));
+            return Err(FieldError::new(field, "type: must be CHECKING, SAVINGS, PAYMENT or SALARY"));
         }
     };
-    Account::new(participant, &account.branch, &account.number, kind)
-        .map_err(|e| FieldError::new(field, e))
+    Account::new(participant, &account.branch, &account.number, kind).map_err(|e| FieldError::new(field, e))
 }
 
 pub fn reason_to_wire(reason: ReasonCode) -> pb::Reason {
@@ -88,16 +76,9 @@ pub fn reason_to_wire(reason: ReasonCode) -> pb::Reason {
 /// (a newer switch) are reported by number.
 pub fn reason_from_wire(reason: Option<&pb::Reason>) -> Result<ReasonCode, FieldError> {
     let reason = reason.ok_or_else(|| FieldError::new("reason", "is required"))?;
-    u16::try_from(reason.number)
-        .ok()
-        .and_then(ReasonCode::from_number)
-        .or_else(|| reason.code.parse().ok())
-        .ok_or_else(|| {
-            FieldError::new(
-                "reason",
-                format_args!("unknown reason code {} ({})", reason.code, reason.number),
-            )
-        })
+    u16::try_from(reason.number).ok().and_then(ReasonCode::from_number).or_else(|| reason.code.parse().ok()).ok_or_else(
+        || FieldError::new("reason", format_args!("unknown reason code {} ({})", reason.code, reason.number)),
+    )
 }
 
 pub fn end_to_end_id(field: &'static str, text: &str) -> Result<EndToEndId, FieldError> {

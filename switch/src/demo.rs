@@ -11,8 +11,7 @@
 use crate::server::{self, Config, DevParticipant};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode};
 use ponte_sdk::{
-    Client, Decision, Identity, InboxHandler, IncomingPayment, OperatorClient, Payment,
-    PaymentOutcome, Return,
+    Client, Decision, Identity, InboxHandler, IncomingPayment, OperatorClient, Payment, PaymentOutcome, Return,
 };
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -130,11 +129,7 @@ fn label(outcome: &Result<PaymentOutcome, ponte_sdk::Error>) -> String {
                 "{} {}{}",
                 reason.code(),
                 reason.description(),
-                if reason.is_transient() {
-                    " (transient)"
-                } else {
-                    ""
-                }
+                if reason.is_transient() { " (transient)" } else { "" }
             )
         }
         Err(error) => format!("error: {error}"),
@@ -154,15 +149,8 @@ fn pick(rng: &mut impl Rng, weights: impl Iterator<Item = (u32, u32)> + Clone) -
 }
 
 fn random_payment(rng: &mut impl Rng, payer: u32, now_ms: i64) -> Payment {
-    let payee = pick(
-        rng,
-        BANKS
-            .iter()
-            .filter(|b| b.code != payer)
-            .map(|b| (b.code, b.receives)),
-    );
-    let suffix: [u8; 11] =
-        std::array::from_fn(|_| b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"[rng.random_range(0..34)]);
+    let payee = pick(rng, BANKS.iter().filter(|b| b.code != payer).map(|b| (b.code, b.receives)));
+    let suffix: [u8; 11] = std::array::from_fn(|_| b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"[rng.random_range(0..34)]);
     Payment {
         id: EndToEndId::from_parts(IdKind::Payment, pid(payer), now_ms, &suffix),
         payer: Account::new(
@@ -186,43 +174,25 @@ fn random_payment(rng: &mut impl Rng, payer: u32, now_ms: i64) -> Payment {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.payments > 0, "--payments must be at least 1");
-    anyhow::ensure!(
-        args.payee_timeout_ms > 0,
-        "--payee-timeout-ms must be positive"
-    );
+    anyhow::ensure!(args.payee_timeout_ms > 0, "--payee-timeout-ms must be positive");
     let dir = tempfile::tempdir()?;
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        listen: ([127, 0, 0, 1], 0).into(),
-        ..Config::default()
-    };
+    let mut config =
+        Config { data_dir: dir.path().to_path_buf(), listen: ([127, 0, 0, 1], 0).into(), ..Config::default() };
     config.engine.payee_timeout_ms = args.payee_timeout_ms;
     config.dev_participants = BANKS
         .iter()
-        .map(|b| DevParticipant {
-            code: b.code.to_string(),
-            name: b.name.into(),
-            net_debit_cap: b.cap.into(),
-        })
+        .map(|b| DevParticipant { code: b.code.to_string(), name: b.name.into(), net_debit_cap: b.cap.into() })
         .collect();
     let switch = server::start(config).await?;
     let endpoint = switch.endpoint();
-    let certs = switch
-        .dev_pki
-        .as_ref()
-        .expect("the demo uses development certificates")
-        .dir
-        .clone();
+    let certs = switch.dev_pki.as_ref().expect("the demo uses development certificates").dir.clone();
     println!(
         "Ponte demo: {} participants, {} payments over mTLS, payee deadline {} ms",
         BANKS.len(),
         args.payments,
         args.payee_timeout_ms
     );
-    println!(
-        "  switch on {endpoint}, journal in {}",
-        dir.path().display()
-    );
+    println!("  switch on {endpoint}, journal in {}", dir.path().display());
 
     let mut clients = BTreeMap::new();
     let mut inboxes = Vec::new();
@@ -254,9 +224,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let tally = tally.clone();
         let sample = settled_sample.clone();
         let code = bank.code;
-        tasks.push(tokio::spawn(async move {
-            burst(client, code, count, tally, sample).await
-        }));
+        tasks.push(tokio::spawn(async move { burst(client, code, count, tally, sample).await }));
     }
     for task in tasks {
         task.await??;
@@ -280,20 +248,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(payment) = sample {
         let payer = &clients[&payment.payer.participant.code()];
         let again = payer.submit(&payment).await?;
-        println!(
-            "\nThe same payment {} submitted again: {}",
-            payment.id,
-            label(&Ok(again))
-        );
+        println!("\nThe same payment {} submitted again: {}", payment.id, label(&Ok(again)));
         let mut modified = payment.clone();
-        modified.amount = modified
-            .amount
-            .checked_add(Amount::from_minor(1))
-            .expect("small amount");
-        println!(
-            "Its end-to-end id reused with another amount: {}",
-            label(&Ok(payer.submit(&modified).await?))
-        );
+        modified.amount = modified.amount.checked_add(Amount::from_minor(1)).expect("small amount");
+        println!("Its end-to-end id reused with another amount: {}", label(&Ok(payer.submit(&modified).await?)));
         let payee = &clients[&payment.payee.participant.code()];
         let half = Amount::from_minor(payment.amount.minor() / 2);
         let first = Return {
@@ -303,34 +261,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             reason: ReasonCode::RefundRequested,
             remittance: "refund".into(),
         };
-        println!(
-            "The payee returns {half} of {}: {}",
-            payment.amount,
-            label(&Ok(payee.return_payment(&first).await?))
-        );
-        let too_much = Return {
-            id: payee.new_return_id(),
-            amount: payment.amount,
-            ..first
-        };
+        println!("The payee returns {half} of {}: {}", payment.amount, label(&Ok(payee.return_payment(&first).await?)));
+        let too_much = Return { id: payee.new_return_id(), amount: payment.amount, ..first };
         println!(
             "...then tries to return {} more: {}",
             payment.amount,
             label(&Ok(payee.return_payment(&too_much).await?))
         );
         let status = payer.status(&payment.id).await?;
-        println!(
-            "Status seen by the payer: {} with {} returned",
-            status.state.as_str(),
-            status.returned
-        );
+        println!("Status seen by the payer: {} with {} returned", status.state.as_str(), status.returned);
     }
 
-    let operator = OperatorClient::connect(
-        &endpoint,
-        &Identity::from_dev_dir(&certs, crate::tls::OPERATOR_NAME)?,
-    )
-    .await?;
+    let operator =
+        OperatorClient::connect(&endpoint, &Identity::from_dev_dir(&certs, crate::tls::OPERATOR_NAME)?).await?;
     let (participants, sum) = operator.participants().await?;
     println!("\nPositions (settled credits minus debits)");
     for p in &participants {
@@ -378,9 +321,7 @@ async fn burst(
                 let now = crate::demo::now_ms();
                 let batch: Vec<Payment> = {
                     let mut rng = rand::rng();
-                    (0..n)
-                        .map(|_| random_payment(&mut rng, code, now))
-                        .collect()
+                    (0..n).map(|_| random_payment(&mut rng, code, now)).collect()
                 };
                 {
                     let mut sent = sent.lock().expect("sent");
@@ -404,8 +345,7 @@ async fn burst(
         for result in batch {
             done += 1;
             let payment = sent.lock().expect("sent").remove(&result.end_to_end_id);
-            if let (Ok(PaymentOutcome::Settled { .. }), Some(payment)) = (&result.outcome, payment)
-            {
+            if let (Ok(PaymentOutcome::Settled { .. }), Some(payment)) = (&result.outcome, payment) {
                 let mut sample = sample.lock().expect("sample");
                 if sample.is_none() && payment.payee.participant.code() != 10000005 {
                     *sample = Some(payment);
@@ -419,8 +359,5 @@ async fn burst(
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -20,17 +20,10 @@ const FORMAT_VERSION: u64 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal store at {path}: {source}")]
-    Store {
-        path: PathBuf,
-        source: Box<redb::Error>,
-    },
-    #[error(
-        "journal at {path} has format version {found}; this build reads version {FORMAT_VERSION}"
-    )]
+    Store { path: PathBuf, source: Box<redb::Error> },
+    #[error("journal at {path} has format version {found}; this build reads version {FORMAT_VERSION}")]
     Format { path: PathBuf, found: u64 },
-    #[error(
-        "journal at {path} is in use by another process (is a switch already running on this data directory?)"
-    )]
+    #[error("journal at {path} is in use by another process (is a switch already running on this data directory?)")]
     Locked { path: PathBuf },
 }
 
@@ -43,10 +36,7 @@ pub struct Journal {
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Journal")
-            .field("path", &self.path)
-            .field("next_sequence", &self.next_sequence)
-            .finish()
+        f.debug_struct("Journal").field("path", &self.path).field("next_sequence", &self.next_sequence).finish()
     }
 }
 
@@ -54,10 +44,7 @@ impl Journal {
     /// Opens (creating if needed) the journal file at `path`.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
         let path = path.to_path_buf();
-        let store = |e: redb::Error| JournalError::Store {
-            path: path.clone(),
-            source: Box::new(e),
-        };
+        let store = |e: redb::Error| JournalError::Store { path: path.clone(), source: Box::new(e) };
         let db = match Database::create(&path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -68,31 +55,20 @@ impl Journal {
         let txn = db.begin_write().map_err(|e| store(e.into()))?;
         let next_sequence = {
             let mut meta = txn.open_table(META).map_err(|e| store(e.into()))?;
-            let found = meta
-                .get(FORMAT_KEY)
-                .map_err(|e| store(e.into()))?
-                .map(|v| v.value());
+            let found = meta.get(FORMAT_KEY).map_err(|e| store(e.into()))?.map(|v| v.value());
             match found {
                 Some(FORMAT_VERSION) => {}
                 Some(found) => return Err(JournalError::Format { path, found }),
                 None => {
-                    meta.insert(FORMAT_KEY, FORMAT_VERSION)
-                        .map_err(|e| store(e.into()))?;
+                    meta.insert(FORMAT_KEY, FORMAT_VERSION).map_err(|e| store(e.into()))?;
                 }
             }
             let records = txn.open_table(RECORDS).map_err(|e| store(e.into()))?;
-            let last = records
-                .last()
-                .map_err(|e| store(e.into()))?
-                .map(|(k, _)| k.value());
+            let last = records.last().map_err(|e| store(e.into()))?.map(|(k, _)| k.value());
             last.map_or(0, |k| k + 1)
         };
         txn.commit().map_err(|e| store(e.into()))?;
-        Ok(Journal {
-            db,
-            path,
-            next_sequence,
-        })
+        Ok(Journal { db, path, next_sequence })
     }
 
     pub fn path(&self) -> &Path {
@@ -109,17 +85,11 @@ impl Journal {
     }
 
     fn store_error(&self, e: impl Into<redb::Error>) -> JournalError {
-        JournalError::Store {
-            path: self.path.clone(),
-            source: Box::new(e.into()),
-        }
+        JournalError::Store { path: self.path.clone(), source: Box::new(e.into()) }
     }
 
     /// Appends `records` in order and returns once they are on disk (fsync).
-    pub fn append<'a>(
-        &mut self,
-        records: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<(), JournalError> {
+    pub fn append<'a>(&mut self, records: impl IntoIterator<Item = &'a [u8]>) -> Result<(), JournalError> {
         let txn = self.db.begin_write().map_err(|e| self.store_error(e))?;
         let mut sequence = self.next_sequence;
         {
@@ -128,9 +98,7 @@ impl Journal {
                 if record.is_empty() {
                     continue;
                 }
-                table
-                    .insert(sequence, record)
-                    .map_err(|e| self.store_error(e))?;
+                table.insert(sequence, record).map_err(|e| self.store_error(e))?;
                 sequence += 1;
             }
         }
@@ -141,29 +109,14 @@ impl Journal {
     }
 
     /// Calls `visit` with every record, oldest first.
-    pub fn replay(
-        &self,
-        mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>,
-    ) -> Result<u64, ReplayError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| ReplayError::Journal(self.store_error(e)))?;
-        let table = txn
-            .open_table(RECORDS)
-            .map_err(|e| ReplayError::Journal(self.store_error(e)))?;
-        let count = table
-            .len()
-            .map_err(|e| ReplayError::Journal(self.store_error(e)))?;
-        for entry in table
-            .iter()
-            .map_err(|e| ReplayError::Journal(self.store_error(e)))?
-        {
+    pub fn replay(&self, mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<u64, ReplayError> {
+        let txn = self.db.begin_read().map_err(|e| ReplayError::Journal(self.store_error(e)))?;
+        let table = txn.open_table(RECORDS).map_err(|e| ReplayError::Journal(self.store_error(e)))?;
+        let count = table.len().map_err(|e| ReplayError::Journal(self.store_error(e)))?;
+        for entry in table.iter().map_err(|e| ReplayError::Journal(self.store_error(e)))? {
             let (key, value) = entry.map_err(|e| ReplayError::Journal(self.store_error(e)))?;
-            visit(key.value(), value.value()).map_err(|reason| ReplayError::Record {
-                sequence: key.value(),
-                reason,
-            })?;
+            visit(key.value(), value.value())
+                .map_err(|reason| ReplayError::Record { sequence: key.value(), reason })?;
         }
         Ok(count)
     }
@@ -200,14 +153,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_eq!(
-            seen,
-            [
-                (0, b"one".to_vec()),
-                (1, b"two".to_vec()),
-                (2, b"three".to_vec())
-            ]
-        );
+        assert_eq!(seen, [(0, b"one".to_vec()), (1, b"two".to_vec()), (2, b"three".to_vec())]);
     }
 
     #[test]
@@ -215,10 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.redb");
         let _first = Journal::open(&path).unwrap();
-        assert!(matches!(
-            Journal::open(&path),
-            Err(JournalError::Locked { .. })
-        ));
+        assert!(matches!(Journal::open(&path), Err(JournalError::Locked { .. })));
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! - `ponte participant ...`: the operator's administration commands.
 
 use clap::{Args, Parser, Subcommand};
+
+// mimalloc: tonic, HTTP/2 and protobuf make many small, short-lived
+// allocations across threads; glibc's malloc spent ~15% of a loaded
+// switch's CPU on them (perf, see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ponte_domain::{Amount, ParticipantId};
 use ponte_sdk::{Identity, OperatorClient, ParticipantStatus};
 use ponte_switch::server::{self, Config};
@@ -57,20 +63,10 @@ struct ServeArgs {
 #[derive(Args)]
 struct OperatorArgs {
     /// The switch's address.
-    #[arg(
-        long,
-        env = "PONTE_ENDPOINT",
-        default_value = "https://127.0.0.1:7700",
-        global = true
-    )]
+    #[arg(long, env = "PONTE_ENDPOINT", default_value = "https://127.0.0.1:7700", global = true)]
     endpoint: String,
     /// Directory holding ca.pem, operator.pem and operator.key (and ca.key, to issue certificates).
-    #[arg(
-        long,
-        env = "PONTE_CERTS",
-        default_value = "ponte-data/certs",
-        global = true
-    )]
+    #[arg(long, env = "PONTE_CERTS", default_value = "ponte-data/certs", global = true)]
     certs: PathBuf,
 }
 
@@ -87,10 +83,7 @@ enum ParticipantAction {
         net_debit_cap: String,
     },
     /// Change a participant's net debit cap.
-    Limit {
-        code: ParticipantId,
-        net_debit_cap: String,
-    },
+    Limit { code: ParticipantId, net_debit_cap: String },
     /// Stop a participant from sending or receiving payments.
     Suspend { code: ParticipantId },
     /// Let a suspended participant transact again.
@@ -106,10 +99,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -156,23 +146,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("  data directory: {}", switch.data_dir.display());
     println!("  journal records replayed: {}", switch.replayed_records);
     if let Some(pki) = &switch.dev_pki {
-        let verb = if switch.created_certificates {
-            "created"
-        } else {
-            "using"
-        };
+        let verb = if switch.created_certificates { "created" } else { "using" };
         println!("  development certificates ({verb}): {}", pki.dir.display());
         println!("    CA: ca.pem   server: server.pem/.key   operator: operator.pem/.key");
         for p in &config.dev_participants {
-            println!(
-                "    participant {} ({}): {}.pem/.key",
-                p.code, p.name, p.code
-            );
+            println!("    participant {} ({}): {}.pem/.key", p.code, p.name, p.code);
         }
-        println!(
-            "  try: cargo run --release -- participant list --certs {}",
-            pki.dir.display()
-        );
+        println!("  try: cargo run --release -- participant list --certs {}", pki.dir.display());
     }
     println!("Stop with Ctrl-C.");
     tokio::signal::ctrl_c().await?;
@@ -184,9 +164,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn participant(connection: OperatorArgs, action: ParticipantAction) -> anyhow::Result<()> {
     let identity = Identity::from_dev_dir(&connection.certs, ponte_switch::tls::OPERATOR_NAME)?;
     let client = OperatorClient::connect(&connection.endpoint, &identity).await?;
-    let cap = |text: &str| {
-        Amount::parse_non_negative(text).map_err(|e| anyhow::anyhow!("net debit cap {text:?}: {e}"))
-    };
+    let cap = |text: &str| Amount::parse_non_negative(text).map_err(|e| anyhow::anyhow!("net debit cap {text:?}: {e}"));
     let shown = match action {
         ParticipantAction::List => {
             let (all, sum) = client.participants().await?;
@@ -200,43 +178,18 @@ async fn participant(connection: OperatorArgs, action: ParticipantAction) -> any
             println!("sum of positions: {sum}");
             return Ok(());
         }
-        ParticipantAction::Add {
-            code,
-            name,
-            net_debit_cap,
-        } => {
-            let info = client
-                .register_participant(code, &name, cap(&net_debit_cap)?)
-                .await?;
+        ParticipantAction::Add { code, name, net_debit_cap } => {
+            let info = client.register_participant(code, &name, cap(&net_debit_cap)?).await?;
             let pki = ponte_switch::tls::DevPki::new(&connection.certs);
-            if connection.certs.join("ca.key").exists()
-                && !pki.identity(&code.to_string()).cert.exists()
-            {
-                let files = pki.issue(
-                    &code.to_string(),
-                    Vec::new(),
-                    rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-                )?;
-                println!(
-                    "issued certificate {} and key {}",
-                    files.cert.display(),
-                    files.key.display()
-                );
+            if connection.certs.join("ca.key").exists() && !pki.identity(&code.to_string()).cert.exists() {
+                let files = pki.issue(&code.to_string(), Vec::new(), rcgen::ExtendedKeyUsagePurpose::ClientAuth)?;
+                println!("issued certificate {} and key {}", files.cert.display(), files.key.display());
             }
             info
         }
-        ParticipantAction::Limit {
-            code,
-            net_debit_cap,
-        } => client.set_limit(code, cap(&net_debit_cap)?).await?,
-        ParticipantAction::Suspend { code } => {
-            client
-                .set_status(code, ParticipantStatus::Suspended)
-                .await?
-        }
-        ParticipantAction::Activate { code } => {
-            client.set_status(code, ParticipantStatus::Active).await?
-        }
+        ParticipantAction::Limit { code, net_debit_cap } => client.set_limit(code, cap(&net_debit_cap)?).await?,
+        ParticipantAction::Suspend { code } => client.set_status(code, ParticipantStatus::Suspended).await?,
+        ParticipantAction::Activate { code } => client.set_status(code, ParticipantStatus::Active).await?,
     };
     print_participant(&shown);
     Ok(())

@@ -18,8 +18,7 @@
 //! [`SubmitError::Overloaded`] at once (RESOURCE_EXHAUSTED on the wire).
 
 use crate::engine::{
-    Command, Delivery, Effect, Engine, EngineConfig, Outcome, Output, Reply, ReturnNotice,
-    decode_events,
+    Command, Delivery, Effect, Engine, EngineConfig, Outcome, Output, Reply, ReturnNotice, decode_events,
 };
 use crate::journal::{Journal, JournalError, ReplayError};
 use ponte_domain::{EndToEndId, ParticipantId, TimestampMs};
@@ -85,13 +84,8 @@ impl Waiter {
 pub enum ReplyTo {
     Payment(Waiter),
     Reply(oneshot::Sender<Reply>),
-    InboxOpened {
-        stream: u64,
-        frames: mpsc::Sender<pb::InboxDown>,
-    },
-    InboxClosed {
-        stream: u64,
-    },
+    InboxOpened { stream: u64, frames: mpsc::Sender<pb::InboxDown> },
+    InboxClosed { stream: u64 },
     Nothing,
 }
 
@@ -155,19 +149,13 @@ impl EngineHandle {
     /// dropped (payee answers, inbox bookkeeping); the wait is backpressure
     /// on the stream that sent them.
     pub async fn send(&self, request: Request) -> Result<(), SubmitError> {
-        self.requests
-            .send(request)
-            .await
-            .map_err(|_| SubmitError::Stopped)
+        self.requests.send(request).await.map_err(|_| SubmitError::Stopped)
     }
 
     /// Runs a command that has an immediate reply.
     pub async fn ask(&self, command: Command) -> Result<Reply, SubmitError> {
         let (tx, rx) = oneshot::channel();
-        self.try_send(Request {
-            command,
-            reply: ReplyTo::Reply(tx),
-        })?;
+        self.try_send(Request { command, reply: ReplyTo::Reply(tx) })?;
         rx.await.map_err(|_| SubmitError::Stopped)
     }
 
@@ -204,11 +192,7 @@ impl Runtime {
     /// Opens the journal, replays it into a fresh engine, checks the
     /// ledger's invariants, and starts the two threads. Must be called from
     /// inside a tokio runtime (the engine thread uses its timer).
-    pub fn start(
-        journal: Journal,
-        engine_config: EngineConfig,
-        config: RuntimeConfig,
-    ) -> Result<Runtime, StartError> {
+    pub fn start(journal: Journal, engine_config: EngineConfig, config: RuntimeConfig) -> Result<Runtime, StartError> {
         let mut engine = Engine::new(engine_config.clone());
         let replayed_records = journal.replay(|_, record| {
             for event in decode_events(record) {
@@ -218,11 +202,7 @@ impl Runtime {
             Ok(())
         })?;
         engine.check_invariants().map_err(StartError::Invariant)?;
-        tracing::info!(
-            records = replayed_records,
-            transfers = engine.transfer_count(),
-            "journal replayed"
-        );
+        tracing::info!(records = replayed_records, transfers = engine.transfer_count(), "journal replayed");
 
         let stats = Arc::new(Stats::default());
         let (requests_tx, requests_rx) = mpsc::channel(config.request_queue_max);
@@ -235,9 +215,7 @@ impl Runtime {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("ponte-engine".into())
-                .spawn(move || {
-                    engine_loop(engine, requests_rx, batches_tx, tokio, config, stats, stop)
-                })
+                .spawn(move || engine_loop(engine, requests_rx, batches_tx, tokio, config, stats, stop))
                 .map_err(StartError::Thread)?
         };
         let journal_thread = {
@@ -296,15 +274,8 @@ enum Notice {
     Outcome(Waiter, EndToEndId, Outcome),
     Reply(oneshot::Sender<Reply>, Reply),
     Effect(Effect),
-    InboxOpened {
-        participant: ParticipantId,
-        stream: u64,
-        frames: mpsc::Sender<pb::InboxDown>,
-    },
-    InboxClosed {
-        participant: ParticipantId,
-        stream: u64,
-    },
+    InboxOpened { participant: ParticipantId, stream: u64, frames: mpsc::Sender<pb::InboxDown> },
+    InboxClosed { participant: ParticipantId, stream: u64 },
 }
 
 struct Batch {
@@ -338,13 +309,10 @@ fn engine_loop(
             Err(mpsc::error::TryRecvError::Empty) => {
                 let now = clock.now();
                 let wait = engine.next_deadline().map_or(STOP_CHECK, |d| {
-                    Duration::from_millis(u64::try_from(d.saturating_sub(now)).unwrap_or(0))
-                        .min(STOP_CHECK)
+                    Duration::from_millis(u64::try_from(d.saturating_sub(now)).unwrap_or(0)).min(STOP_CHECK)
                 });
                 if !wait.is_zero() {
-                    match tokio
-                        .block_on(async { tokio::time::timeout(wait, requests.recv()).await })
-                    {
+                    match tokio.block_on(async { tokio::time::timeout(wait, requests.recv()).await }) {
                         Ok(Some(request)) => pending.push(request),
                         Ok(None) => open = false,
                         Err(_elapsed) => {}
@@ -363,9 +331,7 @@ fn engine_loop(
         let mut notices = Vec::with_capacity(pending.len() * 2);
         out.clear();
         engine.expire(now, &mut out);
-        stats
-            .commands
-            .fetch_add(pending.len() as u64, Ordering::Relaxed);
+        stats.commands.fetch_add(pending.len() as u64, Ordering::Relaxed);
         for Request { command, reply } in pending {
             let (payment_id, inbox_participant) = match &command {
                 Command::Submit(order) => (Some(order.id), None),
@@ -394,21 +360,12 @@ fn engine_loop(
                 }
                 (ReplyTo::Reply(tx), answer) => notices.push(Notice::Reply(tx, answer)),
                 (ReplyTo::InboxOpened { stream, frames }, _) => {
-                    let participant =
-                        inbox_participant.expect("inbox reply goes with an inbox command");
-                    notices.push(Notice::InboxOpened {
-                        participant,
-                        stream,
-                        frames,
-                    });
+                    let participant = inbox_participant.expect("inbox reply goes with an inbox command");
+                    notices.push(Notice::InboxOpened { participant, stream, frames });
                 }
                 (ReplyTo::InboxClosed { stream }, _) => {
-                    let participant =
-                        inbox_participant.expect("inbox reply goes with an inbox command");
-                    notices.push(Notice::InboxClosed {
-                        participant,
-                        stream,
-                    });
+                    let participant = inbox_participant.expect("inbox reply goes with an inbox command");
+                    notices.push(Notice::InboxClosed { participant, stream });
                 }
                 (ReplyTo::Payment(_), other) => {
                     unreachable!("payment command answered with {other:?}")
@@ -422,13 +379,8 @@ fn engine_loop(
             continue;
         }
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats
-            .events
-            .fetch_add(out.event_count as u64, Ordering::Relaxed);
-        let batch = Batch {
-            journal: std::mem::take(&mut out.journal),
-            notices,
-        };
+        stats.events.fetch_add(out.event_count as u64, Ordering::Relaxed);
+        let batch = Batch { journal: std::mem::take(&mut out.journal), notices };
         if batches.send(batch).is_err() {
             // The journal thread failed: nothing can be made durable, so
             // nothing more may be acknowledged. Stop taking commands.
@@ -490,7 +442,13 @@ fn journal_loop(
             }
         }
         if group.iter().any(|b| !b.journal.is_empty()) {
-            if let Err(error) = journal.append(group.iter().map(|b| b.journal.as_slice())) {
+            let started = std::time::Instant::now();
+            let appended = journal.append(group.iter().map(|b| b.journal.as_slice()));
+            let took = started.elapsed();
+            if took > Duration::from_millis(50) {
+                tracing::warn!(ms = took.as_millis() as u64, batches = group.len(), "slow journal append");
+            }
+            if let Err(error) = appended {
                 // Nothing in this group is durable, so nothing is answered;
                 // callers see the switch stop and can query by id after a restart.
                 tracing::error!(%error, "journal append failed; the switch stops");
@@ -504,9 +462,7 @@ fn journal_loop(
             }
         }
         for ((participant, stream), events) in frames.drain() {
-            let Some(target) = inboxes
-                .get(&participant)
-                .and_then(|i| i.streams.iter().find(|(s, _)| *s == stream))
+            let Some(target) = inboxes.get(&participant).and_then(|i| i.streams.iter().find(|(s, _)| *s == stream))
             else {
                 continue;
             };
@@ -534,27 +490,18 @@ fn carry_out(
         }
         inbox.next = (inbox.next + 1) % inbox.streams.len();
         let stream = inbox.streams[inbox.next].0;
-        frames
-            .entry((participant, stream))
-            .or_default()
-            .push(pb::InboxEvent { event: Some(event) });
+        frames.entry((participant, stream)).or_default().push(pb::InboxEvent { event: Some(event) });
     };
     match notice {
         Notice::Outcome(waiter, id, outcome) => waiter.send(id, outcome),
         Notice::Reply(tx, reply) => drop(tx.send(reply)),
         Notice::Effect(Effect::Deliver(delivery)) => {
             let participant = delivery.payee.participant;
-            push(
-                participant,
-                pb::inbox_event::Event::Payment(incoming_payment(*delivery)),
-            );
+            push(participant, pb::inbox_event::Event::Payment(incoming_payment(*delivery)));
         }
         Notice::Effect(Effect::Settled { payee, id, at }) => push(
             payee,
-            pb::inbox_event::Event::Settled(pb::SettledNotice {
-                end_to_end_id: id.to_string(),
-                settled_at_ms: at,
-            }),
+            pb::inbox_event::Event::Settled(pb::SettledNotice { end_to_end_id: id.to_string(), settled_at_ms: at }),
         ),
         Notice::Effect(Effect::Cancelled { payee, id, reason }) => push(
             payee,
@@ -564,14 +511,7 @@ fn carry_out(
             }),
         ),
         Notice::Effect(Effect::Returned(notice)) => {
-            let ReturnNotice {
-                to,
-                id,
-                original,
-                amount,
-                reason,
-                at,
-            } = *notice;
+            let ReturnNotice { to, id, original, amount, reason, at } = *notice;
             push(
                 to,
                 pb::inbox_event::Event::Returned(pb::ReturnNotice {
@@ -586,21 +526,10 @@ fn carry_out(
         Notice::Effect(Effect::Final { .. }) => {
             unreachable!("final effects are resolved by the engine thread")
         }
-        Notice::InboxOpened {
-            participant,
-            stream,
-            frames: sender,
-        } => {
-            inboxes
-                .entry(participant)
-                .or_default()
-                .streams
-                .push((stream, sender));
+        Notice::InboxOpened { participant, stream, frames: sender } => {
+            inboxes.entry(participant).or_default().streams.push((stream, sender));
         }
-        Notice::InboxClosed {
-            participant,
-            stream,
-        } => {
+        Notice::InboxClosed { participant, stream } => {
             if let Some(inbox) = inboxes.get_mut(&participant) {
                 inbox.streams.retain(|(s, _)| *s != stream);
                 if inbox.streams.is_empty() {
@@ -612,14 +541,7 @@ fn carry_out(
 }
 
 fn incoming_payment(delivery: Delivery) -> pb::IncomingPayment {
-    let Delivery {
-        id,
-        payer,
-        payee,
-        amount,
-        remittance,
-        deadline,
-    } = delivery;
+    let Delivery { id, payer, payee, amount, remittance, deadline } = delivery;
     pb::IncomingPayment {
         end_to_end_id: id.to_string(),
         payer: Some(crate::service::account_to_wire(&payer)),

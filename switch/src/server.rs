@@ -96,10 +96,8 @@ impl Default for Config {
 impl Config {
     /// Reads a TOML file; unknown keys are an error (a typo must not be silently ignored).
     pub fn from_file(path: &Path) -> Result<Config, ServeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ServeError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ServeError::Io { path: path.to_path_buf(), source })?;
         toml::from_str(&text).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))
     }
 
@@ -111,12 +109,12 @@ impl Config {
         self.dev_participants
             .iter()
             .map(|p| {
-                let code = p.code.parse().map_err(|e| {
-                    ServeError::Config(format!("dev participant code {:?}: {e}", p.code))
-                })?;
-                let cap = Amount::parse_non_negative(&p.net_debit_cap).map_err(|e| {
-                    ServeError::Config(format!("dev participant {} net_debit_cap: {e}", p.code))
-                })?;
+                let code = p
+                    .code
+                    .parse()
+                    .map_err(|e| ServeError::Config(format!("dev participant code {:?}: {e}", p.code)))?;
+                let cap = Amount::parse_non_negative(&p.net_debit_cap)
+                    .map_err(|e| ServeError::Config(format!("dev participant {} net_debit_cap: {e}", p.code)))?;
                 Ok((code, p.name.clone(), cap))
             })
             .collect()
@@ -128,10 +126,7 @@ pub enum ServeError {
     #[error("configuration: {0}")]
     Config(String),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Pki(#[from] PkiError),
     #[error(transparent)]
@@ -139,10 +134,7 @@ pub enum ServeError {
     #[error("TLS setup: {0}")]
     Tls(String),
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("the engine stopped during start-up")]
     Stopped,
 }
@@ -197,20 +189,13 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
             let codes: Vec<_> = dev_participants.iter().map(|(code, ..)| *code).collect();
             let created = pki.ensure(&config.server_names, &codes)?;
             let server = pki.identity("server");
-            let files = TlsFiles {
-                ca_cert: pki.ca_cert(),
-                server_cert: server.cert,
-                server_key: server.key,
-            };
+            let files = TlsFiles { ca_cert: pki.ca_cert(), server_cert: server.cert, server_key: server.key };
             (files, Some(pki), created)
         }
     };
     let read = |p: &Path| std::fs::read(p).map_err(io(p));
     let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(
-            read(&tls_files.server_cert)?,
-            read(&tls_files.server_key)?,
-        ))
+        .identity(Identity::from_pem(read(&tls_files.server_cert)?, read(&tls_files.server_key)?))
         .client_ca_root(Certificate::from_pem(read(&tls_files.ca_cert)?));
 
     let journal = Journal::open(&config.data_dir.join("journal.redb")).map_err(StartError::from)?;
@@ -220,11 +205,7 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
     if fresh {
         for (id, name, net_debit_cap) in dev_participants {
             let reply = engine
-                .ask(Command::RegisterParticipant {
-                    id,
-                    name,
-                    net_debit_cap,
-                })
+                .ask(Command::RegisterParticipant { id, name, net_debit_cap })
                 .await
                 .map_err(|_| ServeError::Stopped)?;
             if let Reply::Participant(Err(error)) = reply {
@@ -235,21 +216,13 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let local_addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: config.listen,
-        source,
-    })?;
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let bytes_max = config.service.message_bytes_max;
-    let payments =
-        PaymentsServer::new(PaymentsService::new(engine.clone(), config.service.clone()))
-            .max_decoding_message_size(bytes_max)
-            .max_encoding_message_size(bytes_max * 4);
-    let operator = OperatorServer::new(OperatorService::new(engine.clone()))
-        .max_decoding_message_size(bytes_max);
+    let payments = PaymentsServer::new(PaymentsService::new(engine.clone(), config.service.clone()))
+        .max_decoding_message_size(bytes_max)
+        .max_encoding_message_size(bytes_max * 4);
+    let operator = OperatorServer::new(OperatorService::new(engine.clone())).max_decoding_message_size(bytes_max);
     let router = Server::builder()
         .tls_config(tls)
         .map_err(|e| ServeError::Tls(e.to_string()))?
@@ -260,7 +233,10 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         .add_service(payments)
         .add_service(operator);
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Nagle off on every accepted connection: payments are small messages,
+    // and Nagle with delayed ACKs adds 40 ms to a lone one. (The builder's
+    // `tcp_nodelay` only applies to listeners tonic binds itself.)
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;
     }));
@@ -288,17 +264,11 @@ mod tests {
         let path = dir.path().join("ponte.toml");
         std::fs::write(&path, toml::to_string_pretty(&Config::default()).unwrap()).unwrap();
         let config = Config::from_file(&path).unwrap();
-        assert_eq!(
-            config.engine.amount_max,
-            Config::default().engine.amount_max
-        );
+        assert_eq!(config.engine.amount_max, Config::default().engine.amount_max);
         std::fs::write(&path, "[engine]\npayee_timeout_msec = 10\n").unwrap();
         let error = Config::from_file(&path).unwrap_err().to_string();
         assert!(error.contains("payee_timeout_msec"), "{error}");
         std::fs::write(&path, "[engine]\npayee_timeout_ms = 1500\n").unwrap();
-        assert_eq!(
-            Config::from_file(&path).unwrap().engine.payee_timeout_ms,
-            1500
-        );
+        assert_eq!(Config::from_file(&path).unwrap().engine.payee_timeout_ms, 1500);
     }
 }

@@ -7,8 +7,8 @@
 //! values; [`status_of`] is the one table from runtime errors to gRPC codes.
 
 use crate::engine::{
-    AdminError, Command, Decision, Outcome, ParticipantStatus, ParticipantView, PaymentOrder,
-    REMITTANCE_LEN_MAX, Reply, ReturnOrder, TransferView,
+    AdminError, Command, Decision, Outcome, ParticipantStatus, ParticipantView, PaymentOrder, REMITTANCE_LEN_MAX,
+    Reply, ReturnOrder, TransferView,
 };
 use crate::runtime::{EngineHandle, ReplyTo, Request, SubmitError, Waiter};
 use crate::tls::{participant_of, require_operator};
@@ -78,31 +78,19 @@ fn admin_status(error: AdminError) -> Status {
 
 fn remittance(text: &str) -> Result<String, Status> {
     if text.chars().count() > REMITTANCE_LEN_MAX {
-        return Err(invalid(FieldError::new(
-            "remittance",
-            format_args!("at most {REMITTANCE_LEN_MAX} characters"),
-        )));
+        return Err(invalid(FieldError::new("remittance", format_args!("at most {REMITTANCE_LEN_MAX} characters"))));
     }
     if text.chars().any(char::is_control) {
-        return Err(invalid(FieldError::new(
-            "remittance",
-            "must not contain control characters",
-        )));
+        return Err(invalid(FieldError::new("remittance", "must not contain control characters")));
     }
     Ok(text.to_owned())
 }
 
 /// Parses and checks a payment request from `caller`.
-pub fn payment_order(
-    caller: ParticipantId,
-    request: &pb::PaymentRequest,
-) -> Result<PaymentOrder, Status> {
+pub fn payment_order(caller: ParticipantId, request: &pb::PaymentRequest) -> Result<PaymentOrder, Status> {
     let id = wire::end_to_end_id("end_to_end_id", &request.end_to_end_id).map_err(invalid)?;
     if id.kind() != IdKind::Payment {
-        return Err(invalid(FieldError::new(
-            "end_to_end_id",
-            "a payment id starts with 'E'",
-        )));
+        return Err(invalid(FieldError::new("end_to_end_id", "a payment id starts with 'E'")));
     }
     if id.participant() != caller {
         return Err(Status::permission_denied(format!(
@@ -125,18 +113,9 @@ pub fn payment_order(
     };
     let amount = wire::amount_positive("amount", &request.amount).map_err(invalid)?;
     if request.currency != CURRENCY {
-        return Err(invalid(FieldError::new(
-            "currency",
-            format_args!("this switch settles in {CURRENCY}"),
-        )));
+        return Err(invalid(FieldError::new("currency", format_args!("this switch settles in {CURRENCY}"))));
     }
-    Ok(PaymentOrder {
-        id,
-        payer,
-        payee,
-        amount,
-        remittance: remittance(&request.remittance)?,
-    })
+    Ok(PaymentOrder { id, payer, payee, amount, remittance: remittance(&request.remittance)? })
 }
 
 pub fn result_to_wire(id: &str, outcome: Outcome) -> pb::PaymentResult {
@@ -159,10 +138,7 @@ pub fn result_to_wire(id: &str, outcome: Outcome) -> pb::PaymentResult {
 fn item_error(id: &str, status: &Status) -> pb::PaymentResult {
     pb::PaymentResult {
         end_to_end_id: id.to_owned(),
-        error: Some(pb::ItemError {
-            grpc_code: status.code() as i32,
-            message: status.message().to_owned(),
-        }),
+        error: Some(pb::ItemError { grpc_code: status.code() as i32, message: status.message().to_owned() }),
         ..Default::default()
     }
 }
@@ -218,50 +194,31 @@ pub struct PaymentsService {
 
 impl PaymentsService {
     pub fn new(engine: EngineHandle, config: ServiceConfig) -> PaymentsService {
-        PaymentsService {
-            engine,
-            config: Arc::new(config),
-        }
+        PaymentsService { engine, config: Arc::new(config) }
     }
 
     async fn registered(&self, caller: ParticipantId) -> Result<(), Status> {
-        match self
-            .engine
-            .ask(Command::GetParticipant { id: caller })
-            .await
-            .map_err(status_of)?
-        {
+        match self.engine.ask(Command::GetParticipant { id: caller }).await.map_err(status_of)? {
             Reply::Participant(Ok(_)) => Ok(()),
-            _ => Err(Status::permission_denied(format!(
-                "participant {caller} is not registered at this switch"
-            ))),
+            _ => Err(Status::permission_denied(format!("participant {caller} is not registered at this switch"))),
         }
     }
 }
 
 #[tonic::async_trait]
 impl pb::payments_server::Payments for PaymentsService {
-    async fn submit(
-        &self,
-        request: GrpcRequest<pb::PaymentRequest>,
-    ) -> Result<Response<pb::PaymentResult>, Status> {
+    async fn submit(&self, request: GrpcRequest<pb::PaymentRequest>) -> Result<Response<pb::PaymentResult>, Status> {
         let caller = participant_of(&request)?;
         let message = request.into_inner();
         let order = payment_order(caller, &message)?;
         let (tx, rx) = oneshot::channel();
         self.engine
-            .try_send(Request {
-                command: Command::Submit(order),
-                reply: ReplyTo::Payment(Waiter::Once(tx)),
-            })
+            .try_send(Request { command: Command::Submit(order), reply: ReplyTo::Payment(Waiter::Once(tx)) })
             .map_err(status_of)?;
-        let outcome = rx.await.map_err(|_| {
-            Status::unavailable("the outcome was not delivered; query the status by end-to-end id")
-        })?;
-        Ok(Response::new(result_to_wire(
-            &message.end_to_end_id,
-            outcome,
-        )))
+        let outcome = rx
+            .await
+            .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by end-to-end id"))?;
+        Ok(Response::new(result_to_wire(&message.end_to_end_id, outcome)))
     }
 
     type SubmitStreamStream = BoxStream<pb::ResultBatch>;
@@ -277,8 +234,7 @@ impl pb::payments_server::Payments for PaymentsService {
         // the results channel has room for all permits: the journal thread
         // never finds it full.
         let permits = Arc::new(Semaphore::new(inflight_max));
-        let (results_tx, results_rx) =
-            mpsc::channel::<(ponte_domain::EndToEndId, Outcome)>(inflight_max);
+        let (results_tx, results_rx) = mpsc::channel::<(ponte_domain::EndToEndId, Outcome)>(inflight_max);
         let (errors_tx, errors_rx) = mpsc::channel::<pb::PaymentResult>(inflight_max);
         let (fatal_tx, fatal_rx) = mpsc::channel::<Status>(1);
         let engine = self.engine.clone();
@@ -303,11 +259,7 @@ impl pb::payments_server::Payments for PaymentsService {
                         .await;
                     break;
                 }
-                let Ok(held) = reader_permits
-                    .clone()
-                    .acquire_many_owned(batch.payments.len() as u32)
-                    .await
-                else {
+                let Ok(held) = reader_permits.clone().acquire_many_owned(batch.payments.len() as u32).await else {
                     break;
                 };
                 held.forget();
@@ -326,27 +278,21 @@ impl pb::payments_server::Payments for PaymentsService {
                 }
             }
         });
-        let results = ReceiverStream::new(results_rx)
-            .map(|(id, outcome)| result_to_wire(id.as_str(), outcome));
+        let results = ReceiverStream::new(results_rx).map(|(id, outcome)| result_to_wire(id.as_str(), outcome));
         let errors = ReceiverStream::new(errors_rx);
         let merged = results.merge(errors);
         let batch_max = self.config.submit_batch_max;
-        let batches = merged
-            .chunks_timeout(batch_max, std::time::Duration::from_micros(200))
-            .map(move |results| {
-                permits.add_permits(results.len());
-                Ok(pb::ResultBatch { results })
-            });
+        let batches = merged.chunks_timeout(batch_max, std::time::Duration::from_micros(200)).map(move |results| {
+            permits.add_permits(results.len());
+            Ok(pb::ResultBatch { results })
+        });
         let fatal = ReceiverStream::new(fatal_rx).map(Err);
         Ok(Response::new(Box::pin(batches.merge(fatal))))
     }
 
     type InboxStream = BoxStream<pb::InboxDown>;
 
-    async fn inbox(
-        &self,
-        request: GrpcRequest<Streaming<pb::InboxUp>>,
-    ) -> Result<Response<Self::InboxStream>, Status> {
+    async fn inbox(&self, request: GrpcRequest<Streaming<pb::InboxUp>>) -> Result<Response<Self::InboxStream>, Status> {
         let caller = participant_of(&request)?;
         self.registered(caller).await?;
         let mut answers = request.into_inner();
@@ -355,10 +301,7 @@ impl pb::payments_server::Payments for PaymentsService {
         self.engine
             .send(Request {
                 command: Command::InboxOpened(caller),
-                reply: ReplyTo::InboxOpened {
-                    stream,
-                    frames: frames_tx,
-                },
+                reply: ReplyTo::InboxOpened { stream, frames: frames_tx },
             })
             .await
             .map_err(status_of)?;
@@ -376,37 +319,23 @@ impl pb::payments_server::Payments for PaymentsService {
                     };
                     let decision = match pb::Decision::try_from(answer.decision) {
                         Ok(pb::Decision::Accept) => Decision::Accept,
-                        Ok(pb::Decision::Reject) => Decision::Reject(
-                            answer
-                                .reject_reason
-                                .parse()
-                                .unwrap_or(ReasonCode::RejectedByPayee),
-                        ),
+                        Ok(pb::Decision::Reject) => {
+                            Decision::Reject(answer.reject_reason.parse().unwrap_or(ReasonCode::RejectedByPayee))
+                        }
                         _ => continue,
                     };
-                    let answered = Request {
-                        command: Command::Answer {
-                            payee: caller,
-                            id,
-                            decision,
-                        },
-                        reply: ReplyTo::Nothing,
-                    };
+                    let answered =
+                        Request { command: Command::Answer { payee: caller, id, decision }, reply: ReplyTo::Nothing };
                     if engine.send(answered).await.is_err() {
                         return;
                     }
                 }
             }
             let _ = engine
-                .send(Request {
-                    command: Command::InboxClosed(caller),
-                    reply: ReplyTo::InboxClosed { stream },
-                })
+                .send(Request { command: Command::InboxClosed(caller), reply: ReplyTo::InboxClosed { stream } })
                 .await;
         });
-        Ok(Response::new(Box::pin(
-            ReceiverStream::new(frames_rx).map(Ok),
-        )))
+        Ok(Response::new(Box::pin(ReceiverStream::new(frames_rx).map(Ok))))
     }
 
     async fn get_status(
@@ -414,33 +343,19 @@ impl pb::payments_server::Payments for PaymentsService {
         request: GrpcRequest<pb::StatusRequest>,
     ) -> Result<Response<pb::TransferStatus>, Status> {
         let caller = participant_of(&request)?;
-        let id = wire::end_to_end_id("end_to_end_id", &request.get_ref().end_to_end_id)
-            .map_err(invalid)?;
-        match self
-            .engine
-            .ask(Command::Status { caller, id })
-            .await
-            .map_err(status_of)?
-        {
+        let id = wire::end_to_end_id("end_to_end_id", &request.get_ref().end_to_end_id).map_err(invalid)?;
+        match self.engine.ask(Command::Status { caller, id }).await.map_err(status_of)? {
             Reply::Status(Some(view)) => Ok(Response::new(transfer_to_wire(&view))),
-            _ => Err(Status::not_found(format!(
-                "no payment or return {id} sent or received by participant {caller}"
-            ))),
+            _ => Err(Status::not_found(format!("no payment or return {id} sent or received by participant {caller}"))),
         }
     }
 
-    async fn r#return(
-        &self,
-        request: GrpcRequest<pb::ReturnRequest>,
-    ) -> Result<Response<pb::PaymentResult>, Status> {
+    async fn r#return(&self, request: GrpcRequest<pb::ReturnRequest>) -> Result<Response<pb::PaymentResult>, Status> {
         let caller = participant_of(&request)?;
         let message = request.into_inner();
         let id = wire::end_to_end_id("return_id", &message.return_id).map_err(invalid)?;
         if id.kind() != IdKind::Return {
-            return Err(invalid(FieldError::new(
-                "return_id",
-                "a return id starts with 'D'",
-            )));
+            return Err(invalid(FieldError::new("return_id", "a return id starts with 'D'")));
         }
         if id.participant() != caller {
             return Err(Status::permission_denied(format!(
@@ -449,19 +364,11 @@ impl pb::payments_server::Payments for PaymentsService {
             )));
         }
         let original =
-            wire::end_to_end_id("original_end_to_end_id", &message.original_end_to_end_id)
-                .map_err(invalid)?;
+            wire::end_to_end_id("original_end_to_end_id", &message.original_end_to_end_id).map_err(invalid)?;
         let amount = wire::amount_positive("amount", &message.amount).map_err(invalid)?;
-        let reason: ReasonCode = message
-            .reason
-            .parse()
-            .ok()
-            .filter(|r: &ReasonCode| r.is_payee_reason())
-            .ok_or_else(|| {
-                invalid(FieldError::new(
-                    "reason",
-                    "must be a return reason code such as MD06, FR01 or BE08",
-                ))
+        let reason: ReasonCode =
+            message.reason.parse().ok().filter(|r: &ReasonCode| r.is_payee_reason()).ok_or_else(|| {
+                invalid(FieldError::new("reason", "must be a return reason code such as MD06, FR01 or BE08"))
             })?;
         let order = ReturnOrder {
             returner: caller,
@@ -473,14 +380,11 @@ impl pb::payments_server::Payments for PaymentsService {
         };
         let (tx, rx) = oneshot::channel();
         self.engine
-            .try_send(Request {
-                command: Command::Return(order),
-                reply: ReplyTo::Payment(Waiter::Once(tx)),
-            })
+            .try_send(Request { command: Command::Return(order), reply: ReplyTo::Payment(Waiter::Once(tx)) })
             .map_err(status_of)?;
-        let outcome = rx.await.map_err(|_| {
-            Status::unavailable("the outcome was not delivered; query the status by return id")
-        })?;
+        let outcome = rx
+            .await
+            .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by return id"))?;
         Ok(Response::new(result_to_wire(&message.return_id, outcome)))
     }
 }
@@ -500,9 +404,7 @@ impl OperatorService {
         match self.engine.ask(command).await.map_err(status_of)? {
             Reply::Participant(Ok(view)) => Ok(Response::new(participant_to_wire(&view))),
             Reply::Participant(Err(error)) => Err(admin_status(error)),
-            other => Err(Status::internal(format!(
-                "unexpected engine reply {other:?}"
-            ))),
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
         }
     }
 }
@@ -531,17 +433,10 @@ impl pb::operator_server::Operator for OperatorService {
         self.participant(command).await
     }
 
-    async fn set_limit(
-        &self,
-        request: GrpcRequest<pb::SetLimitRequest>,
-    ) -> Result<Response<pb::Participant>, Status> {
+    async fn set_limit(&self, request: GrpcRequest<pb::SetLimitRequest>) -> Result<Response<pb::Participant>, Status> {
         require_operator(&request)?;
         let m = request.into_inner();
-        self.participant(Command::SetLimit {
-            id: code("code", &m.code)?,
-            net_debit_cap: cap(&m.net_debit_cap)?,
-        })
-        .await
+        self.participant(Command::SetLimit { id: code("code", &m.code)?, net_debit_cap: cap(&m.net_debit_cap)? }).await
     }
 
     async fn set_participant_status(
@@ -554,17 +449,10 @@ impl pb::operator_server::Operator for OperatorService {
             Ok(pb::ParticipantStatus::Active) => ParticipantStatus::Active,
             Ok(pb::ParticipantStatus::Suspended) => ParticipantStatus::Suspended,
             _ => {
-                return Err(invalid(FieldError::new(
-                    "status",
-                    "must be ACTIVE or SUSPENDED",
-                )));
+                return Err(invalid(FieldError::new("status", "must be ACTIVE or SUSPENDED")));
             }
         };
-        self.participant(Command::SetStatus {
-            id: code("code", &m.code)?,
-            status,
-        })
-        .await
+        self.participant(Command::SetStatus { id: code("code", &m.code)?, status }).await
     }
 
     async fn get_participant(
@@ -581,25 +469,16 @@ impl pb::operator_server::Operator for OperatorService {
         request: GrpcRequest<pb::ListParticipantsRequest>,
     ) -> Result<Response<pb::ListParticipantsResponse>, Status> {
         require_operator(&request)?;
-        match self
-            .engine
-            .ask(Command::ListParticipants)
-            .await
-            .map_err(status_of)?
-        {
+        match self.engine.ask(Command::ListParticipants).await.map_err(status_of)? {
             Reply::Participants(all) => {
-                let sum = all
-                    .iter()
-                    .try_fold(Amount::ZERO, |acc, p| acc.checked_add(p.position));
+                let sum = all.iter().try_fold(Amount::ZERO, |acc, p| acc.checked_add(p.position));
                 let sum = sum.ok_or_else(|| Status::internal("position sum overflows"))?;
                 Ok(Response::new(pb::ListParticipantsResponse {
                     participants: all.iter().map(participant_to_wire).collect(),
                     position_sum: sum.to_string(),
                 }))
             }
-            other => Err(Status::internal(format!(
-                "unexpected engine reply {other:?}"
-            ))),
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
         }
     }
 }

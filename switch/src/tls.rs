@@ -12,8 +12,8 @@
 
 use ponte_domain::ParticipantId;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use std::path::{Path, PathBuf};
 use tonic::{Request, Status};
@@ -30,12 +30,8 @@ pub enum Caller {
 
 /// Reads the caller from the verified client certificate of a request.
 pub fn caller_of<T>(request: &Request<T>) -> Result<Caller, Status> {
-    let certs = request
-        .peer_certs()
-        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+    let certs = request.peer_certs().ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+    let leaf = certs.first().ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
     identity_of(leaf.as_ref())
 }
 
@@ -52,22 +48,18 @@ pub fn identity_of(der: &[u8]) -> Result<Caller, Status> {
     if name == OPERATOR_NAME {
         return Ok(Caller::Operator);
     }
-    name.parse::<ParticipantId>()
-        .map(Caller::Participant)
-        .map_err(|_| {
-            Status::permission_denied(
-                "client certificate common name is neither a participant code nor the operator",
-            )
-        })
+    name.parse::<ParticipantId>().map(Caller::Participant).map_err(|_| {
+        Status::permission_denied("client certificate common name is neither a participant code nor the operator")
+    })
 }
 
 /// Requires a participant caller.
 pub fn participant_of<T>(request: &Request<T>) -> Result<ParticipantId, Status> {
     match caller_of(request)? {
         Caller::Participant(id) => Ok(id),
-        Caller::Operator => Err(Status::permission_denied(
-            "this call is for participants; the operator certificate cannot make it",
-        )),
+        Caller::Operator => {
+            Err(Status::permission_denied("this call is for participants; the operator certificate cannot make it"))
+        }
     }
 }
 
@@ -75,19 +67,14 @@ pub fn participant_of<T>(request: &Request<T>) -> Result<ParticipantId, Status> 
 pub fn require_operator<T>(request: &Request<T>) -> Result<(), Status> {
     match caller_of(request)? {
         Caller::Operator => Ok(()),
-        Caller::Participant(_) => Err(Status::permission_denied(
-            "operator calls need the operator certificate",
-        )),
+        Caller::Participant(_) => Err(Status::permission_denied("operator calls need the operator certificate")),
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
 }
@@ -120,10 +107,7 @@ impl DevPki {
 
     /// The certificate and key of `name` (`server`, `operator`, or a participant code).
     pub fn identity(&self, name: &str) -> IdentityFiles {
-        IdentityFiles {
-            cert: self.dir.join(format!("{name}.pem")),
-            key: self.dir.join(format!("{name}.key")),
-        }
+        IdentityFiles { cert: self.dir.join(format!("{name}.pem")), key: self.dir.join(format!("{name}.key")) }
     }
 
     pub fn exists(&self) -> bool {
@@ -133,26 +117,16 @@ impl DevPki {
     /// Creates the CA, server and operator certificates if they are missing,
     /// and a certificate for each participant that has none. Returns whether
     /// anything was created.
-    pub fn ensure(
-        &self,
-        server_names: &[String],
-        participants: &[ParticipantId],
-    ) -> Result<bool, PkiError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| PkiError::Io {
-            path: self.dir.clone(),
-            source,
-        })?;
+    pub fn ensure(&self, server_names: &[String], participants: &[ParticipantId]) -> Result<bool, PkiError> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| PkiError::Io { path: self.dir.clone(), source })?;
         let mut created = false;
         if !self.exists() {
             let key = KeyPair::generate()?;
             let mut params = CertificateParams::new(Vec::<String>::new())?;
             params.distinguished_name = name("Ponte development CA");
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
+            params.key_usages =
+                vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
             params.not_before = rcgen::date_time_ymd(2024, 1, 1);
             params.not_after = rcgen::date_time_ymd(2036, 1, 1);
             let cert = params.self_signed(&key)?;
@@ -161,19 +135,11 @@ impl DevPki {
             created = true;
         }
         if !self.identity("server").cert.exists() {
-            self.issue(
-                "server",
-                server_names.to_vec(),
-                ExtendedKeyUsagePurpose::ServerAuth,
-            )?;
+            self.issue("server", server_names.to_vec(), ExtendedKeyUsagePurpose::ServerAuth)?;
             created = true;
         }
         if !self.identity(OPERATOR_NAME).cert.exists() {
-            self.issue(
-                OPERATOR_NAME,
-                Vec::new(),
-                ExtendedKeyUsagePurpose::ClientAuth,
-            )?;
+            self.issue(OPERATOR_NAME, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)?;
             created = true;
         }
         for participant in participants {
@@ -200,10 +166,7 @@ impl DevPki {
         let mut params = CertificateParams::new(subject_alt_names)?;
         params.distinguished_name = name(common_name);
         params.extended_key_usages = vec![usage];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.not_before = rcgen::date_time_ymd(2024, 1, 1);
         params.not_after = rcgen::date_time_ymd(2036, 1, 1);
         let cert = params.signed_by(&key, &issuer)?;
@@ -222,18 +185,12 @@ fn name(common_name: &str) -> DistinguishedName {
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(|source| PkiError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| PkiError::Io { path: path.to_path_buf(), source })
 }
 
 fn write(path: &Path, bytes: &[u8], secret: bool) -> Result<(), PkiError> {
     use std::io::Write;
-    let io = |source| PkiError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| PkiError::Io { path: path.to_path_buf(), source };
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -257,27 +214,15 @@ mod tests {
         let pki = DevPki::new(dir.path());
         let p = ParticipantId::new(12345678).unwrap();
         assert!(pki.ensure(&["localhost".into()], &[p]).unwrap());
-        assert!(
-            !pki.ensure(&["localhost".into()], &[p]).unwrap(),
-            "second run creates nothing"
-        );
+        assert!(!pki.ensure(&["localhost".into()], &[p]).unwrap(), "second run creates nothing");
         let der = |name: &str| {
             let pem = std::fs::read(pki.identity(name).cert).unwrap();
             let (_, parsed) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
             parsed.contents
         };
-        assert_eq!(
-            identity_of(&der("12345678")).unwrap(),
-            Caller::Participant(p)
-        );
+        assert_eq!(identity_of(&der("12345678")).unwrap(), Caller::Participant(p));
         assert_eq!(identity_of(&der("operator")).unwrap(), Caller::Operator);
-        assert_eq!(
-            identity_of(&der("server")).unwrap_err().code(),
-            tonic::Code::PermissionDenied
-        );
-        assert_eq!(
-            identity_of(b"not a certificate").unwrap_err().code(),
-            tonic::Code::Unauthenticated
-        );
+        assert_eq!(identity_of(&der("server")).unwrap_err().code(), tonic::Code::PermissionDenied);
+        assert_eq!(identity_of(b"not a certificate").unwrap_err().code(), tonic::Code::Unauthenticated);
     }
 }

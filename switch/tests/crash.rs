@@ -29,12 +29,7 @@ fn spawn_server(dir: &Path, port: u16) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ponte"))
         .args(["serve", "--data-dir"])
         .arg(dir)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--payee-timeout-ms",
-            &PAYEE_TIMEOUT_MS.to_string(),
-        ])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--payee-timeout-ms", &PAYEE_TIMEOUT_MS.to_string()])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -49,18 +44,12 @@ fn spawn_server(dir: &Path, port: u16) -> Server {
             }
         }
     });
-    let endpoint = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("switch reports it is serving");
+    let endpoint = rx.recv_timeout(Duration::from_secs(60)).expect("switch reports it is serving");
     Server { child, endpoint }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[derive(Default)]
@@ -114,9 +103,7 @@ async fn load(client: Client, ledger: Arc<Mutex<Ledger>>) {
         let mut ledger = ledger.lock().unwrap();
         for r in results {
             if let Ok(PaymentOutcome::Settled { .. }) = r.outcome {
-                ledger
-                    .acknowledged_settled
-                    .insert(EndToEndId::parse(&r.end_to_end_id).unwrap());
+                ledger.acknowledged_settled.insert(EndToEndId::parse(&r.end_to_end_id).unwrap());
             }
         }
     }
@@ -126,15 +113,9 @@ async fn load(client: Client, ledger: Arc<Mutex<Ledger>>) {
 async fn connect(dir: &Path, endpoint: &str) -> (Client, Client, OperatorClient) {
     let certs = dir.join("certs");
     let id = |name: &str| Identity::from_dev_dir(&certs, name).unwrap();
-    let a = Client::connect(endpoint, pid(A), &id(&A.to_string()))
-        .await
-        .unwrap();
-    let b = Client::connect(endpoint, pid(B), &id(&B.to_string()))
-        .await
-        .unwrap();
-    let operator = OperatorClient::connect(endpoint, &id("operator"))
-        .await
-        .unwrap();
+    let a = Client::connect(endpoint, pid(A), &id(&A.to_string())).await.unwrap();
+    let b = Client::connect(endpoint, pid(B), &id(&B.to_string())).await.unwrap();
+    let operator = OperatorClient::connect(endpoint, &id("operator")).await.unwrap();
     (a, b, operator)
 }
 
@@ -155,9 +136,7 @@ async fn sigkill_under_load_loses_no_acknowledged_payment() {
         server.child.wait().unwrap();
         let _ = tokio::time::timeout(Duration::from_secs(10), load_task).await;
         inbox.stop().await;
-        eprintln!(
-            "round {round}: killed after {run_ms} ms with {before} settlements acknowledged so far"
-        );
+        eprintln!("round {round}: killed after {run_ms} ms with {before} settlements acknowledged so far");
         server = spawn_server(dir.path(), port);
     }
     // Let reservations caught by the last kill time out.
@@ -165,10 +144,7 @@ async fn sigkill_under_load_loses_no_acknowledged_payment() {
 
     let (a, _b, operator) = connect(dir.path(), &server.endpoint).await;
     let ledger = Arc::try_unwrap(ledger).ok().unwrap().into_inner().unwrap();
-    assert!(
-        ledger.acknowledged_settled.len() > 100,
-        "the load settled too little to prove anything"
-    );
+    assert!(ledger.acknowledged_settled.len() > 100, "the load settled too little to prove anything");
     let mut settled_total = Amount::ZERO;
     let mut settled_count = 0;
     let ids: Vec<_> = ledger.sent.keys().copied().collect();
@@ -177,11 +153,7 @@ async fn sigkill_under_load_loses_no_acknowledged_payment() {
         for (id, status) in chunk.iter().zip(statuses) {
             match status {
                 Ok(status) => {
-                    assert_ne!(
-                        status.state,
-                        TransferState::Reserved,
-                        "{id} still reserved after its deadline"
-                    );
+                    assert_ne!(status.state, TransferState::Reserved, "{id} still reserved after its deadline");
                     if status.state == TransferState::Settled {
                         settled_total = settled_total.checked_add(status.amount).unwrap();
                         settled_count += 1;
@@ -196,10 +168,7 @@ async fn sigkill_under_load_loses_no_acknowledged_payment() {
                 }
                 // Never made durable: the payer was never told anything about it.
                 Err(ponte_sdk::Error::NotFound(_)) => {
-                    assert!(
-                        !ledger.acknowledged_settled.contains(id),
-                        "acknowledged payment {id} was lost"
-                    );
+                    assert!(!ledger.acknowledged_settled.contains(id), "acknowledged payment {id} was lost");
                 }
                 Err(other) => panic!("status of {id}: {other}"),
             }
@@ -213,13 +182,7 @@ async fn sigkill_under_load_loses_no_acknowledged_payment() {
     );
     let (participants, sum) = operator.participants().await.unwrap();
     assert_eq!(sum, Amount::ZERO, "positions must net to zero");
-    let position = |code| {
-        participants
-            .iter()
-            .find(|p| p.code == pid(code))
-            .unwrap()
-            .position
-    };
+    let position = |code| participants.iter().find(|p| p.code == pid(code)).unwrap().position;
     assert_eq!(
         position(A),
         settled_total.checked_neg().unwrap(),
@@ -230,10 +193,7 @@ async fn sigkill_under_load_loses_no_acknowledged_payment() {
     for id in ledger.acknowledged_settled.iter().take(50) {
         assert!(a.submit(&ledger.sent[id]).await.unwrap().is_settled());
     }
-    assert_eq!(
-        operator.participant(pid(A)).await.unwrap().position,
-        settled_total.checked_neg().unwrap()
-    );
+    assert_eq!(operator.participant(pid(A)).await.unwrap().position, settled_total.checked_neg().unwrap());
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }

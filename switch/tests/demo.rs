@@ -9,11 +9,7 @@ fn demo_runs_to_completion() {
         .output()
         .expect("ponte demo starts");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "demo failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     for expected in [
         "SETTLED",
         "AB08 payee participant has no open inbox",
@@ -22,9 +18,6 @@ fn demo_runs_to_completion() {
         "...then tries to return",
         "sum of positions: 0.00",
     ] {
-        assert!(
-            stdout.contains(expected),
-            "demo output lacks {expected:?}:\n{stdout}"
-        );
+        assert!(stdout.contains(expected), "demo output lacks {expected:?}:\n{stdout}");
     }
 }

@@ -18,19 +18,10 @@ async fn accepted_payment_settles_and_both_sides_are_told() {
     let inbox = payee.serve(&b).await;
     let p = payment(&a, B, "10.50");
     let outcome = a.submit(&p).await.unwrap();
-    assert!(
-        matches!(outcome, PaymentOutcome::Settled { .. }),
-        "{outcome:?}"
-    );
-    eventually("payee hears of settlement", || {
-        payee.settled.lock().unwrap().contains(&p.id)
-    })
-    .await;
+    assert!(matches!(outcome, PaymentOutcome::Settled { .. }), "{outcome:?}");
+    eventually("payee hears of settlement", || payee.settled.lock().unwrap().contains(&p.id)).await;
     let seen = payee.seen.lock().unwrap()[0].clone();
-    assert_eq!(
-        (seen.id, seen.amount, seen.payer),
-        (p.id, p.amount, p.payer)
-    );
+    assert_eq!((seen.id, seen.amount, seen.payer), (p.id, p.amount, p.payer));
     for client in [&a, &b] {
         let status = client.status(&p.id).await.unwrap();
         assert_eq!(status.state, TransferState::Settled);
@@ -40,10 +31,7 @@ async fn accepted_payment_settles_and_both_sides_are_told() {
     let (all, sum) = operator.participants().await.unwrap();
     assert_eq!(sum, Amount::ZERO);
     let position = |code| all.iter().find(|p| p.code == pid(code)).unwrap().position;
-    assert_eq!(
-        (position(A), position(B)),
-        (Amount::from_minor(-10_50), Amount::from_minor(10_50))
-    );
+    assert_eq!((position(A), position(B)), (Amount::from_minor(-10_50), Amount::from_minor(10_50)));
     inbox.stop().await;
     switch.stop().await;
 }
@@ -52,22 +40,12 @@ async fn accepted_payment_settles_and_both_sides_are_told() {
 async fn payee_reject_comes_back_with_its_reason() {
     let switch = TestSwitch::start().await;
     let (a, b) = (switch.client(A).await, switch.client(B).await);
-    let inbox = Payee::deciding(|_| Decision::Reject(ReasonCode::InvalidCreditorAccount))
-        .serve(&b)
-        .await;
+    let inbox = Payee::deciding(|_| Decision::Reject(ReasonCode::InvalidCreditorAccount)).serve(&b).await;
     let outcome = a.submit(&payment(&a, B, "1.00")).await.unwrap();
-    assert_eq!(
-        outcome,
-        PaymentOutcome::Rejected {
-            reason: ReasonCode::InvalidCreditorAccount
-        }
-    );
+    assert_eq!(outcome, PaymentOutcome::Rejected { reason: ReasonCode::InvalidCreditorAccount });
     assert!(!ReasonCode::InvalidCreditorAccount.is_transient());
     let (all, _) = switch.operator().await.participants().await.unwrap();
-    assert!(
-        all.iter()
-            .all(|p| p.position == Amount::ZERO && p.reserved == Amount::ZERO)
-    );
+    assert!(all.iter().all(|p| p.position == Amount::ZERO && p.reserved == Amount::ZERO));
     inbox.stop().await;
     switch.stop().await;
 }
@@ -81,35 +59,17 @@ async fn silent_payee_times_out_and_is_told_not_to_credit() {
     let p = payment(&a, B, "3.00");
     let started = Instant::now();
     let outcome = a.submit(&p).await.unwrap();
-    assert_eq!(
-        outcome,
-        PaymentOutcome::Rejected {
-            reason: ReasonCode::PayeeTimeout
-        }
-    );
+    assert_eq!(outcome, PaymentOutcome::Rejected { reason: ReasonCode::PayeeTimeout });
     assert!(ReasonCode::PayeeTimeout.is_transient());
-    assert!(
-        started.elapsed() >= Duration::from_millis(650),
-        "answered before the deadline"
-    );
-    assert!(
-        started.elapsed() < Duration::from_millis(1_400),
-        "answered long after the deadline"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(650), "answered before the deadline");
+    assert!(started.elapsed() < Duration::from_millis(1_400), "answered long after the deadline");
     eventually("payee hears of cancellation", || {
-        payee
-            .cancelled
-            .lock()
-            .unwrap()
-            .contains(&(p.id, ReasonCode::PayeeTimeout))
+        payee.cancelled.lock().unwrap().contains(&(p.id, ReasonCode::PayeeTimeout))
     })
     .await;
     // The late accept changes nothing.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    assert_eq!(
-        a.status(&p.id).await.unwrap().state,
-        TransferState::Rejected
-    );
+    assert_eq!(a.status(&p.id).await.unwrap().state, TransferState::Rejected);
     assert!(payee.settled.lock().unwrap().is_empty());
     inbox.stop().await;
     switch.stop().await;
@@ -121,12 +81,7 @@ async fn payee_without_inbox_is_rejected_at_once() {
     let a = switch.client(A).await;
     let started = Instant::now();
     let outcome = a.submit(&payment(&a, C, "1.00")).await.unwrap();
-    assert_eq!(
-        outcome,
-        PaymentOutcome::Rejected {
-            reason: ReasonCode::PayeeOffline
-        }
-    );
+    assert_eq!(outcome, PaymentOutcome::Rejected { reason: ReasonCode::PayeeOffline });
     assert!(started.elapsed() < Duration::from_millis(500));
     switch.stop().await;
 }
@@ -143,22 +98,10 @@ async fn duplicate_end_to_end_ids() {
     assert_eq!(first, again, "same content: the original outcome");
     let mut modified = p.clone();
     modified.remittance = "changed".into();
-    assert_eq!(
-        a.submit(&modified).await.unwrap(),
-        PaymentOutcome::Rejected {
-            reason: ReasonCode::DuplicateModified
-        }
-    );
-    assert_eq!(
-        payee.seen.lock().unwrap().len(),
-        1,
-        "the payee was asked once"
-    );
+    assert_eq!(a.submit(&modified).await.unwrap(), PaymentOutcome::Rejected { reason: ReasonCode::DuplicateModified });
+    assert_eq!(payee.seen.lock().unwrap().len(), 1, "the payee was asked once");
     let (all, _) = switch.operator().await.participants().await.unwrap();
-    assert_eq!(
-        all.iter().find(|x| x.code == pid(A)).unwrap().position,
-        Amount::from_minor(-7_00)
-    );
+    assert_eq!(all.iter().find(|x| x.code == pid(A)).unwrap().position, Amount::from_minor(-7_00));
     inbox.stop().await;
     switch.stop().await;
 }
@@ -171,25 +114,10 @@ async fn insufficient_liquidity_is_rejected() {
     let inbox = payee.serve(&a).await;
     // C's net debit cap is 100.00.
     let outcome = c.submit(&payment(&c, A, "100.01")).await.unwrap();
-    assert_eq!(
-        outcome,
-        PaymentOutcome::Rejected {
-            reason: ReasonCode::InsufficientLiquidity
-        }
-    );
-    assert!(
-        c.submit(&payment(&c, A, "100.00"))
-            .await
-            .unwrap()
-            .is_settled()
-    );
+    assert_eq!(outcome, PaymentOutcome::Rejected { reason: ReasonCode::InsufficientLiquidity });
+    assert!(c.submit(&payment(&c, A, "100.00")).await.unwrap().is_settled());
     let outcome = c.submit(&payment(&c, A, "0.01")).await.unwrap();
-    assert_eq!(
-        outcome,
-        PaymentOutcome::Rejected {
-            reason: ReasonCode::InsufficientLiquidity
-        }
-    );
+    assert_eq!(outcome, PaymentOutcome::Rejected { reason: ReasonCode::InsufficientLiquidity });
     assert!(payee.seen.lock().unwrap().len() == 1);
     inbox.stop().await;
     switch.stop().await;
@@ -200,9 +128,7 @@ fn raw_request(payer: u32, payee: u32, amount: &str) -> pb::PaymentRequest {
         end_to_end_id: payment_id(payer).to_string(),
         payer: Some(ponte_sdk::wire::account_to_wire(&account(payer, "1"))),
         payee: Some(pb::Payee {
-            target: Some(pb::payee::Target::Account(
-                ponte_sdk::wire::account_to_wire(&account(payee, "2")),
-            )),
+            target: Some(pb::payee::Target::Account(ponte_sdk::wire::account_to_wire(&account(payee, "2")))),
         }),
         amount: amount.into(),
         currency: "BRL".into(),
@@ -213,11 +139,7 @@ fn raw_request(payer: u32, payee: u32, amount: &str) -> pb::PaymentRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_inputs_get_clear_errors() {
     let switch = TestSwitch::start().await;
-    let channel = switch
-        .identity(&A.to_string())
-        .channel(&switch.endpoint())
-        .await
-        .unwrap();
+    let channel = switch.identity(&A.to_string()).channel(&switch.endpoint()).await.unwrap();
     let mut raw = pb::payments_client::PaymentsClient::new(channel);
     type Mutate = Box<dyn Fn(&mut pb::PaymentRequest)>;
     let cases: Vec<(&str, Mutate, &str)> = vec![
@@ -226,31 +148,11 @@ async fn invalid_inputs_get_clear_errors() {
             Box::new(|r| r.amount = "1.001".into()),
             "amount: amount has more than 2 decimal places",
         ),
-        (
-            "negative amount",
-            Box::new(|r| r.amount = "-5.00".into()),
-            "amount: amount must be greater than zero",
-        ),
-        (
-            "zero amount",
-            Box::new(|r| r.amount = "0".into()),
-            "amount: amount must be greater than zero",
-        ),
-        (
-            "not a number",
-            Box::new(|r| r.amount = "ten".into()),
-            "amount: amount is not a decimal number",
-        ),
-        (
-            "overflowing amount",
-            Box::new(|r| r.amount = "999999999999999999999".into()),
-            "amount: amount is too large",
-        ),
-        (
-            "oversized remittance",
-            Box::new(|r| r.remittance = "x".repeat(141)),
-            "remittance: at most 140 characters",
-        ),
+        ("negative amount", Box::new(|r| r.amount = "-5.00".into()), "amount: amount must be greater than zero"),
+        ("zero amount", Box::new(|r| r.amount = "0".into()), "amount: amount must be greater than zero"),
+        ("not a number", Box::new(|r| r.amount = "ten".into()), "amount: amount is not a decimal number"),
+        ("overflowing amount", Box::new(|r| r.amount = "999999999999999999999".into()), "amount: amount is too large"),
+        ("oversized remittance", Box::new(|r| r.remittance = "x".repeat(141)), "remittance: at most 140 characters"),
         (
             "control characters",
             Box::new(|r| r.remittance = "a\u{0}b".into()),
@@ -269,39 +171,25 @@ async fn invalid_inputs_get_clear_errors() {
         (
             "bad payee participant code",
             Box::new(|r| {
-                if let Some(pb::payee::Target::Account(a)) =
-                    r.payee.as_mut().and_then(|p| p.target.as_mut())
-                {
+                if let Some(pb::payee::Target::Account(a)) = r.payee.as_mut().and_then(|p| p.target.as_mut()) {
                     a.participant = "12".into()
                 }
             }),
             "payee.account: participant: participant code must be exactly 8 digits",
         ),
-        (
-            "missing payee",
-            Box::new(|r| r.payee = None),
-            "payee: is required",
-        ),
+        ("missing payee", Box::new(|r| r.payee = None), "payee: is required"),
         (
             "bad account number",
             Box::new(|r| r.payer.as_mut().unwrap().number = "12-34".into()),
             "payer: account number must be",
         ),
-        (
-            "wrong currency",
-            Box::new(|r| r.currency = "USD".into()),
-            "currency: this switch settles in BRL",
-        ),
+        ("wrong currency", Box::new(|r| r.currency = "USD".into()), "currency: this switch settles in BRL"),
     ];
     for (what, mutate, expected) in cases {
         let mut request = raw_request(A, B, "1.00");
         mutate(&mut request);
         let status = raw.submit(request).await.expect_err(what);
-        assert_eq!(
-            status.code(),
-            tonic::Code::InvalidArgument,
-            "{what}: {status:?}"
-        );
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{what}: {status:?}");
         assert!(
             status.message().starts_with(expected),
             "{what}: {:?} does not start with {expected:?}",
@@ -309,11 +197,7 @@ async fn invalid_inputs_get_clear_errors() {
         );
     }
     // An unknown payee participant is a business outcome, not a protocol fault.
-    let result = raw
-        .submit(raw_request(A, 99999999, "1.00"))
-        .await
-        .unwrap()
-        .into_inner();
+    let result = raw.submit(raw_request(A, 99999999, "1.00")).await.unwrap().into_inner();
     assert_eq!(result.status, pb::PaymentStatus::Rejected as i32);
     assert_eq!(result.reason.unwrap().code, "RC07");
     switch.stop().await;
@@ -322,11 +206,7 @@ async fn invalid_inputs_get_clear_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_cannot_act_as_another() {
     let switch = TestSwitch::start().await;
-    let channel = switch
-        .identity(&A.to_string())
-        .channel(&switch.endpoint())
-        .await
-        .unwrap();
+    let channel = switch.identity(&A.to_string()).channel(&switch.endpoint()).await.unwrap();
     let mut raw = pb::payments_client::PaymentsClient::new(channel.clone());
     // Paying from B's account with A's certificate.
     let status = raw.submit(raw_request(B, C, "1.00")).await.unwrap_err();
@@ -334,37 +214,21 @@ async fn a_participant_cannot_act_as_another() {
     // A's own account, but an id made by B.
     let mut request = raw_request(A, C, "1.00");
     request.end_to_end_id = payment_id(B).to_string();
-    assert_eq!(
-        raw.submit(request).await.unwrap_err().code(),
-        tonic::Code::PermissionDenied
-    );
+    assert_eq!(raw.submit(request).await.unwrap_err().code(), tonic::Code::PermissionDenied);
     // A participant cannot make operator calls...
     let mut operator_as_a = pb::operator_client::OperatorClient::new(channel);
     let status = operator_as_a
-        .set_limit(pb::SetLimitRequest {
-            code: A.to_string(),
-            net_debit_cap: "999999.00".into(),
-        })
+        .set_limit(pb::SetLimitRequest { code: A.to_string(), net_debit_cap: "999999.00".into() })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     // ...and the operator cannot pay.
-    let operator_channel = switch
-        .identity("operator")
-        .channel(&switch.endpoint())
-        .await
-        .unwrap();
-    let status = pb::payments_client::PaymentsClient::new(operator_channel)
-        .submit(raw_request(A, B, "1.00"))
-        .await
-        .unwrap_err();
+    let operator_channel = switch.identity("operator").channel(&switch.endpoint()).await.unwrap();
+    let status =
+        pb::payments_client::PaymentsClient::new(operator_channel).submit(raw_request(A, B, "1.00")).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     // Status of someone else's payment is not visible.
-    let (a, b, c) = (
-        switch.client(A).await,
-        switch.client(B).await,
-        switch.client(C).await,
-    );
+    let (a, b, c) = (switch.client(A).await, switch.client(B).await, switch.client(C).await);
     let inbox = Payee::accepting().serve(&b).await;
     let p = payment(&a, B, "1.00");
     a.submit(&p).await.unwrap();
@@ -383,20 +247,12 @@ async fn connections_without_a_valid_client_certificate_are_refused() {
         .ca_certificate(tonic::transport::Certificate::from_pem(&ca))
         .domain_name("localhost");
     let attempt = async {
-        let channel = tonic::transport::Endpoint::from_shared(switch.endpoint())?
-            .tls_config(tls)?
-            .connect()
-            .await?;
+        let channel = tonic::transport::Endpoint::from_shared(switch.endpoint())?.tls_config(tls)?.connect().await?;
         let mut raw = pb::payments_client::PaymentsClient::new(channel);
-        raw.submit(raw_request(A, B, "1.00"))
-            .await
-            .map_err(|s| Box::new(s) as Box<dyn std::error::Error>)?;
+        raw.submit(raw_request(A, B, "1.00")).await.map_err(|s| Box::new(s) as Box<dyn std::error::Error>)?;
         Ok::<_, Box<dyn std::error::Error>>(())
     };
-    assert!(
-        attempt.await.is_err(),
-        "a connection without a client certificate must fail"
-    );
+    assert!(attempt.await.is_err(), "a connection without a client certificate must fail");
     // A certificate from another CA, even with a valid participant name.
     let other = tempfile::tempdir().unwrap();
     let pki = ponte_switch::tls::DevPki::new(other.path());
@@ -412,21 +268,14 @@ async fn connections_without_a_valid_client_certificate_are_refused() {
         client.submit(&payment(&client, B, "1.00")).await
     }
     .await;
-    assert!(
-        result.is_err(),
-        "a certificate from another CA must be refused: {result:?}"
-    );
+    assert!(result.is_err(), "a certificate from another CA must be refused: {result:?}");
     switch.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn returns_are_linked_and_capped() {
     let switch = TestSwitch::start().await;
-    let (a, b, c) = (
-        switch.client(A).await,
-        switch.client(B).await,
-        switch.client(C).await,
-    );
+    let (a, b, c) = (switch.client(A).await, switch.client(B).await, switch.client(C).await);
     let payer_side = Payee::accepting();
     let inbox_a = payer_side.serve(&a).await;
     let inbox_b = Payee::accepting().serve(&b).await;
@@ -439,38 +288,18 @@ async fn returns_are_linked_and_capped() {
         reason: ReasonCode::RefundRequested,
         remittance: String::new(),
     };
-    assert!(
-        b.return_payment(&give_back(&b, "20.00"))
-            .await
-            .unwrap()
-            .is_settled()
-    );
-    eventually("payer hears of the return", || {
-        payer_side.returned.lock().unwrap().len() == 1
-    })
-    .await;
-    assert_eq!(
-        payer_side.returned.lock().unwrap()[0].amount,
-        Amount::units(20)
-    );
+    assert!(b.return_payment(&give_back(&b, "20.00")).await.unwrap().is_settled());
+    eventually("payer hears of the return", || payer_side.returned.lock().unwrap().len() == 1).await;
+    assert_eq!(payer_side.returned.lock().unwrap()[0].amount, Amount::units(20));
     assert_eq!(
         b.return_payment(&give_back(&b, "30.01")).await.unwrap(),
-        PaymentOutcome::Rejected {
-            reason: ReasonCode::ReturnExceedsOriginal
-        }
+        PaymentOutcome::Rejected { reason: ReasonCode::ReturnExceedsOriginal }
     );
     assert_eq!(
         c.return_payment(&give_back(&c, "1.00")).await.unwrap(),
-        PaymentOutcome::Rejected {
-            reason: ReasonCode::OriginalNotFound
-        }
+        PaymentOutcome::Rejected { reason: ReasonCode::OriginalNotFound }
     );
-    assert!(
-        b.return_payment(&give_back(&b, "30.00"))
-            .await
-            .unwrap()
-            .is_settled()
-    );
+    assert!(b.return_payment(&give_back(&b, "30.00")).await.unwrap().is_settled());
     let status = a.status(&p.id).await.unwrap();
     assert_eq!(status.returned, Amount::units(50));
     let (all, sum) = switch.operator().await.participants().await.unwrap();
@@ -492,12 +321,7 @@ async fn streamed_submits_settle_and_report_bad_items_individually() {
     sender.send(&batch[250..]).await.unwrap();
     let mut bad = raw_request(A, B, "1.001");
     bad.end_to_end_id = "bad-item".into();
-    sender
-        .send_wire(pb::SubmitBatch {
-            payments: vec![bad],
-        })
-        .await
-        .unwrap();
+    sender.send_wire(pb::SubmitBatch { payments: vec![bad] }).await.unwrap();
     drop(sender);
     let (mut settled, mut errors) = (0, Vec::new());
     while let Some(results) = receiver.next().await {
@@ -514,10 +338,7 @@ async fn streamed_submits_settle_and_report_bad_items_individually() {
     assert_eq!(errors[0].0, "bad-item");
     assert!(matches!(errors[0].1, Error::InvalidArgument(_)));
     batch.truncate(1);
-    assert!(
-        a.submit(&batch[0]).await.unwrap().is_settled(),
-        "streamed payments are idempotent too"
-    );
+    assert!(a.submit(&batch[0]).await.unwrap().is_settled(), "streamed payments are idempotent too");
     inbox.stop().await;
     switch.stop().await;
 }
@@ -531,39 +352,15 @@ async fn a_restart_rebuilds_state_from_the_journal() {
     assert!(a.submit(&settled).await.unwrap().is_settled());
     inbox.stop().await;
     let refused = payment(&a, B, "1.00");
-    assert_eq!(
-        a.submit(&refused).await.unwrap(),
-        PaymentOutcome::Rejected {
-            reason: ReasonCode::PayeeOffline
-        }
-    );
-    switch
-        .operator()
-        .await
-        .set_limit(pid(A), Amount::units(77))
-        .await
-        .unwrap();
+    assert_eq!(a.submit(&refused).await.unwrap(), PaymentOutcome::Rejected { reason: ReasonCode::PayeeOffline });
+    switch.operator().await.set_limit(pid(A), Amount::units(77)).await.unwrap();
     switch.restart().await;
     let a = switch.client(A).await;
-    assert_eq!(
-        a.status(&settled.id).await.unwrap().state,
-        TransferState::Settled
-    );
-    assert!(
-        a.submit(&settled).await.unwrap().is_settled(),
-        "resubmission after restart: same outcome"
-    );
-    assert_eq!(
-        a.submit(&refused).await.unwrap(),
-        PaymentOutcome::Rejected {
-            reason: ReasonCode::PayeeOffline
-        }
-    );
+    assert_eq!(a.status(&settled.id).await.unwrap().state, TransferState::Settled);
+    assert!(a.submit(&settled).await.unwrap().is_settled(), "resubmission after restart: same outcome");
+    assert_eq!(a.submit(&refused).await.unwrap(), PaymentOutcome::Rejected { reason: ReasonCode::PayeeOffline });
     let info = switch.operator().await.participant(pid(A)).await.unwrap();
-    assert_eq!(
-        (info.position, info.net_debit_cap),
-        (Amount::from_minor(-12_34), Amount::units(77))
-    );
+    assert_eq!((info.position, info.net_debit_cap), (Amount::from_minor(-12_34), Amount::units(77)));
     switch.stop().await;
 }
 
@@ -572,44 +369,23 @@ async fn operator_administers_participants() {
     let switch = TestSwitch::start().await;
     let operator = switch.operator().await;
     let new = pid(10000009);
-    let info = operator
-        .register_participant(new, "Banco Novo", Amount::units(500))
-        .await
-        .unwrap();
+    let info = operator.register_participant(new, "Banco Novo", Amount::units(500)).await.unwrap();
     assert_eq!((info.available, info.online), (Amount::units(500), false));
     assert!(matches!(
-        operator
-            .register_participant(new, "Other name", Amount::units(1))
-            .await,
+        operator.register_participant(new, "Other name", Amount::units(1)).await,
         Err(Error::AlreadyExists(_))
     ));
-    assert!(matches!(
-        operator.set_limit(pid(10000008), Amount::units(1)).await,
-        Err(Error::NotFound(_))
-    ));
+    assert!(matches!(operator.set_limit(pid(10000008), Amount::units(1)).await, Err(Error::NotFound(_))));
     // A suspended payer is refused.
-    operator
-        .set_status(pid(A), ponte_sdk::ParticipantStatus::Suspended)
-        .await
-        .unwrap();
+    operator.set_status(pid(A), ponte_sdk::ParticipantStatus::Suspended).await.unwrap();
     let (a, b) = (switch.client(A).await, switch.client(B).await);
     let inbox = Payee::accepting().serve(&b).await;
     assert_eq!(
         a.submit(&payment(&a, B, "1.00")).await.unwrap(),
-        PaymentOutcome::Rejected {
-            reason: ReasonCode::PayerSuspended
-        }
+        PaymentOutcome::Rejected { reason: ReasonCode::PayerSuspended }
     );
-    operator
-        .set_status(pid(A), ponte_sdk::ParticipantStatus::Active)
-        .await
-        .unwrap();
-    assert!(
-        a.submit(&payment(&a, B, "1.00"))
-            .await
-            .unwrap()
-            .is_settled()
-    );
+    operator.set_status(pid(A), ponte_sdk::ParticipantStatus::Active).await.unwrap();
+    assert!(a.submit(&payment(&a, B, "1.00")).await.unwrap().is_settled());
     assert!(operator.participant(pid(B)).await.unwrap().online);
     inbox.stop().await;
     switch.stop().await;

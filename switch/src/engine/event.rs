@@ -35,7 +35,10 @@ pub enum Event<'a> {
         remittance: &'a str,
     },
     /// The payee accepted a reserved payment: positions moved.
-    Settled { id: EndToEndId, at: TimestampMs },
+    Settled {
+        id: EndToEndId,
+        at: TimestampMs,
+    },
     /// A reserved payment was refused by its payee or timed out.
     Rejected {
         id: EndToEndId,
@@ -75,9 +78,7 @@ impl Event<'_> {
 }
 
 /// Decodes the events of one journal record, in order.
-pub fn decode_events<'a>(
-    mut bytes: &'a [u8],
-) -> impl Iterator<Item = Result<Event<'a>, postcard::Error>> + 'a {
+pub fn decode_events<'a>(mut bytes: &'a [u8]) -> impl Iterator<Item = Result<Event<'a>, postcard::Error>> + 'a {
     std::iter::from_fn(move || {
         if bytes.is_empty() {
             return None;

@@ -20,22 +20,12 @@ fn account(code: u32, number: &str) -> Account {
 
 fn id(payer: u32, n: u64) -> EndToEndId {
     let suffix = format!("{n:011}");
-    EndToEndId::from_parts(
-        IdKind::Payment,
-        pid(payer),
-        T0,
-        suffix.as_bytes().try_into().unwrap(),
-    )
+    EndToEndId::from_parts(IdKind::Payment, pid(payer), T0, suffix.as_bytes().try_into().unwrap())
 }
 
 fn return_id(returner: u32, n: u64) -> EndToEndId {
     let suffix = format!("{n:011}");
-    EndToEndId::from_parts(
-        IdKind::Return,
-        pid(returner),
-        T0,
-        suffix.as_bytes().try_into().unwrap(),
-    )
+    EndToEndId::from_parts(IdKind::Return, pid(returner), T0, suffix.as_bytes().try_into().unwrap())
 }
 
 struct Harness {
@@ -46,11 +36,7 @@ struct Harness {
 
 impl Harness {
     fn new(caps: &[(u32, i64)]) -> Harness {
-        let mut h = Harness {
-            engine: Engine::new(EngineConfig::default()),
-            journal: Vec::new(),
-            effects: Vec::new(),
-        };
+        let mut h = Harness { engine: Engine::new(EngineConfig::default()), journal: Vec::new(), effects: Vec::new() };
         for &(code, cap) in caps {
             let reply = h.run(
                 T0,
@@ -86,14 +72,7 @@ impl Harness {
         self.effects.extend(out.effects);
     }
 
-    fn pay(
-        &mut self,
-        now: TimestampMs,
-        id: EndToEndId,
-        payer: u32,
-        payee: u32,
-        minor: i64,
-    ) -> Reply {
+    fn pay(&mut self, now: TimestampMs, id: EndToEndId, payer: u32, payee: u32, minor: i64) -> Reply {
         self.run(
             now,
             Command::Submit(PaymentOrder {
@@ -107,14 +86,7 @@ impl Harness {
     }
 
     fn answer(&mut self, now: TimestampMs, payee: u32, id: EndToEndId, decision: Decision) {
-        self.run(
-            now,
-            Command::Answer {
-                payee: pid(payee),
-                id,
-                decision,
-            },
-        );
+        self.run(now, Command::Answer { payee: pid(payee), id, decision });
     }
 
     fn position(&self, code: u32) -> i64 {
@@ -147,22 +119,11 @@ fn accepted_payment_settles_and_moves_positions() {
     let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
     let p = id(1, 1);
     assert!(matches!(h.pay(T0, p, 1, 2, 150_00), Reply::Pending));
-    assert_eq!(
-        h.engine.participant(pid(1)).unwrap().reserved,
-        Amount::from_minor(150_00)
-    );
-    assert!(
-        h.effects
-            .iter()
-            .any(|e| matches!(e, Effect::Deliver(d) if d.id == p && d.deadline == T0 + 5_000))
-    );
+    assert_eq!(h.engine.participant(pid(1)).unwrap().reserved, Amount::from_minor(150_00));
+    assert!(h.effects.iter().any(|e| matches!(e, Effect::Deliver(d) if d.id == p && d.deadline == T0 + 5_000)));
     h.answer(T0 + 10, 2, p, Decision::Accept);
     assert_eq!(h.finals(p), [Outcome::Settled { at: T0 + 10 }]);
-    assert!(
-        h.effects.iter().any(
-            |e| matches!(e, Effect::Settled { payee, id, .. } if *payee == pid(2) && *id == p)
-        )
-    );
+    assert!(h.effects.iter().any(|e| matches!(e, Effect::Settled { payee, id, .. } if *payee == pid(2) && *id == p)));
     assert_eq!((h.position(1), h.position(2)), (-150_00, 150_00));
     assert_eq!(h.engine.participant(pid(1)).unwrap().reserved, Amount::ZERO);
     h.engine.check_invariants().unwrap();
@@ -174,31 +135,13 @@ fn payee_reject_releases_the_reservation() {
     let p = id(1, 1);
     h.pay(T0, p, 1, 2, 500_00);
     h.answer(T0 + 1, 2, p, Decision::Reject(ReasonCode::ClosedAccount));
-    assert_eq!(
-        h.finals(p),
-        [Outcome::Rejected {
-            reason: ReasonCode::ClosedAccount
-        }]
-    );
-    assert_eq!(
-        h.engine.participant(pid(1)).unwrap().available(),
-        Amount::units(1000)
-    );
+    assert_eq!(h.finals(p), [Outcome::Rejected { reason: ReasonCode::ClosedAccount }]);
+    assert_eq!(h.engine.participant(pid(1)).unwrap().available(), Amount::units(1000));
     // A payee may not answer with a switch-only code: it becomes DS04.
     let q = id(1, 2);
     h.pay(T0, q, 1, 2, 1_00);
-    h.answer(
-        T0 + 1,
-        2,
-        q,
-        Decision::Reject(ReasonCode::InsufficientLiquidity),
-    );
-    assert_eq!(
-        h.finals(q),
-        [Outcome::Rejected {
-            reason: ReasonCode::RejectedByPayee
-        }]
-    );
+    h.answer(T0 + 1, 2, q, Decision::Reject(ReasonCode::InsufficientLiquidity));
+    assert_eq!(h.finals(q), [Outcome::Rejected { reason: ReasonCode::RejectedByPayee }]);
     h.engine.check_invariants().unwrap();
 }
 
@@ -211,17 +154,8 @@ fn silence_times_out_at_the_deadline_and_late_answers_change_nothing() {
     h.expire(T0 + 4_999);
     assert!(h.finals(p).is_empty());
     h.expire(T0 + 5_000);
-    assert_eq!(
-        h.finals(p),
-        [Outcome::Rejected {
-            reason: ReasonCode::PayeeTimeout
-        }]
-    );
-    assert!(
-        h.effects
-            .iter()
-            .any(|e| matches!(e, Effect::Cancelled { id, .. } if *id == p))
-    );
+    assert_eq!(h.finals(p), [Outcome::Rejected { reason: ReasonCode::PayeeTimeout }]);
+    assert!(h.effects.iter().any(|e| matches!(e, Effect::Cancelled { id, .. } if *id == p)));
     h.answer(T0 + 6_000, 2, p, Decision::Accept);
     h.answer(T0 + 6_000, 2, p, Decision::Accept);
     assert_eq!(h.finals(p).len(), 1);
@@ -253,20 +187,12 @@ fn duplicate_ids_return_the_original_outcome_or_their_own_code() {
     );
     h.answer(T0 + 5, 2, p, Decision::Accept);
     let journal_len = h.journal.len();
-    assert!(
-        matches!(h.pay(T0 + 9, p, 1, 2, 10_00), Reply::Final(Outcome::Settled { at }) if at == T0 + 5)
-    );
+    assert!(matches!(h.pay(T0 + 9, p, 1, 2, 10_00), Reply::Final(Outcome::Settled { at }) if at == T0 + 5));
     assert!(matches!(
         h.pay(T0 + 9, p, 1, 2, 11_00),
-        Reply::Final(Outcome::Rejected {
-            reason: ReasonCode::DuplicateModified
-        })
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified })
     ));
-    assert_eq!(
-        h.journal.len(),
-        journal_len,
-        "resubmissions are not executed again"
-    );
+    assert_eq!(h.journal.len(), journal_len, "resubmissions are not executed again");
     assert_eq!((h.position(1), h.position(2)), (-10_00, 10_00));
 }
 
@@ -277,24 +203,16 @@ fn liquidity_limit_is_never_exceeded() {
     // 60 reserved: 40 left.
     assert!(matches!(
         h.pay(T0, id(1, 2), 1, 2, 40_01),
-        Reply::Final(Outcome::Rejected {
-            reason: ReasonCode::InsufficientLiquidity
-        })
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::InsufficientLiquidity })
     ));
     assert!(matches!(h.pay(T0, id(1, 3), 1, 2, 40_00), Reply::Pending));
     h.answer(T0, 2, id(1, 1), Decision::Accept);
     h.answer(T0, 2, id(1, 3), Decision::Accept);
-    assert_eq!(
-        h.engine.participant(pid(1)).unwrap().available(),
-        Amount::ZERO
-    );
+    assert_eq!(h.engine.participant(pid(1)).unwrap().available(), Amount::ZERO);
     // Receiving money restores headroom.
     assert!(matches!(h.pay(T0, id(2, 1), 2, 1, 30_00), Reply::Pending));
     h.answer(T0, 1, id(2, 1), Decision::Accept);
-    assert_eq!(
-        h.engine.participant(pid(1)).unwrap().available(),
-        Amount::units(30)
-    );
+    assert_eq!(h.engine.participant(pid(1)).unwrap().available(), Amount::units(30));
 }
 
 #[test]
@@ -304,58 +222,22 @@ fn switch_side_rejections() {
         Reply::Final(Outcome::Rejected { reason }) => reason,
         other => panic!("expected a rejection, got {other:?}"),
     };
-    assert_eq!(
-        reject(h.pay(T0, id(1, 1), 1, 9, 1_00)),
-        ReasonCode::UnknownPayeeParticipant
-    );
-    assert_eq!(
-        reject(h.pay(T0, id(1, 2), 1, 1, 1_00)),
-        ReasonCode::UnknownPayeeParticipant
-    );
+    assert_eq!(reject(h.pay(T0, id(1, 1), 1, 9, 1_00)), ReasonCode::UnknownPayeeParticipant);
+    assert_eq!(reject(h.pay(T0, id(1, 2), 1, 1, 1_00)), ReasonCode::UnknownPayeeParticipant);
     h.run(T0, Command::InboxClosed(pid(3)));
-    assert_eq!(
-        reject(h.pay(T0, id(1, 3), 1, 3, 1_00)),
-        ReasonCode::PayeeOffline
-    );
-    assert_eq!(
-        reject(h.pay(T0, id(1, 4), 1, 2, 1_000_000_000_01)),
-        ReasonCode::AmountNotAllowed
-    );
+    assert_eq!(reject(h.pay(T0, id(1, 3), 1, 3, 1_00)), ReasonCode::PayeeOffline);
+    assert_eq!(reject(h.pay(T0, id(1, 4), 1, 2, 1_000_000_000_01)), ReasonCode::AmountNotAllowed);
     assert_eq!(
         reject(h.pay(T0 + 6 * 60_000 + 24 * 3_600_000, id(1, 5), 1, 2, 1_00)),
         ReasonCode::IdTimestampOutOfRange
     );
-    assert_eq!(
-        reject(h.pay(T0 - 6 * 60_000, id(1, 6), 1, 2, 1_00)),
-        ReasonCode::IdTimestampOutOfRange
-    );
-    h.run(
-        T0,
-        Command::SetStatus {
-            id: pid(1),
-            status: ParticipantStatus::Suspended,
-        },
-    );
-    assert_eq!(
-        reject(h.pay(T0, id(1, 7), 1, 2, 1_00)),
-        ReasonCode::PayerSuspended
-    );
-    h.run(
-        T0,
-        Command::SetStatus {
-            id: pid(2),
-            status: ParticipantStatus::Suspended,
-        },
-    );
-    assert_eq!(
-        reject(h.pay(T0, id(3, 1), 3, 2, 1_00)),
-        ReasonCode::UnknownPayeeParticipant
-    );
+    assert_eq!(reject(h.pay(T0 - 6 * 60_000, id(1, 6), 1, 2, 1_00)), ReasonCode::IdTimestampOutOfRange);
+    h.run(T0, Command::SetStatus { id: pid(1), status: ParticipantStatus::Suspended });
+    assert_eq!(reject(h.pay(T0, id(1, 7), 1, 2, 1_00)), ReasonCode::PayerSuspended);
+    h.run(T0, Command::SetStatus { id: pid(2), status: ParticipantStatus::Suspended });
+    assert_eq!(reject(h.pay(T0, id(3, 1), 3, 2, 1_00)), ReasonCode::UnknownPayeeParticipant);
     // Refusals are remembered: the same id gets the same answer.
-    assert_eq!(
-        reject(h.pay(T0, id(1, 3), 1, 3, 1_00)),
-        ReasonCode::PayeeOffline
-    );
+    assert_eq!(reject(h.pay(T0, id(1, 3), 1, 3, 1_00)), ReasonCode::PayeeOffline);
     h.engine.check_invariants().unwrap();
 }
 
@@ -365,24 +247,12 @@ fn payee_inflight_is_bounded() {
     h.engine.config.payee_inflight_max = 2;
     assert!(matches!(h.pay(T0, id(1, 1), 1, 2, 1), Reply::Pending));
     assert!(matches!(h.pay(T0, id(1, 2), 1, 2, 1), Reply::Pending));
-    assert!(matches!(
-        h.pay(T0, id(1, 3), 1, 2, 1),
-        Reply::Final(Outcome::Rejected {
-            reason: ReasonCode::PayeeBusy
-        })
-    ));
+    assert!(matches!(h.pay(T0, id(1, 3), 1, 2, 1), Reply::Final(Outcome::Rejected { reason: ReasonCode::PayeeBusy })));
     h.answer(T0, 2, id(1, 1), Decision::Accept);
     assert!(matches!(h.pay(T0, id(1, 4), 1, 2, 1), Reply::Pending));
 }
 
-fn give_back(
-    h: &mut Harness,
-    now: TimestampMs,
-    returner: u32,
-    n: u64,
-    original: EndToEndId,
-    minor: i64,
-) -> Reply {
+fn give_back(h: &mut Harness, now: TimestampMs, returner: u32, n: u64, original: EndToEndId, minor: i64) -> Reply {
     h.run(
         now,
         Command::Return(ReturnOrder {
@@ -402,49 +272,28 @@ fn returns_are_linked_capped_and_idempotent() {
     let p = id(1, 1);
     h.pay(T0, p, 1, 2, 100_00);
     h.answer(T0, 2, p, Decision::Accept);
-    assert!(matches!(
-        give_back(&mut h, T0 + 1, 2, 1, p, 60_00),
-        Reply::Final(Outcome::Settled { .. })
-    ));
-    assert!(
-        h.effects
-            .iter()
-            .any(|e| matches!(e, Effect::Returned(n) if n.to == pid(1) && n.original == p))
-    );
+    assert!(matches!(give_back(&mut h, T0 + 1, 2, 1, p, 60_00), Reply::Final(Outcome::Settled { .. })));
+    assert!(h.effects.iter().any(|e| matches!(e, Effect::Returned(n) if n.to == pid(1) && n.original == p)));
     assert_eq!((h.position(1), h.position(2)), (-40_00, 40_00));
     assert!(matches!(
         give_back(&mut h, T0 + 2, 2, 2, p, 40_01),
-        Reply::Final(Outcome::Rejected {
-            reason: ReasonCode::ReturnExceedsOriginal
-        })
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::ReturnExceedsOriginal })
     ));
-    assert!(matches!(
-        give_back(&mut h, T0 + 3, 2, 3, p, 40_00),
-        Reply::Final(Outcome::Settled { .. })
-    ));
-    assert_eq!(
-        h.engine.transfer(&p).unwrap().returned,
-        Amount::from_minor(100_00)
-    );
+    assert!(matches!(give_back(&mut h, T0 + 3, 2, 3, p, 40_00), Reply::Final(Outcome::Settled { .. })));
+    assert_eq!(h.engine.transfer(&p).unwrap().returned, Amount::from_minor(100_00));
     // Same return id, same content: same answer, nothing moves again.
-    assert!(
-        matches!(give_back(&mut h, T0 + 4, 2, 3, p, 40_00), Reply::Final(Outcome::Settled { at }) if at == T0 + 3)
-    );
+    assert!(matches!(give_back(&mut h, T0 + 4, 2, 3, p, 40_00), Reply::Final(Outcome::Settled { at }) if at == T0 + 3));
     assert_eq!((h.position(1), h.position(2)), (0, 0));
     // Only the original payee can return, and only a settled payment.
     assert!(matches!(
         give_back(&mut h, T0, 3, 1, p, 1),
-        Reply::Final(Outcome::Rejected {
-            reason: ReasonCode::OriginalNotFound
-        })
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::OriginalNotFound })
     ));
     let q = id(1, 2);
     h.pay(T0, q, 1, 2, 5_00);
     assert!(matches!(
         give_back(&mut h, T0, 2, 4, q, 1),
-        Reply::Final(Outcome::Rejected {
-            reason: ReasonCode::OriginalNotFound
-        })
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::OriginalNotFound })
     ));
     h.engine.check_invariants().unwrap();
 }
@@ -458,9 +307,7 @@ fn returns_close_after_the_window() {
     let late = T0 + h.engine.config().return_window_ms + 1;
     assert!(matches!(
         give_back(&mut h, late, 2, 1, p, 1),
-        Reply::Final(Outcome::Rejected {
-            reason: ReasonCode::ReturnWindowExpired
-        })
+        Reply::Final(Outcome::Rejected { reason: ReasonCode::ReturnWindowExpired })
     ));
 }
 
@@ -470,15 +317,7 @@ fn status_is_visible_only_to_the_two_sides() {
     let p = id(1, 1);
     h.pay(T0, p, 1, 2, 1_00);
     for (caller, visible) in [(1, true), (2, true), (3, false)] {
-        let Reply::Status(view) = h.run(
-            T0,
-            Command::Status {
-                caller: pid(caller),
-                id: p,
-            },
-        ) else {
-            panic!()
-        };
+        let Reply::Status(view) = h.run(T0, Command::Status { caller: pid(caller), id: p }) else { panic!() };
         assert_eq!(view.is_some(), visible);
     }
 }
@@ -488,58 +327,18 @@ fn administration() {
     let mut h = Harness::new(&[(1, 1000)]);
     let again = h.run(
         T0,
-        Command::RegisterParticipant {
-            id: pid(1),
-            name: "Bank 1".into(),
-            net_debit_cap: Amount::units(1000),
-        },
+        Command::RegisterParticipant { id: pid(1), name: "Bank 1".into(), net_debit_cap: Amount::units(1000) },
     );
-    assert!(
-        matches!(again, Reply::Participant(Ok(_))),
-        "identical registration is idempotent"
-    );
-    let clash = h.run(
-        T0,
-        Command::RegisterParticipant {
-            id: pid(1),
-            name: "Other".into(),
-            net_debit_cap: Amount::units(1),
-        },
-    );
-    assert!(matches!(
-        clash,
-        Reply::Participant(Err(AdminError::AlreadyRegistered(_)))
-    ));
-    let unknown = h.run(
-        T0,
-        Command::SetLimit {
-            id: pid(7),
-            net_debit_cap: Amount::ZERO,
-        },
-    );
-    assert!(matches!(
-        unknown,
-        Reply::Participant(Err(AdminError::UnknownParticipant(_)))
-    ));
-    let bad = h.run(
-        T0,
-        Command::RegisterParticipant {
-            id: pid(2),
-            name: " ".into(),
-            net_debit_cap: Amount::ZERO,
-        },
-    );
-    assert!(matches!(
-        bad,
-        Reply::Participant(Err(AdminError::InvalidName))
-    ));
-    let Reply::Participant(Ok(view)) = h.run(
-        T0,
-        Command::SetLimit {
-            id: pid(1),
-            net_debit_cap: Amount::units(5),
-        },
-    ) else {
+    assert!(matches!(again, Reply::Participant(Ok(_))), "identical registration is idempotent");
+    let clash =
+        h.run(T0, Command::RegisterParticipant { id: pid(1), name: "Other".into(), net_debit_cap: Amount::units(1) });
+    assert!(matches!(clash, Reply::Participant(Err(AdminError::AlreadyRegistered(_)))));
+    let unknown = h.run(T0, Command::SetLimit { id: pid(7), net_debit_cap: Amount::ZERO });
+    assert!(matches!(unknown, Reply::Participant(Err(AdminError::UnknownParticipant(_)))));
+    let bad = h.run(T0, Command::RegisterParticipant { id: pid(2), name: " ".into(), net_debit_cap: Amount::ZERO });
+    assert!(matches!(bad, Reply::Participant(Err(AdminError::InvalidName))));
+    let Reply::Participant(Ok(view)) = h.run(T0, Command::SetLimit { id: pid(1), net_debit_cap: Amount::units(5) })
+    else {
         panic!()
     };
     assert_eq!(view.available, Amount::units(5));
@@ -552,12 +351,7 @@ fn replay_rebuilds_the_same_ledger() {
         h.pay(T0, id(1, n), 1, 2, 1_00 + n as i64);
         match n % 3 {
             0 => h.answer(T0, 2, id(1, n), Decision::Accept),
-            1 => h.answer(
-                T0,
-                2,
-                id(1, n),
-                Decision::Reject(ReasonCode::InvalidCreditorAccount),
-            ),
+            1 => h.answer(T0, 2, id(1, n), Decision::Reject(ReasonCode::InvalidCreditorAccount)),
             _ => {}
         }
     }
@@ -565,14 +359,8 @@ fn replay_rebuilds_the_same_ledger() {
     let rebuilt = h.replayed();
     rebuilt.check_invariants().unwrap();
     for code in [1, 2] {
-        let (a, b) = (
-            h.engine.participant(pid(code)).unwrap(),
-            rebuilt.participant(pid(code)).unwrap(),
-        );
-        assert_eq!(
-            (a.position, a.reserved, a.inflight_in),
-            (b.position, b.reserved, b.inflight_in)
-        );
+        let (a, b) = (h.engine.participant(pid(code)).unwrap(), rebuilt.participant(pid(code)).unwrap());
+        assert_eq!((a.position, a.reserved, a.inflight_in), (b.position, b.reserved, b.inflight_in));
     }
     assert_eq!(rebuilt.transfer_count(), h.engine.transfer_count());
     assert_eq!(rebuilt.next_deadline(), h.engine.next_deadline());
@@ -581,33 +369,12 @@ fn replay_rebuilds_the_same_ledger() {
 /// One step of a random workload.
 #[derive(Debug, Clone)]
 enum Op {
-    Pay {
-        payer: u32,
-        payee: u32,
-        minor: i64,
-        n: u64,
-    },
-    Resubmit {
-        pick: usize,
-        modified: bool,
-    },
-    Answer {
-        pick: usize,
-        accept: bool,
-        by_other: bool,
-    },
-    Return {
-        pick: usize,
-        minor: i64,
-        n: u64,
-    },
-    Advance {
-        ms: i64,
-    },
-    Inbox {
-        code: u32,
-        open: bool,
-    },
+    Pay { payer: u32, payee: u32, minor: i64, n: u64 },
+    Resubmit { pick: usize, modified: bool },
+    Answer { pick: usize, accept: bool, by_other: bool },
+    Return { pick: usize, minor: i64, n: u64 },
+    Advance { ms: i64 },
+    Inbox { code: u32, open: bool },
 }
 
 fn op() -> impl Strategy<Value = Op> {

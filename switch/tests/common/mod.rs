@@ -3,9 +3,7 @@
 #![allow(dead_code)]
 
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode};
-use ponte_sdk::{
-    Client, Decision, Identity, InboxHandle, InboxHandler, IncomingPayment, OperatorClient, Payment,
-};
+use ponte_sdk::{Client, Decision, Identity, InboxHandle, InboxHandler, IncomingPayment, OperatorClient, Payment};
 use ponte_switch::server::{self, Config, DevParticipant, RunningSwitch};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,28 +21,12 @@ pub fn account(code: u32, number: &str) -> Account {
 }
 
 pub fn config(dir: &std::path::Path) -> Config {
-    let mut config = Config {
-        data_dir: dir.to_path_buf(),
-        listen: ([127, 0, 0, 1], 0).into(),
-        ..Config::default()
-    };
+    let mut config = Config { data_dir: dir.to_path_buf(), listen: ([127, 0, 0, 1], 0).into(), ..Config::default() };
     config.engine.payee_timeout_ms = 700;
     config.dev_participants = vec![
-        DevParticipant {
-            code: A.to_string(),
-            name: "Bank A".into(),
-            net_debit_cap: "1000.00".into(),
-        },
-        DevParticipant {
-            code: B.to_string(),
-            name: "Bank B".into(),
-            net_debit_cap: "1000.00".into(),
-        },
-        DevParticipant {
-            code: C.to_string(),
-            name: "Wallet C".into(),
-            net_debit_cap: "100.00".into(),
-        },
+        DevParticipant { code: A.to_string(), name: "Bank A".into(), net_debit_cap: "1000.00".into() },
+        DevParticipant { code: B.to_string(), name: "Bank B".into(), net_debit_cap: "1000.00".into() },
+        DevParticipant { code: C.to_string(), name: "Wallet C".into(), net_debit_cap: "100.00".into() },
     ];
     config
 }
@@ -60,11 +42,7 @@ impl TestSwitch {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
         let switch = server::start(config.clone()).await.expect("switch starts");
-        TestSwitch {
-            dir,
-            switch: Some(switch),
-            config,
-        }
+        TestSwitch { dir, switch: Some(switch), config }
     }
 
     pub fn endpoint(&self) -> String {
@@ -80,29 +58,17 @@ impl TestSwitch {
     }
 
     pub async fn client(&self, code: u32) -> Client {
-        Client::connect(
-            &self.endpoint(),
-            pid(code),
-            &self.identity(&code.to_string()),
-        )
-        .await
-        .unwrap()
+        Client::connect(&self.endpoint(), pid(code), &self.identity(&code.to_string())).await.unwrap()
     }
 
     pub async fn operator(&self) -> OperatorClient {
-        OperatorClient::connect(&self.endpoint(), &self.identity("operator"))
-            .await
-            .unwrap()
+        OperatorClient::connect(&self.endpoint(), &self.identity("operator")).await.unwrap()
     }
 
     /// Stops the switch and starts it again on the same data directory.
     pub async fn restart(&mut self) {
         self.switch.take().unwrap().stop().await;
-        self.switch = Some(
-            server::start(self.config.clone())
-                .await
-                .expect("switch restarts"),
-        );
+        self.switch = Some(server::start(self.config.clone()).await.expect("switch restarts"));
     }
 
     pub async fn stop(mut self) {
@@ -131,27 +97,17 @@ impl Payee {
         Payee::default()
     }
 
-    pub fn deciding(
-        decide: impl Fn(&IncomingPayment) -> Decision + Send + Sync + 'static,
-    ) -> Payee {
-        Payee {
-            decide: Some(Arc::new(decide)),
-            ..Payee::default()
-        }
+    pub fn deciding(decide: impl Fn(&IncomingPayment) -> Decision + Send + Sync + 'static) -> Payee {
+        Payee { decide: Some(Arc::new(decide)), ..Payee::default() }
     }
 
     pub fn slow(delay: Duration) -> Payee {
-        Payee {
-            delay,
-            ..Payee::default()
-        }
+        Payee { delay, ..Payee::default() }
     }
 
     pub async fn serve(&self, client: &Client) -> InboxHandle {
         let mut handle = client.serve_inbox(self.clone());
-        tokio::time::timeout(Duration::from_secs(10), handle.connected())
-            .await
-            .expect("inbox connects");
+        tokio::time::timeout(Duration::from_secs(10), handle.connected()).await.expect("inbox connects");
         handle
     }
 }
@@ -196,10 +152,7 @@ pub fn payment_id(code: u32) -> EndToEndId {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 /// Waits (bounded) until `check` holds.
