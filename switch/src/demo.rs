@@ -176,8 +176,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.payments > 0, "--payments must be at least 1");
     anyhow::ensure!(args.payee_timeout_ms > 0, "--payee-timeout-ms must be positive");
     let dir = tempfile::tempdir()?;
-    let mut config =
-        Config { data_dir: dir.path().to_path_buf(), listen: ([127, 0, 0, 1], 0).into(), ..Config::default() };
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: ([127, 0, 0, 1], 0).into(),
+        metrics_listen: None,
+        ..Config::default()
+    };
     config.engine.payee_timeout_ms = args.payee_timeout_ms;
     config.dev_participants = BANKS
         .iter()

@@ -11,12 +11,14 @@
 //!   and the mapping between wire messages and domain types.
 //! - [`tls`]: mTLS identities: who a client certificate names, and the dev
 //!   certificate authority `ponte serve` creates on first start.
+//! - [`metrics`]: Prometheus metrics (throughput, latency, queue depths, rejects by reason).
 //! - [`server`]: wiring: configuration, start-up, shutdown.
 //! - [`demo`]: `ponte demo`, a whole country in one process.
 
 pub mod demo;
 pub mod engine;
 pub mod journal;
+pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod service;

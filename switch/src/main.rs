@@ -58,6 +58,9 @@ struct ServeArgs {
     /// How long a payee has to answer, in milliseconds [default: 5000]
     #[arg(long, env = "PONTE_PAYEE_TIMEOUT_MS")]
     payee_timeout_ms: Option<i64>,
+    /// Where to serve Prometheus metrics, or `off` [default: 127.0.0.1:9700]
+    #[arg(long, env = "PONTE_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
 }
 
 #[derive(Args)]
@@ -141,6 +144,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::ensure!(ms > 0, "--payee-timeout-ms must be positive");
         config.engine.payee_timeout_ms = ms;
     }
+    match args.metrics_listen.as_deref() {
+        None => {}
+        Some("off") => config.metrics_listen = None,
+        Some(addr) => {
+            config.metrics_listen = Some(addr.parse().map_err(|e| anyhow::anyhow!("--metrics-listen {addr:?}: {e}"))?)
+        }
+    }
     let switch = server::start(config.clone()).await?;
     println!("Ponte switch serving on {}", switch.endpoint());
     println!("  data directory: {}", switch.data_dir.display());
@@ -153,6 +163,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             println!("    participant {} ({}): {}.pem/.key", p.code, p.name, p.code);
         }
         println!("  try: cargo run --release -- participant list --certs {}", pki.dir.display());
+    }
+    if let Some(addr) = config.metrics_listen {
+        println!("  metrics: http://{addr}/metrics");
     }
     println!("Stop with Ctrl-C.");
     tokio::signal::ctrl_c().await?;

@@ -114,6 +114,24 @@ pub struct Stats {
     pub rejected: AtomicU64,
     pub overloaded: AtomicU64,
     pub inbox_frames_dropped: AtomicU64,
+    /// Rejections by reason code number.
+    pub rejects_by_reason: ReasonCounters,
+    /// Payments reserved and waiting for their payee (set by the engine thread).
+    pub reserved: AtomicU64,
+    /// Engine batches waiting for the journal thread.
+    pub journal_queue_depth: std::sync::atomic::AtomicI64,
+    /// Late, duplicate or unknown payee answers (ignored, counted).
+    pub answers_ignored: AtomicU64,
+}
+
+/// One counter per reason code number (numbers are below 64).
+#[derive(Debug)]
+pub struct ReasonCounters(pub [AtomicU64; 64]);
+
+impl Default for ReasonCounters {
+    fn default() -> Self {
+        ReasonCounters(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
 }
 
 /// A cheap, cloneable handle the gRPC services use to reach the engine.
@@ -128,6 +146,16 @@ pub struct EngineHandle {
 impl EngineHandle {
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Shared counters, for the metrics publisher.
+    pub fn stats_arc(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Commands waiting in the engine's queue.
+    pub fn request_queue_depth(&self) -> usize {
+        self.requests.max_capacity() - self.requests.capacity()
     }
 
     pub fn engine_config(&self) -> &EngineConfig {
@@ -271,11 +299,19 @@ impl Clock {
 
 /// Work the journal thread does after the fsync that covers it.
 enum Notice {
-    Outcome(Waiter, EndToEndId, Outcome),
+    /// The caller's answer, with when the engine took the command in.
+    Outcome(Waiter, EndToEndId, Outcome, std::time::Instant),
     Reply(oneshot::Sender<Reply>, Reply),
     Effect(Effect),
-    InboxOpened { participant: ParticipantId, stream: u64, frames: mpsc::Sender<pb::InboxDown> },
-    InboxClosed { participant: ParticipantId, stream: u64 },
+    InboxOpened {
+        participant: ParticipantId,
+        stream: u64,
+        frames: mpsc::Sender<pb::InboxDown>,
+    },
+    InboxClosed {
+        participant: ParticipantId,
+        stream: u64,
+    },
 }
 
 struct Batch {
@@ -296,7 +332,7 @@ fn engine_loop(
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let mut clock = Clock { last: 0 };
-    let mut waiters: HashMap<EndToEndId, Vec<Waiter>> = HashMap::new();
+    let mut waiters: HashMap<EndToEndId, Vec<(Waiter, std::time::Instant)>> = HashMap::new();
     let mut out = Output::default();
     let mut open = true;
     while open && !stop.load(Ordering::Relaxed) {
@@ -328,6 +364,7 @@ fn engine_loop(
         }
 
         let now = clock.now();
+        let intake = std::time::Instant::now();
         let mut notices = Vec::with_capacity(pending.len() * 2);
         out.clear();
         engine.expire(now, &mut out);
@@ -350,13 +387,13 @@ fn engine_loop(
                     let id = payment_id.expect("payment replies go with payment commands");
                     let list = waiters.entry(id).or_default();
                     if list.len() < config.waiters_per_id_max {
-                        list.push(waiter);
+                        list.push((waiter, intake));
                     }
                 }
                 (ReplyTo::Payment(waiter), Reply::Final(outcome)) => {
                     count_outcome(&stats, outcome);
                     let id = payment_id.expect("payment replies go with payment commands");
-                    notices.push(Notice::Outcome(waiter, id, outcome));
+                    notices.push(Notice::Outcome(waiter, id, outcome, intake));
                 }
                 (ReplyTo::Reply(tx), answer) => notices.push(Notice::Reply(tx, answer)),
                 (ReplyTo::InboxOpened { stream, frames }, _) => {
@@ -380,6 +417,10 @@ fn engine_loop(
         }
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.events.fetch_add(out.event_count as u64, Ordering::Relaxed);
+        stats.reserved.store(engine.reserved_count(), Ordering::Relaxed);
+        let ignored = engine.answer_stats();
+        stats.answers_ignored.store(ignored.late_or_duplicate + ignored.unknown, Ordering::Relaxed);
+        stats.journal_queue_depth.fetch_add(1, Ordering::Relaxed);
         let batch = Batch { journal: std::mem::take(&mut out.journal), notices };
         if batches.send(batch).is_err() {
             // The journal thread failed: nothing can be made durable, so
@@ -392,7 +433,7 @@ fn engine_loop(
 
 fn drain_effects(
     out: &mut Output,
-    waiters: &mut HashMap<EndToEndId, Vec<Waiter>>,
+    waiters: &mut HashMap<EndToEndId, Vec<(Waiter, std::time::Instant)>>,
     notices: &mut Vec<Notice>,
     stats: &Stats,
 ) {
@@ -400,8 +441,8 @@ fn drain_effects(
         match effect {
             Effect::Final { id, outcome } => {
                 count_outcome(stats, outcome);
-                for waiter in waiters.remove(&id).into_iter().flatten() {
-                    notices.push(Notice::Outcome(waiter, id, outcome));
+                for (waiter, intake) in waiters.remove(&id).into_iter().flatten() {
+                    notices.push(Notice::Outcome(waiter, id, outcome, intake));
                 }
             }
             other => notices.push(Notice::Effect(other)),
@@ -412,7 +453,10 @@ fn drain_effects(
 fn count_outcome(stats: &Stats, outcome: Outcome) {
     match outcome {
         Outcome::Settled { .. } => stats.settled.fetch_add(1, Ordering::Relaxed),
-        Outcome::Rejected { .. } => stats.rejected.fetch_add(1, Ordering::Relaxed),
+        Outcome::Rejected { reason } => {
+            stats.rejects_by_reason.0[usize::from(reason.number()) % 64].fetch_add(1, Ordering::Relaxed);
+            stats.rejected.fetch_add(1, Ordering::Relaxed)
+        }
     };
 }
 
@@ -433,6 +477,8 @@ fn journal_loop(
     // Frames for each inbox stream, collected over one group and sent as one message.
     let mut frames: HashMap<(ParticipantId, u64), Vec<pb::InboxEvent>> = HashMap::new();
     let mut group = Vec::with_capacity(config.group_batches_max);
+    let payment_seconds = metrics::histogram!("ponte_payment_seconds");
+    let fsync_seconds = metrics::histogram!("ponte_journal_append_seconds");
     while let Ok(first) = batches.recv() {
         group.push(first);
         while group.len() < config.group_batches_max {
@@ -445,6 +491,7 @@ fn journal_loop(
             let started = std::time::Instant::now();
             let appended = journal.append(group.iter().map(|b| b.journal.as_slice()));
             let took = started.elapsed();
+            fsync_seconds.record(took.as_secs_f64());
             if took > Duration::from_millis(50) {
                 tracing::warn!(ms = took.as_millis() as u64, batches = group.len(), "slow journal append");
             }
@@ -456,8 +503,12 @@ fn journal_loop(
             }
             stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
+        stats.journal_queue_depth.fetch_sub(group.len() as i64, Ordering::Relaxed);
         for batch in group.drain(..) {
             for notice in batch.notices {
+                if let Notice::Outcome(_, _, _, intake) = &notice {
+                    payment_seconds.record(intake.elapsed().as_secs_f64());
+                }
                 carry_out(notice, &mut inboxes, &mut frames, &stats);
             }
         }
@@ -493,7 +544,7 @@ fn carry_out(
         frames.entry((participant, stream)).or_default().push(pb::InboxEvent { event: Some(event) });
     };
     match notice {
-        Notice::Outcome(waiter, id, outcome) => waiter.send(id, outcome),
+        Notice::Outcome(waiter, id, outcome, _) => waiter.send(id, outcome),
         Notice::Reply(tx, reply) => drop(tx.send(reply)),
         Notice::Effect(Effect::Deliver(delivery)) => {
             let participant = delivery.payee.participant;

@@ -54,6 +54,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Participants admitted and certified when the journal is new.
     pub dev_participants: Vec<DevParticipant>,
+    /// Where to serve Prometheus metrics (`/metrics`); absent: no metrics
+    /// (default 127.0.0.1:9700).
+    pub metrics_listen: Option<SocketAddr>,
     /// Most concurrent HTTP/2 streams per connection (default 1,024).
     pub http2_streams_per_connection_max: u32,
     pub engine: EngineConfig,
@@ -85,6 +88,7 @@ impl Default for Config {
                     net_debit_cap: "250000.00".into(),
                 },
             ],
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9700))),
             http2_streams_per_connection_max: 1_024,
             engine: EngineConfig::default(),
             runtime: RuntimeConfig::default(),
@@ -135,6 +139,8 @@ pub enum ServeError {
     Tls(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("metrics: {0}")]
+    Metrics(String),
     #[error("the engine stopped during start-up")]
     Stopped,
 }
@@ -150,6 +156,7 @@ pub struct RunningSwitch {
     pub replayed_records: u64,
     pub engine: EngineHandle,
     shutdown: oneshot::Sender<()>,
+    publisher: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     runtime: Runtime,
 }
@@ -163,6 +170,7 @@ impl RunningSwitch {
     /// Stops serving, drains the engine and flushes the journal.
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
+        self.publisher.abort();
         drop(self.engine);
         // Stopping the engine ends the inbox streams (their senders live in
         // the journal thread), which lets the graceful shutdown finish.
@@ -198,6 +206,9 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         .identity(Identity::from_pem(read(&tls_files.server_cert)?, read(&tls_files.server_key)?))
         .client_ca_root(Certificate::from_pem(read(&tls_files.ca_cert)?));
 
+    if let Some(addr) = config.metrics_listen {
+        crate::metrics::install(addr).map_err(ServeError::Metrics)?;
+    }
     let journal = Journal::open(&config.data_dir.join("journal.redb")).map_err(StartError::from)?;
     let fresh = journal.is_empty();
     let runtime = Runtime::start(journal, config.engine.clone(), config.runtime.clone())?;
@@ -232,6 +243,7 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(payments)
         .add_service(operator);
+    let publisher = crate::metrics::spawn_publisher(engine.clone());
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     // Nagle off on every accepted connection: payments are small messages,
     // and Nagle with delayed ACKs adds 40 ms to a lone one. (The builder's
@@ -249,6 +261,7 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         replayed_records: runtime.replayed_records,
         engine,
         shutdown,
+        publisher,
         server,
         runtime,
     })

@@ -278,16 +278,35 @@ impl pb::payments_server::Payments for PaymentsService {
                 }
             }
         });
-        let results = ReceiverStream::new(results_rx).map(|(id, outcome)| result_to_wire(id.as_str(), outcome));
-        let errors = ReceiverStream::new(errors_rx);
-        let merged = results.merge(errors);
+        // Each message carries every result ready at that moment (at most a
+        // batch): batching follows the load, with no timer adding latency.
         let batch_max = self.config.submit_batch_max;
-        let batches = merged.chunks_timeout(batch_max, std::time::Duration::from_micros(200)).map(move |results| {
-            permits.add_permits(results.len());
-            Ok(pb::ResultBatch { results })
+        let state = (results_rx, errors_rx, fatal_rx, permits);
+        let batches = futures::stream::unfold(state, move |(mut results, mut errors, mut fatal, permits)| async move {
+            let mut out = Vec::new();
+            tokio::select! {
+                biased;
+                Some(status) = fatal.recv() => return Some((Err(status), (results, errors, fatal, permits))),
+                Some((id, outcome)) = results.recv() => out.push(result_to_wire(id.as_str(), outcome)),
+                Some(item) = errors.recv() => out.push(item),
+                else => return None,
+            }
+            while out.len() < batch_max {
+                match results.try_recv() {
+                    Ok((id, outcome)) => out.push(result_to_wire(id.as_str(), outcome)),
+                    Err(_) => break,
+                }
+            }
+            while out.len() < batch_max {
+                match errors.try_recv() {
+                    Ok(item) => out.push(item),
+                    Err(_) => break,
+                }
+            }
+            permits.add_permits(out.len());
+            Some((Ok(pb::ResultBatch { results: out }), (results, errors, fatal, permits)))
         });
-        let fatal = ReceiverStream::new(fatal_rx).map(Err);
-        Ok(Response::new(Box::pin(batches.merge(fatal))))
+        Ok(Response::new(Box::pin(batches)))
     }
 
     type InboxStream = BoxStream<pb::InboxDown>;

@@ -30,6 +30,7 @@ fn spawn_server(dir: &Path, port: u16) -> Server {
         .args(["serve", "--data-dir"])
         .arg(dir)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--payee-timeout-ms", &PAYEE_TIMEOUT_MS.to_string()])
+        .args(["--metrics-listen", "off"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -389,6 +389,11 @@ impl Engine {
         self.participants.values()
     }
 
+    /// Payments reserved and waiting for their payee.
+    pub fn reserved_count(&self) -> u64 {
+        self.participants.values().map(|p| u64::from(p.inflight_in)).sum()
+    }
+
     /// When the earliest reserved payment times out, if any.
     pub fn next_deadline(&self) -> Option<TimestampMs> {
         self.deadlines.front().map(|(at, _)| at)

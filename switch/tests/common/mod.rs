@@ -21,7 +21,12 @@ pub fn account(code: u32, number: &str) -> Account {
 }
 
 pub fn config(dir: &std::path::Path) -> Config {
-    let mut config = Config { data_dir: dir.to_path_buf(), listen: ([127, 0, 0, 1], 0).into(), ..Config::default() };
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        listen: ([127, 0, 0, 1], 0).into(),
+        metrics_listen: None,
+        ..Config::default()
+    };
     config.engine.payee_timeout_ms = 700;
     config.dev_participants = vec![
         DevParticipant { code: A.to_string(), name: "Bank A".into(), net_debit_cap: "1000.00".into() },

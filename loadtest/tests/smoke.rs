@@ -1,0 +1,25 @@
+//! Smoke run of the load test as a user runs it (own switch, mTLS, fsync):
+//! a few seconds, asserting only that payments settle and the report and
+//! chart are written — not speed.
+
+#[test]
+fn a_short_load_test_settles_payments_and_writes_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ponte-loadtest"))
+        .args(["--duration", "2s", "--warmup", "1s", "--echo-seconds", "1", "--participants", "5", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .expect("ponte-loadtest starts");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(report["settled"].as_u64().unwrap() > 100, "{report}");
+    assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+    assert!(report["throughput_per_s"].as_f64().unwrap() > 0.0);
+    for field in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(report["latency_ms"][field].as_f64().unwrap() > 0.0, "latency_ms.{field}");
+    }
+    assert!(report["echo_ceiling_per_s"].as_f64().unwrap() > 0.0);
+    let svg = std::fs::read_to_string(out.with_extension("svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+}

@@ -1,0 +1,45 @@
+//! The Prometheus endpoint serves the switch's counters after real payments.
+//! (Its own test binary: the metrics recorder is process-wide.)
+
+mod common;
+
+use common::*;
+use ponte_switch::server;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_reports_payments() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut config = config(dir.path());
+    config.metrics_listen = Some(([127, 0, 0, 1], metrics_port).into());
+    let switch = server::start(config.clone()).await.unwrap();
+    let harness = TestSwitch { dir, switch: Some(switch), config };
+    let (a, b) = (harness.client(A).await, harness.client(B).await);
+    let inbox = Payee::accepting().serve(&b).await;
+    assert!(a.submit(&payment(&a, B, "1.00")).await.unwrap().is_settled());
+    assert!(!a.submit(&payment(&a, C, "1.00")).await.unwrap().is_settled(), "C has no inbox: AB08");
+    let mut body = String::new();
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", metrics_port)).await.unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
+        body.clear();
+        stream.read_to_string(&mut body).await.unwrap();
+        if body.contains("ponte_payments_settled_total 1") {
+            break;
+        }
+    }
+    for expected in [
+        "ponte_payments_settled_total 1",
+        "ponte_payments_rejected_total 1",
+        "ponte_rejects_total{reason=\"AB08\"} 1",
+        "ponte_request_queue_depth",
+        "ponte_payment_seconds_bucket",
+        "ponte_journal_append_seconds_bucket",
+    ] {
+        assert!(body.contains(expected), "metrics lack {expected:?}:\n{body}");
+    }
+    inbox.stop().await;
+    harness.stop().await;
+}
