@@ -37,7 +37,11 @@ fn run(n: u64, with_journal: bool) -> (u64, (u64, u64)) {
     let mut out = Output::default();
     for i in 0..20 {
         let cap = Amount::units(1_000_000_000_000);
-        engine.execute(NOW, Command::RegisterParticipant { id: pid(i), name: format!("Bank {i}"), net_debit_cap: cap }, &mut out);
+        engine.execute(
+            NOW,
+            Command::RegisterParticipant { id: pid(i), name: format!("Bank {i}"), net_debit_cap: cap },
+            &mut out,
+        );
         engine.execute(NOW, Command::InboxOpened(pid(i)), &mut out);
     }
     journal.append([out.journal.as_slice()]).unwrap();

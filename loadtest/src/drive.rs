@@ -9,7 +9,7 @@ use ponte_domain::{CURRENCY, ParticipantId};
 use ponte_proto::v1 as pb;
 use ponte_proto::v1::payments_client::PaymentsClient;
 use ponte_sdk::Identity;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -486,8 +486,6 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
     let _ = receiver.await;
     Ok(())
 }
-
-use rand::SeedableRng;
 
 struct UnaryCaller {
     index: usize,

@@ -412,8 +412,12 @@ impl Engine {
             Command::RegisterParticipant { id, name, net_debit_cap } => {
                 Reply::Participant(self.register(id, name, net_debit_cap, out))
             }
-            Command::SetLimit { id, net_debit_cap } => Reply::Participant(self.set_limit(id, net_debit_cap, out)),
-            Command::SetStatus { id, status } => Reply::Participant(self.set_status(id, status, out)),
+            Command::SetLimit { id, net_debit_cap } => {
+                Reply::Participant(self.change_participant(id, Event::LimitSet { id, net_debit_cap }, out))
+            }
+            Command::SetStatus { id, status } => {
+                Reply::Participant(self.change_participant(id, Event::StatusSet { id, status }, out))
+            }
             Command::GetParticipant { id } => {
                 Reply::Participant(self.view(id).ok_or(AdminError::UnknownParticipant(id)))
             }
@@ -696,29 +700,17 @@ impl Engine {
         Ok(self.view(id).expect("just registered"))
     }
 
-    fn set_limit(
+    /// Records a change to an existing participant (limit, status).
+    fn change_participant(
         &mut self,
         id: ParticipantId,
-        net_debit_cap: Amount,
+        event: Event<'_>,
         out: &mut Output,
     ) -> Result<ParticipantView, AdminError> {
         if !self.participants.contains_key(&id) {
             return Err(AdminError::UnknownParticipant(id));
         }
-        self.record(Event::LimitSet { id, net_debit_cap }, out);
-        Ok(self.view(id).expect("exists"))
-    }
-
-    fn set_status(
-        &mut self,
-        id: ParticipantId,
-        status: ParticipantStatus,
-        out: &mut Output,
-    ) -> Result<ParticipantView, AdminError> {
-        if !self.participants.contains_key(&id) {
-            return Err(AdminError::UnknownParticipant(id));
-        }
-        self.record(Event::StatusSet { id, status }, out);
+        self.record(event, out);
         Ok(self.view(id).expect("exists"))
     }
 
