@@ -191,21 +191,25 @@ async fn serve<H: InboxHandler>(
                 break;
             }
         };
-        for event in batch.events {
-            let Some(event) = event.event else { continue };
-            // While closing, incoming payments cannot be answered any more
-            // (they will time out); notices are still handled.
-            if drain_until.is_some() && matches!(event, pb::inbox_event::Event::Payment(_)) {
-                continue;
-            }
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
+        // While closing, incoming payments cannot be answered any more
+        // (they will time out); notices are still handled.
+        let closing = drain_until.is_some();
+        let mut events = batch
+            .events
+            .into_iter()
+            .filter_map(|e| e.event)
+            .filter(|e| !(closing && matches!(e, pb::inbox_event::Event::Payment(_))))
+            .peekable();
+        // One task per received message, not per payment: its handlers run
+        // concurrently inside it, and each answer goes out as it is ready.
+        while events.peek().is_some() {
+            let chunk: Vec<_> = events.by_ref().take(HANDLERS_INFLIGHT_MAX).collect();
+            let Ok(permit) = permits.clone().acquire_many_owned(chunk.len() as u32).await else { break };
             let handler = handler.clone();
             let answers = answers_tx.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                handle(event, &*handler, &answers).await;
+                futures::future::join_all(chunk.into_iter().map(|event| handle(event, &*handler, &answers))).await;
             });
         }
     }

@@ -17,12 +17,9 @@
 //! Queue bounds make overload visible: when `requests` is full a caller gets
 //! [`SubmitError::Overloaded`] at once (RESOURCE_EXHAUSTED on the wire).
 
-use crate::engine::{
-    Command, Delivery, Effect, Engine, EngineConfig, Outcome, Output, Reply, ReturnNotice, decode_events,
-};
+use crate::engine::{Command, Effect, Engine, EngineConfig, Outcome, Output, Reply, decode_events};
 use crate::journal::{Journal, JournalError, ReplayError};
 use ponte_domain::{EndToEndId, ParticipantId, TimestampMs};
-use ponte_proto::v1 as pb;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,7 +81,7 @@ impl Waiter {
 pub enum ReplyTo {
     Payment(Waiter),
     Reply(oneshot::Sender<Reply>),
-    InboxOpened { stream: u64, frames: mpsc::Sender<pb::InboxDown> },
+    InboxOpened { stream: u64, frames: mpsc::Sender<Vec<Effect>> },
     InboxClosed { stream: u64 },
     Nothing,
 }
@@ -306,7 +303,7 @@ enum Notice {
     InboxOpened {
         participant: ParticipantId,
         stream: u64,
-        frames: mpsc::Sender<pb::InboxDown>,
+        frames: mpsc::Sender<Vec<Effect>>,
     },
     InboxClosed {
         participant: ParticipantId,
@@ -463,7 +460,7 @@ fn count_outcome(stats: &Stats, outcome: Outcome) {
 /// The inbox streams of one participant, used round robin.
 #[derive(Default)]
 struct Inboxes {
-    streams: Vec<(u64, mpsc::Sender<pb::InboxDown>)>,
+    streams: Vec<(u64, mpsc::Sender<Vec<Effect>>)>,
     next: usize,
 }
 
@@ -475,7 +472,7 @@ fn journal_loop(
 ) -> Result<(), JournalError> {
     let mut inboxes: HashMap<ParticipantId, Inboxes> = HashMap::new();
     // Frames for each inbox stream, collected over one group and sent as one message.
-    let mut frames: HashMap<(ParticipantId, u64), Vec<pb::InboxEvent>> = HashMap::new();
+    let mut frames: HashMap<(ParticipantId, u64), Vec<Effect>> = HashMap::new();
     let mut group = Vec::with_capacity(config.group_batches_max);
     let payment_seconds = metrics::histogram!("ponte_payment_seconds");
     let fsync_seconds = metrics::histogram!("ponte_journal_append_seconds");
@@ -509,7 +506,7 @@ fn journal_loop(
                 if let Notice::Outcome(_, _, _, intake) = &notice {
                     payment_seconds.record(intake.elapsed().as_secs_f64());
                 }
-                carry_out(notice, &mut inboxes, &mut frames, &stats);
+                carry_out(notice, &mut inboxes, &mut frames);
             }
         }
         for ((participant, stream), events) in frames.drain() {
@@ -517,7 +514,7 @@ fn journal_loop(
             else {
                 continue;
             };
-            if target.1.try_send(pb::InboxDown { events }).is_err() {
+            if target.1.try_send(events).is_err() {
                 stats.inbox_frames_dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%participant, "inbox stream is not keeping up; frames dropped (payments will time out)");
             }
@@ -529,53 +526,27 @@ fn journal_loop(
 fn carry_out(
     notice: Notice,
     inboxes: &mut HashMap<ParticipantId, Inboxes>,
-    frames: &mut HashMap<(ParticipantId, u64), Vec<pb::InboxEvent>>,
-    _stats: &Stats,
+    frames: &mut HashMap<(ParticipantId, u64), Vec<Effect>>,
 ) {
-    let mut push = |participant: ParticipantId, event: pb::inbox_event::Event| {
-        let Some(inbox) = inboxes.get_mut(&participant) else {
-            return;
-        };
-        if inbox.streams.is_empty() {
-            return;
-        }
-        inbox.next = (inbox.next + 1) % inbox.streams.len();
-        let stream = inbox.streams[inbox.next].0;
-        frames.entry((participant, stream)).or_default().push(pb::InboxEvent { event: Some(event) });
-    };
     match notice {
         Notice::Outcome(waiter, id, outcome, _) => waiter.send(id, outcome),
         Notice::Reply(tx, reply) => drop(tx.send(reply)),
-        Notice::Effect(Effect::Deliver(delivery)) => {
-            let participant = delivery.payee.participant;
-            push(participant, pb::inbox_event::Event::Payment(incoming_payment(*delivery)));
-        }
-        Notice::Effect(Effect::Settled { payee, id, at }) => push(
-            payee,
-            pb::inbox_event::Event::Settled(pb::SettledNotice { end_to_end_id: id.to_string(), settled_at_ms: at }),
-        ),
-        Notice::Effect(Effect::Cancelled { payee, id, reason }) => push(
-            payee,
-            pb::inbox_event::Event::Cancelled(pb::CancelledNotice {
-                end_to_end_id: id.to_string(),
-                reason: Some(crate::service::reason_to_wire(reason)),
-            }),
-        ),
-        Notice::Effect(Effect::Returned(notice)) => {
-            let ReturnNotice { to, id, original, amount, reason, at } = *notice;
-            push(
-                to,
-                pb::inbox_event::Event::Returned(pb::ReturnNotice {
-                    return_id: id.to_string(),
-                    original_end_to_end_id: original.to_string(),
-                    amount: amount.to_string(),
-                    reason: Some(crate::service::reason_to_wire(reason)),
-                    settled_at_ms: at,
-                }),
-            )
-        }
-        Notice::Effect(Effect::Final { .. }) => {
-            unreachable!("final effects are resolved by the engine thread")
+        Notice::Effect(effect) => {
+            let participant = match &effect {
+                Effect::Deliver(delivery) => delivery.payee.participant,
+                Effect::Settled { payee, .. } | Effect::Cancelled { payee, .. } => *payee,
+                Effect::Returned(notice) => notice.to,
+                Effect::Final { .. } => unreachable!("final effects are resolved by the engine thread"),
+            };
+            // Spread over the participant's inbox streams, round robin. The
+            // wire encoding happens on the stream's own task, not here.
+            let Some(inbox) = inboxes.get_mut(&participant) else { return };
+            if inbox.streams.is_empty() {
+                return;
+            }
+            inbox.next = (inbox.next + 1) % inbox.streams.len();
+            let stream = inbox.streams[inbox.next].0;
+            frames.entry((participant, stream)).or_default().push(effect);
         }
         Notice::InboxOpened { participant, stream, frames: sender } => {
             inboxes.entry(participant).or_default().streams.push((stream, sender));
@@ -588,18 +559,5 @@ fn carry_out(
                 }
             }
         }
-    }
-}
-
-fn incoming_payment(delivery: Delivery) -> pb::IncomingPayment {
-    let Delivery { id, payer, payee, amount, remittance, deadline } = delivery;
-    pb::IncomingPayment {
-        end_to_end_id: id.to_string(),
-        payer: Some(crate::service::account_to_wire(&payer)),
-        payee: Some(crate::service::account_to_wire(&payee)),
-        amount: amount.to_string(),
-        currency: crate::service::CURRENCY.to_owned(),
-        remittance,
-        deadline_ms: deadline,
     }
 }

@@ -7,8 +7,8 @@
 //! values; [`status_of`] is the one table from runtime errors to gRPC codes.
 
 use crate::engine::{
-    AdminError, Command, Decision, Outcome, ParticipantStatus, ParticipantView, PaymentOrder, REMITTANCE_LEN_MAX,
-    Reply, ReturnOrder, TransferView,
+    AdminError, Command, Decision, Delivery, Effect, Outcome, ParticipantStatus, ParticipantView, PaymentOrder,
+    REMITTANCE_LEN_MAX, Reply, ReturnNotice, ReturnOrder, TransferView,
 };
 use crate::runtime::{EngineHandle, ReplyTo, Request, SubmitError, Waiter};
 use crate::tls::{participant_of, require_operator};
@@ -183,6 +183,50 @@ fn participant_to_wire(view: &ParticipantView) -> pb::Participant {
     }
 }
 
+/// Encodes a group of inbox frames for the wire.
+fn inbox_down(effects: Vec<Effect>) -> pb::InboxDown {
+    use pb::inbox_event::Event;
+    let events = effects
+        .into_iter()
+        .filter_map(|effect| {
+            let event = match effect {
+                Effect::Deliver(delivery) => {
+                    let Delivery { id, payer, payee, amount, remittance, deadline } = *delivery;
+                    Event::Payment(pb::IncomingPayment {
+                        end_to_end_id: id.to_string(),
+                        payer: Some(account_to_wire(&payer)),
+                        payee: Some(account_to_wire(&payee)),
+                        amount: amount.to_string(),
+                        currency: CURRENCY.to_owned(),
+                        remittance,
+                        deadline_ms: deadline,
+                    })
+                }
+                Effect::Settled { id, at, .. } => {
+                    Event::Settled(pb::SettledNotice { end_to_end_id: id.to_string(), settled_at_ms: at })
+                }
+                Effect::Cancelled { id, reason, .. } => Event::Cancelled(pb::CancelledNotice {
+                    end_to_end_id: id.to_string(),
+                    reason: Some(reason_to_wire(reason)),
+                }),
+                Effect::Returned(notice) => {
+                    let ReturnNotice { id, original, amount, reason, at, .. } = *notice;
+                    Event::Returned(pb::ReturnNotice {
+                        return_id: id.to_string(),
+                        original_end_to_end_id: original.to_string(),
+                        amount: amount.to_string(),
+                        reason: Some(reason_to_wire(reason)),
+                        settled_at_ms: at,
+                    })
+                }
+                Effect::Final { .. } => return None,
+            };
+            Some(pb::InboxEvent { event: Some(event) })
+        })
+        .collect();
+    pb::InboxDown { events }
+}
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// `ponte.v1.Payments`.
@@ -354,7 +398,7 @@ impl pb::payments_server::Payments for PaymentsService {
                 .send(Request { command: Command::InboxClosed(caller), reply: ReplyTo::InboxClosed { stream } })
                 .await;
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(frames_rx).map(Ok))))
+        Ok(Response::new(Box::pin(ReceiverStream::new(frames_rx).map(|effects| Ok(inbox_down(effects))))))
     }
 
     async fn get_status(
