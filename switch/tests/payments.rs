@@ -233,7 +233,39 @@ async fn a_participant_cannot_act_as_another() {
     let p = payment(&a, B, "1.00");
     a.submit(&p).await.unwrap();
     assert!(matches!(c.status(&p.id).await, Err(Error::NotFound(_))));
-    // Nor can another participant answer B's inbox: C's answers for B's payments are ignored.
+    inbox.stop().await;
+    switch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_payee_can_answer_its_payments() {
+    let switch = TestSwitch::start().await;
+    let (a, b) = (switch.client(A).await, switch.client(B).await);
+    // B's core system is too slow to answer in time...
+    let payee = Payee::slow(Duration::from_millis(2_000));
+    let inbox = payee.serve(&b).await;
+    // ...and C, over its own inbox stream, answers ACCEPT for B's payment.
+    let channel = switch.identity(&C.to_string()).channel(&switch.endpoint()).await.unwrap();
+    let (up, up_rx) = tokio::sync::mpsc::channel::<pb::InboxUp>(4);
+    let c_inbox = pb::payments_client::PaymentsClient::new(channel)
+        .inbox(tokio_stream::wrappers::ReceiverStream::new(up_rx))
+        .await
+        .unwrap();
+    let p = payment(&a, B, "5.00");
+    let submitted = tokio::spawn({
+        let (a, p) = (a.clone(), p.clone());
+        async move { a.submit(&p).await }
+    });
+    eventually("B is asked", || !payee.seen.lock().unwrap().is_empty()).await;
+    let forged = pb::PayeeAnswer {
+        end_to_end_id: p.id.to_string(),
+        decision: pb::Decision::Accept as i32,
+        reject_reason: String::new(),
+    };
+    up.send(pb::InboxUp { answers: vec![forged] }).await.unwrap();
+    let outcome = submitted.await.unwrap().unwrap();
+    assert_eq!(outcome, PaymentOutcome::Rejected { reason: ReasonCode::PayeeTimeout }, "C's answer must not settle it");
+    drop((up, c_inbox));
     inbox.stop().await;
     switch.stop().await;
 }
