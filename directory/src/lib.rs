@@ -1,1 +1,17 @@
+//! Ponte's alias directory: the rules of a national key registry.
+//!
+//! Payers pay a phone number, an email, a national id or a random key, not
+//! an account number; the directory maps a key to an account and guards
+//! that mapping. This crate is pure (no I/O, no clock, no randomness: time
+//! and random bytes are arguments), so the switch's engine can own it.
+//!
+//! # Layout
+//! - [`keys`]: key types, validation, canonical forms, masking; country
+//!   profiles ([`keys::Brazil`] by default: CPF/CNPJ).
+//! - [`buckets`]: token buckets for anti-scraping limits on lookups.
+//!
+//! Entries, claims, lookups through the switch and reconciliation are the
+//! next steps (see the issue "Alias directory").
 
+pub mod buckets;
+pub mod keys;
