@@ -8,6 +8,8 @@
 //! # Layout
 //! - [`keys`]: key types, validation, canonical forms, masking; country
 //!   profiles ([`keys::Brazil`] by default: CPF/CNPJ).
+//! - [`registry`]: entries, their limits and holders, lookups with masked
+//!   owners, reconciliation digests.
 //! - [`buckets`]: token buckets for anti-scraping limits on lookups.
 //!
 //! Entries, claims, lookups through the switch and reconciliation are the
@@ -15,3 +17,4 @@
 
 pub mod buckets;
 pub mod keys;
+pub mod registry;
