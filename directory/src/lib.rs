@@ -10,11 +10,13 @@
 //!   profiles ([`keys::Brazil`] by default: CPF/CNPJ).
 //! - [`registry`]: entries, their limits and holders, lookups with masked
 //!   owners, reconciliation digests.
+//! - [`claims`]: ownership and portability claims with a resolution window.
 //! - [`buckets`]: token buckets for anti-scraping limits on lookups.
 //!
-//! Entries, claims, lookups through the switch and reconciliation are the
-//! next steps (see the issue "Alias directory").
+//! Not yet wired into the switch: journal events, the gRPC service, the SDK
+//! and CLI, pay-by-key (see the issue "Alias directory").
 
 pub mod buckets;
+pub mod claims;
 pub mod keys;
 pub mod registry;
