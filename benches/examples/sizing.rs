@@ -3,7 +3,8 @@
 //! Runs the real engine over N payments (submitted, then accepted), appends
 //! the journal output to a real journal file in engine-sized records, and
 //! reports the file size and the process's resident memory growth per
-//! payment. `cargo run --release -p ponte-benches --example sizing -- [N]`
+//! payment; then the same for N directory entries.
+//! `cargo run --release -p ponte-benches --example sizing -- [N]`
 
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
 use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
@@ -26,6 +27,16 @@ fn main() {
     println!("  encoded events: {:.0} bytes per payment", journal_bytes as f64 / n as f64);
     println!("  journal file:   {:.0} bytes per payment ({} MB)", file as f64 / n as f64, file / 1_000_000);
     println!("  engine memory:  {:.0} bytes per payment (resident growth)", memory as f64 / n as f64);
+    let before = resident_bytes();
+    let (registry, keys) = ponte_benches::directory_with_phone_keys(n);
+    let after = resident_bytes();
+    println!(
+        "{} directory entries (phone keys, 20-character owner names): {:.0} bytes per entry (resident growth)",
+        registry.len(),
+        after.saturating_sub(before) as f64 / n as f64
+            - std::mem::size_of::<ponte_directory::keys::Key>() as f64
+            - keys.first().map_or(0.0, |k| k.value().len() as f64)
+    );
 }
 
 /// Returns (resident growth, (encoded journal bytes, journal file size)).

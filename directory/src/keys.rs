@@ -66,9 +66,13 @@ impl fmt::Debug for Key {
 /// Keeps the first and last two characters of a value (at most a third of
 /// it), stars in between: enough to tell keys apart in a log, not to read one.
 pub fn mask(value: &str) -> String {
-    let chars: Vec<char> = value.chars().collect();
-    let keep = (chars.len() / 6).min(2);
-    chars.iter().enumerate().map(|(i, c)| if i < keep || i + keep >= chars.len() { *c } else { '*' }).collect()
+    let len = value.chars().count();
+    let keep = (len / 6).min(2);
+    let mut masked = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        masked.push(if i < keep || i + keep >= len { c } else { '*' });
+    }
+    masked
 }
 
 /// Why a key is not valid. Messages never contain the key itself.
