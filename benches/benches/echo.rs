@@ -33,6 +33,7 @@ fn request(i: usize) -> pb::PaymentRequest {
         amount: "123.45".into(),
         currency: "BRL".into(),
         remittance: String::new(),
+        lookup_by: None,
     }
 }
 

@@ -50,6 +50,8 @@ fn orders(counter: &mut u64) -> Vec<PaymentOrder> {
                 payee: Account::new(pid(payee), "1", "87654321", AccountType::Checking).unwrap(),
                 amount: Amount::from_minor(1_00 + (*counter % 10_000) as i64),
                 remittance: "invoice 2026-11".into(),
+                payee_key: None,
+                lookup_by: None,
             }
         })
         .collect()

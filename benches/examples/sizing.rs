@@ -72,6 +72,8 @@ fn run(n: u64, with_journal: bool) -> (u64, (u64, u64)) {
                 payee: Account::new(pid(payee), "1", "87654321", AccountType::Checking).unwrap(),
                 amount: Amount::from_minor(1_00 + (k % 10_000) as i64),
                 remittance: "invoice 2026-11".into(),
+                payee_key: None,
+                lookup_by: None,
             };
             ids.push((order.id, order.payee.participant));
             engine.execute(NOW, Command::Submit(order), &mut out);

@@ -101,6 +101,11 @@ impl Claims {
         self.claims.get(&id)
     }
 
+    /// Whether `key` has a claim that has not finished.
+    pub fn in_progress(&self, key: &Key) -> bool {
+        self.active_by_key.contains_key(key)
+    }
+
     /// Claims a participant is party to (as claimer or donor), oldest first.
     pub fn of(&self, participant: ParticipantId) -> Vec<&Claim> {
         self.claims.values().filter(|c| c.claimer == participant || c.donor == participant).collect()
@@ -201,6 +206,16 @@ impl Claims {
         claim.status = next;
         claim.updated_at = now;
         Ok(claim)
+    }
+
+    /// When the earliest unresolved claim's window lapses, if any.
+    pub fn earliest_deadline(&self) -> Option<TimestampMs> {
+        self.active_by_key
+            .values()
+            .filter_map(|id| self.claims.get(id))
+            .filter(|c| matches!(c.status, ClaimStatus::Open | ClaimStatus::WaitingResolution))
+            .map(|c| c.resolve_by)
+            .min()
     }
 
     /// Claims whose window lapsed by `now`, as they resolve: ownership

@@ -148,7 +148,7 @@ impl Registry {
         if account.participant != caller {
             return Err(DirectoryError::AccountElsewhere);
         }
-        let owner = self.checked_owner(owner)?;
+        let owner = self.check_owner(owner)?;
         let key = match key {
             NewKey::Chosen { kind, value } => {
                 keys::parse(&*self.profile, kind, &value).map_err(DirectoryError::InvalidKey)?
@@ -178,7 +178,8 @@ impl Registry {
         Ok(Entry { key, account, owner, created_at: now })
     }
 
-    fn checked_owner(&self, owner: Owner) -> Result<Owner, DirectoryError> {
+    /// Checks an owner and puts its id in canonical form.
+    pub fn check_owner(&self, owner: Owner) -> Result<Owner, DirectoryError> {
         let name = owner.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > OWNER_NAME_LEN_MAX || name.chars().any(char::is_control) {
             return Err(DirectoryError::OwnerName);

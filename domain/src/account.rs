@@ -103,6 +103,20 @@ impl Account {
         })
     }
 
+    /// The payee of a payment whose key could not be resolved: participant
+    /// 00000000 (a code the switch never admits), branch 0000, number 0.
+    pub fn unresolved() -> Account {
+        let mut number = [0_u8; ACCOUNT_NUMBER_LEN_MAX];
+        number[0] = b'0';
+        Account {
+            participant: ParticipantId::new(0).expect("0 is a valid code"),
+            branch: 0,
+            number_len: 1,
+            number,
+            kind: AccountType::Payment,
+        }
+    }
+
     pub fn number(&self) -> &str {
         std::str::from_utf8(&self.number[..usize::from(self.number_len)]).expect("validated as ASCII digits")
     }

@@ -233,6 +233,7 @@ fn payment(rng: &mut impl Rng, banks: &[Bank], codes: &[String], payer: usize, i
         amount: format!("{}.{:02}", cents / 100, cents % 100),
         currency: CURRENCY.to_owned(),
         remittance: String::new(),
+        lookup_by: None,
     }
 }
 

@@ -99,6 +99,37 @@ impl Payment {
             amount: self.amount.to_string(),
             currency: CURRENCY.to_owned(),
             remittance: self.remittance.clone(),
+            lookup_by: None,
+        }
+    }
+}
+
+/// A payment to whoever a directory key names (phone, email, national id,
+/// random key); the switch resolves the key.
+#[derive(Debug, Clone)]
+pub struct KeyPayment {
+    pub id: EndToEndId,
+    pub payer: Account,
+    pub payee_key: ponte_directory::keys::Key,
+    /// The end user who looked the key up (gives the lookup's token back).
+    pub lookup_by: Option<crate::directory::EndUser>,
+    pub amount: Amount,
+    pub remittance: String,
+}
+
+impl KeyPayment {
+    pub(crate) fn to_wire(&self) -> pb::PaymentRequest {
+        pb::PaymentRequest {
+            end_to_end_id: self.id.to_string(),
+            payer: Some(wire::account_to_wire(&self.payer)),
+            payee: Some(pb::Payee { target: Some(pb::payee::Target::Key(wire::key_to_wire(&self.payee_key))) }),
+            amount: self.amount.to_string(),
+            currency: CURRENCY.to_owned(),
+            remittance: self.remittance.clone(),
+            lookup_by: self
+                .lookup_by
+                .as_ref()
+                .map(|u| pb::EndUser { kind: wire::owner_kind_to_wire(u.kind) as i32, id: u.id.clone() }),
         }
     }
 }
@@ -169,13 +200,19 @@ pub struct TransferStatus {
 pub struct Client {
     participant: ParticipantId,
     payments: PaymentsClient<Channel>,
+    pub(crate) directory: ponte_proto::v1::directory_client::DirectoryClient<Channel>,
 }
 
 impl Client {
     /// Connects to `endpoint` (e.g. `https://127.0.0.1:7700`) as `participant`.
     pub async fn connect(endpoint: &str, participant: ParticipantId, identity: &Identity) -> Result<Client, Error> {
         let channel = identity.channel(endpoint).await?;
-        Ok(Client { participant, payments: PaymentsClient::new(channel).max_decoding_message_size(16 * 1024 * 1024) })
+        Ok(Client {
+            participant,
+            payments: PaymentsClient::new(channel.clone()).max_decoding_message_size(16 * 1024 * 1024),
+            directory: ponte_proto::v1::directory_client::DirectoryClient::new(channel)
+                .max_decoding_message_size(64 * 1024 * 1024),
+        })
     }
 
     pub fn participant(&self) -> ParticipantId {
@@ -198,6 +235,13 @@ impl Client {
 
     /// Submits one payment and waits for its final outcome.
     pub async fn submit(&self, payment: &Payment) -> Result<PaymentOutcome, Error> {
+        let result = self.payments.clone().submit(payment.to_wire()).await?.into_inner();
+        PaymentOutcome::from_wire(&result)
+    }
+
+    /// Pays the account a directory key names, and waits for the outcome.
+    /// An unregistered key is rejected with BE23.
+    pub async fn submit_to_key(&self, payment: &KeyPayment) -> Result<PaymentOutcome, Error> {
         let result = self.payments.clone().submit(payment.to_wire()).await?.into_inner();
         PaymentOutcome::from_wire(&result)
     }

@@ -30,21 +30,28 @@
 //! # Layout
 //! - [`Client`]: submit (one at a time or streamed), status, returns.
 //! - [`InboxHandler`] and [`Client::serve_inbox`]: receive payments and answer them.
+//! - [`directory`]: the alias directory: keys, lookups, reconciliation, claims;
+//!   [`Client::submit_to_key`] pays a key.
 //! - [`OperatorClient`]: the central bank's administration calls.
 //! - [`Error`]: protocol and transport errors. Business outcomes are values
 //!   ([`PaymentOutcome`] with a [`ReasonCode`]), not errors.
 //! - [`wire`]: conversions between wire messages and domain types.
 
 mod client;
+pub mod directory;
 mod error;
 mod inbox;
 mod operator;
 pub mod wire;
 
 pub use client::{
-    Client, Identity, Payment, PaymentOutcome, Return, StreamedResult, SubmitReceiver, SubmitSender, TransferStatus,
+    Client, Identity, KeyPayment, Payment, PaymentOutcome, Return, StreamedResult, SubmitReceiver, SubmitSender,
+    TransferStatus,
 };
 pub use error::Error;
 pub use inbox::{Decision, InboxHandle, InboxHandler, IncomingPayment, ReturnNotice};
 pub use operator::{OperatorClient, ParticipantInfo, ParticipantStatus};
+pub use ponte_directory::claims::{ClaimAction, ClaimKind, ClaimStatus};
+pub use ponte_directory::keys::{Key, KeyType};
+pub use ponte_directory::registry::{Owner, OwnerKind};
 pub use ponte_domain::{Account, AccountType, Amount, EndToEndId, ParticipantId, ReasonCode, TransferState};

@@ -92,3 +92,135 @@ pub fn amount_positive(field: &'static str, text: &str) -> Result<Amount, FieldE
 pub fn amount_any(field: &'static str, text: &str) -> Result<Amount, FieldError> {
     Amount::parse_signed(text).map_err(|e| FieldError::new(field, e))
 }
+
+// ------------------------------------------------------------- directory
+
+use ponte_directory::claims::{Claim, ClaimAction, ClaimKind, ClaimStatus};
+use ponte_directory::keys::{self, Brazil, Key, KeyType};
+use ponte_directory::registry::{Owner, OwnerKind};
+
+pub fn key_type_to_wire(kind: KeyType) -> pb::KeyType {
+    match kind {
+        KeyType::PersonId => pb::KeyType::PersonId,
+        KeyType::BusinessId => pb::KeyType::BusinessId,
+        KeyType::Phone => pb::KeyType::Phone,
+        KeyType::Email => pb::KeyType::Email,
+        KeyType::Random => pb::KeyType::Random,
+    }
+}
+
+pub fn key_type_from_wire(field: &'static str, kind: i32) -> Result<KeyType, FieldError> {
+    match pb::KeyType::try_from(kind) {
+        Ok(pb::KeyType::PersonId) => Ok(KeyType::PersonId),
+        Ok(pb::KeyType::BusinessId) => Ok(KeyType::BusinessId),
+        Ok(pb::KeyType::Phone) => Ok(KeyType::Phone),
+        Ok(pb::KeyType::Email) => Ok(KeyType::Email),
+        Ok(pb::KeyType::Random) => Ok(KeyType::Random),
+        _ => Err(FieldError::new(field, "must be PERSON_ID, BUSINESS_ID, PHONE, EMAIL or RANDOM")),
+    }
+}
+
+pub fn key_to_wire(key: &Key) -> pb::Key {
+    pb::Key { r#type: key_type_to_wire(key.kind()) as i32, value: key.value().to_owned() }
+}
+
+/// Parses a key that names an existing entry (random keys included). The
+/// error never contains the value.
+pub fn key_from_wire(field: &'static str, key: Option<&pb::Key>) -> Result<Key, FieldError> {
+    let key = key.ok_or_else(|| FieldError::new(field, "is required"))?;
+    let kind = key_type_from_wire(field, key.r#type)?;
+    keys::parse_existing(&Brazil, kind, &key.value).map_err(|e| FieldError::new(field, e))
+}
+
+pub fn owner_kind_to_wire(kind: OwnerKind) -> pb::OwnerKind {
+    match kind {
+        OwnerKind::Person => pb::OwnerKind::Person,
+        OwnerKind::Business => pb::OwnerKind::Business,
+    }
+}
+
+pub fn owner_kind_from_wire(field: &'static str, kind: i32) -> Result<OwnerKind, FieldError> {
+    match pb::OwnerKind::try_from(kind) {
+        Ok(pb::OwnerKind::Person) => Ok(OwnerKind::Person),
+        Ok(pb::OwnerKind::Business) => Ok(OwnerKind::Business),
+        _ => Err(FieldError::new(field, "kind: must be PERSON or BUSINESS")),
+    }
+}
+
+pub fn owner_to_wire(owner: &Owner) -> pb::OwnerInfo {
+    pb::OwnerInfo { kind: owner_kind_to_wire(owner.kind) as i32, id: owner.id.clone(), name: owner.name.clone() }
+}
+
+/// Reads an owner as sent; the directory validates the id and name.
+pub fn owner_from_wire(field: &'static str, owner: Option<&pb::OwnerInfo>) -> Result<Owner, FieldError> {
+    let owner = owner.ok_or_else(|| FieldError::new(field, "is required"))?;
+    Ok(Owner { kind: owner_kind_from_wire(field, owner.kind)?, id: owner.id.clone(), name: owner.name.clone() })
+}
+
+pub fn claim_kind_to_wire(kind: ClaimKind) -> pb::ClaimKind {
+    match kind {
+        ClaimKind::Ownership => pb::ClaimKind::Ownership,
+        ClaimKind::Portability => pb::ClaimKind::Portability,
+    }
+}
+
+pub fn claim_kind_from_wire(kind: i32) -> Result<ClaimKind, FieldError> {
+    match pb::ClaimKind::try_from(kind) {
+        Ok(pb::ClaimKind::Ownership) => Ok(ClaimKind::Ownership),
+        Ok(pb::ClaimKind::Portability) => Ok(ClaimKind::Portability),
+        _ => Err(FieldError::new("kind", "must be OWNERSHIP or PORTABILITY")),
+    }
+}
+
+pub fn claim_status_to_wire(status: ClaimStatus) -> pb::ClaimStatus {
+    match status {
+        ClaimStatus::Open => pb::ClaimStatus::Open,
+        ClaimStatus::WaitingResolution => pb::ClaimStatus::WaitingResolution,
+        ClaimStatus::Confirmed => pb::ClaimStatus::Confirmed,
+        ClaimStatus::Completed => pb::ClaimStatus::Completed,
+        ClaimStatus::Cancelled => pb::ClaimStatus::Cancelled,
+    }
+}
+
+pub fn claim_status_from_wire(status: i32) -> Result<ClaimStatus, FieldError> {
+    match pb::ClaimStatus::try_from(status) {
+        Ok(pb::ClaimStatus::Open) => Ok(ClaimStatus::Open),
+        Ok(pb::ClaimStatus::WaitingResolution) => Ok(ClaimStatus::WaitingResolution),
+        Ok(pb::ClaimStatus::Confirmed) => Ok(ClaimStatus::Confirmed),
+        Ok(pb::ClaimStatus::Completed) => Ok(ClaimStatus::Completed),
+        Ok(pb::ClaimStatus::Cancelled) => Ok(ClaimStatus::Cancelled),
+        _ => Err(FieldError::new("status", "unknown claim status")),
+    }
+}
+
+pub fn claim_action_to_wire(action: ClaimAction) -> pb::ClaimAction {
+    match action {
+        ClaimAction::Acknowledge => pb::ClaimAction::Acknowledge,
+        ClaimAction::Confirm => pb::ClaimAction::Confirm,
+        ClaimAction::Cancel => pb::ClaimAction::Cancel,
+        ClaimAction::Complete => pb::ClaimAction::Complete,
+    }
+}
+
+pub fn claim_action_from_wire(action: i32) -> Result<ClaimAction, FieldError> {
+    match pb::ClaimAction::try_from(action) {
+        Ok(pb::ClaimAction::Acknowledge) => Ok(ClaimAction::Acknowledge),
+        Ok(pb::ClaimAction::Confirm) => Ok(ClaimAction::Confirm),
+        Ok(pb::ClaimAction::Cancel) => Ok(ClaimAction::Cancel),
+        Ok(pb::ClaimAction::Complete) => Ok(ClaimAction::Complete),
+        _ => Err(FieldError::new("action", "must be ACKNOWLEDGE, CONFIRM, CANCEL or COMPLETE")),
+    }
+}
+
+pub fn claim_to_wire(claim: &Claim) -> pb::ClaimInfo {
+    pb::ClaimInfo {
+        id: claim.id,
+        kind: claim_kind_to_wire(claim.kind) as i32,
+        key: Some(key_to_wire(&claim.key)),
+        claimer: claim.claimer.to_string(),
+        donor: claim.donor.to_string(),
+        status: claim_status_to_wire(claim.status) as i32,
+        opened_at_ms: claim.opened_at,
+        resolve_by_ms: claim.resolve_by,
+    }
+}

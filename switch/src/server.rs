@@ -8,9 +8,10 @@
 use crate::engine::{Command, EngineConfig, Reply};
 use crate::journal::Journal;
 use crate::runtime::{EngineHandle, Runtime, RuntimeConfig, StartError};
-use crate::service::{OperatorService, PaymentsService, ServiceConfig};
+use crate::service::{DirectoryService, OperatorService, PaymentsService, ServiceConfig};
 use crate::tls::{DevPki, PkiError};
 use ponte_domain::{Amount, ParticipantId};
+use ponte_proto::v1::directory_server::DirectoryServer;
 use ponte_proto::v1::operator_server::OperatorServer;
 use ponte_proto::v1::payments_server::PaymentsServer;
 use std::net::SocketAddr;
@@ -234,6 +235,9 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         .max_decoding_message_size(bytes_max)
         .max_encoding_message_size(bytes_max * 4);
     let operator = OperatorServer::new(OperatorService::new(engine.clone())).max_decoding_message_size(bytes_max);
+    let directory = DirectoryServer::new(DirectoryService::new(engine.clone()))
+        .max_decoding_message_size(bytes_max)
+        .max_encoding_message_size(usize::MAX);
     let router = Server::builder()
         .tls_config(tls)
         .map_err(|e| ServeError::Tls(e.to_string()))?
@@ -242,6 +246,7 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(payments)
+        .add_service(directory)
         .add_service(operator);
     let publisher = crate::metrics::spawn_publisher(engine.clone());
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();

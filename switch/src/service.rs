@@ -7,13 +7,16 @@
 //! values; [`status_of`] is the one table from runtime errors to gRPC codes.
 
 use crate::engine::{
-    AdminError, Command, Decision, Delivery, Effect, Outcome, ParticipantStatus, ParticipantView, PaymentOrder,
-    REMITTANCE_LEN_MAX, Reply, ReturnNotice, ReturnOrder, TransferView,
+    AdminError, Command, Decision, Delivery, Effect, EndUser, LookupError, Outcome, ParticipantStatus, ParticipantView,
+    PaymentOrder, REMITTANCE_LEN_MAX, Reply, ReturnNotice, ReturnOrder, TransferView,
 };
 use crate::runtime::{EngineHandle, ReplyTo, Request, SubmitError, Waiter};
 use crate::tls::{participant_of, require_operator};
 use futures::Stream;
-use ponte_domain::{Amount, IdKind, ParticipantId, ReasonCode, TransferState};
+use ponte_directory::claims::ClaimError;
+use ponte_directory::keys::KeyType;
+use ponte_directory::registry::{DirectoryError, NewKey, OwnerKind};
+use ponte_domain::{Account, Amount, IdKind, ParticipantId, ReasonCode, TransferState};
 use ponte_proto::v1 as pb;
 use ponte_sdk::wire::{self, FieldError};
 use std::pin::Pin;
@@ -72,7 +75,9 @@ fn admin_status(error: AdminError) -> Status {
     match error {
         AdminError::UnknownParticipant(_) => Status::not_found(error.to_string()),
         AdminError::AlreadyRegistered(_) => Status::already_exists(error.to_string()),
-        AdminError::InvalidName => Status::invalid_argument(error.to_string()),
+        AdminError::InvalidName | AdminError::ReservedCode | AdminError::InvalidCategory => {
+            Status::invalid_argument(error.to_string())
+        }
     }
 }
 
@@ -105,17 +110,24 @@ pub fn payment_order(caller: ParticipantId, request: &pb::PaymentRequest) -> Res
             payer.participant
         )));
     }
-    let payee = match request.payee.as_ref().and_then(|p| p.target.as_ref()) {
+    let (payee, payee_key) = match request.payee.as_ref().and_then(|p| p.target.as_ref()) {
         Some(pb::payee::Target::Account(account)) => {
-            wire::account_from_wire("payee.account", Some(account)).map_err(invalid)?
+            (wire::account_from_wire("payee.account", Some(account)).map_err(invalid)?, None)
+        }
+        Some(pb::payee::Target::Key(key)) => {
+            (Account::unresolved(), Some(wire::key_from_wire("payee.key", Some(key)).map_err(invalid)?))
         }
         None => return Err(invalid(FieldError::new("payee", "is required"))),
+    };
+    let lookup_by = match &request.lookup_by {
+        Some(user) => Some(end_user("lookup_by", user)?),
+        None => None,
     };
     let amount = wire::amount_positive("amount", &request.amount).map_err(invalid)?;
     if request.currency != CURRENCY {
         return Err(invalid(FieldError::new("currency", format_args!("this switch settles in {CURRENCY}"))));
     }
-    Ok(PaymentOrder { id, payer, payee, amount, remittance: remittance(&request.remittance)? })
+    Ok(PaymentOrder { id, payer, payee, payee_key, lookup_by, amount, remittance: remittance(&request.remittance)? })
 }
 
 pub fn result_to_wire(id: &str, outcome: Outcome) -> pb::PaymentResult {
@@ -527,6 +539,20 @@ impl pb::operator_server::Operator for OperatorService {
         self.participant(Command::GetParticipant { id }).await
     }
 
+    async fn set_lookup_category(
+        &self,
+        request: GrpcRequest<pb::SetLookupCategoryRequest>,
+    ) -> Result<Response<pb::Participant>, Status> {
+        require_operator(&request)?;
+        let m = request.into_inner();
+        let mut letters = m.category.chars();
+        let category = match (letters.next(), letters.next()) {
+            (Some(c), None) => c.to_ascii_uppercase(),
+            _ => return Err(invalid(FieldError::new("category", "must be one letter from A to H"))),
+        };
+        self.participant(Command::SetLookupCategory { id: code("code", &m.code)?, category }).await
+    }
+
     async fn list_participants(
         &self,
         request: GrpcRequest<pb::ListParticipantsRequest>,
@@ -540,6 +566,213 @@ impl pb::operator_server::Operator for OperatorService {
                     participants: all.iter().map(participant_to_wire).collect(),
                     position_sum: sum.to_string(),
                 }))
+            }
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
+    }
+}
+
+/// Reads an end user; the id must be a valid national id of its kind.
+fn end_user(field: &'static str, user: &pb::EndUser) -> Result<EndUser, Status> {
+    let kind = wire::owner_kind_from_wire(field, user.kind).map_err(invalid)?;
+    let profile = ponte_directory::keys::Brazil;
+    use ponte_directory::keys::CountryProfile;
+    let id = match kind {
+        OwnerKind::Person => profile.person_id(&user.id),
+        OwnerKind::Business => profile.business_id(&user.id),
+    }
+    .map_err(|e| invalid(FieldError::new(field, format_args!("id: {e}"))))?;
+    Ok(EndUser { kind, id })
+}
+
+/// The one mapping from directory errors to gRPC codes. Messages never
+/// carry key values or personal data.
+fn directory_status(error: DirectoryError) -> Status {
+    let message = error.to_string();
+    match error {
+        DirectoryError::InvalidKey(_)
+        | DirectoryError::InvalidOwnerId(_)
+        | DirectoryError::OwnerIdMismatch
+        | DirectoryError::OwnerName => Status::invalid_argument(message),
+        DirectoryError::AccountElsewhere | DirectoryError::NotHolder => Status::permission_denied(message),
+        DirectoryError::KeyExists => Status::already_exists(message),
+        DirectoryError::NotFound => Status::not_found(message),
+        DirectoryError::TooManyKeys { .. } => Status::failed_precondition(message),
+    }
+}
+
+fn claim_status(error: ClaimError) -> Status {
+    let message = error.to_string();
+    match error {
+        ClaimError::Directory(e) => directory_status(e),
+        ClaimError::RandomKey | ClaimError::NationalIdOwnership | ClaimError::PortabilityOwner => {
+            Status::invalid_argument(message)
+        }
+        ClaimError::AlreadyHeld | ClaimError::WrongStatus(_) => Status::failed_precondition(message),
+        ClaimError::ClaimInProgress => Status::already_exists(message),
+        ClaimError::UnknownClaim => Status::not_found(message),
+        ClaimError::WrongParty(_) => Status::permission_denied(message),
+    }
+}
+
+fn entry_to_wire(entry: &ponte_directory::registry::Entry) -> pb::KeyEntry {
+    pb::KeyEntry {
+        key: Some(wire::key_to_wire(&entry.key)),
+        account: Some(account_to_wire(&entry.account)),
+        owner: Some(wire::owner_to_wire(&entry.owner)),
+        created_at_ms: entry.created_at,
+    }
+}
+
+/// `ponte.v1.Directory`.
+#[derive(Debug, Clone)]
+pub struct DirectoryService {
+    engine: EngineHandle,
+}
+
+impl DirectoryService {
+    pub fn new(engine: EngineHandle) -> DirectoryService {
+        DirectoryService { engine }
+    }
+
+    async fn ask(&self, command: Command) -> Result<Reply, Status> {
+        self.engine.ask(command).await.map_err(status_of)
+    }
+
+    async fn key_reply(&self, command: Command) -> Result<Response<pb::KeyEntry>, Status> {
+        match self.ask(command).await? {
+            Reply::Key(Ok(entry)) => Ok(Response::new(entry_to_wire(&entry))),
+            Reply::Key(Err(error)) => Err(directory_status(error)),
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
+    }
+
+    async fn claim_reply(&self, command: Command) -> Result<Response<pb::ClaimInfo>, Status> {
+        match self.ask(command).await? {
+            Reply::Claim(Ok(claim)) => Ok(Response::new(wire::claim_to_wire(&claim))),
+            Reply::Claim(Err(error)) => Err(claim_status(error)),
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::directory_server::Directory for DirectoryService {
+    async fn register_key(
+        &self,
+        request: GrpcRequest<pb::RegisterKeyRequest>,
+    ) -> Result<Response<pb::KeyEntry>, Status> {
+        let caller = participant_of(&request)?;
+        let m = request.into_inner();
+        let kind = wire::key_type_from_wire("type", m.r#type).map_err(invalid)?;
+        let key = if kind == KeyType::Random {
+            if !m.value.is_empty() {
+                return Err(invalid(FieldError::new(
+                    "value",
+                    "must be empty for a random key: the directory makes it",
+                )));
+            }
+            NewKey::Random(rand::random())
+        } else {
+            NewKey::Chosen { kind, value: m.value }
+        };
+        let account = wire::account_from_wire("account", m.account.as_ref()).map_err(invalid)?;
+        let owner = wire::owner_from_wire("owner", m.owner.as_ref()).map_err(invalid)?;
+        self.key_reply(Command::RegisterKey { caller, key, account, owner }).await
+    }
+
+    async fn delete_key(&self, request: GrpcRequest<pb::DeleteKeyRequest>) -> Result<Response<pb::KeyEntry>, Status> {
+        let caller = participant_of(&request)?;
+        let key = wire::key_from_wire("key", request.get_ref().key.as_ref()).map_err(invalid)?;
+        self.key_reply(Command::DeleteKey { caller, key }).await
+    }
+
+    async fn move_key(&self, request: GrpcRequest<pb::MoveKeyRequest>) -> Result<Response<pb::KeyEntry>, Status> {
+        let caller = participant_of(&request)?;
+        let m = request.get_ref();
+        let key = wire::key_from_wire("key", m.key.as_ref()).map_err(invalid)?;
+        let account = wire::account_from_wire("account", m.account.as_ref()).map_err(invalid)?;
+        self.key_reply(Command::MoveKey { caller, key, account }).await
+    }
+
+    async fn lookup_key(
+        &self,
+        request: GrpcRequest<pb::LookupKeyRequest>,
+    ) -> Result<Response<pb::LookupKeyResponse>, Status> {
+        let caller = participant_of(&request)?;
+        let m = request.get_ref();
+        let key = wire::key_from_wire("key", m.key.as_ref()).map_err(invalid)?;
+        let user = m.end_user.as_ref().ok_or_else(|| invalid(FieldError::new("end_user", "is required")))?;
+        let end_user = end_user("end_user", user)?;
+        match self.ask(Command::LookupKey { caller, end_user, key }).await? {
+            Reply::Lookup(Ok(view)) => Ok(Response::new(pb::LookupKeyResponse {
+                key: Some(wire::key_to_wire(&view.key)),
+                account: Some(account_to_wire(&view.account)),
+                owner_kind: wire::owner_kind_to_wire(view.owner_kind) as i32,
+                owner_name_masked: view.owner_name_masked,
+                owner_id_masked: view.owner_id_masked,
+            })),
+            Reply::Lookup(Err(error)) => {
+                let message = error.to_string();
+                Err(match error {
+                    LookupError::NotFound => Status::not_found(message),
+                    LookupError::UserLimited { retry_after_ms }
+                    | LookupError::ParticipantLimited { retry_after_ms } => {
+                        let mut status = Status::resource_exhausted(message);
+                        if let Ok(value) = retry_after_ms.to_string().parse() {
+                            status.metadata_mut().insert("retry-after-ms", value);
+                        }
+                        status
+                    }
+                    LookupError::EndUser(_) => Status::invalid_argument(message),
+                })
+            }
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
+    }
+
+    async fn list_keys(
+        &self,
+        request: GrpcRequest<pb::ListKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        let caller = participant_of(&request)?;
+        match self.ask(Command::ListKeys { caller }).await? {
+            Reply::Keys { entries, digest } => Ok(Response::new(pb::ListKeysResponse {
+                entries: entries.iter().map(entry_to_wire).collect(),
+                digest: format!("{digest:016x}"),
+            })),
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
+    }
+
+    async fn open_claim(&self, request: GrpcRequest<pb::OpenClaimRequest>) -> Result<Response<pb::ClaimInfo>, Status> {
+        let caller = participant_of(&request)?;
+        let m = request.get_ref();
+        let kind = wire::claim_kind_from_wire(m.kind).map_err(invalid)?;
+        let key = wire::key_from_wire("key", m.key.as_ref()).map_err(invalid)?;
+        let account = wire::account_from_wire("account", m.account.as_ref()).map_err(invalid)?;
+        let owner = wire::owner_from_wire("owner", m.owner.as_ref()).map_err(invalid)?;
+        self.claim_reply(Command::OpenClaim { caller, kind, key, account, owner }).await
+    }
+
+    async fn act_on_claim(
+        &self,
+        request: GrpcRequest<pb::ActOnClaimRequest>,
+    ) -> Result<Response<pb::ClaimInfo>, Status> {
+        let caller = participant_of(&request)?;
+        let m = request.get_ref();
+        let action = wire::claim_action_from_wire(m.action).map_err(invalid)?;
+        self.claim_reply(Command::ActOnClaim { caller, id: m.claim_id, action }).await
+    }
+
+    async fn list_claims(
+        &self,
+        request: GrpcRequest<pb::ListClaimsRequest>,
+    ) -> Result<Response<pb::ListClaimsResponse>, Status> {
+        let caller = participant_of(&request)?;
+        match self.ask(Command::ListClaims { caller }).await? {
+            Reply::Claims(claims) => {
+                Ok(Response::new(pb::ListClaimsResponse { claims: claims.iter().map(wire::claim_to_wire).collect() }))
             }
             other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
         }

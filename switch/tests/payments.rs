@@ -133,6 +133,7 @@ fn raw_request(payer: u32, payee: u32, amount: &str) -> pb::PaymentRequest {
         amount: amount.into(),
         currency: "BRL".into(),
         remittance: String::new(),
+        lookup_by: None,
     }
 }
 

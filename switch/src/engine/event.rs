@@ -4,6 +4,9 @@
 //! costs two events of roughly 130 and 10 bytes plus its remittance text.
 //! Variants are only ever appended, never reordered, so old journals replay.
 
+use ponte_directory::claims::Claim;
+use ponte_directory::keys::Key;
+use ponte_directory::registry::Entry;
 use ponte_domain::{Account, Amount, EndToEndId, ParticipantId, ReasonCode, TimestampMs};
 
 use super::ParticipantStatus;
@@ -67,6 +70,32 @@ pub enum Event<'a> {
         digest: u128,
         reason: ReasonCode,
         at: TimestampMs,
+    },
+    /// A directory key was registered.
+    KeyRegistered {
+        entry: Entry,
+    },
+    KeyDeleted {
+        key: Key,
+    },
+    /// A key now points at another account of its holder.
+    KeyMoved {
+        key: Key,
+        account: Account,
+    },
+    /// A claim was opened or changed state (not completed).
+    ClaimStored {
+        claim: Claim,
+    },
+    /// A claim completed: the key moved to the claimer's `entry`.
+    ClaimCompleted {
+        claim: Claim,
+        entry: Entry,
+    },
+    /// The operator set a participant's lookup category.
+    LookupCategorySet {
+        id: ParticipantId,
+        category: char,
     },
 }
 

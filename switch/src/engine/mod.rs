@@ -11,13 +11,18 @@
 //! and only then carries out `output.effects` (answering callers, pushing
 //! payments to payees).
 
+mod directory;
 mod event;
 mod table;
 #[cfg(test)]
 mod tests;
 
+pub use directory::{DEFAULT_CATEGORY, DirectoryState, EndUser, LookupError};
 pub use event::{Event, decode_events};
 
+use ponte_directory::claims::{Claim, ClaimAction, ClaimError, ClaimKind};
+use ponte_directory::keys::Key;
+use ponte_directory::registry::{DirectoryError, Entry, LookupView, NewKey, Owner};
 use ponte_domain::{
     Account, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs, TransferEvent, TransferState,
 };
@@ -46,6 +51,8 @@ pub struct EngineConfig {
     pub return_window_ms: i64,
     /// Most payments awaiting one payee's answer at once (default 20,000).
     pub payee_inflight_max: u32,
+    /// How long a donor participant has to resolve a key claim (default 7 days).
+    pub claim_window_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +64,7 @@ impl Default for EngineConfig {
             amount_max: Amount::units(1_000_000_000),
             return_window_ms: 90 * 24 * 3_600_000,
             payee_inflight_max: 20_000,
+            claim_window_ms: ponte_directory::claims::RESOLUTION_WINDOW_MS,
         }
     }
 }
@@ -118,7 +126,12 @@ pub struct Transfer {
 pub struct PaymentOrder {
     pub id: EndToEndId,
     pub payer: Account,
+    /// The payee's account; [`Account::unresolved`] when `payee_key` names it.
     pub payee: Account,
+    /// Pay a directory key instead of an account: the engine resolves it.
+    pub payee_key: Option<Key>,
+    /// The end user who looked the key up: gets the lookup's token back.
+    pub lookup_by: Option<EndUser>,
     pub amount: Amount,
     pub remittance: String,
 }
@@ -136,6 +149,7 @@ impl PaymentOrder {
             &[self.payee.kind as u8],
             &self.amount.minor().to_le_bytes(),
             self.remittance.as_bytes(),
+            self.payee_key.as_ref().map_or(&[][..], |k| k.value().as_bytes()),
         ])
     }
 }
@@ -212,6 +226,54 @@ pub enum Command {
         id: ParticipantId,
     },
     ListParticipants,
+    /// Registers a directory key for an account at the caller.
+    RegisterKey {
+        caller: ParticipantId,
+        key: NewKey,
+        account: Account,
+        owner: Owner,
+    },
+    DeleteKey {
+        caller: ParticipantId,
+        key: Key,
+    },
+    /// Points a key held by the caller at another of its accounts.
+    MoveKey {
+        caller: ParticipantId,
+        key: Key,
+        account: Account,
+    },
+    /// Looks a key up for an end user (rate limited).
+    LookupKey {
+        caller: ParticipantId,
+        end_user: EndUser,
+        key: Key,
+    },
+    /// The keys the caller holds and their reconciliation digest.
+    ListKeys {
+        caller: ParticipantId,
+    },
+    OpenClaim {
+        caller: ParticipantId,
+        kind: ClaimKind,
+        key: Key,
+        account: Account,
+        owner: Owner,
+    },
+    ActOnClaim {
+        caller: ParticipantId,
+        id: u64,
+        action: ClaimAction,
+    },
+    /// Claims the caller is party to.
+    ListClaims {
+        caller: ParticipantId,
+    },
+    /// The operator sets a participant's lookup category ('A' to 'H').
+    SetLookupCategory {
+        id: ParticipantId,
+        category: char,
+    },
     /// A payee opened an inbox stream. Not journaled: connections do not survive a restart.
     InboxOpened(ParticipantId),
     InboxClosed(ParticipantId),
@@ -235,6 +297,14 @@ pub enum Reply {
     Status(Option<TransferView>),
     Participant(Result<ParticipantView, AdminError>),
     Participants(Vec<ParticipantView>),
+    Key(Result<Entry, DirectoryError>),
+    Lookup(Result<LookupView, LookupError>),
+    Keys {
+        entries: Vec<Entry>,
+        digest: u64,
+    },
+    Claim(Result<Claim, ClaimError>),
+    Claims(Vec<Claim>),
     Done,
 }
 
@@ -273,6 +343,10 @@ pub enum AdminError {
     AlreadyRegistered(ParticipantId),
     #[error("participant name must be 1 to {PARTICIPANT_NAME_LEN_MAX} characters")]
     InvalidName,
+    #[error("participant code 00000000 is reserved (it marks unresolved payees)")]
+    ReservedCode,
+    #[error("lookup category must be a letter from A to H")]
+    InvalidCategory,
 }
 
 /// Work for the I/O layer, to carry out once the journal is durable.
@@ -351,6 +425,10 @@ pub struct Engine {
     /// Open inbox streams per participant. Not durable.
     online: HashMap<ParticipantId, u32>,
     answer_stats: AnswerStats,
+    directory: DirectoryState,
+    /// When the earliest unresolved claim lapses (`i64::MAX`: none), so
+    /// `expire` looks at claims only when one is due.
+    claim_deadline: TimestampMs,
 }
 
 impl Engine {
@@ -362,6 +440,8 @@ impl Engine {
             deadlines: DeadlineQueue::default(),
             online: HashMap::new(),
             answer_stats: AnswerStats::default(),
+            directory: DirectoryState::default(),
+            claim_deadline: i64::MAX,
         }
     }
 
@@ -375,6 +455,10 @@ impl Engine {
 
     pub fn transfer(&self, id: &EndToEndId) -> Option<&Transfer> {
         self.transfers.get(id)
+    }
+
+    pub fn directory(&self) -> &DirectoryState {
+        &self.directory
     }
 
     pub fn transfer_count(&self) -> usize {
@@ -426,6 +510,30 @@ impl Engine {
                 all.sort_by_key(|p| p.id);
                 Reply::Participants(all)
             }
+            Command::RegisterKey { caller, key, account, owner } => {
+                Reply::Key(self.register_key(now, caller, key, account, owner, out))
+            }
+            Command::DeleteKey { caller, key } => Reply::Key(self.delete_key(caller, key, out)),
+            Command::MoveKey { caller, key, account } => Reply::Key(self.move_key(caller, key, account, out)),
+            Command::LookupKey { caller, end_user, key } => Reply::Lookup(self.lookup_key(now, caller, end_user, &key)),
+            Command::ListKeys { caller } => Reply::Keys {
+                entries: self.directory.registry.entries_of(caller).into_iter().cloned().collect(),
+                digest: self.directory.registry.digest_of(caller),
+            },
+            Command::OpenClaim { caller, kind, key, account, owner } => {
+                Reply::Claim(self.open_claim(now, caller, kind, key, account, owner, out))
+            }
+            Command::ActOnClaim { caller, id, action } => Reply::Claim(self.act_on_claim(now, caller, id, action, out)),
+            Command::ListClaims { caller } => {
+                Reply::Claims(self.directory.claims.of(caller).into_iter().cloned().collect())
+            }
+            Command::SetLookupCategory { id, category } => {
+                if !('A'..='H').contains(&category) {
+                    Reply::Participant(Err(AdminError::InvalidCategory))
+                } else {
+                    Reply::Participant(self.change_participant(id, Event::LookupCategorySet { id, category }, out))
+                }
+            }
             Command::InboxOpened(id) => {
                 *self.online.entry(id).or_insert(0) += 1;
                 Reply::Done
@@ -444,6 +552,10 @@ impl Engine {
 
     /// Rejects every reserved payment whose payee deadline is at or before `now`.
     pub fn expire(&mut self, now: TimestampMs, out: &mut Output) {
+        if now >= self.claim_deadline {
+            self.expire_claims(now, out);
+            self.claim_deadline = self.directory.claims.earliest_deadline().unwrap_or(i64::MAX);
+        }
         while let Some((deadline, id)) = self.deadlines.front() {
             if deadline > now {
                 break;
@@ -460,13 +572,23 @@ impl Engine {
         }
     }
 
-    fn submit(&mut self, now: TimestampMs, order: PaymentOrder, out: &mut Output) -> Reply {
+    fn submit(&mut self, now: TimestampMs, mut order: PaymentOrder, out: &mut Output) -> Reply {
         debug_assert_eq!(order.id.kind(), IdKind::Payment);
         let digest = order.digest();
         if let Some(existing) = self.transfers.get(&order.id) {
             return self.resubmission(existing, digest);
         }
-        let reason = self.check_payment(now, &order);
+        let mut reason = None;
+        if let Some(key) = &order.payee_key {
+            match self.directory.registry.get(key) {
+                Some(entry) => order.payee = entry.account,
+                None => reason = Some(ReasonCode::UnknownKey),
+            }
+            if let Some(user) = &order.lookup_by {
+                self.directory.give_back(user, now);
+            }
+        }
+        let reason = reason.or_else(|| self.check_payment(now, &order));
         if let Some(reason) = reason {
             self.record(
                 Event::Refused {
@@ -690,6 +812,9 @@ impl Engine {
         if name.trim().is_empty() || name.chars().count() > PARTICIPANT_NAME_LEN_MAX {
             return Err(AdminError::InvalidName);
         }
+        if id == Account::unresolved().participant {
+            return Err(AdminError::ReservedCode);
+        }
         if let Some(existing) = self.participants.get(&id) {
             if existing.name == name && existing.net_debit_cap == net_debit_cap {
                 return Ok(self.view(id).expect("exists"));
@@ -742,6 +867,12 @@ impl Engine {
     /// switch, or a bug): replaying it could only make the ledger wrong.
     pub fn apply(&mut self, event: &Event<'_>) {
         match *event {
+            Event::KeyRegistered { .. }
+            | Event::KeyDeleted { .. }
+            | Event::KeyMoved { .. }
+            | Event::ClaimStored { .. }
+            | Event::ClaimCompleted { .. }
+            | Event::LookupCategorySet { .. } => self.apply_directory(event),
             Event::ParticipantRegistered { id, name, net_debit_cap } => {
                 let previous = self.participants.insert(
                     id,
@@ -846,6 +977,30 @@ impl Engine {
                 let q = self.participant_mut(payee.participant);
                 q.position = q.position.checked_add(amount).expect("position overflow");
             }
+        }
+    }
+
+    fn apply_directory(&mut self, event: &Event<'_>) {
+        let d = &mut self.directory;
+        match event {
+            Event::KeyRegistered { entry } => d.registry.insert(entry.clone()),
+            Event::KeyDeleted { key } => {
+                d.registry.remove(key).expect("deleted key exists");
+            }
+            Event::KeyMoved { key, account } => d.registry.set_account(key, *account),
+            Event::ClaimStored { claim } => {
+                if !claim.status.is_final() {
+                    self.claim_deadline = self.claim_deadline.min(claim.resolve_by);
+                }
+                d.claims.store(claim.clone());
+            }
+            Event::ClaimCompleted { claim, entry } => {
+                d.registry.remove(&claim.key).expect("claimed key exists");
+                d.registry.insert(entry.clone());
+                d.claims.store(claim.clone());
+            }
+            Event::LookupCategorySet { id, category } => d.set_category(*id, *category),
+            _ => unreachable!("not a directory event"),
         }
     }
 

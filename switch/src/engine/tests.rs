@@ -81,6 +81,8 @@ impl Harness {
                 payee: account(payee, "222"),
                 amount: Amount::from_minor(minor),
                 remittance: "invoice 42".into(),
+                payee_key: None,
+                lookup_by: None,
             }),
         )
     }
@@ -479,5 +481,163 @@ proptest! {
         for &(code, _) in &caps {
             prop_assert_eq!(h.position(code), expected.get(&code).copied().unwrap_or(0));
         }
+    }
+}
+
+mod directory {
+    //! The directory inside the engine: keys resolve payments, changes are
+    //! journaled and replayed, claims lapse on the engine's clock, lookups
+    //! are rate limited.
+    use super::*;
+    use ponte_directory::claims::{ClaimAction, ClaimKind, ClaimStatus};
+    use ponte_directory::keys::{Brazil, KeyType, parse};
+    use ponte_directory::registry::{NewKey, Owner, OwnerKind};
+
+    fn maria() -> Owner {
+        Owner { kind: OwnerKind::Person, id: "52998224725".into(), name: "Maria Souza".into() }
+    }
+
+    fn phone() -> Key {
+        parse(&Brazil, KeyType::Phone, "+5561988880000").unwrap()
+    }
+
+    fn register(h: &mut Harness, holder: u32, number: &str) {
+        let reply = h.run(
+            T0,
+            Command::RegisterKey {
+                caller: pid(holder),
+                key: NewKey::Chosen { kind: KeyType::Phone, value: "+5561988880000".into() },
+                account: account(holder, number),
+                owner: maria(),
+            },
+        );
+        assert!(matches!(reply, Reply::Key(Ok(_))), "{reply:?}");
+    }
+
+    fn pay_key(h: &mut Harness, id: EndToEndId, payer: u32, key: Key) -> Reply {
+        h.run(
+            T0,
+            Command::Submit(PaymentOrder {
+                id,
+                payer: account(payer, "111"),
+                payee: Account::unresolved(),
+                payee_key: Some(key),
+                lookup_by: None,
+                amount: Amount::from_minor(10_00),
+                remittance: String::new(),
+            }),
+        )
+    }
+
+    #[test]
+    fn payments_to_a_key_reach_the_account_behind_it() {
+        let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+        register(&mut h, 2, "4242");
+        let p = id(1, 1);
+        assert!(matches!(pay_key(&mut h, p, 1, phone()), Reply::Pending));
+        assert!(h.effects.iter().any(|e| matches!(e, Effect::Deliver(d) if d.payee == account(2, "4242"))));
+        h.answer(T0, 2, p, Decision::Accept);
+        assert_eq!(h.position(2), 10_00);
+        let unknown = parse(&Brazil, KeyType::Email, "nobody@example.com").unwrap();
+        assert!(matches!(
+            pay_key(&mut h, id(1, 2), 1, unknown),
+            Reply::Final(Outcome::Rejected { reason: ReasonCode::UnknownKey })
+        ));
+        h.engine.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn directory_changes_replay() {
+        let mut h = Harness::new(&[(1, 1000), (2, 1000), (3, 1000)]);
+        register(&mut h, 2, "4242");
+        h.run(T0, Command::MoveKey { caller: pid(2), key: phone(), account: account(2, "5555") });
+        let random = h.run(
+            T0,
+            Command::RegisterKey {
+                caller: pid(3),
+                key: NewKey::Random([9; 16]),
+                account: account(3, "1"),
+                owner: maria(),
+            },
+        );
+        let Reply::Key(Ok(random)) = random else { panic!() };
+        h.run(T0, Command::DeleteKey { caller: pid(3), key: random.key.clone() });
+        let rebuilt = h.replayed();
+        assert_eq!(rebuilt.directory().registry.get(&phone()).unwrap().account, account(2, "5555"));
+        assert!(rebuilt.directory().registry.get(&random.key).is_none());
+        assert_eq!(rebuilt.directory().registry.digest_of(pid(2)), h.engine.directory().registry.digest_of(pid(2)));
+    }
+
+    #[test]
+    fn claims_lapse_on_the_engine_clock_and_complete() {
+        let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+        register(&mut h, 1, "10");
+        let joao = Owner { kind: OwnerKind::Person, id: "11144477735".into(), name: "Joao Lima".into() };
+        let Reply::Claim(Ok(claim)) = h.run(
+            T0,
+            Command::OpenClaim {
+                caller: pid(2),
+                kind: ClaimKind::Ownership,
+                key: phone(),
+                account: account(2, "20"),
+                owner: joao,
+            },
+        ) else {
+            panic!()
+        };
+        let window = h.engine.config().claim_window_ms;
+        h.expire(T0 + window - 1);
+        let Reply::Claims(claims) = h.run(T0, Command::ListClaims { caller: pid(1) }) else { panic!() };
+        assert_eq!(claims[0].status, ClaimStatus::Open);
+        h.expire(T0 + window);
+        let Reply::Claims(claims) = h.run(T0, Command::ListClaims { caller: pid(2) }) else { panic!() };
+        assert_eq!(claims[0].status, ClaimStatus::Confirmed);
+        let done =
+            h.run(T0 + window, Command::ActOnClaim { caller: pid(2), id: claim.id, action: ClaimAction::Complete });
+        assert!(matches!(done, Reply::Claim(Ok(ref c)) if c.status == ClaimStatus::Completed));
+        assert_eq!(h.engine.directory().registry.get(&phone()).unwrap().account, account(2, "20"));
+        let rebuilt = h.replayed();
+        assert_eq!(rebuilt.directory().registry.get(&phone()).unwrap().account, account(2, "20"));
+        assert_eq!(rebuilt.directory().claims.get(claim.id).unwrap().status, ClaimStatus::Completed);
+    }
+
+    #[test]
+    fn lookups_are_rate_limited_per_end_user() {
+        let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+        register(&mut h, 2, "4242");
+        let payer = EndUser { kind: OwnerKind::Person, id: "11144477735".into() };
+        let missing = parse(&Brazil, KeyType::Email, "nobody@example.com").unwrap();
+        // Five misses (20 tokens each) empty a person's bucket of 100.
+        for _ in 0..5 {
+            let r = h.run(T0, Command::LookupKey { caller: pid(1), end_user: payer.clone(), key: missing.clone() });
+            assert!(matches!(r, Reply::Lookup(Err(LookupError::NotFound))), "{r:?}");
+        }
+        let r = h.run(T0, Command::LookupKey { caller: pid(1), end_user: payer.clone(), key: phone() });
+        assert!(matches!(r, Reply::Lookup(Err(LookupError::UserLimited { retry_after_ms: 30_000 }))), "{r:?}");
+        // Another end user is not affected; the view masks the owner.
+        let other = EndUser { kind: OwnerKind::Person, id: "52998224725".into() };
+        let r = h.run(T0, Command::LookupKey { caller: pid(1), end_user: other, key: phone() });
+        let Reply::Lookup(Ok(view)) = r else { panic!("{r:?}") };
+        assert_eq!((view.account, view.owner_name_masked.as_str()), (account(2, "4242"), "Maria S."));
+        // A payment after a lookup gives the user's token back.
+        let p = PaymentOrder {
+            id: id(1, 7),
+            payer: account(1, "111"),
+            payee: Account::unresolved(),
+            payee_key: Some(phone()),
+            lookup_by: Some(payer.clone()),
+            amount: Amount::from_minor(1_00),
+            remittance: String::new(),
+        };
+        h.run(T0, Command::Submit(p));
+        let r = h.run(T0, Command::LookupKey { caller: pid(1), end_user: payer, key: phone() });
+        assert!(matches!(r, Reply::Lookup(Ok(_))), "{r:?}");
+    }
+
+    #[test]
+    fn the_reserved_participant_code_cannot_be_registered() {
+        let mut h = Harness::new(&[]);
+        let r = h.run(T0, Command::RegisterParticipant { id: pid(0), name: "x".into(), net_debit_cap: Amount::ZERO });
+        assert!(matches!(r, Reply::Participant(Err(AdminError::ReservedCode))));
     }
 }
