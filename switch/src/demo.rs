@@ -247,6 +247,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         outcomes as f64 / elapsed.as_secs_f64()
     );
 
+    pay_by_key(&clients).await?;
+
     // Idempotency and returns, one by one.
     let sample = settled_sample.lock().expect("sample").clone();
     if let Some(payment) = sample {
@@ -298,6 +300,53 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     drop(clients);
     switch.stop().await;
     Ok(())
+}
+
+/// Customers of Caixa Serra register keys; a customer of Banco Atlântico
+/// looks one up and pays it; a key nobody registered is refused.
+async fn pay_by_key(clients: &BTreeMap<u32, Client>) -> anyhow::Result<()> {
+    use ponte_sdk::directory::EndUser;
+    use ponte_sdk::{KeyPayment, KeyType, Owner, OwnerKind};
+    let (payer, payee) = (&clients[&10000001], &clients[&10000002]);
+    let owner = Owner { kind: OwnerKind::Person, id: "529.982.247-25".into(), name: "Maria Souza da Silva".into() };
+    let account = Account::new(pid(10000002), "1", "424242", AccountType::Savings)?;
+    println!("\nThe directory");
+    for (kind, value) in [
+        (KeyType::Phone, "+5561988880000"),
+        (KeyType::Email, "Maria.Souza@Example.com"),
+        (KeyType::PersonId, "529.982.247-25"),
+    ] {
+        let entry = payee.register_key(kind, value, &account, &owner).await?;
+        println!("  Caixa Serra registers a {} key for account {}", kind.as_str(), entry.account.number());
+    }
+    let random = payee.register_key(KeyType::Random, "", &account, &owner).await?;
+    println!("  ...and a random key the directory makes: {}", random.key.value());
+    let me = EndUser { kind: OwnerKind::Person, id: "11144477735".into() };
+    let phone = ponte_directory::keys::parse(payee_profile(), KeyType::Phone, "+5561988880000")?;
+    let found = payer.lookup_key(&phone, &me).await?;
+    println!(
+        "  Banco Atlântico looks up the phone key: {} at participant {} account {}",
+        found.owner_name_masked,
+        found.account.participant,
+        found.account.number()
+    );
+    let payment = KeyPayment {
+        id: payer.new_payment_id(),
+        payer: Account::new(pid(10000001), "1", "111111", AccountType::Checking)?,
+        payee_key: phone,
+        lookup_by: Some(me),
+        amount: Amount::parse_positive("42.00")?,
+        remittance: "paid by key".into(),
+    };
+    println!("  ...and pays 42.00 to it: {}", label(&Ok(payer.submit_to_key(&payment).await?)));
+    let nobody = ponte_directory::keys::parse(payee_profile(), KeyType::Email, "nobody@example.com")?;
+    let stray = KeyPayment { id: payer.new_payment_id(), payee_key: nobody, lookup_by: None, ..payment };
+    println!("  A payment to a key nobody registered: {}", label(&Ok(payer.submit_to_key(&stray).await?)));
+    Ok(())
+}
+
+fn payee_profile() -> &'static ponte_directory::keys::Brazil {
+    &ponte_directory::keys::Brazil
 }
 
 /// One bank's burst over a submit stream, with at most `INFLIGHT` payments awaiting outcomes.

@@ -17,6 +17,9 @@ fn demo_runs_to_completion() {
         "Its end-to-end id reused with another amount: AM05",
         "...then tries to return",
         "sum of positions: 0.00",
+        "Banco Atlântico looks up the phone key: Maria S. d. S. at participant 10000002",
+        "...and pays 42.00 to it: SETTLED",
+        "A payment to a key nobody registered: BE23",
     ] {
         assert!(stdout.contains(expected), "demo output lacks {expected:?}:\n{stdout}");
     }
