@@ -35,6 +35,14 @@ enum Command {
     Demo(ponte_switch::demo::DemoArgs),
     /// Print every configuration setting with its default, as TOML.
     Config,
+    /// A participant's directory keys: register, look up, list, delete
+    /// (the participant's certificate is used).
+    Key {
+        #[command(flatten)]
+        connection: ParticipantArgs,
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// Participant administration (operator certificate required).
     Participant {
         #[command(flatten)]
@@ -71,6 +79,83 @@ struct OperatorArgs {
     /// Directory holding ca.pem, operator.pem and operator.key (and ca.key, to issue certificates).
     #[arg(long, env = "PONTE_CERTS", default_value = "ponte-data/certs", global = true)]
     certs: PathBuf,
+}
+
+#[derive(Args)]
+struct ParticipantArgs {
+    /// The participant acting (its CODE.pem/CODE.key are used).
+    #[arg(long = "as", global = true, default_value = "10000001")]
+    participant: ParticipantId,
+    /// The switch's address.
+    #[arg(long, env = "PONTE_ENDPOINT", default_value = "https://127.0.0.1:7700", global = true)]
+    endpoint: String,
+    /// Directory holding ca.pem and the participant's certificate and key.
+    #[arg(long, env = "PONTE_CERTS", default_value = "ponte-data/certs", global = true)]
+    certs: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeyKind {
+    PersonId,
+    BusinessId,
+    Phone,
+    Email,
+    Random,
+}
+
+impl KeyKind {
+    fn key_type(self) -> ponte_sdk::KeyType {
+        match self {
+            KeyKind::PersonId => ponte_sdk::KeyType::PersonId,
+            KeyKind::BusinessId => ponte_sdk::KeyType::BusinessId,
+            KeyKind::Phone => ponte_sdk::KeyType::Phone,
+            KeyKind::Email => ponte_sdk::KeyType::Email,
+            KeyKind::Random => ponte_sdk::KeyType::Random,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// Register a key for one of the participant's accounts.
+    Register {
+        #[arg(value_enum)]
+        kind: KeyKind,
+        /// The key (empty for a random key: the directory makes one).
+        #[arg(default_value = "")]
+        value: String,
+        #[arg(long, default_value = "1")]
+        branch: String,
+        #[arg(long)]
+        account: String,
+        /// The account owner's national id (CPF for a person, CNPJ for a business).
+        #[arg(long)]
+        owner_id: String,
+        #[arg(long)]
+        owner_name: String,
+        /// The owner is a business.
+        #[arg(long)]
+        business: bool,
+    },
+    /// Look a key up for an end user (rate limited).
+    Lookup {
+        #[arg(value_enum)]
+        kind: KeyKind,
+        value: String,
+        /// The national id of the end user asking (a person's CPF by default).
+        #[arg(long)]
+        end_user: String,
+        #[arg(long)]
+        end_user_business: bool,
+    },
+    /// The participant's keys and the directory's reconciliation digest.
+    List,
+    /// Delete one of the participant's keys.
+    Delete {
+        #[arg(value_enum)]
+        kind: KeyKind,
+        value: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +203,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Participant { connection, action } => participant(connection, action).await,
+            Command::Key { connection, action } => key(connection, action).await,
         }
     });
     match result {
@@ -205,6 +291,49 @@ async fn participant(connection: OperatorArgs, action: ParticipantAction) -> any
         ParticipantAction::Activate { code } => client.set_status(code, ParticipantStatus::Active).await?,
     };
     print_participant(&shown);
+    Ok(())
+}
+
+async fn key(connection: ParticipantArgs, action: KeyAction) -> anyhow::Result<()> {
+    use ponte_directory::keys::{Brazil, parse_existing};
+    use ponte_sdk::directory::EndUser;
+    use ponte_sdk::{Account, AccountType, Client, Owner, OwnerKind};
+    let me = connection.participant;
+    let identity = Identity::from_dev_dir(&connection.certs, &me.to_string())?;
+    let client = Client::connect(&connection.endpoint, me, &identity).await?;
+    let kind_of = |business: bool| if business { OwnerKind::Business } else { OwnerKind::Person };
+    match action {
+        KeyAction::Register { kind, value, branch, account, owner_id, owner_name, business } => {
+            let account = Account::new(me, &branch, &account, AccountType::Checking)?;
+            let owner = Owner { kind: kind_of(business), id: owner_id, name: owner_name };
+            let entry = client.register_key(kind.key_type(), &value, &account, &owner).await?;
+            println!("registered {} {} -> {:?}", entry.key.kind().as_str(), entry.key.value(), entry.account);
+        }
+        KeyAction::Lookup { kind, value, end_user, end_user_business } => {
+            let key = parse_existing(&Brazil, kind.key_type(), &value)?;
+            let user = EndUser { kind: kind_of(end_user_business), id: end_user };
+            let found = client.lookup_key(&key, &user).await?;
+            println!(
+                "{} -> {:?}, owner {} ({})",
+                key.kind().as_str(),
+                found.account,
+                found.owner_name_masked,
+                found.owner_id_masked
+            );
+        }
+        KeyAction::List => {
+            let (entries, digest) = client.list_keys().await?;
+            for entry in &entries {
+                println!("{:<12} {:<40} {:?}", entry.key.kind().as_str(), entry.key.value(), entry.account);
+            }
+            println!("{} keys, digest {digest:016x}", entries.len());
+        }
+        KeyAction::Delete { kind, value } => {
+            let key = parse_existing(&Brazil, kind.key_type(), &value)?;
+            client.delete_key(&key).await?;
+            println!("deleted");
+        }
+    }
     Ok(())
 }
 
