@@ -86,6 +86,12 @@ impl OperatorClient {
         ParticipantInfo::from_wire(self.raw.clone().set_participant_status(request).await?.into_inner())
     }
 
+    /// Sets a participant's directory lookup category, 'A' (largest bucket) to 'H'.
+    pub async fn set_lookup_category(&self, code: ParticipantId, category: char) -> Result<ParticipantInfo, Error> {
+        let request = pb::SetLookupCategoryRequest { code: code.to_string(), category: category.to_string() };
+        ParticipantInfo::from_wire(self.raw.clone().set_lookup_category(request).await?.into_inner())
+    }
+
     pub async fn participant(&self, code: ParticipantId) -> Result<ParticipantInfo, Error> {
         let request = pb::GetParticipantRequest { code: code.to_string() };
         ParticipantInfo::from_wire(self.raw.clone().get_participant(request).await?.into_inner())

@@ -176,6 +176,8 @@ enum ParticipantAction {
     Suspend { code: ParticipantId },
     /// Let a suspended participant transact again.
     Activate { code: ParticipantId },
+    /// Set a participant's directory lookup category (A, the largest, to H).
+    Category { code: ParticipantId, category: char },
 }
 
 fn main() -> ExitCode {
@@ -289,6 +291,7 @@ async fn participant(connection: OperatorArgs, action: ParticipantAction) -> any
         ParticipantAction::Limit { code, net_debit_cap } => client.set_limit(code, cap(&net_debit_cap)?).await?,
         ParticipantAction::Suspend { code } => client.set_status(code, ParticipantStatus::Suspended).await?,
         ParticipantAction::Activate { code } => client.set_status(code, ParticipantStatus::Active).await?,
+        ParticipantAction::Category { code, category } => client.set_lookup_category(code, category).await?,
     };
     print_participant(&shown);
     Ok(())

@@ -107,6 +107,22 @@ async fn lookups_are_rate_limited_with_a_retry_time() {
         Err(Error::Overloaded(message)) => assert!(message.contains("retry in 600000 ms"), "{message}"),
         other => panic!("expected the limit, got {other:?}"),
     }
+    // The participant's own bucket: category H holds 50 tokens, a miss costs 3.
+    let operator = switch.operator().await;
+    operator.set_lookup_category(pid(B), 'H').await.unwrap();
+    assert!(matches!(operator.set_lookup_category(pid(B), 'Z').await, Err(Error::InvalidArgument(_))));
+    let b = switch.client(B).await;
+    let mut limited = None;
+    for n in 0..20 {
+        let user = EndUser { kind: OwnerKind::Business, id: valid_cnpj(n) };
+        if let Err(Error::Overloaded(message)) = b.lookup_key(&missing, &user).await {
+            limited = Some((n, message));
+            break;
+        }
+    }
+    let (n, message) = limited.expect("the participant's bucket runs out");
+    assert_eq!(n, 16, "50 tokens / 3 per miss = 16 lookups");
+    assert!(message.contains("participant's lookup limit"), "{message}");
     switch.stop().await;
 }
 
@@ -130,4 +146,19 @@ async fn portability_claim_moves_a_key() {
         Err(Error::InvalidArgument(_))
     ));
     switch.stop().await;
+}
+
+/// A valid CNPJ per call (distinct end users, each with a fresh bucket).
+fn valid_cnpj(n: u32) -> String {
+    let base = format!("{:08}0001", 10_000_000 + n);
+    let digits: Vec<u32> = base.bytes().map(|b| u32::from(b - b'0')).collect();
+    let check = |d: &[u32]| {
+        let sum: u32 = d.iter().enumerate().map(|(i, x)| x * (2 + ((d.len() - 1 - i) as u32 % 8))).sum();
+        let r = sum % 11;
+        if r < 2 { 0 } else { 11 - r }
+    };
+    let mut all = digits.clone();
+    all.push(check(&all));
+    all.push(check(&all));
+    all.iter().map(|x| char::from_digit(*x, 10).unwrap()).collect()
 }
