@@ -41,6 +41,25 @@ pub fn pick_payee(rng: &mut impl Rng, banks: &[Bank], payer: usize) -> usize {
     (payer + 1) % banks.len()
 }
 
+/// The phone key of simulated customer `n` (E.164, Brazilian numbering).
+pub fn phone_key(n: u64) -> String {
+    format!("+5561{n:09}")
+}
+
+/// Which bank holds customer `n`'s key: spread by volume, like payees.
+pub fn holder_of(banks: &[Bank], n: u64) -> usize {
+    // A fixed multiplicative hash of n, as a fraction in [0, 1).
+    let roll = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1_u64 << 53) as f64;
+    let mut cumulative = 0.0;
+    for (i, bank) in banks.iter().enumerate() {
+        cumulative += bank.weight;
+        if roll < cumulative {
+            return i;
+        }
+    }
+    banks.len() - 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

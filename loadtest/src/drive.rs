@@ -3,7 +3,7 @@
 //! measured from when each payment *should* have been sent, so a stalled
 //! switch cannot hide its stall — no coordinated omission).
 
-use crate::country::{Bank, pick_payee};
+use crate::country::{Bank, holder_of, phone_key, pick_payee};
 use hdrhistogram::Histogram;
 use ponte_domain::{CURRENCY, ParticipantId};
 use ponte_proto::v1 as pb;
@@ -47,6 +47,10 @@ pub struct LoadConfig {
     pub batch: usize,
     /// Whether to print a progress line every second.
     pub progress: bool,
+    /// Phone keys registered in the directory (see [`crate::keys`]); 0: none.
+    pub keys: u64,
+    /// Fraction of payments that name a key instead of an account.
+    pub key_share: f64,
 }
 
 /// What one second of the run looked like.
@@ -223,13 +227,42 @@ fn account(code: &str, number: &str) -> pb::Account {
     }
 }
 
-fn payment(rng: &mut impl Rng, banks: &[Bank], codes: &[String], payer: usize, id: String) -> pb::PaymentRequest {
-    let payee = pick_payee(rng, banks, payer);
+/// Who a payment goes to: how many keys exist and how often payers use one.
+#[derive(Debug, Clone, Copy)]
+struct Keys {
+    count: u64,
+    share: f64,
+}
+
+fn payment(
+    rng: &mut impl Rng,
+    banks: &[Bank],
+    codes: &[String],
+    payer: usize,
+    id: String,
+    keys: Keys,
+) -> pb::PaymentRequest {
     let cents: u32 = rng.random_range(1_00..500_00);
+    let mut target = None;
+    if keys.count > 0 && rng.random::<f64>() < keys.share {
+        // A customer of another bank (a payment inside one bank never reaches the switch).
+        for _ in 0..16 {
+            let n = rng.random_range(0..keys.count);
+            if holder_of(banks, n) != payer {
+                let key = pb::Key { r#type: pb::KeyType::Phone as i32, value: phone_key(n) };
+                target = Some(pb::payee::Target::Key(key));
+                break;
+            }
+        }
+    }
+    let target = target.unwrap_or_else(|| {
+        let payee = pick_payee(rng, banks, payer);
+        pb::payee::Target::Account(account(&codes[payee], "7654321"))
+    });
     pb::PaymentRequest {
         end_to_end_id: id,
         payer: Some(account(&codes[payer], "1234567")),
-        payee: Some(pb::Payee { target: Some(pb::payee::Target::Account(account(&codes[payee], "7654321"))) }),
+        payee: Some(pb::Payee { target: Some(target) }),
         amount: format!("{}.{:02}", cents / 100, cents % 100),
         currency: CURRENCY.to_owned(),
         remittance: String::new(),
@@ -307,6 +340,7 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
                 let window = ((config.window as f64 * bank.weight).ceil() as usize).max(config.batch.min(64));
                 let rate = config.rate.map(|r| r * bank.weight);
                 tasks.push(tokio::spawn(stream_bank(StreamBank {
+                    keys: Keys { count: config.keys, share: config.key_share },
                     index,
                     channel: channels[index].clone(),
                     banks: banks.clone(),
@@ -337,6 +371,7 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
                     let mut ids = IdMaker::new(config.banks[index].code, run);
                     ids.run[2] = BASE36[caller % 36];
                     tasks.push(tokio::spawn(unary_caller(UnaryCaller {
+                        keys: Keys { count: config.keys, share: config.key_share },
                         index,
                         channel: channels[index].clone(),
                         banks: banks.clone(),
@@ -385,6 +420,7 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
 }
 
 struct StreamBank {
+    keys: Keys,
     index: usize,
     channel: Channel,
     banks: Arc<Vec<Bank>>,
@@ -473,7 +509,7 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
                     None => now,
                 };
                 sent.insert(seq, when);
-                payments.push(payment(&mut rng, &s.banks, &s.codes, s.index, s.ids.make(seq)));
+                payments.push(payment(&mut rng, &s.banks, &s.codes, s.index, s.ids.make(seq), s.keys));
                 seq += 1;
             }
         }
@@ -489,6 +525,7 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
 }
 
 struct UnaryCaller {
+    keys: Keys,
     index: usize,
     channel: Channel,
     banks: Arc<Vec<Bank>>,
@@ -517,7 +554,7 @@ async fn unary_caller(mut u: UnaryCaller) -> anyhow::Result<()> {
             }
         };
         u.ids.refresh();
-        let request = payment(&mut rng, &u.banks, &u.codes, u.index, u.ids.make(u.seq_base + seq));
+        let request = payment(&mut rng, &u.banks, &u.codes, u.index, u.ids.make(u.seq_base + seq), u.keys);
         seq += 1;
         u.recorder.lock().expect("recorder").sent += 1;
         u.inflight.fetch_add(1, Relaxed);

@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`country`]: participants with skewed volume (a few big banks, many small wallets).
 //! - [`drive`]: closed-loop and open-loop load over submit streams or unary calls.
+//! - [`keys`]: populating the directory with one phone key per customer.
 //! - [`payee`]: the simulated banks' inboxes (reject rate, think time).
 //! - [`echo`]: a trivial echo service on the same tonic + TLS stack: the
 //!   ceiling the switch is measured against.
@@ -13,5 +14,6 @@
 pub mod country;
 pub mod drive;
 pub mod echo;
+pub mod keys;
 pub mod payee;
 pub mod report;

@@ -72,6 +72,13 @@ struct Args {
     /// Payee deadline of the switch this tool starts, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     payee_timeout_ms: i64,
+    /// Phone keys to register in the directory before the run [default:
+    /// 1,000,000 on its own switch, 0 with --target].
+    #[arg(long)]
+    keys: Option<u64>,
+    /// Fraction of payments that pay a key instead of an account.
+    #[arg(long, default_value_t = 0.5)]
+    key_share: f64,
     /// No progress line.
     #[arg(long)]
     quiet: bool,
@@ -86,6 +93,9 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!((0.0..=1.0).contains(&args.reject_rate), "--reject-rate must be between 0 and 1");
     anyhow::ensure!(args.participants >= 2, "--participants must be at least 2");
     anyhow::ensure!((1..=1024).contains(&args.batch), "--batch must be 1 to 1024");
+    anyhow::ensure!((0.0..=1.0).contains(&args.key_share), "--key-share must be between 0 and 1");
+    let keys = args.keys.unwrap_or(if args.target.is_some() { 0 } else { 1_000_000 });
+    anyhow::ensure!(keys <= 1_000_000_000, "--keys must be at most 1,000,000,000 (9-digit phone numbers)");
     if let Some(rate) = args.rate {
         anyhow::ensure!(rate > 0.0, "--rate must be positive");
     }
@@ -116,6 +126,8 @@ fn main() -> anyhow::Result<()> {
             warmup: Duration::from_secs(1),
             batch: args.batch,
             progress: false,
+            keys: 0,
+            key_share: 0.0,
         };
         eprintln!("measuring the echo ceiling (tonic + TLS, no switch) for {} s...", args.echo_seconds);
         let measured = client_runtime.block_on(async {
@@ -165,6 +177,8 @@ fn main() -> anyhow::Result<()> {
         warmup: args.warmup,
         batch: args.batch,
         progress: !args.quiet,
+        keys,
+        key_share: args.key_share,
     };
     let mode = if args.rate.is_some() { "open loop" } else { "closed loop" };
     eprintln!(
@@ -175,6 +189,15 @@ fn main() -> anyhow::Result<()> {
         args.warmup.as_secs_f64()
     );
     let payee = SimulatedPayee { reject_rate: args.reject_rate, think_time: Duration::from_millis(args.think_time_ms) };
+    let key_registration = if keys > 0 {
+        eprintln!("registering {keys} phone keys in the directory...");
+        let took =
+            client_runtime.block_on(ponte_loadtest::keys::register(&endpoint, &certs, &banks, keys, !args.quiet))?;
+        eprintln!("{keys} keys registered in {:.1} s ({:.0}/s)", took.as_secs_f64(), keys as f64 / took.as_secs_f64());
+        Some(took.as_secs_f64())
+    } else {
+        None
+    };
     let measured = client_runtime.block_on(async {
         let inboxes = open_inboxes(&endpoint, &certs, &banks, &payee).await?;
         let channels = drive::connect(&config).await?;
@@ -213,6 +236,9 @@ fn main() -> anyhow::Result<()> {
         errors_by_kind: measured.errors_by_kind.clone(),
         sent: measured.sent,
         unanswered: measured.unanswered,
+        keys,
+        key_share: if keys > 0 { args.key_share } else { 0.0 },
+        key_registration_s: key_registration,
         echo_ceiling_per_s: echo_ceiling,
         ratio_to_echo: echo_ceiling.map(|e| throughput / e),
         machine: Machine::here(),

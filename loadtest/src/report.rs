@@ -37,6 +37,12 @@ pub struct Report {
     pub errors_by_kind: BTreeMap<String, u64>,
     pub sent: u64,
     pub unanswered: u64,
+    /// Phone keys in the directory during the run.
+    pub keys: u64,
+    /// Fraction of payments that named a key.
+    pub key_share: f64,
+    /// How long registering the keys took (over gRPC, before the run).
+    pub key_registration_s: Option<f64>,
     /// The echo ceiling measured in the same run (messages/s through
     /// tonic + TLS with no switch behind), when it was measured.
     pub echo_ceiling_per_s: Option<f64>,

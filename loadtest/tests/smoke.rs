@@ -7,7 +7,20 @@ fn a_short_load_test_settles_payments_and_writes_its_report() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.json");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_ponte-loadtest"))
-        .args(["--duration", "2s", "--warmup", "1s", "--echo-seconds", "1", "--participants", "5", "--quiet", "--out"])
+        .args([
+            "--duration",
+            "2s",
+            "--warmup",
+            "1s",
+            "--echo-seconds",
+            "1",
+            "--participants",
+            "5",
+            "--keys",
+            "2000",
+            "--quiet",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .expect("ponte-loadtest starts");
@@ -15,6 +28,9 @@ fn a_short_load_test_settles_payments_and_writes_its_report() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert!(report["settled"].as_u64().unwrap() > 100, "{report}");
     assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+    assert_eq!(report["keys"].as_u64(), Some(2000));
+    assert!(report["rejects_by_reason"].get("BE23").is_none(), "every key paid exists: {report}");
+    assert!(report["rejects_by_reason"].get("RC07").is_none(), "no payment to oneself: {report}");
     assert!(report["throughput_per_s"].as_f64().unwrap() > 0.0);
     for field in ["p50", "p90", "p99", "p999", "max"] {
         assert!(report["latency_ms"][field].as_f64().unwrap() > 0.0, "latency_ms.{field}");
