@@ -13,6 +13,8 @@
 //! Cycles, limits, reports and their wiring into the switch are the next
 //! steps (see the issue "Settlement for the central bank").
 
+pub mod report;
+
 use ponte_domain::{Amount, ParticipantId};
 use std::collections::BTreeMap;
 
