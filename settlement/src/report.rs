@@ -61,7 +61,7 @@ pub struct CycleReport {
 
 /// Builds a cycle's report from its movements (any order).
 pub fn build(header: CycleHeader, mut movements: Vec<SettledMovement>) -> Result<CycleReport, NettingError> {
-    movements.sort_by(|a, b| a.id.cmp(&b.id));
+    movements.sort_by_key(|m| m.id);
     let netting = net(movements.iter().map(|m| m.movement))?;
     let mut hasher = Sha256::new();
     let closed = header.closed_at.map_or_else(|| "-".to_owned(), |t| t.to_string());
@@ -94,6 +94,15 @@ fn iso(ms: TimestampMs) -> String {
 }
 
 impl CycleReport {
+    /// The same report with another status (for comparing a report taken
+    /// before a confirmation with one taken after).
+    pub fn clone_with_status(&self, status: CycleStatus, settled_at: Option<TimestampMs>) -> CycleReport {
+        let mut report = self.clone();
+        report.header.status = status;
+        report.header.settled_at = settled_at;
+        report
+    }
+
     /// JSON: every amount a decimal string, `net_position` per participant.
     pub fn to_json(&self) -> String {
         let participants: Vec<serde_json::Value> = self

@@ -97,6 +97,21 @@ pub enum Event<'a> {
         id: ParticipantId,
         category: char,
     },
+    /// Cycle 1 opened (later cycles open when the previous one closes).
+    CycleOpened {
+        id: u64,
+        at: TimestampMs,
+    },
+    /// The open cycle closed: later settlements land in the next one.
+    CycleClosed {
+        id: u64,
+        at: TimestampMs,
+    },
+    /// The central bank confirmed the cycle's RTGS posting.
+    CycleSettled {
+        id: u64,
+        at: TimestampMs,
+    },
 }
 
 impl Event<'_> {

@@ -11,12 +11,14 @@
 //! and only then carries out `output.effects` (answering callers, pushing
 //! payments to payees).
 
+mod cycles;
 mod directory;
 mod event;
 mod table;
 #[cfg(test)]
 mod tests;
 
+pub use cycles::{Cycle, CycleError};
 pub use directory::{DEFAULT_CATEGORY, DirectoryState, EndUser, LookupError};
 pub use event::{Event, decode_events};
 
@@ -53,6 +55,9 @@ pub struct EngineConfig {
     pub payee_inflight_max: u32,
     /// How long a donor participant has to resolve a key claim (default 7 days).
     pub claim_window_ms: i64,
+    /// Close the open settlement cycle this long after it opened (default
+    /// 1 hour; 0: only when the operator asks).
+    pub cycle_close_every_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +70,7 @@ impl Default for EngineConfig {
             return_window_ms: 90 * 24 * 3_600_000,
             payee_inflight_max: 20_000,
             claim_window_ms: ponte_directory::claims::RESOLUTION_WINDOW_MS,
+            cycle_close_every_ms: 3_600_000,
         }
     }
 }
@@ -118,6 +124,8 @@ pub struct Transfer {
     pub returned: Amount,
     /// The payment this return gives back (returns).
     pub original: Option<EndToEndId>,
+    /// The settlement cycle the transfer landed in (0 until settled).
+    pub cycle: u32,
 }
 
 /// A payment the payer asked for. The payer participant was authenticated
@@ -274,6 +282,21 @@ pub enum Command {
         id: ParticipantId,
         category: char,
     },
+    /// The operator closes the open settlement cycle now.
+    CloseCycle,
+    /// The operator confirms a closed cycle was posted in the RTGS.
+    ConfirmCycle {
+        id: u64,
+    },
+    ListCycles,
+    CycleReport {
+        id: u64,
+    },
+    /// A participant's own movements in a cycle (reconciliation).
+    CycleTransfers {
+        caller: ParticipantId,
+        id: u64,
+    },
     /// A payee opened an inbox stream. Not journaled: connections do not survive a restart.
     InboxOpened(ParticipantId),
     InboxClosed(ParticipantId),
@@ -305,6 +328,10 @@ pub enum Reply {
     },
     Claim(Result<Claim, ClaimError>),
     Claims(Vec<Claim>),
+    Cycle(Result<ponte_settlement::report::CycleHeader, CycleError>),
+    Cycles(Vec<ponte_settlement::report::CycleHeader>),
+    Report(Result<ponte_settlement::report::CycleReport, CycleError>),
+    CycleTransfers(Result<Vec<TransferView>, CycleError>),
     Done,
 }
 
@@ -429,6 +456,9 @@ pub struct Engine {
     /// When the earliest unresolved claim lapses (`i64::MAX`: none), so
     /// `expire` looks at claims only when one is due.
     claim_deadline: TimestampMs,
+    /// The cycle settlements land in now.
+    current_cycle: u64,
+    cycles: std::collections::BTreeMap<u64, Cycle>,
 }
 
 impl Engine {
@@ -442,6 +472,8 @@ impl Engine {
             answer_stats: AnswerStats::default(),
             directory: DirectoryState::default(),
             claim_deadline: i64::MAX,
+            current_cycle: 1,
+            cycles: std::collections::BTreeMap::new(),
         }
     }
 
@@ -534,6 +566,24 @@ impl Engine {
                     Reply::Participant(self.change_participant(id, Event::LookupCategorySet { id, category }, out))
                 }
             }
+            Command::CloseCycle => {
+                self.ensure_cycle_open(now, out);
+                Reply::Cycle(Ok(self.close_cycle(now, out)))
+            }
+            Command::ConfirmCycle { id } => Reply::Cycle(self.confirm_cycle(now, id, out)),
+            Command::ListCycles => Reply::Cycles(self.cycles.values().map(|c| c.header).collect()),
+            Command::CycleReport { id } => Reply::Report(self.cycle_report(id)),
+            Command::CycleTransfers { caller, id } => Reply::CycleTransfers(if self.cycles.contains_key(&id) {
+                let views = self
+                    .cycle_movements(id)
+                    .into_iter()
+                    .filter(|(m, _)| m.movement.payer == caller || m.movement.payee == caller)
+                    .filter_map(|(m, _)| self.status(caller, &m.id))
+                    .collect();
+                Ok(views)
+            } else {
+                Err(CycleError::Unknown(id))
+            }),
             Command::InboxOpened(id) => {
                 *self.online.entry(id).or_insert(0) += 1;
                 Reply::Done
@@ -552,6 +602,8 @@ impl Engine {
 
     /// Rejects every reserved payment whose payee deadline is at or before `now`.
     pub fn expire(&mut self, now: TimestampMs, out: &mut Output) {
+        self.ensure_cycle_open(now, out);
+        self.close_on_schedule(now, out);
         if now >= self.claim_deadline {
             self.expire_claims(now, out);
             self.claim_deadline = self.directory.claims.earliest_deadline().unwrap_or(i64::MAX);
@@ -825,6 +877,14 @@ impl Engine {
         Ok(self.view(id).expect("just registered"))
     }
 
+    /// Opens cycle 1 (journaled, so a replay has the same opening time) the
+    /// first time the engine runs.
+    fn ensure_cycle_open(&mut self, now: TimestampMs, out: &mut Output) {
+        if self.cycles.is_empty() {
+            self.record(Event::CycleOpened { id: 1, at: now }, out);
+        }
+    }
+
     /// Records a change to an existing participant (limit, status).
     fn change_participant(
         &mut self,
@@ -873,6 +933,11 @@ impl Engine {
             | Event::ClaimStored { .. }
             | Event::ClaimCompleted { .. }
             | Event::LookupCategorySet { .. } => self.apply_directory(event),
+            Event::CycleOpened { id, at } => {
+                self.cycles.entry(id).or_insert_with(|| Cycle::open(id, at)).header.opened_at = at;
+            }
+            Event::CycleClosed { id, at } => self.apply_cycle_closed(id, at),
+            Event::CycleSettled { id, at } => self.apply_cycle_settled(id, at),
             Event::ParticipantRegistered { id, name, net_debit_cap } => {
                 let previous = self.participants.insert(
                     id,
@@ -904,6 +969,7 @@ impl Engine {
                     digest,
                     returned: Amount::ZERO,
                     original: None,
+                    cycle: 0,
                 };
                 assert!(self.transfers.insert(transfer), "transfer {id} reserved twice");
                 let payer_state = self.participant_mut(payer.participant);
@@ -916,8 +982,10 @@ impl Engine {
                     let t = self.transfers.get_mut(&id).expect("settled transfer exists");
                     t.state = t.state.next(TransferEvent::Settle).expect("only reserved transfers settle");
                     t.settled_at = Some(at);
+                    t.cycle = u32::try_from(self.current_cycle).expect("fewer than 4 billion cycles");
                     (t.payer.participant, t.payee.participant, t.amount)
                 };
+                self.cycle_mut().add(payer, payee, amount);
                 let p = self.participant_mut(payer);
                 p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
                 p.position = p.position.checked_sub(amount).expect("position underflow");
@@ -950,10 +1018,12 @@ impl Engine {
                     digest,
                     returned: Amount::ZERO,
                     original,
+                    cycle: 0,
                 };
                 assert!(self.transfers.insert(transfer), "transfer {id} recorded twice");
             }
             Event::ReturnSettled { id, original, payer, payee, amount, digest, reason: _, at } => {
+                self.cycle_mut().add(payer.participant, payee.participant, amount);
                 let transfer = Transfer {
                     id,
                     payer,
@@ -967,6 +1037,7 @@ impl Engine {
                     digest,
                     returned: Amount::ZERO,
                     original: Some(original),
+                    cycle: u32::try_from(self.current_cycle).expect("fewer than 4 billion cycles"),
                 };
                 assert!(self.transfers.insert(transfer), "return {id} recorded twice");
                 let o = self.transfers.get_mut(&original).expect("original of a return exists");
@@ -978,6 +1049,11 @@ impl Engine {
                 q.position = q.position.checked_add(amount).expect("position overflow");
             }
         }
+    }
+
+    fn cycle_mut(&mut self) -> &mut Cycle {
+        let id = self.current_cycle;
+        self.cycles.entry(id).or_insert_with(|| Cycle::open(id, 0))
     }
 
     fn apply_directory(&mut self, event: &Event<'_>) {
@@ -1039,6 +1115,23 @@ impl Engine {
             }
             if p.inflight_in != inflight.get(&p.id).copied().unwrap_or(0) {
                 return Err(format!("participant {} in-flight count is off", p.id));
+            }
+        }
+        // Positions are what unsettled cycles (open or closed) net to.
+        let mut unsettled = HashMap::<ParticipantId, i128>::new();
+        for cycle in self.cycles.values().filter(|c| c.header.status != ponte_settlement::report::CycleStatus::Settled)
+        {
+            for (participant, net) in &cycle.nets {
+                *unsettled.entry(*participant).or_default() += i128::from(net.minor());
+            }
+        }
+        for p in self.participants.values() {
+            let expected = unsettled.get(&p.id).copied().unwrap_or(0);
+            if i128::from(p.position.minor()) != expected {
+                return Err(format!(
+                    "participant {} position {} but its unsettled cycles net to {expected}",
+                    p.id, p.position
+                ));
             }
         }
         if position_sum != 0 {

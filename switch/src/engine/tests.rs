@@ -641,3 +641,112 @@ mod directory {
         assert!(matches!(r, Reply::Participant(Err(AdminError::ReservedCode))));
     }
 }
+
+mod cycles {
+    //! Settlement cycles: each movement in exactly one cycle, reports that
+    //! net to zero, confirmation returns headroom, replay keeps it all.
+    use super::*;
+    use ponte_settlement::report::CycleStatus;
+
+    fn settle(h: &mut Harness, now: TimestampMs, n: u64, payer: u32, payee: u32, minor: i64) {
+        assert!(matches!(h.pay(now, id(payer, n), payer, payee, minor), Reply::Pending));
+        h.answer(now, payee, id(payer, n), Decision::Accept);
+    }
+
+    #[test]
+    fn closing_is_a_cut_and_confirming_frees_headroom() {
+        let mut h = Harness::new(&[(1, 100), (2, 100)]);
+        h.expire(T0);
+        settle(&mut h, T0, 1, 1, 2, 60_00);
+        let Reply::Cycle(Ok(closed)) = h.run(T0 + 10, Command::CloseCycle) else { panic!() };
+        assert_eq!((closed.id, closed.status), (1, CycleStatus::Closed));
+        settle(&mut h, T0 + 20, 2, 1, 2, 40_00);
+        // 100 of headroom used across two cycles: nothing more can go.
+        assert!(matches!(
+            h.pay(T0, id(1, 3), 1, 2, 1),
+            Reply::Final(Outcome::Rejected { reason: ReasonCode::InsufficientLiquidity })
+        ));
+        let Reply::Report(Ok(one)) = h.run(T0, Command::CycleReport { id: 1 }) else { panic!() };
+        let Reply::Report(Ok(two)) = h.run(T0, Command::CycleReport { id: 2 }) else { panic!() };
+        assert_eq!((one.netting.movements, two.netting.movements), (1, 1));
+        assert_eq!(one.netting.totals[0].net_position, Amount::from_minor(-60_00));
+        assert!(matches!(
+            h.run(T0, Command::ConfirmCycle { id: 2 }),
+            Reply::Cycle(Err(CycleError::NotClosed(2, "OPEN")))
+        ));
+        let Reply::Cycle(Ok(settled)) = h.run(T0 + 30, Command::ConfirmCycle { id: 1 }) else { panic!() };
+        assert_eq!(settled.status, CycleStatus::Settled);
+        // Cycle 1's 60.00 left the unsettled position: 60.00 of headroom is back.
+        assert_eq!(h.engine.participant(pid(1)).unwrap().available(), Amount::units(60));
+        h.engine.check_invariants().unwrap();
+        let rebuilt = h.replayed();
+        rebuilt.check_invariants().unwrap();
+        assert_eq!(rebuilt.cycle_report(1).unwrap(), one.clone_with_status(CycleStatus::Settled, Some(T0 + 30)));
+        assert_eq!(rebuilt.open_cycle(), 2);
+    }
+
+    #[test]
+    fn cycles_close_on_schedule() {
+        let mut h = Harness::new(&[(1, 100), (2, 100)]);
+        h.engine.config.cycle_close_every_ms = 60_000;
+        h.expire(T0);
+        settle(&mut h, T0, 1, 1, 2, 1_00);
+        h.expire(T0 + 59_999);
+        assert_eq!(h.engine.open_cycle(), 1);
+        h.expire(T0 + 60_000);
+        assert_eq!(h.engine.open_cycle(), 2);
+        h.expire(T0 + 60_001);
+        assert_eq!(h.engine.open_cycle(), 2, "the new cycle has its own hour");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Random payments, returns and closes: every settled movement is in
+        /// exactly one cycle report, each report nets to zero, and the reports
+        /// together equal an independent recomputation from the transfers.
+        #[test]
+        fn every_movement_lands_in_exactly_one_cycle(steps in prop::collection::vec((1_u32..=3, 1_u32..=3, 1_i64..5_000, prop::bool::weighted(0.1), prop::bool::weighted(0.2)), 1..120)) {
+            let mut h = Harness::new(&[(1, 100_000), (2, 100_000), (3, 100_000)]);
+            h.expire(T0);
+            let mut settled = Vec::new();
+            for (n, (payer, payee, minor, close, give_back)) in steps.into_iter().enumerate() {
+                if close {
+                    h.run(T0, Command::CloseCycle);
+                }
+                if payer == payee {
+                    continue;
+                }
+                settle(&mut h, T0, n as u64, payer, payee, minor);
+                settled.push((id(payer, n as u64), payer, payee, minor));
+                if give_back {
+                    let r = give_back_helper(&mut h, payee, n as u64, id(payer, n as u64), minor / 2 + 1);
+                    let returned = matches!(r, Reply::Final(Outcome::Settled { .. }));
+                    prop_assert!(returned);
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            let mut recomputed: HashMap<u32, i64> = HashMap::new();
+            for cycle in 1..=h.engine.open_cycle() {
+                let report = h.engine.cycle_report(cycle).unwrap();
+                prop_assert_eq!(report.netting.totals.iter().map(|t| t.net_position.minor()).sum::<i64>(), 0);
+                for (m, _) in h.engine.cycle_movements(cycle) {
+                    prop_assert!(seen.insert(m.id), "{} in two cycles", m.id);
+                    *recomputed.entry(m.movement.payer.code()).or_default() -= m.movement.amount.minor();
+                    *recomputed.entry(m.movement.payee.code()).or_default() += m.movement.amount.minor();
+                }
+            }
+            for (i, ..) in &settled {
+                prop_assert!(seen.contains(i), "{} in no cycle", i);
+            }
+            for code in 1..=3 {
+                prop_assert_eq!(h.position(code), recomputed.get(&code).copied().unwrap_or(0));
+            }
+            prop_assert_eq!(h.engine.check_invariants(), Ok(()));
+        }
+    }
+
+    fn give_back_helper(h: &mut Harness, returner: u32, n: u64, original: EndToEndId, minor: i64) -> Reply {
+        give_back(h, T0, returner, n, original, minor)
+    }
+}

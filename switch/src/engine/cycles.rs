@@ -1,0 +1,137 @@
+//! Settlement cycles inside the engine.
+//!
+//! Every settled payment and return lands in the cycle open at the moment
+//! its settlement event is applied, so closing a cycle is a cut in the
+//! engine's event order: each movement belongs to exactly one cycle, also
+//! under full load. A cycle goes open -> closed (by schedule or the
+//! operator) -> settled (when the operator confirms the RTGS posting); then
+//! its net positions leave the participants' unsettled positions, and the
+//! headroom they used returns.
+
+use super::{Engine, Event, Output, TransferState};
+use ponte_domain::{Amount, ParticipantId, TimestampMs};
+use ponte_settlement::report::{self, CycleHeader, CycleReport, CycleStatus, SettledMovement};
+use ponte_settlement::{Movement, NettingError};
+use std::collections::BTreeMap;
+
+/// A cycle as the engine keeps it.
+#[derive(Debug, Clone)]
+pub struct Cycle {
+    pub header: CycleHeader,
+    /// Net position per participant so far (credits minus debits).
+    pub nets: BTreeMap<ParticipantId, Amount>,
+    pub movements: u64,
+}
+
+impl Cycle {
+    pub(super) fn open(id: u64, at: TimestampMs) -> Cycle {
+        Cycle {
+            header: CycleHeader { id, status: CycleStatus::Open, opened_at: at, closed_at: None, settled_at: None },
+            nets: BTreeMap::new(),
+            movements: 0,
+        }
+    }
+
+    pub(super) fn add(&mut self, payer: ParticipantId, payee: ParticipantId, amount: Amount) {
+        let debit = self.nets.entry(payer).or_insert(Amount::ZERO);
+        *debit = debit.checked_sub(amount).expect("cycle net overflow");
+        let credit = self.nets.entry(payee).or_insert(Amount::ZERO);
+        *credit = credit.checked_add(amount).expect("cycle net overflow");
+        self.movements += 1;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CycleError {
+    #[error("no cycle {0}")]
+    Unknown(u64),
+    #[error("cycle {0} is {1}; only a closed cycle can be confirmed as settled")]
+    NotClosed(u64, &'static str),
+    #[error("the cycle's netting failed: {0}")]
+    Netting(NettingError),
+}
+
+impl Engine {
+    /// The id of the cycle settlements currently land in.
+    pub fn open_cycle(&self) -> u64 {
+        self.current_cycle
+    }
+
+    pub fn cycles(&self) -> impl Iterator<Item = &Cycle> {
+        self.cycles.values()
+    }
+
+    /// Closes the open cycle now; the next one opens at the same instant.
+    pub(super) fn close_cycle(&mut self, now: TimestampMs, out: &mut Output) -> CycleHeader {
+        let id = self.current_cycle;
+        self.record(Event::CycleClosed { id, at: now }, out);
+        self.cycles[&id].header
+    }
+
+    /// Records the central bank's confirmation that a closed cycle is posted.
+    pub(super) fn confirm_cycle(
+        &mut self,
+        now: TimestampMs,
+        id: u64,
+        out: &mut Output,
+    ) -> Result<CycleHeader, CycleError> {
+        let cycle = self.cycles.get(&id).ok_or(CycleError::Unknown(id))?;
+        if cycle.header.status != CycleStatus::Closed {
+            return Err(CycleError::NotClosed(id, cycle.header.status.as_str()));
+        }
+        self.record(Event::CycleSettled { id, at: now }, out);
+        Ok(self.cycles[&id].header)
+    }
+
+    /// Closes the open cycle when the schedule says so.
+    pub(super) fn close_on_schedule(&mut self, now: TimestampMs, out: &mut Output) {
+        let every = self.config.cycle_close_every_ms;
+        if every <= 0 {
+            return;
+        }
+        let opened = self.cycles[&self.current_cycle].header.opened_at;
+        if now >= opened.saturating_add(every) {
+            self.close_cycle(now, out);
+        }
+    }
+
+    /// The movements that landed in cycle `id`. Scans every transfer: a
+    /// report is an operator action, not a hot path.
+    pub fn cycle_movements(&self, id: u64) -> Vec<(SettledMovement, Option<ponte_domain::EndToEndId>)> {
+        self.transfers
+            .values()
+            .filter(|t| t.state == TransferState::Settled && u64::from(t.cycle) == id)
+            .map(|t| {
+                let movement = Movement { payer: t.payer.participant, payee: t.payee.participant, amount: t.amount };
+                (SettledMovement { id: t.id, movement, settled_at: t.settled_at.unwrap_or(t.created_at) }, t.original)
+            })
+            .collect()
+    }
+
+    pub fn cycle_report(&self, id: u64) -> Result<CycleReport, CycleError> {
+        let cycle = self.cycles.get(&id).ok_or(CycleError::Unknown(id))?;
+        let movements = self.cycle_movements(id).into_iter().map(|(m, _)| m).collect();
+        report::build(cycle.header, movements).map_err(CycleError::Netting)
+    }
+
+    pub(super) fn apply_cycle_closed(&mut self, id: u64, at: TimestampMs) {
+        assert_eq!(id, self.current_cycle, "only the open cycle closes");
+        let cycle = self.cycles.get_mut(&id).expect("open cycle exists");
+        cycle.header.status = CycleStatus::Closed;
+        cycle.header.closed_at = Some(at);
+        self.current_cycle += 1;
+        self.cycles.insert(self.current_cycle, Cycle::open(self.current_cycle, at));
+    }
+
+    pub(super) fn apply_cycle_settled(&mut self, id: u64, at: TimestampMs) {
+        let cycle = self.cycles.get_mut(&id).expect("settled cycle exists");
+        assert_eq!(cycle.header.status, CycleStatus::Closed, "only closed cycles settle");
+        cycle.header.status = CycleStatus::Settled;
+        cycle.header.settled_at = Some(at);
+        let nets: Vec<(ParticipantId, Amount)> = cycle.nets.iter().map(|(p, a)| (*p, *a)).collect();
+        for (participant, net) in nets {
+            let p = self.participant_mut(participant);
+            p.position = p.position.checked_sub(net).expect("position underflow");
+        }
+    }
+}
