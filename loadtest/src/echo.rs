@@ -61,6 +61,13 @@ impl Payments for EchoService {
     async fn r#return(&self, _: Request<pb::ReturnRequest>) -> Result<Response<pb::PaymentResult>, Status> {
         Err(Status::unimplemented("echo server"))
     }
+
+    async fn cycle_transfers(
+        &self,
+        _: Request<pb::CycleTransfersRequest>,
+    ) -> Result<Response<pb::CycleTransfersResponse>, Status> {
+        Err(Status::unimplemented("echo server"))
+    }
 }
 
 /// A running echo server.

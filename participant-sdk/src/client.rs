@@ -259,29 +259,14 @@ impl Client {
     pub async fn status(&self, id: &EndToEndId) -> Result<TransferStatus, Error> {
         let s =
             self.payments.clone().get_status(pb::StatusRequest { end_to_end_id: id.to_string() }).await?.into_inner();
-        let state = match pb::PaymentStatus::try_from(s.status) {
-            Ok(pb::PaymentStatus::Received) => TransferState::Received,
-            Ok(pb::PaymentStatus::Reserved) => TransferState::Reserved,
-            Ok(pb::PaymentStatus::Settled) => TransferState::Settled,
-            Ok(pb::PaymentStatus::Rejected) => TransferState::Rejected,
-            _ => return Err(Error::Protocol(format!("unknown status {}", s.status))),
-        };
-        Ok(TransferStatus {
-            id: wire::end_to_end_id("end_to_end_id", &s.end_to_end_id)?,
-            state,
-            reason: s.reason.as_ref().map(|r| wire::reason_from_wire(Some(r))).transpose()?,
-            payer: wire::account_from_wire("payer", s.payer.as_ref())?,
-            payee: wire::account_from_wire("payee", s.payee.as_ref())?,
-            amount: wire::amount_positive("amount", &s.amount)?,
-            created_at_ms: s.created_at_ms,
-            settled_at_ms: (s.settled_at_ms != 0).then_some(s.settled_at_ms),
-            returned: wire::amount_any("returned_amount", &s.returned_amount)?,
-            original: if s.original_end_to_end_id.is_empty() {
-                None
-            } else {
-                Some(wire::end_to_end_id("original_end_to_end_id", &s.original_end_to_end_id)?)
-            },
-        })
+        transfer_from_wire(s)
+    }
+
+    /// This participant's own payments and returns in settlement cycle
+    /// `cycle`: their totals match its line in the central bank's report.
+    pub async fn cycle_transfers(&self, cycle: u64) -> Result<Vec<TransferStatus>, Error> {
+        let r = self.payments.clone().cycle_transfers(pb::CycleTransfersRequest { cycle }).await?.into_inner();
+        r.transfers.into_iter().map(transfer_from_wire).collect()
     }
 
     /// Returns (part of) a settled payment this participant received.
@@ -353,4 +338,30 @@ impl SubmitReceiver {
 
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn transfer_from_wire(s: pb::TransferStatus) -> Result<TransferStatus, Error> {
+    let state = match pb::PaymentStatus::try_from(s.status) {
+        Ok(pb::PaymentStatus::Received) => TransferState::Received,
+        Ok(pb::PaymentStatus::Reserved) => TransferState::Reserved,
+        Ok(pb::PaymentStatus::Settled) => TransferState::Settled,
+        Ok(pb::PaymentStatus::Rejected) => TransferState::Rejected,
+        _ => return Err(Error::Protocol(format!("unknown status {}", s.status))),
+    };
+    Ok(TransferStatus {
+        id: wire::end_to_end_id("end_to_end_id", &s.end_to_end_id)?,
+        state,
+        reason: s.reason.as_ref().map(|r| wire::reason_from_wire(Some(r))).transpose()?,
+        payer: wire::account_from_wire("payer", s.payer.as_ref())?,
+        payee: wire::account_from_wire("payee", s.payee.as_ref())?,
+        amount: wire::amount_positive("amount", &s.amount)?,
+        created_at_ms: s.created_at_ms,
+        settled_at_ms: (s.settled_at_ms != 0).then_some(s.settled_at_ms),
+        returned: wire::amount_any("returned_amount", &s.returned_amount)?,
+        original: if s.original_end_to_end_id.is_empty() {
+            None
+        } else {
+            Some(wire::end_to_end_id("original_end_to_end_id", &s.original_end_to_end_id)?)
+        },
+    })
 }

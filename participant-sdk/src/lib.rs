@@ -50,7 +50,7 @@ pub use client::{
 };
 pub use error::Error;
 pub use inbox::{Decision, InboxHandle, InboxHandler, IncomingPayment, ReturnNotice};
-pub use operator::{OperatorClient, ParticipantInfo, ParticipantStatus};
+pub use operator::{CycleInfo, OperatorClient, ParticipantInfo, ParticipantStatus, ReportFormat};
 pub use ponte_directory::claims::{ClaimAction, ClaimKind, ClaimStatus};
 pub use ponte_directory::keys::{Key, KeyType};
 pub use ponte_directory::registry::{Owner, OwnerKind};

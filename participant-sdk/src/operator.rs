@@ -97,6 +97,33 @@ impl OperatorClient {
         ParticipantInfo::from_wire(self.raw.clone().get_participant(request).await?.into_inner())
     }
 
+    /// Every settlement cycle (the last one is open).
+    pub async fn cycles(&self) -> Result<Vec<CycleInfo>, Error> {
+        let r = self.raw.clone().list_cycles(pb::ListCyclesRequest {}).await?.into_inner();
+        r.cycles.into_iter().map(CycleInfo::from_wire).collect()
+    }
+
+    /// Closes the open cycle now; returns the closed cycle.
+    pub async fn close_cycle(&self) -> Result<CycleInfo, Error> {
+        CycleInfo::from_wire(self.raw.clone().close_cycle(pb::CloseCycleRequest {}).await?.into_inner())
+    }
+
+    /// Confirms a closed cycle was posted in the RTGS.
+    pub async fn confirm_cycle(&self, id: u64) -> Result<CycleInfo, Error> {
+        CycleInfo::from_wire(self.raw.clone().confirm_cycle(pb::ConfirmCycleRequest { id }).await?.into_inner())
+    }
+
+    /// A cycle's report as (digest, content) in `format`.
+    pub async fn cycle_report(&self, id: u64, format: ReportFormat) -> Result<(String, String), Error> {
+        let format = match format {
+            ReportFormat::Json => pb::ReportFormat::Json,
+            ReportFormat::Csv => pb::ReportFormat::Csv,
+            ReportFormat::Camt053 => pb::ReportFormat::Camt053,
+        };
+        let r = self.raw.clone().cycle_report(pb::CycleReportRequest { id, format: format as i32 }).await?.into_inner();
+        Ok((r.digest_sha256, r.content))
+    }
+
     /// Every participant, and the sum of their positions (always zero).
     pub async fn participants(&self) -> Result<(Vec<ParticipantInfo>, Amount), Error> {
         let response = self.raw.clone().list_participants(pb::ListParticipantsRequest {}).await?.into_inner();
@@ -104,4 +131,42 @@ impl OperatorClient {
         let all = response.participants.into_iter().map(ParticipantInfo::from_wire).collect::<Result<_, _>>()?;
         Ok((all, sum))
     }
+}
+
+/// A settlement cycle as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleInfo {
+    pub id: u64,
+    /// "OPEN", "CLOSED" or "SETTLED".
+    pub status: &'static str,
+    pub opened_at_ms: i64,
+    pub closed_at_ms: Option<i64>,
+    pub settled_at_ms: Option<i64>,
+}
+
+impl CycleInfo {
+    fn from_wire(c: pb::CycleInfo) -> Result<CycleInfo, Error> {
+        let status = match pb::CycleStatus::try_from(c.status) {
+            Ok(pb::CycleStatus::Open) => "OPEN",
+            Ok(pb::CycleStatus::Closed) => "CLOSED",
+            Ok(pb::CycleStatus::Settled) => "SETTLED",
+            _ => return Err(Error::Protocol(format!("unknown cycle status {}", c.status))),
+        };
+        Ok(CycleInfo {
+            id: c.id,
+            status,
+            opened_at_ms: c.opened_at_ms,
+            closed_at_ms: (c.closed_at_ms != 0).then_some(c.closed_at_ms),
+            settled_at_ms: (c.settled_at_ms != 0).then_some(c.settled_at_ms),
+        })
+    }
+}
+
+/// Formats of a cycle report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Json,
+    Csv,
+    /// ISO 20022 camt.053-style XML statement.
+    Camt053,
 }

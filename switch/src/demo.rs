@@ -27,6 +27,9 @@ pub struct DemoArgs {
     /// How long payees have to answer, in milliseconds.
     #[arg(long, default_value_t = 1_000)]
     pub payee_timeout_ms: i64,
+    /// Write the settlement cycle's reports (JSON, CSV, camt.053 XML) here.
+    #[arg(long)]
+    pub report_dir: Option<std::path::PathBuf>,
 }
 
 struct Bank {
@@ -293,6 +296,36 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("  sum of positions: {sum}");
     anyhow::ensure!(sum == Amount::ZERO, "positions do not net to zero");
+
+    // The central bank closes the cycle and gets its report.
+    let closed = operator.close_cycle().await?;
+    let (digest, json) = operator.cycle_report(closed.id, ponte_sdk::ReportFormat::Json).await?;
+    let report: serde_json::Value = serde_json::from_str(&json)?;
+    println!(
+        "\nSettlement cycle {} closed: {} movements, gross {}",
+        closed.id,
+        report["movements"],
+        report["gross_value"].as_str().unwrap_or_default()
+    );
+    let mut net_sum = Amount::ZERO;
+    for line in report["participants"].as_array().into_iter().flatten() {
+        let net = Amount::parse_signed(line["net_position"].as_str().unwrap_or_default())?;
+        net_sum = net_sum.checked_add(net).ok_or_else(|| anyhow::anyhow!("net positions overflow"))?;
+        println!("  {} net position {:>16}", line["participant"].as_str().unwrap_or_default(), net.to_string());
+    }
+    println!("  net positions sum to {net_sum}; report digest sha256 {digest}");
+    anyhow::ensure!(net_sum == Amount::ZERO, "the cycle's net positions do not sum to zero");
+    if let Some(dir) = &args.report_dir {
+        std::fs::create_dir_all(dir)?;
+        let (_, csv) = operator.cycle_report(closed.id, ponte_sdk::ReportFormat::Csv).await?;
+        let (_, xml) = operator.cycle_report(closed.id, ponte_sdk::ReportFormat::Camt053).await?;
+        std::fs::write(dir.join(format!("cycle-{}.json", closed.id)), &json)?;
+        std::fs::write(dir.join(format!("cycle-{}.csv", closed.id)), csv)?;
+        std::fs::write(dir.join(format!("cycle-{}.camt053.xml", closed.id)), xml)?;
+        println!("  reports written to {}", dir.display());
+    }
+    let confirmed = operator.confirm_cycle(closed.id).await?;
+    println!("  the central bank confirms the RTGS posting: cycle {} {}", confirmed.id, confirmed.status);
 
     for inbox in inboxes {
         inbox.stop().await;

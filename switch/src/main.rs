@@ -43,6 +43,13 @@ enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// Settlement cycles for the central bank (operator certificate required).
+    Settlement {
+        #[command(flatten)]
+        connection: OperatorArgs,
+        #[command(subcommand)]
+        action: SettlementAction,
+    },
     /// Participant administration (operator certificate required).
     Participant {
         #[command(flatten)]
@@ -159,6 +166,32 @@ enum KeyAction {
 }
 
 #[derive(Subcommand)]
+enum SettlementAction {
+    /// List settlement cycles.
+    List,
+    /// Close the open cycle now.
+    Close,
+    /// Print (or write) a cycle's report.
+    Report {
+        id: u64,
+        #[arg(long, value_enum, default_value = "json")]
+        format: ReportKind,
+        /// Write to this file instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Confirm a closed cycle was posted in the RTGS (frees the participants' headroom).
+    Confirm { id: u64 },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportKind {
+    Json,
+    Csv,
+    Camt053,
+}
+
+#[derive(Subcommand)]
 enum ParticipantAction {
     /// List participants with their limits and positions.
     List,
@@ -206,6 +239,7 @@ fn main() -> ExitCode {
             }
             Command::Participant { connection, action } => participant(connection, action).await,
             Command::Key { connection, action } => key(connection, action).await,
+            Command::Settlement { connection, action } => settlement(connection, action).await,
         }
     });
     match result {
@@ -294,6 +328,42 @@ async fn participant(connection: OperatorArgs, action: ParticipantAction) -> any
         ParticipantAction::Category { code, category } => client.set_lookup_category(code, category).await?,
     };
     print_participant(&shown);
+    Ok(())
+}
+
+async fn settlement(connection: OperatorArgs, action: SettlementAction) -> anyhow::Result<()> {
+    let identity = Identity::from_dev_dir(&connection.certs, ponte_switch::tls::OPERATOR_NAME)?;
+    let client = OperatorClient::connect(&connection.endpoint, &identity).await?;
+    let show = |c: &ponte_sdk::CycleInfo| {
+        println!(
+            "cycle {:>6}  {:<8} opened {}  closed {}  settled {}",
+            c.id,
+            c.status,
+            c.opened_at_ms,
+            c.closed_at_ms.map_or("-".into(), |t| t.to_string()),
+            c.settled_at_ms.map_or("-".into(), |t| t.to_string())
+        )
+    };
+    match action {
+        SettlementAction::List => client.cycles().await?.iter().for_each(show),
+        SettlementAction::Close => show(&client.close_cycle().await?),
+        SettlementAction::Confirm { id } => show(&client.confirm_cycle(id).await?),
+        SettlementAction::Report { id, format, out } => {
+            let format = match format {
+                ReportKind::Json => ponte_sdk::ReportFormat::Json,
+                ReportKind::Csv => ponte_sdk::ReportFormat::Csv,
+                ReportKind::Camt053 => ponte_sdk::ReportFormat::Camt053,
+            };
+            let (digest, content) = client.cycle_report(id, format).await?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, content)?;
+                    println!("cycle {id} report written to {} (digest sha256 {digest})", path.display());
+                }
+                None => print!("{content}"),
+            }
+        }
+    }
     Ok(())
 }
 

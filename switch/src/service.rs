@@ -413,6 +413,22 @@ impl pb::payments_server::Payments for PaymentsService {
         Ok(Response::new(Box::pin(ReceiverStream::new(frames_rx).map(|effects| Ok(inbox_down(effects))))))
     }
 
+    async fn cycle_transfers(
+        &self,
+        request: GrpcRequest<pb::CycleTransfersRequest>,
+    ) -> Result<Response<pb::CycleTransfersResponse>, Status> {
+        let caller = participant_of(&request)?;
+        let id = request.get_ref().cycle;
+        match self.engine.ask(Command::CycleTransfers { caller, id }).await.map_err(status_of)? {
+            Reply::CycleTransfers(Ok(views)) => Ok(Response::new(pb::CycleTransfersResponse {
+                cycle: id,
+                transfers: views.iter().map(transfer_to_wire).collect(),
+            })),
+            Reply::CycleTransfers(Err(error)) => Err(Status::not_found(error.to_string())),
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
+    }
+
     async fn get_status(
         &self,
         request: GrpcRequest<pb::StatusRequest>,
@@ -473,6 +489,14 @@ pub struct OperatorService {
 impl OperatorService {
     pub fn new(engine: EngineHandle) -> OperatorService {
         OperatorService { engine }
+    }
+
+    async fn cycle(&self, command: Command) -> Result<Response<pb::CycleInfo>, Status> {
+        match self.engine.ask(command).await.map_err(status_of)? {
+            Reply::Cycle(Ok(header)) => Ok(Response::new(cycle_to_wire(&header))),
+            Reply::Cycle(Err(error)) => Err(cycle_status(error)),
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
     }
 
     async fn participant(&self, command: Command) -> Result<Response<pb::Participant>, Status> {
@@ -551,6 +575,56 @@ impl pb::operator_server::Operator for OperatorService {
             _ => return Err(invalid(FieldError::new("category", "must be one letter from A to H"))),
         };
         self.participant(Command::SetLookupCategory { id: code("code", &m.code)?, category }).await
+    }
+
+    async fn list_cycles(
+        &self,
+        request: GrpcRequest<pb::ListCyclesRequest>,
+    ) -> Result<Response<pb::ListCyclesResponse>, Status> {
+        require_operator(&request)?;
+        match self.engine.ask(Command::ListCycles).await.map_err(status_of)? {
+            Reply::Cycles(all) => {
+                Ok(Response::new(pb::ListCyclesResponse { cycles: all.iter().map(cycle_to_wire).collect() }))
+            }
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
+    }
+
+    async fn close_cycle(
+        &self,
+        request: GrpcRequest<pb::CloseCycleRequest>,
+    ) -> Result<Response<pb::CycleInfo>, Status> {
+        require_operator(&request)?;
+        self.cycle(Command::CloseCycle).await
+    }
+
+    async fn confirm_cycle(
+        &self,
+        request: GrpcRequest<pb::ConfirmCycleRequest>,
+    ) -> Result<Response<pb::CycleInfo>, Status> {
+        require_operator(&request)?;
+        self.cycle(Command::ConfirmCycle { id: request.get_ref().id }).await
+    }
+
+    async fn cycle_report(
+        &self,
+        request: GrpcRequest<pb::CycleReportRequest>,
+    ) -> Result<Response<pb::CycleReportResponse>, Status> {
+        require_operator(&request)?;
+        let m = request.get_ref();
+        let format = pb::ReportFormat::try_from(m.format).unwrap_or(pb::ReportFormat::Json);
+        match self.engine.ask(Command::CycleReport { id: m.id }).await.map_err(status_of)? {
+            Reply::Report(Ok(report)) => {
+                let content = match format {
+                    pb::ReportFormat::Csv => report.to_csv(),
+                    pb::ReportFormat::Camt053 => report.to_camt053(),
+                    pb::ReportFormat::Json | pb::ReportFormat::Unspecified => report.to_json(),
+                };
+                Ok(Response::new(pb::CycleReportResponse { id: m.id, digest_sha256: report.digest.clone(), content }))
+            }
+            Reply::Report(Err(error)) => Err(cycle_status(error)),
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
     }
 
     async fn list_participants(
@@ -776,5 +850,30 @@ impl pb::directory_server::Directory for DirectoryService {
             }
             other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
         }
+    }
+}
+
+fn cycle_to_wire(header: &ponte_settlement::report::CycleHeader) -> pb::CycleInfo {
+    use ponte_settlement::report::CycleStatus;
+    pb::CycleInfo {
+        id: header.id,
+        status: match header.status {
+            CycleStatus::Open => pb::CycleStatus::Open,
+            CycleStatus::Closed => pb::CycleStatus::Closed,
+            CycleStatus::Settled => pb::CycleStatus::Settled,
+        } as i32,
+        opened_at_ms: header.opened_at,
+        closed_at_ms: header.closed_at.unwrap_or(0),
+        settled_at_ms: header.settled_at.unwrap_or(0),
+    }
+}
+
+fn cycle_status(error: crate::engine::CycleError) -> Status {
+    use crate::engine::CycleError;
+    let message = error.to_string();
+    match error {
+        CycleError::Unknown(_) => Status::not_found(message),
+        CycleError::NotClosed(..) => Status::failed_precondition(message),
+        CycleError::Netting(_) => Status::internal(message),
     }
 }

@@ -3,8 +3,10 @@
 
 #[test]
 fn demo_runs_to_completion() {
+    let reports = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_ponte"))
-        .args(["demo", "--payments", "3000", "--payee-timeout-ms", "800"])
+        .args(["demo", "--payments", "3000", "--payee-timeout-ms", "800", "--report-dir"])
+        .arg(reports.path())
         .env("RUST_LOG", "warn")
         .output()
         .expect("ponte demo starts");
@@ -20,7 +22,19 @@ fn demo_runs_to_completion() {
         "Banco Atlântico looks up the phone key: Maria S. d. S. at participant 10000002",
         "...and pays 42.00 to it: SETTLED",
         "A payment to a key nobody registered: BE23",
+        "Settlement cycle 1 closed",
+        "net positions sum to 0.00",
+        "cycle 1 SETTLED",
     ] {
         assert!(stdout.contains(expected), "demo output lacks {expected:?}:\n{stdout}");
     }
+    // Anyone can check the report's zero sum from the file.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.path().join("cycle-1.json")).unwrap()).unwrap();
+    let sum = json["participants"].as_array().unwrap().iter().fold(ponte_domain::Amount::ZERO, |acc, p| {
+        acc.checked_add(ponte_domain::Amount::parse_signed(p["net_position"].as_str().unwrap()).unwrap()).unwrap()
+    });
+    assert_eq!(sum, ponte_domain::Amount::ZERO);
+    assert!(json["movements"].as_u64().unwrap() > 1_000);
+    assert!(reports.path().join("cycle-1.csv").exists() && reports.path().join("cycle-1.camt053.xml").exists());
 }

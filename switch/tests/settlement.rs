@@ -1,0 +1,98 @@
+//! Settlement over the real interface: cycles closed while payments stream,
+//! each settled payment in exactly one cycle, participant reconciliation
+//! files that match the central bank's report, confirmation freeing headroom.
+
+mod common;
+
+use common::*;
+use ponte_domain::{Amount, EndToEndId, TransferState};
+use ponte_sdk::{PaymentOutcome, ReportFormat};
+use std::collections::{HashMap, HashSet};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_cycles_under_streaming_load_puts_each_payment_in_exactly_one() {
+    let switch = TestSwitch::start().await;
+    let (a, b) = (switch.client(A).await, switch.client(B).await);
+    let inbox = Payee::accepting().serve(&b).await;
+    let operator = switch.operator().await;
+    let (sender, mut receiver) = a.open_submit_stream().await.unwrap();
+    let producer = tokio::spawn({
+        let a = a.clone();
+        async move {
+            for _ in 0..20 {
+                let batch: Vec<_> = (0..100).map(|_| payment(&a, B, "0.25")).collect();
+                sender.send(&batch).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            }
+        }
+    });
+    // Close twice while the stream runs.
+    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    operator.close_cycle().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    operator.close_cycle().await.unwrap();
+    producer.await.unwrap();
+    let mut settled = HashSet::new();
+    while settled.len() < 2_000 {
+        for r in receiver.next().await.expect("results").unwrap() {
+            assert!(matches!(r.outcome, Ok(PaymentOutcome::Settled { .. })), "{r:?}");
+            settled.insert(EndToEndId::parse(&r.end_to_end_id).unwrap());
+        }
+    }
+    operator.close_cycle().await.unwrap();
+    let cycles = operator.cycles().await.unwrap();
+    assert_eq!(cycles.len(), 4, "three closed, one open");
+
+    let mut seen: HashMap<EndToEndId, u64> = HashMap::new();
+    for cycle in cycles.iter().filter(|c| c.status == "CLOSED") {
+        let mine = a.cycle_transfers(cycle.id).await.unwrap();
+        for t in &mine {
+            assert_eq!(t.state, TransferState::Settled);
+            assert!(seen.insert(t.id, cycle.id).is_none(), "{} in two cycles", t.id);
+        }
+        // The participant's file matches its line in the central bank's report.
+        let (_, json) = operator.cycle_report(cycle.id, ReportFormat::Json).await.unwrap();
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let a_code = A.to_string();
+        let line =
+            report["participants"].as_array().unwrap().iter().find(|p| p["participant"].as_str() == Some(&a_code));
+        let sent: Amount = mine.iter().fold(Amount::ZERO, |acc, t| acc.checked_add(t.amount).unwrap());
+        match line {
+            Some(line) => {
+                assert_eq!(line["sent_count"].as_u64().unwrap(), mine.len() as u64);
+                assert_eq!(line["sent_value"].as_str().unwrap(), sent.to_string());
+            }
+            None => assert!(mine.is_empty()),
+        }
+    }
+    assert_eq!(seen.len(), settled.len(), "every settled payment is in exactly one closed cycle");
+    assert!(seen.values().collect::<HashSet<_>>().len() >= 2, "the closes cut the stream");
+    inbox.stop().await;
+    switch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirming_a_cycle_returns_headroom_and_reports_survive_a_restart() {
+    let mut switch = TestSwitch::start().await;
+    let (a, c) = (switch.client(A).await, switch.client(C).await);
+    let inbox = Payee::accepting().serve(&a).await;
+    // C's net debit cap is 100.00.
+    assert!(c.submit(&payment(&c, A, "100.00")).await.unwrap().is_settled());
+    assert!(!c.submit(&payment(&c, A, "1.00")).await.unwrap().is_settled());
+    let operator = switch.operator().await;
+    let closed = operator.close_cycle().await.unwrap();
+    let (digest, xml) = operator.cycle_report(closed.id, ReportFormat::Camt053).await.unwrap();
+    assert!(xml.contains("<CdtDbtInd>DBIT</CdtDbtInd>"));
+    assert!(matches!(operator.confirm_cycle(closed.id + 1).await, Err(ponte_sdk::Error::Other { .. })));
+    inbox.stop().await;
+    switch.restart().await;
+    let operator = switch.operator().await;
+    let (digest_after, _) = operator.cycle_report(closed.id, ReportFormat::Json).await.unwrap();
+    assert_eq!(digest, digest_after, "a closed cycle has the same report after a restart");
+    operator.confirm_cycle(closed.id).await.unwrap();
+    let (a, c) = (switch.client(A).await, switch.client(C).await);
+    let inbox = Payee::accepting().serve(&a).await;
+    assert!(c.submit(&payment(&c, A, "100.00")).await.unwrap().is_settled(), "headroom is back");
+    inbox.stop().await;
+    switch.stop().await;
+}
