@@ -25,6 +25,9 @@ pub struct ParticipantInfo {
     pub reserved: Amount,
     pub available: Amount,
     pub online: bool,
+    /// "NET_DEBIT_CAP" or "PREFUNDED".
+    pub liquidity: &'static str,
+    pub balance: Amount,
 }
 
 impl ParticipantInfo {
@@ -40,6 +43,11 @@ impl ParticipantInfo {
             reserved: wire::amount_any("reserved", &p.reserved)?,
             available: wire::amount_any("available", &p.available)?,
             online: p.online,
+            liquidity: match pb::Liquidity::try_from(p.liquidity) {
+                Ok(pb::Liquidity::Prefunded) => "PREFUNDED",
+                _ => "NET_DEBIT_CAP",
+            },
+            balance: if p.balance.is_empty() { Amount::ZERO } else { wire::amount_any("balance", &p.balance)? },
             name: p.name,
         })
     }
@@ -95,6 +103,24 @@ impl OperatorClient {
     pub async fn participant(&self, code: ParticipantId) -> Result<ParticipantInfo, Error> {
         let request = pb::GetParticipantRequest { code: code.to_string() };
         ParticipantInfo::from_wire(self.raw.clone().get_participant(request).await?.into_inner())
+    }
+
+    /// Makes a participant prefunded (`true`) or net-debit-capped (`false`).
+    pub async fn set_prefunded(&self, code: ParticipantId, prefunded: bool) -> Result<ParticipantInfo, Error> {
+        let liquidity = if prefunded { pb::Liquidity::Prefunded } else { pb::Liquidity::NetDebitCap };
+        let request = pb::SetLiquidityRequest { code: code.to_string(), liquidity: liquidity as i32 };
+        ParticipantInfo::from_wire(self.raw.clone().set_liquidity(request).await?.into_inner())
+    }
+
+    /// Records funds in (`withdraw = false`) or out of a prefunded balance.
+    pub async fn move_funds(
+        &self,
+        code: ParticipantId,
+        amount: Amount,
+        withdraw: bool,
+    ) -> Result<ParticipantInfo, Error> {
+        let request = pb::MoveFundsRequest { code: code.to_string(), withdraw, amount: amount.to_string() };
+        ParticipantInfo::from_wire(self.raw.clone().move_funds(request).await?.into_inner())
     }
 
     /// Every settlement cycle (the last one is open).

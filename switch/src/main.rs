@@ -211,6 +211,14 @@ enum ParticipantAction {
     Activate { code: ParticipantId },
     /// Set a participant's directory lookup category (A, the largest, to H).
     Category { code: ParticipantId, category: char },
+    /// Make a participant prefunded (it sends what it deposited or received).
+    Prefund { code: ParticipantId },
+    /// Put a participant back on its net debit cap.
+    NetDebitCap { code: ParticipantId },
+    /// Record money deposited into a prefunded participant's balance.
+    FundsIn { code: ParticipantId, amount: String },
+    /// Record money withdrawn from a prefunded participant's balance.
+    FundsOut { code: ParticipantId, amount: String },
 }
 
 fn main() -> ExitCode {
@@ -326,6 +334,10 @@ async fn participant(connection: OperatorArgs, action: ParticipantAction) -> any
         ParticipantAction::Suspend { code } => client.set_status(code, ParticipantStatus::Suspended).await?,
         ParticipantAction::Activate { code } => client.set_status(code, ParticipantStatus::Active).await?,
         ParticipantAction::Category { code, category } => client.set_lookup_category(code, category).await?,
+        ParticipantAction::Prefund { code } => client.set_prefunded(code, true).await?,
+        ParticipantAction::NetDebitCap { code } => client.set_prefunded(code, false).await?,
+        ParticipantAction::FundsIn { code, amount } => client.move_funds(code, cap(&amount)?, false).await?,
+        ParticipantAction::FundsOut { code, amount } => client.move_funds(code, cap(&amount)?, true).await?,
     };
     print_participant(&shown);
     Ok(())

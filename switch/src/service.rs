@@ -75,8 +75,12 @@ fn admin_status(error: AdminError) -> Status {
     match error {
         AdminError::UnknownParticipant(_) => Status::not_found(error.to_string()),
         AdminError::AlreadyRegistered(_) => Status::already_exists(error.to_string()),
-        AdminError::InvalidName | AdminError::ReservedCode | AdminError::InvalidCategory => {
-            Status::invalid_argument(error.to_string())
+        AdminError::InvalidName
+        | AdminError::ReservedCode
+        | AdminError::InvalidCategory
+        | AdminError::NonPositiveAmount => Status::invalid_argument(error.to_string()),
+        AdminError::NotPrefunded | AdminError::InsufficientFunds { .. } => {
+            Status::failed_precondition(error.to_string())
         }
     }
 }
@@ -192,6 +196,11 @@ fn participant_to_wire(view: &ParticipantView) -> pb::Participant {
         reserved: view.reserved.to_string(),
         available: view.available.to_string(),
         online: view.online,
+        liquidity: match view.liquidity {
+            crate::engine::Liquidity::NetDebitCap => pb::Liquidity::NetDebitCap,
+            crate::engine::Liquidity::Prefunded => pb::Liquidity::Prefunded,
+        } as i32,
+        balance: view.balance.to_string(),
     }
 }
 
@@ -575,6 +584,32 @@ impl pb::operator_server::Operator for OperatorService {
             _ => return Err(invalid(FieldError::new("category", "must be one letter from A to H"))),
         };
         self.participant(Command::SetLookupCategory { id: code("code", &m.code)?, category }).await
+    }
+
+    async fn set_liquidity(
+        &self,
+        request: GrpcRequest<pb::SetLiquidityRequest>,
+    ) -> Result<Response<pb::Participant>, Status> {
+        require_operator(&request)?;
+        let m = request.get_ref();
+        let liquidity = match pb::Liquidity::try_from(m.liquidity) {
+            Ok(pb::Liquidity::NetDebitCap) => crate::engine::Liquidity::NetDebitCap,
+            Ok(pb::Liquidity::Prefunded) => crate::engine::Liquidity::Prefunded,
+            _ => return Err(invalid(FieldError::new("liquidity", "must be NET_DEBIT_CAP or PREFUNDED"))),
+        };
+        self.participant(Command::SetLiquidity { id: code("code", &m.code)?, liquidity }).await
+    }
+
+    async fn move_funds(
+        &self,
+        request: GrpcRequest<pb::MoveFundsRequest>,
+    ) -> Result<Response<pb::Participant>, Status> {
+        require_operator(&request)?;
+        let m = request.get_ref();
+        let id = code("code", &m.code)?;
+        let amount = wire::amount_positive("amount", &m.amount).map_err(invalid)?;
+        let command = if m.withdraw { Command::FundsOut { id, amount } } else { Command::FundsIn { id, amount } };
+        self.participant(command).await
     }
 
     async fn list_cycles(

@@ -96,3 +96,24 @@ async fn confirming_a_cycle_returns_headroom_and_reports_survive_a_restart() {
     inbox.stop().await;
     switch.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefunded_participants_over_the_operator_api() {
+    let switch = TestSwitch::start().await;
+    let operator = switch.operator().await;
+    let info = operator.set_prefunded(pid(C), true).await.unwrap();
+    assert_eq!((info.liquidity, info.available), ("PREFUNDED", Amount::ZERO));
+    let info = operator.move_funds(pid(C), Amount::units(40), false).await.unwrap();
+    assert_eq!((info.balance, info.available), (Amount::units(40), Amount::units(40)));
+    let (a, c) = (switch.client(A).await, switch.client(C).await);
+    let inbox = Payee::accepting().serve(&a).await;
+    assert!(c.submit(&payment(&c, A, "40.00")).await.unwrap().is_settled());
+    assert_eq!(
+        c.submit(&payment(&c, A, "0.01")).await.unwrap(),
+        PaymentOutcome::Rejected { reason: ponte_domain::ReasonCode::InsufficientLiquidity }
+    );
+    assert!(matches!(operator.move_funds(pid(C), Amount::units(1), true).await, Err(ponte_sdk::Error::Other { .. })));
+    assert!(matches!(operator.move_funds(pid(A), Amount::units(1), false).await, Err(ponte_sdk::Error::Other { .. })));
+    inbox.stop().await;
+    switch.stop().await;
+}

@@ -132,6 +132,11 @@ impl Engine {
         for (participant, net) in nets {
             let p = self.participant_mut(participant);
             p.position = p.position.checked_sub(net).expect("position underflow");
+            // A prefunded participant's settled net moves into its balance,
+            // so what it can send does not change; a net debit cap's headroom returns.
+            if p.liquidity == super::Liquidity::Prefunded {
+                p.balance = p.balance.checked_add(net).expect("balance overflow");
+            }
         }
     }
 }

@@ -97,6 +97,16 @@ pub enum Event<'a> {
         id: ParticipantId,
         category: char,
     },
+    /// The operator set a participant's liquidity model.
+    LiquiditySet {
+        id: ParticipantId,
+        liquidity: super::Liquidity,
+    },
+    /// Funds in (positive) or out (negative) of a prefunded balance.
+    FundsMoved {
+        id: ParticipantId,
+        amount: Amount,
+    },
     /// Cycle 1 opened (later cycles open when the previous one closes).
     CycleOpened {
         id: u64,

@@ -96,12 +96,33 @@ pub struct ParticipantState {
     pub reserved: Amount,
     /// Payments to this participant awaiting its answer.
     pub inflight_in: u32,
+    /// How the participant's limit works.
+    pub liquidity: Liquidity,
+    /// Prefunded money held at the switch's settlement account (prefunded
+    /// participants): funds in minus funds out plus settled cycles' nets.
+    pub balance: Amount,
+}
+
+/// The two ways a central bank bounds a participant's exposure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Liquidity {
+    /// Deferred net settlement (UPI, UK FPS, Mojaloop): the position may go
+    /// down to `-net_debit_cap`, backed by collateral.
+    NetDebitCap,
+    /// Prefunded (Pix, TIPS, FedNow): the participant can send only what
+    /// it has deposited plus what it has received.
+    Prefunded,
 }
 
 impl ParticipantState {
-    /// `net_debit_cap + position - reserved`: what it can still send.
+    /// What it can still send: `net_debit_cap + position - reserved` (net
+    /// debit cap) or `balance + position - reserved` (prefunded).
     pub fn available(&self) -> Amount {
-        self.net_debit_cap.checked_add(self.position).and_then(|a| a.checked_sub(self.reserved)).unwrap_or(Amount::ZERO)
+        let base = match self.liquidity {
+            Liquidity::NetDebitCap => self.net_debit_cap,
+            Liquidity::Prefunded => self.balance,
+        };
+        base.checked_add(self.position).and_then(|a| a.checked_sub(self.reserved)).unwrap_or(Amount::ZERO)
     }
 }
 
@@ -282,6 +303,21 @@ pub enum Command {
         id: ParticipantId,
         category: char,
     },
+    /// The operator switches a participant between net debit cap and prefunded.
+    SetLiquidity {
+        id: ParticipantId,
+        liquidity: Liquidity,
+    },
+    /// The operator records money deposited to a prefunded participant's balance.
+    FundsIn {
+        id: ParticipantId,
+        amount: Amount,
+    },
+    /// The operator records money withdrawn (at most what is available).
+    FundsOut {
+        id: ParticipantId,
+        amount: Amount,
+    },
     /// The operator closes the open settlement cycle now.
     CloseCycle,
     /// The operator confirms a closed cycle was posted in the RTGS.
@@ -355,6 +391,8 @@ pub struct ParticipantView {
     pub id: ParticipantId,
     pub name: String,
     pub status: ParticipantStatus,
+    pub liquidity: Liquidity,
+    pub balance: Amount,
     pub net_debit_cap: Amount,
     pub position: Amount,
     pub reserved: Amount,
@@ -374,6 +412,12 @@ pub enum AdminError {
     ReservedCode,
     #[error("lookup category must be a letter from A to H")]
     InvalidCategory,
+    #[error("funds move only for prefunded participants")]
+    NotPrefunded,
+    #[error("only {available} can be withdrawn now (the rest is reserved or owed)")]
+    InsufficientFunds { available: Amount },
+    #[error("the amount must be greater than zero")]
+    NonPositiveAmount,
 }
 
 /// Work for the I/O layer, to carry out once the journal is durable.
@@ -566,6 +610,11 @@ impl Engine {
                     Reply::Participant(self.change_participant(id, Event::LookupCategorySet { id, category }, out))
                 }
             }
+            Command::SetLiquidity { id, liquidity } => {
+                Reply::Participant(self.change_participant(id, Event::LiquiditySet { id, liquidity }, out))
+            }
+            Command::FundsIn { id, amount } => Reply::Participant(self.move_funds(id, amount, true, out)),
+            Command::FundsOut { id, amount } => Reply::Participant(self.move_funds(id, amount, false, out)),
             Command::CloseCycle => {
                 self.ensure_cycle_open(now, out);
                 Reply::Cycle(Ok(self.close_cycle(now, out)))
@@ -877,6 +926,27 @@ impl Engine {
         Ok(self.view(id).expect("just registered"))
     }
 
+    fn move_funds(
+        &mut self,
+        id: ParticipantId,
+        amount: Amount,
+        into: bool,
+        out: &mut Output,
+    ) -> Result<ParticipantView, AdminError> {
+        let p = self.participants.get(&id).ok_or(AdminError::UnknownParticipant(id))?;
+        if p.liquidity != Liquidity::Prefunded {
+            return Err(AdminError::NotPrefunded);
+        }
+        if amount <= Amount::ZERO {
+            return Err(AdminError::NonPositiveAmount);
+        }
+        if !into && p.available() < amount {
+            return Err(AdminError::InsufficientFunds { available: p.available() });
+        }
+        let delta = if into { amount } else { amount.checked_neg().expect("positive amounts negate") };
+        self.change_participant(id, Event::FundsMoved { id, amount: delta }, out)
+    }
+
     /// Opens cycle 1 (journaled, so a replay has the same opening time) the
     /// first time the engine runs.
     fn ensure_cycle_open(&mut self, now: TimestampMs, out: &mut Output) {
@@ -905,6 +975,8 @@ impl Engine {
             id: p.id,
             name: p.name.clone(),
             status: p.status,
+            liquidity: p.liquidity,
+            balance: p.balance,
             net_debit_cap: p.net_debit_cap,
             position: p.position,
             reserved: p.reserved,
@@ -933,6 +1005,11 @@ impl Engine {
             | Event::ClaimStored { .. }
             | Event::ClaimCompleted { .. }
             | Event::LookupCategorySet { .. } => self.apply_directory(event),
+            Event::LiquiditySet { id, liquidity } => self.participant_mut(id).liquidity = liquidity,
+            Event::FundsMoved { id, amount } => {
+                let p = self.participant_mut(id);
+                p.balance = p.balance.checked_add(amount).expect("balance overflow");
+            }
             Event::CycleOpened { id, at } => {
                 self.cycles.entry(id).or_insert_with(|| Cycle::open(id, at)).header.opened_at = at;
             }
@@ -949,6 +1026,8 @@ impl Engine {
                         position: Amount::ZERO,
                         reserved: Amount::ZERO,
                         inflight_in: 0,
+                        liquidity: Liquidity::NetDebitCap,
+                        balance: Amount::ZERO,
                     },
                 );
                 assert!(previous.is_none(), "participant {id} registered twice");

@@ -646,6 +646,7 @@ mod cycles {
     //! Settlement cycles: each movement in exactly one cycle, reports that
     //! net to zero, confirmation returns headroom, replay keeps it all.
     use super::*;
+    use crate::engine::Liquidity;
     use ponte_settlement::report::CycleStatus;
 
     fn settle(h: &mut Harness, now: TimestampMs, n: u64, payer: u32, payee: u32, minor: i64) {
@@ -683,6 +684,47 @@ mod cycles {
         rebuilt.check_invariants().unwrap();
         assert_eq!(rebuilt.cycle_report(1).unwrap(), one.clone_with_status(CycleStatus::Settled, Some(T0 + 30)));
         assert_eq!(rebuilt.open_cycle(), 2);
+    }
+
+    #[test]
+    fn prefunded_participants_send_what_they_hold() {
+        let mut h = Harness::new(&[(1, 1_000), (2, 1_000)]);
+        h.expire(T0);
+        let Reply::Participant(Ok(view)) =
+            h.run(T0, Command::SetLiquidity { id: pid(1), liquidity: Liquidity::Prefunded })
+        else {
+            panic!()
+        };
+        assert_eq!(view.available, Amount::ZERO, "nothing deposited yet: the cap no longer counts");
+        assert!(matches!(
+            h.pay(T0, id(1, 1), 1, 2, 1),
+            Reply::Final(Outcome::Rejected { reason: ReasonCode::InsufficientLiquidity })
+        ));
+        assert!(matches!(
+            h.run(T0, Command::FundsIn { id: pid(2), amount: Amount::units(5) }),
+            Reply::Participant(Err(AdminError::NotPrefunded))
+        ));
+        h.run(T0, Command::FundsIn { id: pid(1), amount: Amount::units(50) });
+        settle(&mut h, T0, 2, 1, 2, 30_00);
+        assert_eq!(h.engine.participant(pid(1)).unwrap().available(), Amount::units(20));
+        assert!(matches!(
+            h.run(T0, Command::FundsOut { id: pid(1), amount: Amount::units(21) }),
+            Reply::Participant(Err(AdminError::InsufficientFunds { .. }))
+        ));
+        // Settling the cycle moves the net into the balance: what it can send is unchanged.
+        h.run(T0 + 1, Command::CloseCycle);
+        h.run(T0 + 2, Command::ConfirmCycle { id: 1 });
+        let p = h.engine.participant(pid(1)).unwrap();
+        assert_eq!((p.balance, p.position, p.available()), (Amount::units(20), Amount::ZERO, Amount::units(20)));
+        let Reply::Participant(Ok(view)) = h.run(T0, Command::FundsOut { id: pid(1), amount: Amount::units(20) })
+        else {
+            panic!()
+        };
+        assert_eq!(view.available, Amount::ZERO);
+        h.engine.check_invariants().unwrap();
+        let rebuilt = h.replayed();
+        assert_eq!(rebuilt.participant(pid(1)).unwrap().balance, Amount::ZERO);
+        assert_eq!(rebuilt.participant(pid(1)).unwrap().liquidity, Liquidity::Prefunded);
     }
 
     #[test]
