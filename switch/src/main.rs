@@ -43,6 +43,15 @@ enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// A participant's own payments and returns in a settlement cycle, as
+    /// CSV or JSON, to reconcile with its line in the cycle report.
+    Reconcile {
+        #[command(flatten)]
+        connection: ParticipantArgs,
+        cycle: u64,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ReconcileFormat,
+    },
     /// Settlement cycles for the central bank (operator certificate required).
     Settlement {
         #[command(flatten)]
@@ -185,6 +194,12 @@ enum SettlementAction {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum ReconcileFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum ReportKind {
     Json,
     Csv,
@@ -248,6 +263,7 @@ fn main() -> ExitCode {
             Command::Participant { connection, action } => participant(connection, action).await,
             Command::Key { connection, action } => key(connection, action).await,
             Command::Settlement { connection, action } => settlement(connection, action).await,
+            Command::Reconcile { connection, cycle, format } => reconcile(connection, cycle, format).await,
         }
     });
     match result {
@@ -340,6 +356,53 @@ async fn participant(connection: OperatorArgs, action: ParticipantAction) -> any
         ParticipantAction::FundsOut { code, amount } => client.move_funds(code, cap(&amount)?, true).await?,
     };
     print_participant(&shown);
+    Ok(())
+}
+
+async fn reconcile(connection: ParticipantArgs, cycle: u64, format: ReconcileFormat) -> anyhow::Result<()> {
+    let me = connection.participant;
+    let identity = Identity::from_dev_dir(&connection.certs, &me.to_string())?;
+    let client = ponte_sdk::Client::connect(&connection.endpoint, me, &identity).await?;
+    let transfers = client.cycle_transfers(cycle).await?;
+    let rows: Vec<(String, &'static str, String, String, String, String)> = transfers
+        .iter()
+        .map(|t| {
+            let sent = t.payer.participant == me;
+            let counterparty = if sent { t.payee.participant } else { t.payer.participant };
+            let kind = if t.original.is_some() { "RETURN" } else { "PAYMENT" };
+            (
+                t.id.to_string(),
+                if sent { "SENT" } else { "RECEIVED" },
+                counterparty.to_string(),
+                t.amount.to_string(),
+                t.settled_at_ms.map_or_else(String::new, |at| at.to_string()),
+                kind.to_owned(),
+            )
+        })
+        .collect();
+    match format {
+        ReconcileFormat::Csv => {
+            println!("end_to_end_id,direction,counterparty,amount,settled_at_ms,kind");
+            for (id, direction, counterparty, amount, at, kind) in &rows {
+                println!("{id},{direction},{counterparty},{amount},{at},{kind}");
+            }
+        }
+        ReconcileFormat::Json => {
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(id, direction, counterparty, amount, at, kind)| {
+                    serde_json::json!({"end_to_end_id": id, "direction": direction, "counterparty": counterparty,
+                        "amount": amount, "settled_at_ms": at, "kind": kind})
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"participant": me.to_string(), "cycle": cycle, "transfers": items})
+                )?
+            );
+        }
+    }
     Ok(())
 }
 
