@@ -340,19 +340,21 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
                 let window = ((config.window as f64 * bank.weight).ceil() as usize).max(config.batch.min(64));
                 let rate = config.rate.map(|r| r * bank.weight);
                 tasks.push(tokio::spawn(stream_bank(StreamBank {
-                    keys: Keys { count: config.keys, share: config.key_share },
-                    index,
-                    channel: channels[index].clone(),
-                    banks: banks.clone(),
-                    codes: codes.clone(),
-                    ids: IdMaker::new(bank.code, run),
+                    lane: Lane {
+                        keys: Keys { count: config.keys, share: config.key_share },
+                        index,
+                        channel: channels[index].clone(),
+                        banks: banks.clone(),
+                        codes: codes.clone(),
+                        ids: IdMaker::new(bank.code, run),
+                        rate,
+                        start,
+                        stop_at,
+                        recorder: recorder.clone(),
+                        inflight: inflight_total.clone(),
+                    },
                     window,
-                    rate,
                     batch: config.batch,
-                    start,
-                    stop_at,
-                    recorder: recorder.clone(),
-                    inflight: inflight_total.clone(),
                 })));
             }
         }
@@ -371,18 +373,20 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
                     let mut ids = IdMaker::new(config.banks[index].code, run);
                     ids.run[2] = BASE36[caller % 36];
                     tasks.push(tokio::spawn(unary_caller(UnaryCaller {
-                        keys: Keys { count: config.keys, share: config.key_share },
-                        index,
-                        channel: channels[index].clone(),
-                        banks: banks.clone(),
-                        codes: codes.clone(),
-                        ids,
+                        lane: Lane {
+                            keys: Keys { count: config.keys, share: config.key_share },
+                            index,
+                            channel: channels[index].clone(),
+                            banks: banks.clone(),
+                            codes: codes.clone(),
+                            ids,
+                            rate,
+                            start,
+                            stop_at,
+                            recorder: recorder.clone(),
+                            inflight: inflight_total.clone(),
+                        },
                         seq_base: (caller as u64) << 32,
-                        rate,
-                        start,
-                        stop_at,
-                        recorder: recorder.clone(),
-                        inflight: inflight_total.clone(),
                     })));
                 }
             }
@@ -419,20 +423,26 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
     })
 }
 
-struct StreamBank {
+/// What one payer's load loop needs, in either submission mode.
+struct Lane {
     keys: Keys,
     index: usize,
     channel: Channel,
     banks: Arc<Vec<Bank>>,
     codes: Arc<Vec<String>>,
     ids: IdMaker,
-    window: usize,
+    /// Payments per second (open loop); `None`: as fast as answered.
     rate: Option<f64>,
-    batch: usize,
     start: Instant,
     stop_at: Instant,
     recorder: Arc<Mutex<Recorder>>,
     inflight: Arc<std::sync::atomic::AtomicI64>,
+}
+
+struct StreamBank {
+    lane: Lane,
+    window: usize,
+    batch: usize,
 }
 
 /// How long after the end of sending outstanding payments may still finish.
@@ -441,7 +451,7 @@ const DRAIN_MAX: Duration = Duration::from_secs(10);
 async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::SubmitBatch>(16);
-    let mut client = PaymentsClient::new(s.channel.clone()).max_decoding_message_size(64 << 20);
+    let mut client = PaymentsClient::new(s.lane.channel.clone()).max_decoding_message_size(64 << 20);
     let mut results = client.submit_stream(ReceiverStream::new(rx)).await?.into_inner();
     let permits = Arc::new(Semaphore::new(s.window));
     let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::new(Mutex::new(HashMap::with_capacity(s.window * 2)));
@@ -449,9 +459,9 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
     let receiver = {
         let permits = permits.clone();
         let sent_at = sent_at.clone();
-        let recorder = s.recorder.clone();
-        let inflight = s.inflight.clone();
-        let stop_at = s.stop_at;
+        let recorder = s.lane.recorder.clone();
+        let inflight = s.lane.inflight.clone();
+        let stop_at = s.lane.stop_at;
         tokio::spawn(async move {
             loop {
                 let message = match tokio::time::timeout_at((stop_at + DRAIN_MAX).into(), results.message()).await {
@@ -479,13 +489,13 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
     let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    while Instant::now() < s.stop_at {
+    while Instant::now() < s.lane.stop_at {
         // How many to send now: a batch (closed loop), or what is due (open loop).
-        let (count, intended) = match s.rate {
+        let (count, intended) = match s.lane.rate {
             None => (s.batch.min(s.window), None),
             Some(rate) => {
                 tick.tick().await;
-                let elapsed = s.start.elapsed().as_secs_f64();
+                let elapsed = s.lane.start.elapsed().as_secs_f64();
                 let due = (elapsed * rate) as u64;
                 if due <= seq {
                     continue;
@@ -497,7 +507,7 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
             break;
         };
         permit.forget();
-        s.ids.refresh();
+        s.lane.ids.refresh();
         let now = Instant::now();
         let mut payments = Vec::with_capacity(count);
         {
@@ -505,16 +515,23 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
             for _ in 0..count {
                 let when = match intended {
                     // Open loop: latency counts from when it should have gone.
-                    Some(rate) => s.start + Duration::from_secs_f64(seq as f64 / rate),
+                    Some(rate) => s.lane.start + Duration::from_secs_f64(seq as f64 / rate),
                     None => now,
                 };
                 sent.insert(seq, when);
-                payments.push(payment(&mut rng, &s.banks, &s.codes, s.index, s.ids.make(seq), s.keys));
+                payments.push(payment(
+                    &mut rng,
+                    &s.lane.banks,
+                    &s.lane.codes,
+                    s.lane.index,
+                    s.lane.ids.make(seq),
+                    s.lane.keys,
+                ));
                 seq += 1;
             }
         }
-        s.recorder.lock().expect("recorder").sent += count as u64;
-        s.inflight.fetch_add(count as i64, Relaxed);
+        s.lane.recorder.lock().expect("recorder").sent += count as u64;
+        s.lane.inflight.fetch_add(count as i64, Relaxed);
         if tx.send(pb::SubmitBatch { payments }).await.is_err() {
             break;
         }
@@ -525,47 +542,44 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
 }
 
 struct UnaryCaller {
-    keys: Keys,
-    index: usize,
-    channel: Channel,
-    banks: Arc<Vec<Bank>>,
-    codes: Arc<Vec<String>>,
-    ids: IdMaker,
+    lane: Lane,
     seq_base: u64,
-    rate: Option<f64>,
-    start: Instant,
-    stop_at: Instant,
-    recorder: Arc<Mutex<Recorder>>,
-    inflight: Arc<std::sync::atomic::AtomicI64>,
 }
 
 async fn unary_caller(mut u: UnaryCaller) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut client = PaymentsClient::new(u.channel.clone());
+    let mut client = PaymentsClient::new(u.lane.channel.clone());
     let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
     let mut seq = 0_u64;
-    while Instant::now() < u.stop_at {
-        let intended = match u.rate {
+    while Instant::now() < u.lane.stop_at {
+        let intended = match u.lane.rate {
             None => Instant::now(),
             Some(rate) => {
-                let at = u.start + Duration::from_secs_f64(seq as f64 / rate);
+                let at = u.lane.start + Duration::from_secs_f64(seq as f64 / rate);
                 tokio::time::sleep_until(at.into()).await;
                 at
             }
         };
-        u.ids.refresh();
-        let request = payment(&mut rng, &u.banks, &u.codes, u.index, u.ids.make(u.seq_base + seq), u.keys);
+        u.lane.ids.refresh();
+        let request = payment(
+            &mut rng,
+            &u.lane.banks,
+            &u.lane.codes,
+            u.lane.index,
+            u.lane.ids.make(u.seq_base + seq),
+            u.lane.keys,
+        );
         seq += 1;
-        u.recorder.lock().expect("recorder").sent += 1;
-        u.inflight.fetch_add(1, Relaxed);
+        u.lane.recorder.lock().expect("recorder").sent += 1;
+        u.lane.inflight.fetch_add(1, Relaxed);
         let outcome = client.submit(request).await;
-        u.inflight.fetch_sub(1, Relaxed);
+        u.lane.inflight.fetch_sub(1, Relaxed);
         let now = Instant::now();
         let result = match outcome {
             Ok(response) => classify(response.get_ref()),
             Err(status) => Result_::Error(format!("{:?}", status.code())),
         };
-        u.recorder.lock().expect("recorder").record(now, now.saturating_duration_since(intended), result);
+        u.lane.recorder.lock().expect("recorder").record(now, now.saturating_duration_since(intended), result);
     }
     Ok(())
 }
