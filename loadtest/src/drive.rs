@@ -333,6 +333,19 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
         })
     });
 
+    let lane = |index: usize, ids: IdMaker, rate: Option<f64>| Lane {
+        keys: Keys { count: config.keys, share: config.key_share },
+        index,
+        channel: channels[index].clone(),
+        banks: banks.clone(),
+        codes: codes.clone(),
+        ids,
+        rate,
+        start,
+        stop_at,
+        recorder: recorder.clone(),
+        inflight: inflight_total.clone(),
+    };
     let mut tasks = Vec::new();
     match config.submission {
         Submission::Streams => {
@@ -340,19 +353,7 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
                 let window = ((config.window as f64 * bank.weight).ceil() as usize).max(config.batch.min(64));
                 let rate = config.rate.map(|r| r * bank.weight);
                 tasks.push(tokio::spawn(stream_bank(StreamBank {
-                    lane: Lane {
-                        keys: Keys { count: config.keys, share: config.key_share },
-                        index,
-                        channel: channels[index].clone(),
-                        banks: banks.clone(),
-                        codes: codes.clone(),
-                        ids: IdMaker::new(bank.code, run),
-                        rate,
-                        start,
-                        stop_at,
-                        recorder: recorder.clone(),
-                        inflight: inflight_total.clone(),
-                    },
+                    lane: lane(index, IdMaker::new(bank.code, run), rate),
                     window,
                     batch: config.batch,
                 })));
@@ -373,19 +374,7 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
                     let mut ids = IdMaker::new(config.banks[index].code, run);
                     ids.run[2] = BASE36[caller % 36];
                     tasks.push(tokio::spawn(unary_caller(UnaryCaller {
-                        lane: Lane {
-                            keys: Keys { count: config.keys, share: config.key_share },
-                            index,
-                            channel: channels[index].clone(),
-                            banks: banks.clone(),
-                            codes: codes.clone(),
-                            ids,
-                            rate,
-                            start,
-                            stop_at,
-                            recorder: recorder.clone(),
-                            inflight: inflight_total.clone(),
-                        },
+                        lane: lane(index, ids, rate),
                         seq_base: (caller as u64) << 32,
                     })));
                 }
