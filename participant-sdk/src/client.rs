@@ -92,15 +92,28 @@ pub struct Payment {
 
 impl Payment {
     pub(crate) fn to_wire(&self) -> pb::PaymentRequest {
-        pb::PaymentRequest {
-            end_to_end_id: self.id.to_string(),
-            payer: Some(wire::account_to_wire(&self.payer)),
-            payee: Some(pb::Payee { target: Some(pb::payee::Target::Account(wire::account_to_wire(&self.payee))) }),
-            amount: self.amount.to_string(),
-            currency: CURRENCY.to_owned(),
-            remittance: self.remittance.clone(),
-            lookup_by: None,
-        }
+        let target = pb::payee::Target::Account(wire::account_to_wire(&self.payee));
+        payment_request(&self.id, &self.payer, target, self.amount, &self.remittance, None)
+    }
+}
+
+/// The one place a payment request is put on the wire, whatever the payee.
+fn payment_request(
+    id: &EndToEndId,
+    payer: &Account,
+    target: pb::payee::Target,
+    amount: Amount,
+    remittance: &str,
+    lookup_by: Option<pb::EndUser>,
+) -> pb::PaymentRequest {
+    pb::PaymentRequest {
+        end_to_end_id: id.to_string(),
+        payer: Some(wire::account_to_wire(payer)),
+        payee: Some(pb::Payee { target: Some(target) }),
+        amount: amount.to_string(),
+        currency: CURRENCY.to_owned(),
+        remittance: remittance.to_owned(),
+        lookup_by,
     }
 }
 
@@ -119,18 +132,9 @@ pub struct KeyPayment {
 
 impl KeyPayment {
     pub(crate) fn to_wire(&self) -> pb::PaymentRequest {
-        pb::PaymentRequest {
-            end_to_end_id: self.id.to_string(),
-            payer: Some(wire::account_to_wire(&self.payer)),
-            payee: Some(pb::Payee { target: Some(pb::payee::Target::Key(wire::key_to_wire(&self.payee_key))) }),
-            amount: self.amount.to_string(),
-            currency: CURRENCY.to_owned(),
-            remittance: self.remittance.clone(),
-            lookup_by: self
-                .lookup_by
-                .as_ref()
-                .map(|u| pb::EndUser { kind: wire::owner_kind_to_wire(u.kind) as i32, id: u.id.clone() }),
-        }
+        let target = pb::payee::Target::Key(wire::key_to_wire(&self.payee_key));
+        let lookup_by = self.lookup_by.as_ref().map(crate::directory::EndUser::to_wire);
+        payment_request(&self.id, &self.payer, target, self.amount, &self.remittance, lookup_by)
     }
 }
 

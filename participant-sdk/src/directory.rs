@@ -20,6 +20,12 @@ pub struct EndUser {
     pub id: String,
 }
 
+impl EndUser {
+    pub(crate) fn to_wire(&self) -> pb::EndUser {
+        pb::EndUser { kind: wire::owner_kind_to_wire(self.kind) as i32, id: self.id.clone() }
+    }
+}
+
 /// A directory entry as its holder sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEntry {
@@ -109,13 +115,7 @@ impl Client {
     /// limit was reached (its message says when to retry); `Error::NotFound`
     /// that no such key exists.
     pub async fn lookup_key(&self, key: &Key, end_user: &EndUser) -> Result<KeyLookup, Error> {
-        let request = pb::LookupKeyRequest {
-            key: Some(wire::key_to_wire(key)),
-            end_user: Some(pb::EndUser {
-                kind: wire::owner_kind_to_wire(end_user.kind) as i32,
-                id: end_user.id.clone(),
-            }),
-        };
+        let request = pb::LookupKeyRequest { key: Some(wire::key_to_wire(key)), end_user: Some(end_user.to_wire()) };
         let r = self.directory.clone().lookup_key(request).await?.into_inner();
         Ok(KeyLookup {
             key: wire::key_from_wire("key", r.key.as_ref())?,

@@ -404,7 +404,7 @@ async fn burst(
                 let n = remaining.min(BATCH);
                 remaining -= n;
                 permits.acquire_many(n as u32).await?.forget();
-                let now = crate::demo::now_ms();
+                let now = now_ms();
                 let batch: Vec<Payment> = {
                     let mut rng = rand::rng();
                     (0..n).map(|_| random_payment(&mut rng, code, now)).collect()

@@ -108,7 +108,7 @@ impl Engine {
         out: &mut Output,
     ) -> Result<Entry, DirectoryError> {
         let entry = self.directory.registry.check_holder(caller, &key)?.clone();
-        if self.directory.claims_in_progress(&key) {
+        if self.directory.claims.in_progress(&key) {
             // A key with a claim in progress stays until the claim ends.
             return Err(DirectoryError::KeyExists);
         }
@@ -208,11 +208,5 @@ impl Engine {
         for claim in self.directory.claims.lapsed(now) {
             self.record(Event::ClaimStored { claim }, out);
         }
-    }
-}
-
-impl DirectoryState {
-    fn claims_in_progress(&self, key: &Key) -> bool {
-        self.claims.in_progress(key)
     }
 }

@@ -1183,6 +1183,14 @@ impl Engine {
                 return Err(format!("transfer {} returned {} of {}", t.id, t.returned, t.amount));
             }
         }
+        // Positions are what unsettled cycles (open or closed) net to.
+        let mut unsettled = HashMap::<ParticipantId, i128>::new();
+        for cycle in self.cycles.values().filter(|c| c.header.status != ponte_settlement::report::CycleStatus::Settled)
+        {
+            for (participant, net) in &cycle.nets {
+                *unsettled.entry(*participant).or_default() += i128::from(net.minor());
+            }
+        }
         for p in self.participants.values() {
             position_sum += i128::from(p.position.minor());
             let expected = reserved.get(&p.id).copied().unwrap_or(0);
@@ -1195,16 +1203,6 @@ impl Engine {
             if p.inflight_in != inflight.get(&p.id).copied().unwrap_or(0) {
                 return Err(format!("participant {} in-flight count is off", p.id));
             }
-        }
-        // Positions are what unsettled cycles (open or closed) net to.
-        let mut unsettled = HashMap::<ParticipantId, i128>::new();
-        for cycle in self.cycles.values().filter(|c| c.header.status != ponte_settlement::report::CycleStatus::Settled)
-        {
-            for (participant, net) in &cycle.nets {
-                *unsettled.entry(*participant).or_default() += i128::from(net.minor());
-            }
-        }
-        for p in self.participants.values() {
             let expected = unsettled.get(&p.id).copied().unwrap_or(0);
             if i128::from(p.position.minor()) != expected {
                 return Err(format!(
