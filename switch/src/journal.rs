@@ -8,6 +8,7 @@
 //! `kill -9` or a torn write) leaves the file at its last committed state;
 //! redb verifies that on open.
 
+use crate::store::{ReplayError, Store, StoreError, Visit};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
 
@@ -110,11 +111,11 @@ impl Journal {
 
     /// Calls `visit` with every record, oldest first.
     pub fn replay(&self, mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<u64, ReplayError> {
-        let txn = self.db.begin_read().map_err(|e| ReplayError::Journal(self.store_error(e)))?;
-        let table = txn.open_table(RECORDS).map_err(|e| ReplayError::Journal(self.store_error(e)))?;
-        let count = table.len().map_err(|e| ReplayError::Journal(self.store_error(e)))?;
-        for entry in table.iter().map_err(|e| ReplayError::Journal(self.store_error(e)))? {
-            let (key, value) = entry.map_err(|e| ReplayError::Journal(self.store_error(e)))?;
+        let txn = self.db.begin_read().map_err(|e| self.store_error(e))?;
+        let table = txn.open_table(RECORDS).map_err(|e| self.store_error(e))?;
+        let count = table.len().map_err(|e| self.store_error(e))?;
+        for entry in table.iter().map_err(|e| self.store_error(e))? {
+            let (key, value) = entry.map_err(|e| self.store_error(e))?;
             visit(key.value(), value.value())
                 .map_err(|reason| ReplayError::Record { sequence: key.value(), reason })?;
         }
@@ -122,12 +123,22 @@ impl Journal {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error(transparent)]
-    Journal(JournalError),
-    #[error("journal record {sequence} cannot be replayed: {reason}")]
-    Record { sequence: u64, reason: String },
+impl Store for Journal {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn len(&self) -> u64 {
+        self.next_sequence
+    }
+
+    fn append(&mut self, records: &[&[u8]]) -> Result<(), StoreError> {
+        Journal::append(self, records.iter().copied()).map_err(StoreError::from)
+    }
+
+    fn replay(&mut self, visit: &mut Visit<'_>) -> Result<u64, ReplayError> {
+        Journal::replay(self, visit)
+    }
 }
 
 #[cfg(test)]

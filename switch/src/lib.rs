@@ -2,8 +2,12 @@
 //!
 //! # Layout
 //! - [`engine`]: the payment ledger as a pure state machine (no I/O).
-//! - [`journal`]: the durable, append-only record of engine events on an
-//!   embedded store (redb), written in groups with one fsync each.
+//! - [`store`]: the storage trait every backend implements: a durable,
+//!   append-only journal of engine events.
+//! - [`journal`]: the embedded backend (redb), written in groups with one
+//!   fsync each.
+//! - [`cql`]: the Apache Cassandra / ScyllaDB backend, one fenced writer
+//!   node and any number of standbys.
 //! - [`runtime`]: the engine thread and the journal thread that drive the
 //!   engine over a bounded queue and make each batch durable before anyone
 //!   hears of it.
@@ -15,6 +19,7 @@
 //! - [`server`]: wiring: configuration, start-up, shutdown.
 //! - [`demo`]: `ponte demo`, a whole country in one process.
 
+pub mod cql;
 pub mod demo;
 pub mod engine;
 pub mod journal;
@@ -22,4 +27,5 @@ pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod service;
+pub mod store;
 pub mod tls;

@@ -76,6 +76,11 @@ struct ServeArgs {
     /// Data directory: journal and development certificates [default: ponte-data]
     #[arg(long, env = "PONTE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Journal store: `embedded` (DATA_DIR/journal.redb) or
+    /// `cql://HOST:PORT[,HOST:PORT]/KEYSPACE[?replication_factor=N&node=NAME&lease_ttl_s=S]`
+    /// for Apache Cassandra / ScyllaDB [default: embedded]
+    #[arg(long, env = "PONTE_STORE")]
+    store: Option<String>,
     /// Address to serve on [default: 127.0.0.1:7700]
     #[arg(long, env = "PONTE_LISTEN")]
     listen: Option<SocketAddr>,
@@ -286,6 +291,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(store) = args.store {
+        config.store = Some(store);
+    }
     if let Some(ms) = args.payee_timeout_ms {
         anyhow::ensure!(ms > 0, "--payee-timeout-ms must be positive");
         config.engine.payee_timeout_ms = ms;
@@ -300,6 +308,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let switch = server::start(config.clone()).await?;
     println!("Ponte switch serving on {}", switch.endpoint());
     println!("  data directory: {}", switch.data_dir.display());
+    println!("  journal store: {}", config.store.as_deref().unwrap_or("embedded (DATA_DIR/journal.redb)"));
     println!("  journal records replayed: {}", switch.replayed_records);
     if let Some(pki) = &switch.dev_pki {
         let verb = if switch.created_certificates { "created" } else { "using" };
@@ -314,7 +323,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("  metrics: http://{addr}/metrics");
     }
     println!("Stop with Ctrl-C.");
-    tokio::signal::ctrl_c().await?;
+    let mut failed = switch.failed();
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal?,
+        _ = failed.wait_for(|failed| *failed) => {
+            // Nothing more can be made durable (disk error, or another node
+            // fenced this one): stop serving rather than answer from a
+            // ledger that can no longer be journaled.
+            switch.stop().await;
+            anyhow::bail!("the journal store failed or this node was fenced by another writer (see the log above); exiting");
+        }
+    }
     println!("stopping...");
     switch.stop().await;
     Ok(())

@@ -18,7 +18,7 @@
 //! [`SubmitError::Overloaded`] at once (RESOURCE_EXHAUSTED on the wire).
 
 use crate::engine::{Command, Effect, Engine, EngineConfig, Outcome, Output, Reply, decode_events};
-use crate::journal::{Journal, JournalError, ReplayError};
+use crate::store::{ReplayError, Store, StoreError};
 use ponte_domain::{EndToEndId, ParticipantId, TimestampMs};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -192,7 +192,7 @@ impl EngineHandle {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Journal(#[from] JournalError),
+    Store(#[from] StoreError),
     #[error(transparent)]
     Replay(#[from] ReplayError),
     #[error("the journal replays into a ledger that breaks an invariant: {0}")]
@@ -208,18 +208,25 @@ pub struct Runtime {
     /// (long-lived inbox streams hold some).
     stop: Arc<std::sync::atomic::AtomicBool>,
     engine_thread: std::thread::JoinHandle<()>,
-    journal_thread: std::thread::JoinHandle<Result<(), JournalError>>,
+    journal_thread: std::thread::JoinHandle<Result<(), StoreError>>,
     /// Records replayed at start.
     pub replayed_records: u64,
+    /// Becomes true when the journal thread ends (its store failed, or the
+    /// runtime was stopped).
+    journal_ended: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Runtime {
     /// Opens the journal, replays it into a fresh engine, checks the
     /// ledger's invariants, and starts the two threads. Must be called from
     /// inside a tokio runtime (the engine thread uses its timer).
-    pub fn start(journal: Journal, engine_config: EngineConfig, config: RuntimeConfig) -> Result<Runtime, StartError> {
+    pub fn start(
+        mut journal: Box<dyn Store>,
+        engine_config: EngineConfig,
+        config: RuntimeConfig,
+    ) -> Result<Runtime, StartError> {
         let mut engine = Engine::new(engine_config.clone());
-        let replayed_records = journal.replay(|_, record| {
+        let replayed_records = journal.replay(&mut |_, record| {
             for event in decode_events(record) {
                 let event = event.map_err(|e| format!("undecodable event: {e}"))?;
                 engine.apply(&event);
@@ -227,7 +234,7 @@ impl Runtime {
             Ok(())
         })?;
         engine.check_invariants().map_err(StartError::Invariant)?;
-        tracing::info!(records = replayed_records, transfers = engine.transfer_count(), "journal replayed");
+        tracing::info!(store = %journal.describe(), records = replayed_records, transfers = engine.transfer_count(), "journal replayed");
 
         let stats = Arc::new(Stats::default());
         let (requests_tx, requests_rx) = mpsc::channel(config.request_queue_max);
@@ -243,11 +250,16 @@ impl Runtime {
                 .spawn(move || engine_loop(engine, requests_rx, batches_tx, tokio, config, stats, stop))
                 .map_err(StartError::Thread)?
         };
+        let (ended_tx, journal_ended) = tokio::sync::watch::channel(false);
         let journal_thread = {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("ponte-journal".into())
-                .spawn(move || journal_loop(journal, batches_rx, config, stats))
+                .spawn(move || {
+                    let result = journal_loop(journal, batches_rx, config, stats);
+                    let _ = ended_tx.send(true);
+                    result
+                })
                 .map_err(StartError::Thread)?
         };
         Ok(Runtime {
@@ -261,13 +273,20 @@ impl Runtime {
             engine_thread,
             journal_thread,
             replayed_records,
+            journal_ended,
         })
+    }
+
+    /// Watches for the end of the journal thread: once it is true nothing
+    /// more can be made durable.
+    pub fn journal_ended(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.journal_ended.clone()
     }
 
     /// Stops the engine (commands still queued are dropped: their callers
     /// see the switch stop) and waits until the journal has flushed
     /// everything already executed. Blocks: call from a blocking context.
-    pub fn join(self) -> Result<(), JournalError> {
+    pub fn join(self) -> Result<(), StoreError> {
         self.stop.store(true, Ordering::Relaxed);
         drop(self.handle);
         let _ = self.engine_thread.join();
@@ -465,11 +484,11 @@ struct Inboxes {
 }
 
 fn journal_loop(
-    mut journal: Journal,
+    mut journal: Box<dyn Store>,
     batches: std_mpsc::Receiver<Batch>,
     config: RuntimeConfig,
     stats: Arc<Stats>,
-) -> Result<(), JournalError> {
+) -> Result<(), StoreError> {
     let mut inboxes: HashMap<ParticipantId, Inboxes> = HashMap::new();
     // Frames for each inbox stream, collected over one group and sent as one message.
     let mut frames: HashMap<(ParticipantId, u64), Vec<Effect>> = HashMap::new();
@@ -486,7 +505,9 @@ fn journal_loop(
         }
         if group.iter().any(|b| !b.journal.is_empty()) {
             let started = std::time::Instant::now();
-            let appended = journal.append(group.iter().map(|b| b.journal.as_slice()));
+            let records: Vec<&[u8]> = group.iter().map(|b| b.journal.as_slice()).collect();
+            let appended = journal.append(&records);
+            drop(records);
             let took = started.elapsed();
             fsync_seconds.record(took.as_secs_f64());
             if took > Duration::from_millis(50) {

@@ -5,10 +5,12 @@
 //! services over mTLS. The returned [`RunningSwitch`] says where everything
 //! is and stops it cleanly.
 
+use crate::cql::{CqlConfig, CqlStore};
 use crate::engine::{Command, EngineConfig, Reply};
 use crate::journal::Journal;
 use crate::runtime::{EngineHandle, Runtime, RuntimeConfig, StartError};
 use crate::service::{DirectoryService, OperatorService, PaymentsService, ServiceConfig};
+use crate::store::{Store, StoreError};
 use crate::tls::{DevPki, PkiError};
 use ponte_domain::{Amount, ParticipantId};
 use ponte_proto::v1::directory_server::DirectoryServer;
@@ -50,6 +52,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the journal and development certificates live (default ./ponte-data).
     pub data_dir: PathBuf,
+    /// Where the journal lives: absent for the embedded store
+    /// (`DATA_DIR/journal.redb`), or `cql://HOST:PORT[,..]/KEYSPACE[?options]`
+    /// for Apache Cassandra / ScyllaDB (see docs/STORAGE.md).
+    pub store: Option<String>,
     /// Names the development server certificate is valid for.
     pub server_names: Vec<String>,
     pub tls: Option<TlsFiles>,
@@ -70,6 +76,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
             data_dir: PathBuf::from("ponte-data"),
+            store: None,
             server_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             tls: None,
             dev_participants: vec![
@@ -168,6 +175,12 @@ impl RunningSwitch {
         format!("https://{}", self.local_addr)
     }
 
+    /// Becomes true when the journal store fails or this node is fenced:
+    /// the switch can no longer acknowledge anything and should stop.
+    pub fn failed(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.runtime.journal_ended()
+    }
+
     /// Stops serving, drains the engine and flushes the journal.
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
@@ -210,9 +223,17 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
     if let Some(addr) = config.metrics_listen {
         crate::metrics::install(addr).map_err(ServeError::Metrics)?;
     }
-    let journal = Journal::open(&config.data_dir.join("journal.redb")).map_err(StartError::from)?;
-    let fresh = journal.is_empty();
-    let runtime = Runtime::start(journal, config.engine.clone(), config.runtime.clone())?;
+    // Opening a store and replaying it block (and a Cassandra store may wait
+    // as a standby for the writer lease): off the async workers.
+    let (store, engine_config, runtime_config) = (config.store.clone(), config.engine.clone(), config.runtime.clone());
+    let journal_path = config.data_dir.join("journal.redb");
+    let (fresh, runtime) = tokio::task::spawn_blocking(move || {
+        let journal = open_store(store.as_deref(), &journal_path)?;
+        let fresh = journal.is_empty();
+        Ok::<_, StartError>((fresh, Runtime::start(journal, engine_config, runtime_config)?))
+    })
+    .await
+    .map_err(|_| ServeError::Stopped)??;
     let engine = runtime.handle.clone();
     if fresh {
         for (id, name, net_debit_cap) in dev_participants {
@@ -257,7 +278,7 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;
     }));
-    tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "switch serving");
+    tracing::info!(%local_addr, data_dir = %config.data_dir.display(), store = config.store.as_deref().unwrap_or("embedded"), "switch serving");
     Ok(RunningSwitch {
         local_addr,
         data_dir: config.data_dir.clone(),
@@ -270,6 +291,18 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         server,
         runtime,
     })
+}
+
+/// Opens the configured store. Blocks.
+pub fn open_store(store: Option<&str>, journal_path: &Path) -> Result<Box<dyn Store>, StoreError> {
+    match store {
+        None | Some("") | Some("embedded") => Ok(Box::new(Journal::open(journal_path)?)),
+        Some(address) if address.starts_with("cql://") => Ok(Box::new(CqlStore::open(CqlConfig::parse(address)?)?)),
+        Some(address) => Err(StoreError::Address {
+            address: address.to_string(),
+            reason: "use `embedded` or cql://HOST:PORT/KEYSPACE".into(),
+        }),
+    }
 }
 
 #[cfg(test)]

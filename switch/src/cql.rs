@@ -1,0 +1,782 @@
+//! The Apache Cassandra / ScyllaDB backend: the journal on a CQL cluster.
+//!
+//! Selected with `--store cql://HOST:PORT[,HOST:PORT...]/KEYSPACE[?options]`
+//! (options: `replication_factor` (default 1), `node` (this node's name,
+//! default host name and process id), `stream` (default `main`),
+//! `lease_ttl_s` (default 5)). The keyspace and tables are created on first
+//! start by numbered migrations recorded in `schema_migrations`; a keyspace
+//! migrated by a newer build is refused.
+//!
+//! # Tables
+//! ```text
+//! journal       ((stream, chunk), seq, epoch) -> record blob
+//! journal_head  (stream) -> epoch, head, writer, format
+//! writer_lease  (stream) -> owner                (row with a TTL)
+//! ```
+//! Money needs no columns of its own: every state change is an engine event
+//! in a record, with amounts as integer minor units (`i64`), and the switch
+//! rebuilds payments, keys, limits and cycles from them.
+//!
+//! # One writer, fenced
+//! Exactly one node appends to a stream; that is what makes end-to-end ids
+//! and directory keys unique across nodes (the engine checks them against
+//! the whole history before anything is journaled). The writer:
+//! 1. takes the lease (`INSERT .. IF NOT EXISTS USING TTL`), renewing it
+//!    every third of its TTL; a node that finds it held waits as a standby
+//!    and takes it when it lapses (the writer died or stopped);
+//! 2. raises the epoch in `journal_head` by compare-and-set (Paxos), which
+//!    fences every earlier writer at once, whatever its lease thinks;
+//! 3. appends a group by writing each record as a row keyed
+//!    (stream, seq, its epoch) — idempotent, so retried — and then moving
+//!    the head with `UPDATE journal_head SET head = new IF epoch = mine AND
+//!    head = old`. The records are acknowledged only when that CAS applies.
+//!
+//! A fenced writer's rows may sit at sequence numbers the next writer also
+//! uses; readers take, for each sequence number below the head, the row of
+//! the highest epoch, which is the one whose CAS moved the head past it
+//! (a later epoch only writes at or above the head it found when fencing).
+//! Only the row inserts and reads are retried; a CAS whose outcome is
+//! unknown (timeout) is resolved by retrying the same conditional update,
+//! which cannot apply twice and reports the head it finds.
+//!
+//! With `commitlog_sync: batch` (see `scripts/cassandra`) a write is
+//! acknowledged by each replica after its commit log is fsync'd, so an
+//! acknowledged payment survives the loss of the switch process and of the
+//! database process. With replication factor N and QUORUM writes it also
+//! survives the loss of a minority of database nodes.
+//!
+//! # Threads
+//! The store owns a small tokio runtime (one worker) for the driver and the
+//! lease renewal. Its methods block: call them from the journal thread or a
+//! blocking task, never from inside an async task.
+
+use crate::store::{ReplayError, Store, StoreError, Visit};
+use futures::{StreamExt, TryStreamExt};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::response::query_result::QueryResult;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, SerialConsistency};
+use scylla::value::{CqlValue, Row};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Journal event format, as in the embedded journal.
+const FORMAT_VERSION: i64 = 1;
+/// Records per partition of `journal`: keeps partitions small (a record is
+/// one engine batch, at most a few hundred kB) and replay reads sequential.
+const CHUNK_RECORDS: i64 = 256;
+/// Largest record written (an engine batch is far smaller; Cassandra's
+/// default mutation limit is half a 32 MiB commit-log segment).
+pub const RECORD_BYTES_MAX: usize = 8 << 20;
+/// Row inserts in flight at once per append.
+const INSERTS_IN_FLIGHT_MAX: usize = 32;
+/// Attempts for an idempotent statement (row insert, read) before giving up.
+const IDEMPOTENT_ATTEMPTS_MAX: u32 = 5;
+/// Attempts for the head CAS whose outcome came back unknown.
+const CAS_ATTEMPTS_MAX: u32 = 5;
+/// Rows per page when replaying.
+const REPLAY_PAGE_ROWS: i32 = 64;
+
+/// Schema migrations, in order. Never edit a published one: add the next.
+const MIGRATIONS: &[(i32, &str, &[&str])] = &[(
+    1,
+    "journal, head and writer lease",
+    &[
+        "CREATE TABLE IF NOT EXISTS journal (stream text, chunk bigint, seq bigint, epoch bigint, record blob, \
+         PRIMARY KEY ((stream, chunk), seq, epoch)) WITH CLUSTERING ORDER BY (seq ASC, epoch DESC)",
+        "CREATE TABLE IF NOT EXISTS journal_head (stream text PRIMARY KEY, epoch bigint, head bigint, writer text, format bigint)",
+        "CREATE TABLE IF NOT EXISTS writer_lease (stream text PRIMARY KEY, owner text)",
+    ],
+)];
+
+/// Where and how to reach the cluster; parsed from a `cql://` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CqlConfig {
+    pub nodes: Vec<String>,
+    pub keyspace: String,
+    pub replication_factor: u32,
+    /// This node's name in the lease (shown to standbys and in fencing errors).
+    pub node: String,
+    /// The journal stream: one per engine shard (see docs/STORAGE.md).
+    pub stream: String,
+    pub lease_ttl_s: u32,
+    /// How long [`CqlStore::open`] waits for the lease as a standby; `None`: forever.
+    pub standby_wait_max: Option<Duration>,
+}
+
+impl CqlConfig {
+    /// Parses `cql://HOST:PORT[,HOST:PORT..]/KEYSPACE[?key=value&..]`.
+    pub fn parse(address: &str) -> Result<CqlConfig, StoreError> {
+        let bad = |reason: &str| StoreError::Address { address: address.to_string(), reason: reason.to_string() };
+        let rest = address.strip_prefix("cql://").ok_or_else(|| bad("must start with cql://"))?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (hosts, keyspace) = rest.split_once('/').ok_or_else(|| bad("missing /KEYSPACE"))?;
+        let nodes: Vec<String> = hosts.split(',').filter(|h| !h.is_empty()).map(str::to_string).collect();
+        if nodes.is_empty() {
+            return Err(bad("no HOST:PORT"));
+        }
+        if nodes.iter().any(|n| !n.contains(':')) {
+            return Err(bad("every node needs HOST:PORT"));
+        }
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 48
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        };
+        if !name_ok(keyspace) {
+            return Err(bad("the keyspace must be 1-48 letters, digits or _, starting with a letter"));
+        }
+        let mut config = CqlConfig {
+            nodes,
+            keyspace: keyspace.to_ascii_lowercase(),
+            replication_factor: 1,
+            node: format!("{}-{}", hostname(), std::process::id()),
+            stream: "main".into(),
+            lease_ttl_s: 5,
+            standby_wait_max: None,
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').ok_or_else(|| bad("options are key=value"))?;
+            let number = |max: u32| {
+                value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| bad(&format!("{key} must be a number from 1 to {max}")))
+            };
+            match key {
+                "replication_factor" => config.replication_factor = number(9)?,
+                "lease_ttl_s" => config.lease_ttl_s = number(600)?.max(2),
+                "node" if !value.is_empty() && value.len() <= 64 => config.node = value.to_string(),
+                "stream" if name_ok(value) => config.stream = value.to_string(),
+                "node" | "stream" => return Err(bad(&format!("bad {key}"))),
+                _ => return Err(bad(&format!("unknown option {key}"))),
+            }
+        }
+        Ok(config)
+    }
+
+    fn target(&self) -> String {
+        format!("cql://{}/{} (stream {})", self.nodes.join(","), self.keyspace, self.stream)
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+struct Statements {
+    insert_row: PreparedStatement,
+    advance_head: PreparedStatement,
+    read_head: PreparedStatement,
+    read_chunk: PreparedStatement,
+    init_head: PreparedStatement,
+    bump_epoch: PreparedStatement,
+    lease_acquire: PreparedStatement,
+    lease_renew: PreparedStatement,
+    lease_release: PreparedStatement,
+    lease_owner: PreparedStatement,
+}
+
+struct Shared {
+    session: Session,
+    statements: Statements,
+    config: CqlConfig,
+    target: String,
+    /// Set by the renewal task when the lease could not be kept; appends
+    /// then refuse (the epoch CAS would refuse them anyway once a standby
+    /// has fenced us, but this stops a writer that cannot reach the cluster).
+    lease_lost: AtomicBool,
+}
+
+/// The journal on Cassandra / ScyllaDB. See the module docs.
+pub struct CqlStore {
+    shared: Arc<Shared>,
+    runtime: Option<tokio::runtime::Runtime>,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+    epoch: i64,
+    /// Next sequence number: the head this writer last moved (or found).
+    head: i64,
+}
+
+impl std::fmt::Debug for CqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CqlStore")
+            .field("target", &self.shared.target)
+            .field("epoch", &self.epoch)
+            .field("head", &self.head)
+            .finish()
+    }
+}
+
+impl CqlStore {
+    /// Connects, migrates the schema, waits for the writer lease (as a
+    /// standby while another node holds it), fences earlier writers and
+    /// reads the head. Blocks.
+    pub fn open(config: CqlConfig) -> Result<CqlStore, StoreError> {
+        let target = config.target();
+        let cql = |detail: String| StoreError::Cql { target: target.clone(), detail };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ponte-cql")
+            .enable_all()
+            .build()
+            .map_err(|e| cql(format!("cannot start the driver's runtime: {e}")))?;
+        let shared = runtime.block_on(connect(config, target.clone()))?;
+        let shared = Arc::new(shared);
+        let mut store = CqlStore { shared: shared.clone(), runtime: None, renewer: None, epoch: 0, head: 0 };
+        let (epoch, head) = runtime.block_on(take_over(&shared))?;
+        store.epoch = epoch;
+        store.head = head;
+        store.renewer = Some(runtime.spawn(renew_lease(shared)));
+        store.runtime = Some(runtime);
+        Ok(store)
+    }
+
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    /// Stops renewing the lease without releasing it, as a writer that hangs
+    /// would. For tests of fencing: another node takes over once it lapses.
+    pub fn stop_renewing_lease(&mut self) {
+        if let Some(renewer) = self.renewer.take() {
+            renewer.abort();
+        }
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.as_ref().expect("runtime lives as long as the store").block_on(future)
+    }
+}
+
+impl Drop for CqlStore {
+    fn drop(&mut self) {
+        self.stop_renewing_lease();
+        let Some(runtime) = self.runtime.take() else { return };
+        // Hand the lease over at once on a clean stop, so a standby need not
+        // wait for it to lapse. Only where blocking is allowed; elsewhere
+        // the TTL frees it.
+        if tokio::runtime::Handle::try_current().is_err() && !self.shared.lease_lost.load(Ordering::Relaxed) {
+            let shared = self.shared.clone();
+            let _ = runtime
+                .block_on(async move { tokio::time::timeout(Duration::from_secs(2), release_lease(&shared)).await });
+        }
+        runtime.shutdown_background();
+    }
+}
+
+impl Store for CqlStore {
+    fn describe(&self) -> String {
+        self.shared.target.clone()
+    }
+
+    fn len(&self) -> u64 {
+        self.head as u64
+    }
+
+    fn append(&mut self, records: &[&[u8]]) -> Result<(), StoreError> {
+        let records: Vec<&[u8]> = records.iter().copied().filter(|r| !r.is_empty()).collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        let shared = &self.shared;
+        if shared.lease_lost.load(Ordering::Relaxed) {
+            return Err(StoreError::Fenced {
+                target: shared.target.clone(),
+                by: "unknown (the lease lapsed)".into(),
+                epoch: self.epoch,
+            });
+        }
+        if let Some(big) = records.iter().find(|r| r.len() > RECORD_BYTES_MAX) {
+            return Err(StoreError::RecordTooLarge {
+                target: shared.target.clone(),
+                bytes: big.len(),
+                max: RECORD_BYTES_MAX,
+            });
+        }
+        let (epoch, old) = (self.epoch, self.head);
+        let new = old + records.len() as i64;
+        self.block_on(async {
+            futures::stream::iter(records.iter().enumerate())
+                .map(|(i, record)| insert_row(shared, old + i as i64, epoch, record))
+                .buffer_unordered(INSERTS_IN_FLIGHT_MAX)
+                .try_collect::<()>()
+                .await?;
+            advance_head(shared, epoch, old, new).await
+        })?;
+        self.head = new;
+        Ok(())
+    }
+
+    fn replay(&mut self, visit: &mut Visit<'_>) -> Result<u64, ReplayError> {
+        let shared = self.shared.clone();
+        let head = self.head;
+        self.block_on(async move {
+            let mut expected = 0_i64;
+            let chunks = if head == 0 { 0 } else { (head - 1) / CHUNK_RECORDS + 1 };
+            for chunk in 0..chunks {
+                let pager = retry(&shared, "read journal", || {
+                    shared.session.execute_iter(shared.statements.read_chunk.clone(), (&shared.config.stream, chunk))
+                })
+                .await?;
+                let mut rows = pager.rows_stream::<(i64, i64, Vec<u8>)>().map_err(|e| cql_error(&shared, e))?;
+                while let Some(row) = rows.next().await {
+                    let (seq, _epoch, record) = row.map_err(|e| cql_error(&shared, e))?;
+                    // Rows come seq ascending, epoch descending: the first
+                    // row of a sequence number is the committed one; rows at
+                    // or past the head were never acknowledged.
+                    if seq < expected || seq >= head {
+                        continue;
+                    }
+                    if seq != expected {
+                        return Err(ReplayError::Store(StoreError::Damaged {
+                            target: shared.target.clone(),
+                            detail: format!("journal record {expected} is missing (found {seq} next)"),
+                        }));
+                    }
+                    visit(seq as u64, &record)
+                        .map_err(|reason| ReplayError::Record { sequence: seq as u64, reason })?;
+                    expected += 1;
+                }
+            }
+            if expected != head {
+                return Err(ReplayError::Store(StoreError::Damaged {
+                    target: shared.target.clone(),
+                    detail: format!("the head says {head} records, {expected} were found"),
+                }));
+            }
+            Ok(head as u64)
+        })
+    }
+}
+
+fn cql_error(shared: &Shared, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Cql { target: shared.target.clone(), detail: error.to_string() }
+}
+
+async fn connect(config: CqlConfig, target: String) -> Result<Shared, StoreError> {
+    let cql = |detail: String| StoreError::Cql { target: target.clone(), detail };
+    let session = SessionBuilder::new()
+        .known_nodes(&config.nodes)
+        .connection_timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .map_err(|e| cql(format!("cannot connect: {e}")))?;
+    migrate(&session, &config, &target).await?;
+    let prepare = async |text: &str, consistency: Consistency, idempotent: bool| {
+        let mut statement = session
+            .prepare(text)
+            .await
+            .map_err(|e| StoreError::Cql { target: target.clone(), detail: format!("{text}: {e}") })?;
+        statement.set_consistency(consistency);
+        statement.set_serial_consistency(Some(SerialConsistency::Serial));
+        statement.set_is_idempotent(idempotent);
+        Ok::<_, StoreError>(statement)
+    };
+    use Consistency::{Quorum, Serial};
+    let statements = Statements {
+        insert_row: prepare(
+            "INSERT INTO journal (stream, chunk, seq, epoch, record) VALUES (?, ?, ?, ?, ?)",
+            Quorum,
+            true,
+        )
+        .await?,
+        advance_head: prepare(
+            "UPDATE journal_head SET head = ? WHERE stream = ? IF epoch = ? AND head = ?",
+            Quorum,
+            false,
+        )
+        .await?,
+        read_head: prepare("SELECT epoch, head, writer, format FROM journal_head WHERE stream = ?", Serial, true)
+            .await?,
+        read_chunk: {
+            let mut s =
+                prepare("SELECT seq, epoch, record FROM journal WHERE stream = ? AND chunk = ?", Quorum, true).await?;
+            s.set_page_size(REPLAY_PAGE_ROWS);
+            s
+        },
+        init_head: prepare(
+            "INSERT INTO journal_head (stream, epoch, head, writer, format) VALUES (?, 0, 0, '', ?) IF NOT EXISTS",
+            Quorum,
+            false,
+        )
+        .await?,
+        bump_epoch: prepare(
+            "UPDATE journal_head SET epoch = ?, writer = ? WHERE stream = ? IF epoch = ?",
+            Quorum,
+            false,
+        )
+        .await?,
+        lease_acquire: prepare(
+            "INSERT INTO writer_lease (stream, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?",
+            Quorum,
+            false,
+        )
+        .await?,
+        lease_renew: prepare(
+            "UPDATE writer_lease USING TTL ? SET owner = ? WHERE stream = ? IF owner = ?",
+            Quorum,
+            false,
+        )
+        .await?,
+        lease_release: prepare("DELETE FROM writer_lease WHERE stream = ? IF owner = ?", Quorum, false).await?,
+        lease_owner: prepare("SELECT owner FROM writer_lease WHERE stream = ?", Serial, true).await?,
+    };
+    Ok(Shared { session, statements, config, target, lease_lost: AtomicBool::new(false) })
+}
+
+/// Creates the keyspace and applies the migrations it lacks, in order.
+async fn migrate(session: &Session, config: &CqlConfig, target: &str) -> Result<(), StoreError> {
+    let cql = |detail: String| StoreError::Cql { target: target.to_string(), detail };
+    let run =
+        async |text: String| session.query_unpaged(text.clone(), ()).await.map_err(|e| cql(format!("{text}: {e}")));
+    run(format!(
+        "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {}}}",
+        config.keyspace, config.replication_factor
+    ))
+    .await?;
+    session.use_keyspace(&config.keyspace, false).await.map_err(|e| cql(format!("use keyspace: {e}")))?;
+    run("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, description text, applied_at timestamp)"
+        .into())
+    .await?;
+    let applied = session
+        .query_unpaged("SELECT version FROM schema_migrations", ())
+        .await
+        .map_err(|e| cql(format!("read schema_migrations: {e}")))?
+        .into_rows_result()
+        .map_err(|e| cql(e.to_string()))?
+        .rows::<(i32,)>()
+        .map_err(|e| cql(e.to_string()))?
+        .map(|row| row.map(|(v,)| v))
+        .collect::<Result<Vec<i32>, _>>()
+        .map_err(|e| cql(e.to_string()))?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if let Some(&found) = applied.iter().max()
+        && found > known
+    {
+        return Err(StoreError::SchemaTooNew { target: target.to_string(), found, known });
+    }
+    for (version, description, statements) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        for statement in *statements {
+            run(statement.to_string()).await?;
+        }
+        session
+            .query_unpaged(
+                "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, toTimestamp(now())) IF NOT EXISTS",
+                (version, description),
+            )
+            .await
+            .map_err(|e| cql(format!("record migration {version}: {e}")))?;
+        tracing::info!(%target, version, description, "schema migration applied");
+    }
+    session.await_schema_agreement().await.map_err(|e| cql(format!("schema agreement: {e}")))?;
+    Ok(())
+}
+
+/// Runs an idempotent statement, retrying transient failures with capped backoff.
+async fn retry<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    shared: &Shared,
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, StoreError> {
+    let mut backoff = Duration::from_millis(50);
+    for n in 1.. {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if n < IDEMPOTENT_ATTEMPTS_MAX => {
+                tracing::warn!(target = %shared.target, %error, attempt = n, "{what} failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(error) => return Err(cql_error(shared, format!("{what}: {error}"))),
+        }
+    }
+    unreachable!()
+}
+
+async fn insert_row(shared: &Shared, seq: i64, epoch: i64, record: &[u8]) -> Result<(), StoreError> {
+    let chunk = seq / CHUNK_RECORDS;
+    retry(shared, "write journal row", || {
+        shared
+            .session
+            .execute_unpaged(&shared.statements.insert_row, (&shared.config.stream, chunk, seq, epoch, record))
+    })
+    .await
+    .map(drop)
+}
+
+/// What a conditional statement answered: applied, or not with the row's
+/// current values by column name.
+struct Cas {
+    applied: bool,
+    columns: Vec<(String, Option<CqlValue>)>,
+}
+
+impl Cas {
+    fn read(shared: &Shared, result: QueryResult) -> Result<Cas, StoreError> {
+        let rows = result.into_rows_result().map_err(|e| cql_error(shared, e))?;
+        let names: Vec<String> = rows.column_specs().iter().map(|c| c.name().to_string()).collect();
+        let row = rows.first_row::<Row>().map_err(|e| cql_error(shared, e))?;
+        let mut columns: Vec<(String, Option<CqlValue>)> = names.into_iter().zip(row.columns).collect();
+        let applied = match columns.iter().position(|(n, _)| n == "[applied]") {
+            Some(i) => matches!(columns.remove(i).1, Some(CqlValue::Boolean(true))),
+            None => return Err(cql_error(shared, "conditional update answered without [applied]")),
+        };
+        Ok(Cas { applied, columns })
+    }
+
+    fn bigint(&self, name: &str) -> Option<i64> {
+        self.columns.iter().find(|(n, _)| n == name).and_then(|(_, v)| match v {
+            Some(CqlValue::BigInt(x)) => Some(*x),
+            _ => None,
+        })
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        self.columns.iter().find(|(n, _)| n == name).and_then(|(_, v)| match v {
+            Some(CqlValue::Text(x)) => Some(x.clone()),
+            _ => None,
+        })
+    }
+}
+
+/// Moves the head from `old` to `new` if this node still holds `epoch`.
+async fn advance_head(shared: &Shared, epoch: i64, old: i64, new: i64) -> Result<(), StoreError> {
+    let mut backoff = Duration::from_millis(50);
+    for attempt in 1..=CAS_ATTEMPTS_MAX {
+        let result = shared
+            .session
+            .execute_unpaged(&shared.statements.advance_head, (new, &shared.config.stream, epoch, old))
+            .await;
+        match result {
+            Ok(result) => {
+                let cas = Cas::read(shared, result)?;
+                if cas.applied {
+                    return Ok(());
+                }
+                let (found_epoch, found_head) = (cas.bigint("epoch"), cas.bigint("head"));
+                // An earlier attempt whose answer was lost did apply: only
+                // this epoch can have moved the head to `new`.
+                if found_epoch == Some(epoch) && found_head == Some(new) {
+                    return Ok(());
+                }
+                let by = read_head(shared).await.map(|h| h.writer).unwrap_or_else(|_| "unknown".into());
+                return Err(StoreError::Fenced {
+                    target: shared.target.clone(),
+                    by,
+                    epoch: found_epoch.unwrap_or(epoch),
+                });
+            }
+            Err(error) if attempt < CAS_ATTEMPTS_MAX => {
+                // Unknown outcome: the same conditional update is safe to
+                // send again (it cannot apply twice) and tells us the head.
+                tracing::warn!(target = %shared.target, %error, attempt, "journal head update failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(error) => return Err(cql_error(shared, format!("journal head update: {error}"))),
+        }
+    }
+    unreachable!()
+}
+
+struct Head {
+    epoch: i64,
+    head: i64,
+    writer: String,
+    format: i64,
+}
+
+async fn read_head(shared: &Shared) -> Result<Head, StoreError> {
+    let result = retry(shared, "read journal head", || {
+        shared.session.execute_unpaged(&shared.statements.read_head, (&shared.config.stream,))
+    })
+    .await?;
+    let row = result
+        .into_rows_result()
+        .map_err(|e| cql_error(shared, e))?
+        .maybe_first_row::<(Option<i64>, Option<i64>, Option<String>, Option<i64>)>()
+        .map_err(|e| cql_error(shared, e))?;
+    let Some((epoch, head, writer, format)) = row else {
+        return Err(StoreError::Damaged {
+            target: shared.target.clone(),
+            detail: "journal_head row is missing".into(),
+        });
+    };
+    Ok(Head {
+        epoch: epoch.unwrap_or(0),
+        head: head.unwrap_or(0),
+        writer: writer.unwrap_or_default(),
+        format: format.unwrap_or(FORMAT_VERSION),
+    })
+}
+
+async fn lease_owner(shared: &Shared) -> Option<String> {
+    let result = shared.session.execute_unpaged(&shared.statements.lease_owner, (&shared.config.stream,)).await.ok()?;
+    result.into_rows_result().ok()?.maybe_first_row::<(Option<String>,)>().ok()?.and_then(|(o,)| o)
+}
+
+async fn try_acquire_lease(shared: &Shared) -> Result<bool, StoreError> {
+    let ttl = shared.config.lease_ttl_s as i32;
+    let result = shared
+        .session
+        .execute_unpaged(&shared.statements.lease_acquire, (&shared.config.stream, &shared.config.node, ttl))
+        .await
+        .map_err(|e| cql_error(shared, format!("take the writer lease: {e}")))?;
+    let cas = Cas::read(shared, result)?;
+    // A lost answer to our own earlier attempt shows up as "held by us".
+    Ok(cas.applied || cas.text("owner").as_deref() == Some(shared.config.node.as_str()))
+}
+
+async fn release_lease(shared: &Shared) {
+    let _ = shared
+        .session
+        .execute_unpaged(&shared.statements.lease_release, (&shared.config.stream, &shared.config.node))
+        .await;
+}
+
+/// Waits for the lease (standby), then fences earlier writers by raising the
+/// epoch. Returns (epoch, head).
+async fn take_over(shared: &Shared) -> Result<(i64, i64), StoreError> {
+    let config = &shared.config;
+    let init = shared
+        .session
+        .execute_unpaged(&shared.statements.init_head, (&config.stream, FORMAT_VERSION))
+        .await
+        .map_err(|e| cql_error(shared, format!("create the journal head: {e}")))?;
+    Cas::read(shared, init)?;
+
+    let poll = Duration::from_millis(u64::from(config.lease_ttl_s) * 1000 / 4).max(Duration::from_millis(250));
+    let started = Instant::now();
+    let mut announced = false;
+    while !try_acquire_lease(shared).await? {
+        if !announced {
+            let owner = lease_owner(shared).await.unwrap_or_else(|| "unknown".into());
+            tracing::warn!(target = %shared.target, writer = %owner, node = %config.node,
+                "standby: another node is the journal writer; taking over when its lease lapses");
+            eprintln!(
+                "standby: node {owner:?} is the journal writer of {}; this node ({}) takes over when its lease lapses",
+                shared.target, config.node
+            );
+            announced = true;
+        }
+        if config.standby_wait_max.is_some_and(|max| started.elapsed() >= max) {
+            return Err(cql_error(shared, "the writer lease is held by another node".to_string()));
+        }
+        tokio::time::sleep(poll).await;
+    }
+
+    loop {
+        let head = read_head(shared).await?;
+        if head.format != FORMAT_VERSION {
+            release_lease(shared).await;
+            return Err(StoreError::Format {
+                target: shared.target.clone(),
+                found: head.format,
+                known: FORMAT_VERSION,
+            });
+        }
+        let epoch = head.epoch + 1;
+        let result = shared
+            .session
+            .execute_unpaged(&shared.statements.bump_epoch, (epoch, &config.node, &config.stream, head.epoch))
+            .await
+            .map_err(|e| cql_error(shared, format!("raise the writer epoch: {e}")))?;
+        let cas = Cas::read(shared, result)?;
+        let now = read_head(shared).await?;
+        if cas.applied || (now.epoch == epoch && now.writer == config.node) {
+            tracing::info!(target = %shared.target, node = %config.node, epoch, head = now.head, "journal writer");
+            return Ok((epoch, now.head));
+        }
+        // Another node raised it between our read and our CAS (it held the
+        // lease before us): read again and fence it in turn.
+    }
+}
+
+/// Renews the lease every third of its TTL. If it cannot be kept, marks it
+/// lost so appends refuse.
+async fn renew_lease(shared: Arc<Shared>) {
+    let config = &shared.config;
+    let ttl = Duration::from_secs(u64::from(config.lease_ttl_s));
+    let mut last_renewed = Instant::now();
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        let renewed = shared
+            .session
+            .execute_unpaged(
+                &shared.statements.lease_renew,
+                (config.lease_ttl_s as i32, &config.node, &config.stream, &config.node),
+            )
+            .await;
+        let kept = match renewed.map_err(|e| cql_error(&shared, e)).and_then(|r| Cas::read(&shared, r)) {
+            Ok(cas) if cas.applied => true,
+            // It lapsed (we were slow) and nobody took it: take it back. A
+            // standby that took it in between has raised the epoch, and our
+            // next head CAS finds out.
+            Ok(_) => try_acquire_lease(&shared).await.unwrap_or(false),
+            Err(error) => {
+                tracing::warn!(target = %shared.target, %error, "writer lease renewal failed");
+                if last_renewed.elapsed() < ttl {
+                    continue;
+                }
+                false
+            }
+        };
+        if kept {
+            last_renewed = Instant::now();
+        } else {
+            tracing::error!(target = %shared.target, node = %config.node, "writer lease lost; this node stops writing");
+            shared.lease_lost.store(true, Ordering::Relaxed);
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_with_defaults_and_options() {
+        let c = CqlConfig::parse("cql://127.0.0.1:9042/ponte").unwrap();
+        assert_eq!(c.nodes, ["127.0.0.1:9042"]);
+        assert_eq!(
+            (c.keyspace.as_str(), c.replication_factor, c.stream.as_str(), c.lease_ttl_s),
+            ("ponte", 1, "main", 5)
+        );
+        let c =
+            CqlConfig::parse("cql://a:1,b:2/Ks_1?replication_factor=3&node=n1&stream=shard_2&lease_ttl_s=9").unwrap();
+        assert_eq!(c.nodes, ["a:1", "b:2"]);
+        assert_eq!((c.keyspace.as_str(), c.replication_factor, c.node.as_str()), ("ks_1", 3, "n1"));
+        assert_eq!((c.stream.as_str(), c.lease_ttl_s), ("shard_2", 9));
+    }
+
+    #[test]
+    fn bad_addresses_are_refused_with_the_reason() {
+        for (address, reason) in [
+            ("http://a:1/ks", "cql://"),
+            ("cql://a:1", "/KEYSPACE"),
+            ("cql:///ks", "HOST:PORT"),
+            ("cql://a/ks", "HOST:PORT"),
+            ("cql://a:1/ks;drop", "keyspace"),
+            ("cql://a:1/1ks", "keyspace"),
+            ("cql://a:1/ks?replication_factor=0", "replication_factor"),
+            ("cql://a:1/ks?color=red", "unknown option color"),
+            ("cql://a:1/ks?stream=a-b", "bad stream"),
+        ] {
+            let error = CqlConfig::parse(address).unwrap_err().to_string();
+            assert!(error.contains(reason), "{address}: {error}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The storage trait: where the journal of engine events lives.
+//!
+//! The switch's whole state — payments and returns, directory keys and
+//! claims, participants and limits, settlement cycles — is a deterministic
+//! function of its journal (see [`crate::engine`]), so one durable,
+//! append-only list of records is all a backend has to keep. Two backends:
+//!
+//! - [`crate::journal::Journal`]: the embedded default, a redb file with an
+//!   fsync per group commit. Nothing to install.
+//! - [`crate::cql::CqlStore`]: Apache Cassandra or ScyllaDB through the
+//!   `scylla` driver, for a deployment that keeps its state on a cluster.
+//!   One node at a time is the writer (a lease plus epoch fencing); other
+//!   nodes wait as standbys and take over when the writer is gone.
+//!
+//! Both pass the same contract suite (`switch/tests/storage_contract.rs`).
+//! A backend must:
+//! - make every record of an [`Store::append`] durable before it returns Ok,
+//!   and keep them in order, numbered from 0 with no gaps;
+//! - replay exactly the acknowledged records, oldest first;
+//! - refuse, with an error and without acknowledging, once it can no longer
+//!   guarantee the two points above (disk error, fenced writer).
+
+use crate::journal::JournalError;
+
+/// A durable, append-only journal of records (each the encoded events of one
+/// engine batch). Used by one thread at a time: the journal thread.
+pub trait Store: Send + 'static {
+    /// Where the records live, for logs and error messages.
+    fn describe(&self) -> String;
+
+    /// Number of records acknowledged so far.
+    fn len(&self) -> u64;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `records` in order (empty ones are skipped) and returns once
+    /// all of them are durable. On error none of them may be acknowledged.
+    fn append(&mut self, records: &[&[u8]]) -> Result<(), StoreError>;
+
+    /// Calls `visit` with every acknowledged record, oldest first, and
+    /// returns how many there were.
+    fn replay(&mut self, visit: &mut Visit<'_>) -> Result<u64, ReplayError>;
+}
+
+/// What [`Store::replay`] calls with each record's sequence number and
+/// bytes; an error stops the replay.
+pub type Visit<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
+
+/// Why a store cannot open, append or replay. Messages say what to check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error(transparent)]
+    Embedded(#[from] JournalError),
+    #[error("store {target}: {detail}")]
+    Cql { target: String, detail: String },
+    #[error(
+        "store {target}: this node is no longer the journal writer (node {by:?} holds epoch {epoch}); \
+         it stops without acknowledging anything more"
+    )]
+    Fenced { target: String, by: String, epoch: i64 },
+    #[error(
+        "store {target}: schema version {found} was written by a newer Ponte (this build knows up to {known}); upgrade this node"
+    )]
+    SchemaTooNew { target: String, found: i32, known: i32 },
+    #[error("store {target}: journal format {found}; this build reads format {known}")]
+    Format { target: String, found: i64, known: i64 },
+    #[error("store {target} is damaged: {detail}; restore it from a replica or backup")]
+    Damaged { target: String, detail: String },
+    #[error("store {target}: a record of {bytes} bytes is over the {max}-byte bound")]
+    RecordTooLarge { target: String, bytes: usize, max: usize },
+    #[error("bad store address {address:?}: {reason}")]
+    Address { address: String, reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("journal record {sequence} cannot be replayed: {reason}")]
+    Record { sequence: u64, reason: String },
+}
+
+impl From<JournalError> for ReplayError {
+    fn from(error: JournalError) -> Self {
+        ReplayError::Store(StoreError::Embedded(error))
+    }
+}

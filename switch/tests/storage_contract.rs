@@ -1,0 +1,329 @@
+//! The storage contract: what every journal store must do, run against the
+//! embedded store (redb on real files with fsync) and against a real Apache
+//! Cassandra (`PONTE_TEST_CQL=HOST:PORT`, which `scripts/test-all` starts and
+//! sets). Each Cassandra test uses a keyspace of its own.
+//!
+//! Proved here, for both: records come back in order and numbered without
+//! gaps after a reopen, empty records are skipped, big records and many
+//! small ones (across Cassandra partitions) round-trip byte for byte, a
+//! second writer cannot append beside the first, and a switch engine on the
+//! store rebuilds the same ledger after a restart.
+//! Cassandra only: a writer fenced by a takeover can acknowledge nothing more
+//! and its unacknowledged rows are never replayed; of several nodes racing
+//! for a new keyspace exactly one becomes the writer; the schema is created
+//! and versioned, and a keyspace from a newer build is refused.
+
+use ponte_switch::cql::{CqlConfig, CqlStore, RECORD_BYTES_MAX};
+use ponte_switch::journal::Journal;
+use ponte_switch::store::{Store, StoreError};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// A backend under test: opens the same store again and again.
+trait Backend {
+    fn name(&self) -> &'static str;
+    fn open(&self) -> Box<dyn Store>;
+    /// Opens a second writer while one is open: must fail.
+    fn open_second(&self) -> Result<Box<dyn Store>, StoreError>;
+}
+
+struct Embedded(tempfile::TempDir);
+
+impl Backend for Embedded {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+    fn open(&self) -> Box<dyn Store> {
+        Box::new(Journal::open(&self.0.path().join("journal.redb")).unwrap())
+    }
+    fn open_second(&self) -> Result<Box<dyn Store>, StoreError> {
+        Ok(Box::new(Journal::open(&self.0.path().join("journal.redb"))?))
+    }
+}
+
+struct Cassandra(CqlConfig);
+
+static KEYSPACES: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh keyspace on the test Cassandra, or None (with a notice) when
+/// `PONTE_TEST_CQL` is not set.
+fn cassandra(tag: &str) -> Option<Cassandra> {
+    let Ok(address) = std::env::var("PONTE_TEST_CQL") else {
+        eprintln!("SKIPPED on Cassandra: set PONTE_TEST_CQL=HOST:PORT (scripts/test-all does)");
+        return None;
+    };
+    let n = KEYSPACES.fetch_add(1, Ordering::Relaxed);
+    let keyspace = format!("contract_{tag}_{}_{n}", std::process::id());
+    let mut config = CqlConfig::parse(&format!("cql://{address}/{keyspace}?lease_ttl_s=2&node=first")).unwrap();
+    config.standby_wait_max = Some(Duration::from_secs(1));
+    Some(Cassandra(config))
+}
+
+impl Backend for Cassandra {
+    fn name(&self) -> &'static str {
+        "cassandra"
+    }
+    fn open(&self) -> Box<dyn Store> {
+        Box::new(CqlStore::open(self.0.clone()).unwrap())
+    }
+    fn open_second(&self) -> Result<Box<dyn Store>, StoreError> {
+        let mut config = self.0.clone();
+        config.node = "second".into();
+        Ok(Box::new(CqlStore::open(config)?))
+    }
+}
+
+fn for_each_backend(tag: &str, check: impl Fn(&dyn Backend)) {
+    check(&Embedded(tempfile::tempdir().unwrap()));
+    if let Some(cassandra) = cassandra(tag) {
+        check(&cassandra);
+    }
+}
+
+fn all_records(store: &mut dyn Store) -> Vec<(u64, Vec<u8>)> {
+    let mut seen = Vec::new();
+    let count = store
+        .replay(&mut |seq, record| {
+            seen.push((seq, record.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(count, seen.len() as u64);
+    seen
+}
+
+#[test]
+fn records_come_back_in_order_after_reopen_and_empty_ones_are_skipped() {
+    for_each_backend("order", |backend| {
+        {
+            let mut store = backend.open();
+            assert!(store.is_empty(), "{}", backend.name());
+            store.append(&[b"one", b"two"]).unwrap();
+            store.append(&[b"", b"three"]).unwrap();
+            store.append(&[]).unwrap();
+            assert_eq!(store.len(), 3, "{}", backend.name());
+        }
+        let mut store = backend.open();
+        assert_eq!(store.len(), 3, "{}", backend.name());
+        store.append(&[b"four"]).unwrap();
+        drop(store);
+        let mut store = backend.open();
+        let expected: Vec<(u64, Vec<u8>)> =
+            [&b"one"[..], b"two", b"three", b"four"].iter().enumerate().map(|(i, r)| (i as u64, r.to_vec())).collect();
+        assert_eq!(all_records(store.as_mut()), expected, "{}", backend.name());
+    });
+}
+
+#[test]
+fn big_records_and_many_small_ones_round_trip_byte_for_byte() {
+    for_each_backend("sizes", |backend| {
+        let big: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let small: Vec<Vec<u8>> = (0..600_u32).map(|i| format!("record {i}").into_bytes()).collect();
+        {
+            let mut store = backend.open();
+            store.append(&[&big]).unwrap();
+            // Groups of different sizes, crossing Cassandra's 256-record partitions.
+            for group in small.chunks(97) {
+                let group: Vec<&[u8]> = group.iter().map(Vec::as_slice).collect();
+                store.append(&group).unwrap();
+            }
+        }
+        let mut store = backend.open();
+        let records = all_records(store.as_mut());
+        assert_eq!(records.len(), 601, "{}", backend.name());
+        assert!(records[0].1 == big, "{}: the 1 MiB record changed", backend.name());
+        for (i, (seq, record)) in records.iter().enumerate().skip(1) {
+            assert_eq!(*seq, i as u64);
+            assert_eq!(record, &small[i - 1], "{} record {i}", backend.name());
+        }
+    });
+}
+
+#[test]
+fn a_second_writer_cannot_append_beside_the_first() {
+    for_each_backend("second", |backend| {
+        let mut first = backend.open();
+        first.append(&[b"mine"]).unwrap();
+        let error = backend.open_second().err().unwrap_or_else(|| panic!("{}: a second writer opened", backend.name()));
+        let text = error.to_string();
+        assert!(text.contains("in use by another process") || text.contains("held by another node"), "{text}");
+        first.append(&[b"still mine"]).unwrap();
+        assert_eq!(first.len(), 2);
+    });
+}
+
+#[test]
+fn the_engine_rebuilds_the_same_ledger_from_the_store() {
+    use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
+    use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder, decode_events};
+
+    for_each_backend("engine", |backend| {
+        let now = 1_795_730_100_000_i64;
+        let a = ParticipantId::new(10000001).unwrap();
+        let b = ParticipantId::new(10000002).unwrap();
+        let account = |p, n: &str| Account::new(p, "1", n, AccountType::Checking).unwrap();
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut out = Output::default();
+        let mut store = backend.open();
+        for (id, name) in [(a, "A"), (b, "B")] {
+            let command = Command::RegisterParticipant { id, name: name.into(), net_debit_cap: Amount::units(1_000) };
+            engine.execute(now, command, &mut out);
+        }
+        engine.execute(now, Command::InboxOpened(b), &mut out);
+        let mut ids = Vec::new();
+        for n in 0..50_i64 {
+            let suffix = format!("{n:011}");
+            let id = EndToEndId::from_parts(IdKind::Payment, a, now, suffix.as_bytes().try_into().unwrap());
+            ids.push(id);
+            let order = PaymentOrder {
+                id,
+                payer: account(a, "111"),
+                payee: account(b, "222"),
+                amount: Amount::from_minor(1_00 + n),
+                remittance: String::new(),
+                payee_key: None,
+                lookup_by: None,
+            };
+            engine.execute(now, Command::Submit(order), &mut out);
+            // Accept every other payment; leave the rest reserved.
+            if n % 2 == 0 {
+                engine.execute(now, Command::Answer { payee: b, id, decision: Decision::Accept }, &mut out);
+            }
+            store.append(&[&out.journal]).unwrap();
+            out.clear();
+        }
+        drop(store);
+
+        let mut rebuilt = Engine::new(EngineConfig::default());
+        let mut store = backend.open();
+        store
+            .replay(&mut |_, record| {
+                for event in decode_events(record) {
+                    rebuilt.apply(&event.map_err(|e| e.to_string())?);
+                }
+                Ok(())
+            })
+            .unwrap();
+        rebuilt.check_invariants().unwrap();
+        let name = backend.name();
+        assert_eq!(rebuilt.transfer_count(), 50, "{name}");
+        let position = |e: &Engine, p| e.participant(p).unwrap().position;
+        let expected: i64 = (0..50).step_by(2).map(|n| 1_00 + n).sum();
+        assert_eq!(position(&rebuilt, b), Amount::from_minor(expected), "{name}");
+        assert_eq!(position(&rebuilt, a), position(&engine, a), "{name}");
+        assert_eq!(rebuilt.participant(a).unwrap().reserved, engine.participant(a).unwrap().reserved, "{name}");
+        for id in ids {
+            let state = |e: &Engine| e.transfer(&id).map(|t| t.state);
+            assert_eq!(state(&rebuilt), state(&engine), "{name} {id}");
+        }
+    });
+}
+
+// ---- Cassandra only -------------------------------------------------------
+
+#[test]
+fn a_fenced_writer_acknowledges_nothing_and_its_rows_are_never_replayed() {
+    let Some(Cassandra(config)) = cassandra("fenced") else { return };
+    let mut first = CqlStore::open(config.clone()).unwrap();
+    first.append(&[b"a0", b"a1", b"a2"]).unwrap();
+    // The first writer hangs: it stops renewing its lease.
+    first.stop_renewing_lease();
+    let mut taker = config.clone();
+    taker.node = "second".into();
+    taker.standby_wait_max = Some(Duration::from_secs(10));
+    let mut second = CqlStore::open(taker.clone()).unwrap();
+    assert!(second.epoch() > first.epoch());
+    assert_eq!(second.len(), 3);
+
+    // The first wakes up and tries to append: refused, nothing acknowledged.
+    let error = first.append(&[b"lost"]).unwrap_err();
+    assert!(matches!(error, StoreError::Fenced { .. }), "{error}");
+    assert!(error.to_string().contains("second"), "names the new writer: {error}");
+    // Its row at sequence 3 exists in the table but is beyond the head.
+    let replay = |store: &mut CqlStore| all_records(store);
+    assert_eq!(replay(&mut second).len(), 3);
+
+    // The new writer writes over the same sequence number; its row wins.
+    second.append(&[b"b3", b"b4"]).unwrap();
+    assert!(first.append(&[b"lost again"]).is_err());
+    drop(first);
+    drop(second);
+    taker.node = "third".into();
+    let mut third = CqlStore::open(taker).unwrap();
+    let records: Vec<Vec<u8>> = replay(&mut third).into_iter().map(|(_, r)| r).collect();
+    assert_eq!(records, [&b"a0"[..], b"a1", b"a2", b"b3", b"b4"].map(|r| r.to_vec()));
+}
+
+#[test]
+fn of_nodes_racing_for_a_new_keyspace_exactly_one_becomes_the_writer() {
+    let Some(Cassandra(config)) = cassandra("race") else { return };
+    let results: Vec<Result<CqlStore, StoreError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|n| {
+                let mut config = config.clone();
+                config.node = format!("racer{n}");
+                scope.spawn(move || CqlStore::open(config))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let writers: Vec<&CqlStore> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(
+        writers.len(),
+        1,
+        "writers: {writers:?}; errors: {:?}",
+        results.iter().filter_map(|r| r.as_ref().err()).collect::<Vec<_>>()
+    );
+    for error in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(error.to_string().contains("held by another node"), "{error}");
+    }
+}
+
+#[test]
+fn the_schema_is_created_versioned_and_a_newer_one_is_refused() {
+    let Some(Cassandra(config)) = cassandra("schema") else { return };
+    drop(CqlStore::open(config.clone()).unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let session =
+            scylla::client::session_builder::SessionBuilder::new().known_nodes(&config.nodes).build().await.unwrap();
+        let versions = session
+            .query_unpaged(format!("SELECT version, description FROM {}.schema_migrations", config.keyspace), ())
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .rows::<(i32, String)>()
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(versions.len(), 1, "{versions:?}");
+        assert_eq!(versions[0].0, 1);
+        session
+            .query_unpaged(
+                format!(
+                    "INSERT INTO {}.schema_migrations (version, description) VALUES (99, 'from the future')",
+                    config.keyspace
+                ),
+                (),
+            )
+            .await
+            .unwrap();
+    });
+    let error = CqlStore::open(config).unwrap_err();
+    assert!(matches!(error, StoreError::SchemaTooNew { found: 99, known: 1, .. }), "{error}");
+    assert!(error.to_string().contains("upgrade this node"), "{error}");
+}
+
+#[test]
+fn an_oversized_record_is_refused_before_anything_is_written() {
+    let Some(cassandra) = cassandra("oversize") else { return };
+    let mut store = cassandra.open();
+    let big = vec![7_u8; RECORD_BYTES_MAX + 1];
+    let error = store.append(&[b"fine", &big]).unwrap_err();
+    assert!(matches!(error, StoreError::RecordTooLarge { .. }), "{error}");
+    assert_eq!(store.len(), 0);
+    store.append(&[b"fine"]).unwrap();
+    drop(store);
+    assert_eq!(all_records(cassandra.open().as_mut()).len(), 1);
+}
