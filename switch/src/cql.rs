@@ -79,15 +79,16 @@ const CAS_ATTEMPTS_MAX: u32 = 5;
 /// Rows per page when replaying.
 const REPLAY_PAGE_ROWS: i32 = 64;
 
-/// Schema migrations, in order. Never edit a published one: add the next.
+/// Schema migrations, in order (`{ks}` stands for the keyspace). Never edit
+/// a published one: add the next.
 const MIGRATIONS: &[(i32, &str, &[&str])] = &[(
     1,
     "journal, head and writer lease",
     &[
-        "CREATE TABLE IF NOT EXISTS journal (stream text, chunk bigint, seq bigint, epoch bigint, record blob, \
+        "CREATE TABLE IF NOT EXISTS {ks}.journal (stream text, chunk bigint, seq bigint, epoch bigint, record blob, \
          PRIMARY KEY ((stream, chunk), seq, epoch)) WITH CLUSTERING ORDER BY (seq ASC, epoch DESC)",
-        "CREATE TABLE IF NOT EXISTS journal_head (stream text PRIMARY KEY, epoch bigint, head bigint, writer text, format bigint)",
-        "CREATE TABLE IF NOT EXISTS writer_lease (stream text PRIMARY KEY, owner text)",
+        "CREATE TABLE IF NOT EXISTS {ks}.journal_head (stream text PRIMARY KEY, epoch bigint, head bigint, writer text, format bigint)",
+        "CREATE TABLE IF NOT EXISTS {ks}.writer_lease (stream text PRIMARY KEY, owner text)",
     ],
 )];
 
@@ -282,19 +283,21 @@ impl Store for CqlStore {
         self.head as u64
     }
 
+    fn check(&mut self) -> Result<(), StoreError> {
+        if self.shared.lease_lost.load(Ordering::Relaxed) {
+            let by = self.block_on(lease_owner(&self.shared)).unwrap_or_else(|| "none (the lease lapsed)".into());
+            return Err(StoreError::Fenced { target: self.shared.target.clone(), by, epoch: self.epoch });
+        }
+        Ok(())
+    }
+
     fn append(&mut self, records: &[&[u8]]) -> Result<(), StoreError> {
         let records: Vec<&[u8]> = records.iter().copied().filter(|r| !r.is_empty()).collect();
         if records.is_empty() {
             return Ok(());
         }
+        self.check()?;
         let shared = &self.shared;
-        if shared.lease_lost.load(Ordering::Relaxed) {
-            return Err(StoreError::Fenced {
-                target: shared.target.clone(),
-                by: "unknown (the lease lapsed)".into(),
-                epoch: self.epoch,
-            });
-        }
         if let Some(big) = records.iter().find(|r| r.len() > RECORD_BYTES_MAX) {
             return Err(StoreError::RecordTooLarge {
                 target: shared.target.clone(),
@@ -372,6 +375,9 @@ async fn connect(config: CqlConfig, target: String) -> Result<Shared, StoreError
         .map_err(|e| cql(format!("cannot connect: {e}")))?;
     migrate(&session, &config, &target).await?;
     let prepare = async |text: &str, consistency: Consistency, idempotent: bool| {
+        // Table names are qualified (`{ks}`) rather than set by `USE keyspace`.
+        let text = text.replace("{ks}", &config.keyspace);
+        let text = text.as_str();
         let mut statement = session
             .prepare(text)
             .await
@@ -384,51 +390,52 @@ async fn connect(config: CqlConfig, target: String) -> Result<Shared, StoreError
     use Consistency::{Quorum, Serial};
     let statements = Statements {
         insert_row: prepare(
-            "INSERT INTO journal (stream, chunk, seq, epoch, record) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO {ks}.journal (stream, chunk, seq, epoch, record) VALUES (?, ?, ?, ?, ?)",
             Quorum,
             true,
         )
         .await?,
         advance_head: prepare(
-            "UPDATE journal_head SET head = ? WHERE stream = ? IF epoch = ? AND head = ?",
+            "UPDATE {ks}.journal_head SET head = ? WHERE stream = ? IF epoch = ? AND head = ?",
             Quorum,
             false,
         )
         .await?,
-        read_head: prepare("SELECT epoch, head, writer, format FROM journal_head WHERE stream = ?", Serial, true)
+        read_head: prepare("SELECT epoch, head, writer, format FROM {ks}.journal_head WHERE stream = ?", Serial, true)
             .await?,
         read_chunk: {
             let mut s =
-                prepare("SELECT seq, epoch, record FROM journal WHERE stream = ? AND chunk = ?", Quorum, true).await?;
+                prepare("SELECT seq, epoch, record FROM {ks}.journal WHERE stream = ? AND chunk = ?", Quorum, true)
+                    .await?;
             s.set_page_size(REPLAY_PAGE_ROWS);
             s
         },
         init_head: prepare(
-            "INSERT INTO journal_head (stream, epoch, head, writer, format) VALUES (?, 0, 0, '', ?) IF NOT EXISTS",
+            "INSERT INTO {ks}.journal_head (stream, epoch, head, writer, format) VALUES (?, 0, 0, '', ?) IF NOT EXISTS",
             Quorum,
             false,
         )
         .await?,
         bump_epoch: prepare(
-            "UPDATE journal_head SET epoch = ?, writer = ? WHERE stream = ? IF epoch = ?",
+            "UPDATE {ks}.journal_head SET epoch = ?, writer = ? WHERE stream = ? IF epoch = ?",
             Quorum,
             false,
         )
         .await?,
         lease_acquire: prepare(
-            "INSERT INTO writer_lease (stream, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?",
+            "INSERT INTO {ks}.writer_lease (stream, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?",
             Quorum,
             false,
         )
         .await?,
         lease_renew: prepare(
-            "UPDATE writer_lease USING TTL ? SET owner = ? WHERE stream = ? IF owner = ?",
+            "UPDATE {ks}.writer_lease USING TTL ? SET owner = ? WHERE stream = ? IF owner = ?",
             Quorum,
             false,
         )
         .await?,
-        lease_release: prepare("DELETE FROM writer_lease WHERE stream = ? IF owner = ?", Quorum, false).await?,
-        lease_owner: prepare("SELECT owner FROM writer_lease WHERE stream = ?", Serial, true).await?,
+        lease_release: prepare("DELETE FROM {ks}.writer_lease WHERE stream = ? IF owner = ?", Quorum, false).await?,
+        lease_owner: prepare("SELECT owner FROM {ks}.writer_lease WHERE stream = ?", Serial, true).await?,
     };
     Ok(Shared { session, statements, config, target, lease_lost: AtomicBool::new(false) })
 }
@@ -443,12 +450,13 @@ async fn migrate(session: &Session, config: &CqlConfig, target: &str) -> Result<
         config.keyspace, config.replication_factor
     ))
     .await?;
-    session.use_keyspace(&config.keyspace, false).await.map_err(|e| cql(format!("use keyspace: {e}")))?;
-    run("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, description text, applied_at timestamp)"
-        .into())
+    let ks = &config.keyspace;
+    run(format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (version int PRIMARY KEY, description text, applied_at timestamp)"
+    ))
     .await?;
     let applied = session
-        .query_unpaged("SELECT version FROM schema_migrations", ())
+        .query_unpaged(format!("SELECT version FROM {ks}.schema_migrations"), ())
         .await
         .map_err(|e| cql(format!("read schema_migrations: {e}")))?
         .into_rows_result()
@@ -469,11 +477,14 @@ async fn migrate(session: &Session, config: &CqlConfig, target: &str) -> Result<
             continue;
         }
         for statement in *statements {
-            run(statement.to_string()).await?;
+            run(statement.replace("{ks}", ks)).await?;
         }
         session
             .query_unpaged(
-                "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, toTimestamp(now())) IF NOT EXISTS",
+                format!(
+                    "INSERT INTO {ks}.schema_migrations (version, description, applied_at) \
+                     VALUES (?, ?, toTimestamp(now())) IF NOT EXISTS"
+                ),
                 (version, description),
             )
             .await

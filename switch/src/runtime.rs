@@ -335,6 +335,10 @@ struct Batch {
     notices: Vec<Notice>,
 }
 
+/// How often an idle journal thread asks its store whether it can still
+/// write (a Cassandra writer that lost its lease must stop promptly).
+const STORE_CHECK: Duration = Duration::from_secs(1);
+
 /// Longest the engine thread waits before looking at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(200);
 
@@ -495,7 +499,18 @@ fn journal_loop(
     let mut group = Vec::with_capacity(config.group_batches_max);
     let payment_seconds = metrics::histogram!("ponte_payment_seconds");
     let fsync_seconds = metrics::histogram!("ponte_journal_append_seconds");
-    while let Ok(first) = batches.recv() {
+    loop {
+        let first = match batches.recv_timeout(STORE_CHECK) {
+            Ok(batch) => batch,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(error) = journal.check() {
+                    tracing::error!(%error, "journal store unusable; the switch stops");
+                    return Err(error);
+                }
+                continue;
+            }
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         group.push(first);
         while group.len() < config.group_batches_max {
             match batches.try_recv() {

@@ -39,6 +39,14 @@ pub trait Store: Send + 'static {
     /// all of them are durable. On error none of them may be acknowledged.
     fn append(&mut self, records: &[&[u8]]) -> Result<(), StoreError>;
 
+    /// Called by the journal thread when it is idle (about once a second):
+    /// an error means this store can no longer accept appends (for example
+    /// this node lost its writer lease), so the switch stops at once instead
+    /// of on its next payment.
+    fn check(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Calls `visit` with every acknowledged record, oldest first, and
     /// returns how many there were.
     fn replay(&mut self, visit: &mut Visit<'_>) -> Result<u64, ReplayError>;

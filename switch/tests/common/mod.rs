@@ -1,5 +1,10 @@
 //! Shared harness: a real switch (redb journal with fsync, gRPC over TCP with
 //! mTLS on loopback) on a temporary directory, and SDK clients for it.
+//!
+//! With `PONTE_TEST_E2E_ON_CQL=1` and `PONTE_TEST_CQL=HOST:PORT` (the second
+//! pass of `scripts/test-all`) every switch keeps its journal in a fresh
+//! keyspace of that Cassandra instead, so the same end-to-end tests prove
+//! the distributed backend.
 #![allow(dead_code)]
 
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode};
@@ -20,9 +25,23 @@ pub fn account(code: u32, number: &str) -> Account {
     Account::new(pid(code), "1", number, AccountType::Checking).unwrap()
 }
 
+/// The journal store for a new test switch: None (embedded), or a fresh
+/// Cassandra keyspace when `PONTE_TEST_E2E_ON_CQL=1`.
+pub fn test_store(tag: &str) -> Option<String> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static KEYSPACES: AtomicU32 = AtomicU32::new(0);
+    if std::env::var("PONTE_TEST_E2E_ON_CQL").ok().as_deref() != Some("1") {
+        return None;
+    }
+    let address = std::env::var("PONTE_TEST_CQL").expect("PONTE_TEST_E2E_ON_CQL=1 needs PONTE_TEST_CQL=HOST:PORT");
+    let n = KEYSPACES.fetch_add(1, Ordering::Relaxed);
+    Some(format!("cql://{address}/{tag}_{}_{n}?lease_ttl_s=2", std::process::id()))
+}
+
 pub fn config(dir: &std::path::Path) -> Config {
     let mut config = Config {
         data_dir: dir.to_path_buf(),
+        store: test_store("e2e"),
         listen: ([127, 0, 0, 1], 0).into(),
         metrics_listen: None,
         ..Config::default()
