@@ -82,6 +82,11 @@ struct Args {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Journal store of the load test's own switch: `embedded` (a fresh temp
+    /// directory) or `cql://HOST:PORT/KEYSPACE` for Apache Cassandra /
+    /// ScyllaDB (use a new keyspace per run) [default: embedded].
+    #[arg(long)]
+    store: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,6 +99,10 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.participants >= 2, "--participants must be at least 2");
     anyhow::ensure!((1..=1024).contains(&args.batch), "--batch must be 1 to 1024");
     anyhow::ensure!((0.0..=1.0).contains(&args.key_share), "--key-share must be between 0 and 1");
+    anyhow::ensure!(
+        args.store.is_none() || args.target.is_none(),
+        "--store is for the load test's own switch, not with --target"
+    );
     let keys = args.keys.unwrap_or(if args.target.is_some() { 0 } else { 1_000_000 });
     anyhow::ensure!(keys <= 1_000_000_000, "--keys must be at most 1,000,000,000 (9-digit phone numbers)");
     if let Some(rate) = args.rate {
@@ -150,6 +159,7 @@ fn main() -> anyhow::Result<()> {
             let mut config = Config {
                 data_dir: scratch.path().join("switch"),
                 listen: ([127, 0, 0, 1], 0).into(),
+                store: args.store.clone(),
                 ..Config::default()
             };
             config.engine.payee_timeout_ms = args.payee_timeout_ms;
@@ -220,10 +230,12 @@ fn main() -> anyhow::Result<()> {
         latency_ms: report::latency(&measured),
         mode: mode.into(),
         submission: if args.unary { "unary".into() } else { "stream".into() },
-        target: if args.target.is_some() {
-            endpoint
-        } else {
-            "own switch (embedded store, fsync group commit, mTLS)".into()
+        target: match (&args.target, &args.store) {
+            (Some(_), _) => endpoint,
+            (None, Some(store)) if store.starts_with("cql://") => {
+                format!("own switch (journal on {store}, mTLS)")
+            }
+            (None, _) => "own switch (embedded store, fsync group commit, mTLS)".into(),
         },
         participants: banks.len(),
         duration_s: args.duration.as_secs_f64(),
