@@ -77,6 +77,7 @@ reason_codes! {
     ReturnWindowExpired = 11, "TM01", false, "the original payment is older than the return window", false;
     OriginalNotFound = 12, "NOOR", false, "no settled original payment received by this participant", false;
     UnknownKey = 13, "BE23", false, "the payee key is not registered in the directory", false;
+    DuplicatePayment = 14, "DUPL", false, "disbursement already paid or in progress, or its beneficiary is repeated in the envelope", false;
     // Given by payees when they refuse a payment, or by returning participants.
     RejectedByPayee = 20, "DS04", false, "payee rejected the payment", true;
     InvalidCreditorAccount = 21, "AC03", false, "payee account does not exist", true;

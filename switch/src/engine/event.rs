@@ -122,6 +122,31 @@ pub enum Event<'a> {
         id: u64,
         at: TimestampMs,
     },
+    /// A paying agency opened an envelope (or restarted an upload cut short).
+    EnvelopeOpened {
+        number: u64,
+        header: super::EnvelopeHeader,
+        digest: u128,
+        at: TimestampMs,
+    },
+    /// Items of an open envelope, in order.
+    EnvelopeItemsAdded {
+        number: u64,
+        items: Vec<super::EnvelopeItem>,
+    },
+    /// The envelope matched its control totals; `flagged` items are DUPL.
+    EnvelopeSealed {
+        number: u64,
+        at: TimestampMs,
+        flagged: Vec<u32>,
+    },
+    /// An item's payment starts under `id` (its events follow).
+    EnvelopeItemStarted {
+        number: u64,
+        index: u32,
+        id: EndToEndId,
+        counter: u64,
+    },
 }
 
 impl Event<'_> {

@@ -13,6 +13,7 @@
 
 mod cycles;
 mod directory;
+mod disbursement;
 mod event;
 mod table;
 #[cfg(test)]
@@ -20,6 +21,10 @@ mod tests;
 
 pub use cycles::{Cycle, CycleError};
 pub use directory::{DEFAULT_CATEGORY, DirectoryState, EndUser, LookupError};
+pub use disbursement::{
+    Beneficiary, Disbursements, ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX, EnvelopeError, EnvelopeHeader,
+    EnvelopeItem, EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome, ItemView, check_item,
+};
 pub use event::{Event, decode_events};
 
 use ponte_directory::claims::{Claim, ClaimAction, ClaimError, ClaimKind};
@@ -58,6 +63,10 @@ pub struct EngineConfig {
     /// Close the open settlement cycle this long after it opened (default
     /// 1 hour; 0: only when the operator asks).
     pub cycle_close_every_ms: i64,
+    /// How long a disbursement item waits for its payee participant to be
+    /// online (after a restart payees reconnect) before it is tried anyway
+    /// and fails AB08 (default 10 minutes).
+    pub disbursement_offline_wait_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +80,7 @@ impl Default for EngineConfig {
             payee_inflight_max: 20_000,
             claim_window_ms: ponte_directory::claims::RESOLUTION_WINDOW_MS,
             cycle_close_every_ms: 3_600_000,
+            disbursement_offline_wait_ms: 600_000,
         }
     }
 }
@@ -333,6 +343,37 @@ pub enum Command {
         caller: ParticipantId,
         id: u64,
     },
+    /// A paying agency opens an envelope (header and control totals).
+    OpenEnvelope {
+        caller: ParticipantId,
+        header: EnvelopeHeader,
+        digest: u128,
+    },
+    /// The next items of an open envelope (at most ENVELOPE_CHUNK_ITEMS_MAX).
+    AddEnvelopeItems {
+        caller: ParticipantId,
+        number: u64,
+        items: Vec<EnvelopeItem>,
+    },
+    /// Checks the control totals and starts paying.
+    SealEnvelope {
+        caller: ParticipantId,
+        number: u64,
+    },
+    /// An envelope's progress; `caller` None is the operator.
+    GetEnvelope {
+        caller: Option<ParticipantId>,
+        agency: ParticipantId,
+        reference: String,
+    },
+    /// A page of an envelope's item outcomes.
+    EnvelopeItems {
+        caller: Option<ParticipantId>,
+        agency: ParticipantId,
+        reference: String,
+        offset: u32,
+        limit: u32,
+    },
     /// A payee opened an inbox stream. Not journaled: connections do not survive a restart.
     InboxOpened(ParticipantId),
     InboxClosed(ParticipantId),
@@ -368,6 +409,8 @@ pub enum Reply {
     Cycles(Vec<ponte_settlement::report::CycleHeader>),
     Report(Result<ponte_settlement::report::CycleReport, CycleError>),
     CycleTransfers(Result<Vec<TransferView>, CycleError>),
+    Envelope(Result<EnvelopeView, EnvelopeError>),
+    EnvelopeItems(Result<Vec<ItemView>, EnvelopeError>),
     Done,
 }
 
@@ -503,6 +546,8 @@ pub struct Engine {
     /// The cycle settlements land in now.
     current_cycle: u64,
     cycles: std::collections::BTreeMap<u64, Cycle>,
+    /// Bulk disbursement envelopes.
+    disbursements: Disbursements,
 }
 
 impl Engine {
@@ -518,6 +563,7 @@ impl Engine {
             claim_deadline: i64::MAX,
             current_cycle: 1,
             cycles: std::collections::BTreeMap::new(),
+            disbursements: Disbursements::default(),
         }
     }
 
@@ -633,6 +679,13 @@ impl Engine {
             } else {
                 Err(CycleError::Unknown(id))
             }),
+            Command::OpenEnvelope { caller, header, digest } => self.open_envelope(now, caller, header, digest, out),
+            Command::AddEnvelopeItems { caller, number, items } => self.add_envelope_items(caller, number, items, out),
+            Command::SealEnvelope { caller, number } => self.seal_envelope(now, caller, number, out),
+            Command::GetEnvelope { caller, agency, reference } => self.get_envelope(caller, agency, &reference),
+            Command::EnvelopeItems { caller, agency, reference, offset, limit } => {
+                self.envelope_items(caller, agency, &reference, offset, limit)
+            }
             Command::InboxOpened(id) => {
                 *self.online.entry(id).or_insert(0) += 1;
                 Reply::Done
@@ -999,6 +1052,10 @@ impl Engine {
     /// switch, or a bug): replaying it could only make the ledger wrong.
     pub fn apply(&mut self, event: &Event<'_>) {
         match *event {
+            Event::EnvelopeOpened { .. }
+            | Event::EnvelopeItemsAdded { .. }
+            | Event::EnvelopeSealed { .. }
+            | Event::EnvelopeItemStarted { .. } => self.apply_envelope(event),
             Event::KeyRegistered { .. }
             | Event::KeyDeleted { .. }
             | Event::KeyMoved { .. }
@@ -1071,6 +1128,7 @@ impl Engine {
                 let q = self.participant_mut(payee);
                 q.inflight_in -= 1;
                 q.position = q.position.checked_add(amount).expect("position overflow");
+                self.envelope_item_final(&id);
             }
             Event::Rejected { id, reason, at: _ } => {
                 let (payer, payee, amount) = {
@@ -1082,6 +1140,7 @@ impl Engine {
                 let p = self.participant_mut(payer);
                 p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
                 self.participant_mut(payee).inflight_in -= 1;
+                self.envelope_item_final(&id);
             }
             Event::Refused { id, payer, payee, amount, digest, reason, at, original } => {
                 let transfer = Transfer {
@@ -1100,6 +1159,7 @@ impl Engine {
                     cycle: 0,
                 };
                 assert!(self.transfers.insert(transfer), "transfer {id} recorded twice");
+                self.envelope_item_final(&id);
             }
             Event::ReturnSettled { id, original, payer, payee, amount, digest, reason: _, at } => {
                 self.cycle_mut().add(payer.participant, payee.participant, amount);
@@ -1214,6 +1274,6 @@ impl Engine {
         if position_sum != 0 {
             return Err(format!("positions sum to {position_sum} minor units, not zero"));
         }
-        Ok(())
+        self.check_envelopes()
     }
 }

@@ -792,3 +792,284 @@ mod cycles {
         give_back(h, T0, returner, n, original, minor)
     }
 }
+
+mod disbursement {
+    //! Envelopes inside the engine: accepted whole against control totals,
+    //! duplicates flagged DUPL, paid through the ordinary payment path at the
+    //! pace the caller gives, every item exactly once across replays, and
+    //! progress counters that always match the items.
+    use super::*;
+    use ponte_directory::keys::{Brazil, KeyType, parse};
+    use ponte_directory::registry::{NewKey, Owner, OwnerKind};
+
+    const AGENCY: u32 = 9;
+
+    fn header(reference: &str, count: u32, total_minor: i64) -> EnvelopeHeader {
+        EnvelopeHeader {
+            agency: pid(AGENCY),
+            reference: reference.into(),
+            programme: "Bolsa Teste".into(),
+            cycle_reference: "2026-12".into(),
+            paying_account: account(AGENCY, "1"),
+            control_count: count,
+            control_total: Amount::from_minor(total_minor),
+        }
+    }
+
+    fn item(id: &str, beneficiary: Beneficiary, minor: i64) -> EnvelopeItem {
+        EnvelopeItem {
+            disbursement_id: id.into(),
+            beneficiary,
+            amount: Amount::from_minor(minor),
+            narrative: "dez".into(),
+        }
+    }
+
+    fn to_account(code: u32, number: &str) -> Beneficiary {
+        Beneficiary::Account(account(code, number))
+    }
+
+    fn phone(text: &str) -> Beneficiary {
+        Beneficiary::Key(parse(&Brazil, KeyType::Phone, text).unwrap())
+    }
+
+    /// Opens, fills and seals an envelope; returns the reply of the seal.
+    fn submit(
+        h: &mut Harness,
+        header: EnvelopeHeader,
+        items: Vec<EnvelopeItem>,
+    ) -> Result<EnvelopeView, EnvelopeError> {
+        let digest = items.len() as u128 * 7919 + header.control_total.minor() as u128;
+        let Reply::Envelope(opened) = h.run(T0, Command::OpenEnvelope { caller: pid(AGENCY), header, digest }) else {
+            panic!()
+        };
+        let opened = opened?;
+        if opened.sealed_at.is_some() {
+            return Ok(opened); // sent before: its receipt
+        }
+        let number = opened.number;
+        for chunk in items.chunks(2) {
+            let command = Command::AddEnvelopeItems { caller: pid(AGENCY), number, items: chunk.to_vec() };
+            let Reply::Envelope(added) = h.run(T0, command) else { panic!() };
+            added?;
+        }
+        let Reply::Envelope(sealed) = h.run(T0, Command::SealEnvelope { caller: pid(AGENCY), number }) else {
+            panic!()
+        };
+        sealed
+    }
+
+    fn drive(h: &mut Harness, budget: usize) -> usize {
+        let mut out = Output::default();
+        let started = h.engine.drive_disbursements(T0 + 1, budget, 1_000, &mut out);
+        h.absorb(out);
+        started
+    }
+
+    /// Answers every delivery of `payee` still waiting, rejecting `reject` accounts.
+    fn answer_all(h: &mut Harness, payee: u32, reject: &str) {
+        let deliveries: Vec<(EndToEndId, Account)> = h
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Deliver(d) if d.payee.participant == pid(payee) => Some((d.id, d.payee)),
+                _ => None,
+            })
+            .collect();
+        for (id, to) in deliveries {
+            if h.engine.transfer(&id).is_some_and(|t| t.state == TransferState::Reserved) {
+                let decision =
+                    if to.number() == reject { Decision::Reject(ReasonCode::ClosedAccount) } else { Decision::Accept };
+                h.answer(T0 + 2, payee, id, decision);
+            }
+        }
+    }
+
+    fn items_of(h: &mut Harness, reference: &str) -> Vec<ItemView> {
+        let command = Command::EnvelopeItems {
+            caller: Some(pid(AGENCY)),
+            agency: pid(AGENCY),
+            reference: reference.into(),
+            offset: 0,
+            limit: 100,
+        };
+        let Reply::EnvelopeItems(Ok(items)) = h.engine.execute(T0, command, &mut Output::default()) else { panic!() };
+        items
+    }
+
+    fn view(engine: &mut Engine, reference: &str) -> EnvelopeView {
+        let command = Command::GetEnvelope { caller: None, agency: pid(AGENCY), reference: reference.into() };
+        let Reply::Envelope(Ok(view)) = engine.execute(T0, command, &mut Output::default()) else { panic!() };
+        view
+    }
+
+    fn harness() -> Harness {
+        let mut h = Harness::new(&[(AGENCY, 1_000_000), (2, 1000), (3, 1000)]);
+        let owner = Owner { kind: OwnerKind::Person, id: "52998224725".into(), name: "Maria Souza".into() };
+        let key = NewKey::Chosen { kind: KeyType::Phone, value: "+5561988880000".into() };
+        let reply = h.run(T0, Command::RegisterKey { caller: pid(3), key, account: account(3, "77"), owner });
+        assert!(matches!(reply, Reply::Key(Ok(_))));
+        h
+    }
+
+    #[test]
+    fn a_mixed_envelope_gives_the_exact_outcome_of_every_item() {
+        let mut h = harness();
+        let items = vec![
+            item("D1", to_account(2, "10"), 100_00),
+            item("D2", phone("+5561988880000"), 200_00),
+            item("D3", phone("+5561900000000"), 300_00), // nobody holds this key
+            item("D4", to_account(2, "10"), 400_00),     // same beneficiary as D1
+            item("D5", to_account(2, "99"), 500_00),     // the payee rejects account 99
+        ];
+        let sealed = submit(&mut h, header("ENV-1", 5, 1_500_00), items).unwrap();
+        assert_eq!((sealed.received, sealed.failed_count, sealed.complete), (5, 1, false));
+        assert_eq!(drive(&mut h, 2), 2, "the budget is the pace");
+        assert_eq!(drive(&mut h, 100), 2, "the flagged item is never started");
+        assert_eq!(drive(&mut h, 100), 0);
+        answer_all(&mut h, 2, "99");
+        answer_all(&mut h, 3, "");
+        let items = items_of(&mut h, "ENV-1");
+        let outcome = |i: usize| items[i].outcome;
+        assert!(matches!(outcome(0), ItemOutcome::Paid { .. }));
+        assert!(matches!(outcome(1), ItemOutcome::Paid { .. }));
+        assert_eq!(items[1].payee, Some(account(3, "77")), "the key resolved to its account");
+        assert!(matches!(outcome(2), ItemOutcome::Failed { reason: ReasonCode::UnknownKey, id: Some(_) }));
+        assert!(matches!(outcome(3), ItemOutcome::Failed { reason: ReasonCode::DuplicatePayment, id: None }));
+        assert!(matches!(outcome(4), ItemOutcome::Failed { reason: ReasonCode::ClosedAccount, id: Some(_) }));
+        let v = view(&mut h.engine, "ENV-1");
+        assert_eq!((v.paid_count, v.paid_value, v.failed_count, v.in_progress), (2, Amount::from_minor(300_00), 3, 0));
+        assert!(v.complete);
+        assert_eq!(h.position(AGENCY), -300_00, "the agency paid exactly what was paid");
+        assert_eq!(h.position(2) + h.position(3), 300_00);
+        h.engine.check_invariants().unwrap();
+        let mut rebuilt = h.replayed();
+        rebuilt.check_invariants().unwrap();
+        assert_eq!(view(&mut rebuilt, "ENV-1"), v, "the journal rebuilds the same progress");
+    }
+
+    #[test]
+    fn control_totals_and_repeated_ids_are_checked_before_anything_is_paid() {
+        let mut h = harness();
+        let two = || vec![item("A", to_account(2, "1"), 1_00), item("B", to_account(2, "2"), 2_00)];
+        let error = submit(&mut h, header("C1", 2, 4_00), two()).unwrap_err();
+        assert_eq!(
+            error,
+            EnvelopeError::ControlTotalMismatch { expected: Amount::from_minor(4_00), found: Amount::from_minor(3_00) }
+        );
+        let error = submit(&mut h, header("C2", 3, 3_00), two()).unwrap_err();
+        assert_eq!(error, EnvelopeError::ControlCountMismatch { expected: 3, found: 2 });
+        let repeated = vec![item("A", to_account(2, "1"), 1_00), item("A", to_account(2, "2"), 2_00)];
+        assert_eq!(
+            submit(&mut h, header("C3", 2, 3_00), repeated).unwrap_err(),
+            EnvelopeError::RepeatedDisbursementId("A".into())
+        );
+        let error = submit(&mut h, header("C4", 1, 1_00), vec![item("Z", to_account(2, "1"), 0)]).unwrap_err();
+        assert!(matches!(error, EnvelopeError::InvalidItem { index: 0, .. }), "{error}");
+        assert_eq!(drive(&mut h, 100), 0, "nothing of a refused envelope is paid");
+        assert_eq!(h.position(AGENCY), 0);
+    }
+
+    #[test]
+    fn an_envelope_sent_again_pays_nobody_twice_and_a_changed_one_is_refused() {
+        let mut h = harness();
+        let items = vec![item("A", to_account(2, "1"), 1_00), item("B", to_account(2, "2"), 2_00)];
+        submit(&mut h, header("R1", 2, 3_00), items.clone()).unwrap();
+        drive(&mut h, 100);
+        answer_all(&mut h, 2, "");
+        let again = submit(&mut h, header("R1", 2, 3_00), items.clone());
+        assert_eq!(again.unwrap().paid_count, 2, "the same envelope: its receipt");
+        assert_eq!(drive(&mut h, 100), 0);
+        let mut changed = items.clone();
+        changed[1].amount = Amount::from_minor(5_00);
+        let error = submit(&mut h, header("R1", 2, 6_00), changed).unwrap_err();
+        assert_eq!(error, EnvelopeError::ReferenceReused("R1".into()));
+        // The same disbursement ids in a new envelope: flagged, never paid.
+        let sealed = submit(&mut h, header("R2", 2, 3_00), items).unwrap();
+        assert_eq!(sealed.failed_count, 2);
+        assert_eq!(drive(&mut h, 100), 0);
+        assert_eq!(h.position(AGENCY), -3_00);
+    }
+
+    #[test]
+    fn a_failed_disbursement_may_be_paid_by_a_later_envelope() {
+        let mut h = harness();
+        submit(&mut h, header("F1", 1, 1_00), vec![item("A", to_account(2, "99"), 1_00)]).unwrap();
+        drive(&mut h, 100);
+        answer_all(&mut h, 2, "99");
+        let sealed = submit(&mut h, header("F2", 1, 1_00), vec![item("A", to_account(2, "1"), 1_00)]).unwrap();
+        assert_eq!(sealed.failed_count, 0, "the earlier attempt failed, so the id is free");
+        drive(&mut h, 100);
+        answer_all(&mut h, 2, "99");
+        assert_eq!(h.position(AGENCY), -1_00);
+        // And once paid, a third envelope cannot pay it again.
+        let sealed = submit(&mut h, header("F3", 1, 1_00), vec![item("A", to_account(2, "5"), 1_00)]).unwrap();
+        assert_eq!(sealed.failed_count, 1);
+    }
+
+    #[test]
+    fn a_restart_mid_envelope_finishes_the_rest_and_pays_each_item_once() {
+        let mut h = harness();
+        let items: Vec<_> = (0..40).map(|i| item(&format!("P{i}"), to_account(2, &format!("{i}")), 1_00 + i)).collect();
+        let total: i64 = (0..40).map(|i| 1_00 + i).sum();
+        submit(&mut h, header("M1", 40, total), items).unwrap();
+        drive(&mut h, 15);
+        answer_all(&mut h, 2, "");
+        drive(&mut h, 5); // five more started, not answered: the switch "crashes"
+        let mut h2 = Harness { engine: h.replayed(), journal: h.journal.clone(), effects: Vec::new() };
+        h2.engine.check_invariants().unwrap();
+        assert_eq!(view(&mut h2.engine, "M1").in_progress, 5);
+        // Before the payee reconnects nothing is started: its items wait.
+        assert_eq!(drive(&mut h2, 1_000), 0);
+        h2.run(T0, Command::InboxOpened(pid(2)));
+        // The five in flight time out (their payee never heard of them after
+        // the restart); the rest are started exactly once.
+        h2.expire(T0 + 60_000);
+        assert_eq!(drive(&mut h2, 1_000), 20, "the waiting items, once each");
+        assert_eq!(drive(&mut h2, 1_000), 0);
+        answer_all(&mut h2, 2, "");
+        let v = view(&mut h2.engine, "M1");
+        assert_eq!((v.paid_count, v.failed_count, v.in_progress), (35, 5, 0));
+        assert!(v.complete);
+        let paid: i64 = items_of(&mut h2, "M1")
+            .iter()
+            .filter(|i| matches!(i.outcome, ItemOutcome::Paid { .. }))
+            .map(|i| i.item.amount.minor())
+            .sum();
+        assert_eq!(h2.position(AGENCY), -paid);
+        h2.engine.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn only_the_agency_sees_and_fills_its_envelope() {
+        let mut h = harness();
+        submit(&mut h, header("S1", 1, 1_00), vec![item("A", to_account(2, "1"), 1_00)]).unwrap();
+        let command = Command::GetEnvelope { caller: Some(pid(2)), agency: pid(AGENCY), reference: "S1".into() };
+        assert!(matches!(h.run(T0, command), Reply::Envelope(Err(EnvelopeError::Unknown(_)))));
+        let mut foreign = header("S2", 1, 1_00);
+        foreign.paying_account = account(2, "1");
+        let reply = h.run(T0, Command::OpenEnvelope { caller: pid(AGENCY), header: foreign, digest: 1 });
+        assert!(matches!(reply, Reply::Envelope(Err(EnvelopeError::PayingAccountNotAgency))));
+        let reply = h.run(T0, Command::OpenEnvelope { caller: pid(2), header: header("S3", 1, 1_00), digest: 1 });
+        assert!(matches!(reply, Reply::Envelope(Err(EnvelopeError::AgencyNotActive(_)))));
+    }
+
+    #[test]
+    fn an_item_for_a_payee_that_stays_offline_fails_after_the_wait() {
+        let mut h = harness();
+        h.run(T0, Command::InboxClosed(pid(3)));
+        let items = vec![item("A", to_account(3, "1"), 1_00), item("B", to_account(2, "1"), 2_00)];
+        submit(&mut h, header("O1", 2, 3_00), items).unwrap();
+        assert_eq!(drive(&mut h, 100), 1, "the online payee's item goes; the other waits");
+        let wait = h.engine.config().disbursement_offline_wait_ms;
+        let mut out = Output::default();
+        assert_eq!(h.engine.drive_disbursements(T0 + wait / 2, 100, 1_000, &mut out), 0);
+        assert_eq!(h.engine.drive_disbursements(T0 + 2 + wait, 100, 1_000, &mut out), 1);
+        h.absorb(out);
+        answer_all(&mut h, 2, "");
+        let items = items_of(&mut h, "O1");
+        assert!(matches!(items[0].outcome, ItemOutcome::Failed { reason: ReasonCode::PayeeOffline, .. }));
+        assert!(matches!(items[1].outcome, ItemOutcome::Paid { .. }));
+        assert!(view(&mut h.engine, "O1").complete);
+    }
+}

@@ -1,0 +1,667 @@
+//! Bulk disbursement: envelopes of payments from a government paying agency.
+//!
+//! An envelope is accepted whole or not at all. It arrives as three kinds of
+//! command — open (header and control totals), add items (chunks of at most
+//! [`ENVELOPE_CHUNK_ITEMS_MAX`]), seal — each journaled, so a million items
+//! never make one giant journal record or stall retail payments. Sealing
+//! checks the items against the control totals and flags (reason DUPL,
+//! never paid) every item whose disbursement id the agency already paid or
+//! has in progress, and every repeated beneficiary inside the envelope.
+//!
+//! Sealed envelopes are paid by [`Engine::drive_disbursements`], which the
+//! runtime calls between command batches with a budget (the configured pace),
+//! so disbursements never starve real-time payments. Each item becomes an
+//! ordinary payment (directory resolution, the agency's liquidity, the
+//! payee's answer) under an end-to-end id the engine makes; the
+//! `EnvelopeItemStarted` event links item and payment before the payment's
+//! own events, so after any restart an item is either started (its outcome
+//! is its payment's) or not (it is paid then). Nothing is paid twice: an
+//! item is started at most once, and a disbursement id is taken by a new
+//! envelope only if every earlier item with that id failed.
+
+use super::{Engine, Event, Output, PaymentOrder, Reply};
+use ponte_directory::keys::Key;
+use ponte_domain::{Account, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs, TransferState};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+/// Most items in one envelope.
+pub const ENVELOPE_ITEMS_MAX: u32 = 1_000_000;
+/// Most items in one add-items command (and so in one journal event).
+pub const ENVELOPE_CHUNK_ITEMS_MAX: usize = 8_192;
+pub const REFERENCE_LEN_MAX: usize = 35;
+pub const PROGRAMME_LEN_MAX: usize = 70;
+pub const DISBURSEMENT_ID_LEN_MAX: usize = 35;
+pub const NARRATIVE_LEN_MAX: usize = 140;
+/// Most item outcomes in one page.
+pub const ITEMS_PAGE_MAX: u32 = 10_000;
+
+/// Whom an item pays: a directory key (resolved when it is paid) or an account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Beneficiary {
+    Key(Key),
+    Account(Account),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnvelopeItem {
+    /// The agency's own id of this payment; paid at most once, ever.
+    pub disbursement_id: String,
+    pub beneficiary: Beneficiary,
+    pub amount: Amount,
+    pub narrative: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnvelopeHeader {
+    pub agency: ParticipantId,
+    /// The agency's reference of this envelope; unique per agency.
+    pub reference: String,
+    pub programme: String,
+    /// The agency's payment cycle (e.g. "2026-12"), for its reports.
+    pub cycle_reference: String,
+    /// The agency's account the money leaves from.
+    pub paying_account: Account,
+    pub control_count: u32,
+    pub control_total: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    #[error("participant {0} is not an active participant")]
+    AgencyNotActive(ParticipantId),
+    #[error("the paying account must be the agency's own")]
+    PayingAccountNotAgency,
+    #[error("{0}")]
+    InvalidHeader(String),
+    #[error("envelope reference {0:?} was already used with different content")]
+    ReferenceReused(String),
+    #[error("no envelope {0:?} of this agency")]
+    Unknown(String),
+    #[error("the envelope is already sealed")]
+    AlreadySealed,
+    #[error("at most {ENVELOPE_ITEMS_MAX} items per envelope and {ENVELOPE_CHUNK_ITEMS_MAX} per message")]
+    TooManyItems,
+    #[error("the control count says {expected} items; {found} were sent")]
+    ControlCountMismatch { expected: u32, found: u32 },
+    #[error("the control total says {expected}; the items add up to {found}")]
+    ControlTotalMismatch { expected: Amount, found: Amount },
+    #[error("disbursement id {0:?} appears more than once in the envelope")]
+    RepeatedDisbursementId(String),
+    #[error("item {index}: {reason}")]
+    InvalidItem { index: u32, reason: String },
+}
+
+/// Where an item stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemOutcome {
+    /// Not paid yet: waits for its turn.
+    Waiting,
+    /// Its payment waits for the payee's answer.
+    InProgress {
+        id: EndToEndId,
+    },
+    Paid {
+        id: EndToEndId,
+        at: TimestampMs,
+    },
+    /// Not paid: flagged at sealing (no id), or its payment was rejected.
+    Failed {
+        reason: ReasonCode,
+        id: Option<EndToEndId>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemView {
+    pub index: u32,
+    pub item: EnvelopeItem,
+    pub outcome: ItemOutcome,
+    /// The account paid (a key's account once resolved).
+    pub payee: Option<Account>,
+}
+
+/// An envelope's header and progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeView {
+    pub header: EnvelopeHeader,
+    pub digest: u128,
+    pub opened_at: TimestampMs,
+    pub sealed_at: Option<TimestampMs>,
+    /// Items received so far (all of them once sealed).
+    pub received: u32,
+    pub paid_count: u32,
+    pub paid_value: Amount,
+    pub failed_count: u32,
+    pub failed_value: Amount,
+    pub in_progress: u32,
+    /// Sealed, and every item paid or failed.
+    pub complete: bool,
+    /// Internal number, for the follow-up commands of an upload.
+    pub number: u64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    item: EnvelopeItem,
+    transfer: Option<EndToEndId>,
+    flagged: Option<ReasonCode>,
+}
+
+#[derive(Debug)]
+struct Envelope {
+    header: EnvelopeHeader,
+    digest: u128,
+    opened_at: TimestampMs,
+    sealed_at: Option<TimestampMs>,
+    slots: Vec<Slot>,
+    /// Next slot to consider when driving.
+    next: usize,
+    paid_count: u32,
+    paid_value: Amount,
+    failed_count: u32,
+    failed_value: Amount,
+    in_progress: u32,
+}
+
+/// All envelopes and the indexes that keep payments exactly once.
+#[derive(Debug, Default)]
+pub struct Disbursements {
+    envelopes: BTreeMap<u64, Envelope>,
+    by_reference: HashMap<(ParticipantId, String), u64>,
+    /// (agency, disbursement id) -> the latest item that took it.
+    ledger: HashMap<(ParticipantId, String), (u64, u32)>,
+    /// Started items whose payment is not final yet.
+    in_flight: HashMap<EndToEndId, (u64, u32)>,
+    /// Sealed envelopes with items not looked at yet, oldest first.
+    active: VecDeque<u64>,
+    /// Items set aside because their payee participant was offline:
+    /// (envelope, item, since). A driver cache, not durable: after a replay
+    /// the scan starts again from each envelope's first item.
+    deferred: VecDeque<(u64, u32, TimestampMs)>,
+    /// Counter behind the end-to-end ids the engine makes for items.
+    id_counter: u64,
+}
+
+impl Disbursements {
+    /// Items started and not final, over all envelopes.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether some sealed envelope still has items to start.
+    pub fn has_work(&self) -> bool {
+        !self.active.is_empty() || !self.deferred.is_empty()
+    }
+}
+
+fn check_text(what: &str, value: &str, max: usize, required: bool) -> Result<(), String> {
+    if required && value.trim().is_empty() {
+        return Err(format!("{what} is required"));
+    }
+    if value.chars().count() > max {
+        return Err(format!("{what} is longer than {max} characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{what} has control characters"));
+    }
+    Ok(())
+}
+
+/// Checks one item on its own (bounds, positive amount).
+pub fn check_item(item: &EnvelopeItem) -> Result<(), String> {
+    check_text("disbursement id", &item.disbursement_id, DISBURSEMENT_ID_LEN_MAX, true)?;
+    check_text("narrative", &item.narrative, NARRATIVE_LEN_MAX, false)?;
+    if item.amount <= Amount::ZERO {
+        return Err("the amount must be greater than zero".into());
+    }
+    if let Beneficiary::Account(account) = &item.beneficiary
+        && account.participant.code() == 0
+    {
+        return Err("the beneficiary account has no participant".into());
+    }
+    Ok(())
+}
+
+impl Engine {
+    pub fn disbursements(&self) -> &Disbursements {
+        &self.disbursements
+    }
+
+    pub(super) fn open_envelope(
+        &mut self,
+        now: TimestampMs,
+        caller: ParticipantId,
+        header: EnvelopeHeader,
+        digest: u128,
+        out: &mut Output,
+    ) -> Reply {
+        Reply::Envelope(self.try_open_envelope(now, caller, header, digest, out))
+    }
+
+    fn try_open_envelope(
+        &mut self,
+        now: TimestampMs,
+        caller: ParticipantId,
+        header: EnvelopeHeader,
+        digest: u128,
+        out: &mut Output,
+    ) -> Result<EnvelopeView, EnvelopeError> {
+        let agency = header.agency;
+        if agency != caller
+            || !self.participants.get(&agency).is_some_and(|p| p.status == super::ParticipantStatus::Active)
+        {
+            return Err(EnvelopeError::AgencyNotActive(caller));
+        }
+        if header.paying_account.participant != agency {
+            return Err(EnvelopeError::PayingAccountNotAgency);
+        }
+        check_text("reference", &header.reference, REFERENCE_LEN_MAX, true).map_err(EnvelopeError::InvalidHeader)?;
+        check_text("programme", &header.programme, PROGRAMME_LEN_MAX, false).map_err(EnvelopeError::InvalidHeader)?;
+        check_text("cycle reference", &header.cycle_reference, REFERENCE_LEN_MAX, false)
+            .map_err(EnvelopeError::InvalidHeader)?;
+        if header.control_count == 0 || header.control_count > ENVELOPE_ITEMS_MAX {
+            return Err(EnvelopeError::TooManyItems);
+        }
+        let number = match self.disbursements.by_reference.get(&(agency, header.reference.clone())) {
+            Some(&number) => {
+                let existing = &self.disbursements.envelopes[&number];
+                if existing.digest != digest || existing.header != header {
+                    return Err(EnvelopeError::ReferenceReused(header.reference));
+                }
+                if existing.sealed_at.is_some() {
+                    // The same envelope again: its receipt, nothing paid again.
+                    return Ok(self.envelope_view(number));
+                }
+                // An upload cut short (a restart, a lost connection): start over.
+                number
+            }
+            None => self.disbursements.envelopes.keys().next_back().map_or(1, |n| n + 1),
+        };
+        self.record(Event::EnvelopeOpened { number, header, digest, at: now }, out);
+        Ok(self.envelope_view(number))
+    }
+
+    pub(super) fn add_envelope_items(
+        &mut self,
+        caller: ParticipantId,
+        number: u64,
+        items: Vec<EnvelopeItem>,
+        out: &mut Output,
+    ) -> Reply {
+        let result = (|| {
+            let envelope = self.own_envelope(caller, number)?;
+            if envelope.sealed_at.is_some() {
+                return Err(EnvelopeError::AlreadySealed);
+            }
+            if items.len() > ENVELOPE_CHUNK_ITEMS_MAX
+                || envelope.slots.len() + items.len() > envelope.header.control_count as usize
+            {
+                return Err(EnvelopeError::TooManyItems);
+            }
+            let first = envelope.slots.len() as u32;
+            for (i, item) in items.iter().enumerate() {
+                check_item(item).map_err(|reason| EnvelopeError::InvalidItem { index: first + i as u32, reason })?;
+            }
+            Ok(())
+        })();
+        if let Err(error) = result {
+            return Reply::Envelope(Err(error));
+        }
+        self.record(Event::EnvelopeItemsAdded { number, items }, out);
+        Reply::Envelope(Ok(self.envelope_view(number)))
+    }
+
+    pub(super) fn seal_envelope(
+        &mut self,
+        now: TimestampMs,
+        caller: ParticipantId,
+        number: u64,
+        out: &mut Output,
+    ) -> Reply {
+        let flagged = match self.check_seal(caller, number) {
+            Ok(flagged) => flagged,
+            Err(error) => return Reply::Envelope(Err(error)),
+        };
+        if let Some(flagged) = flagged {
+            self.record(Event::EnvelopeSealed { number, at: now, flagged }, out);
+        }
+        Reply::Envelope(Ok(self.envelope_view(number)))
+    }
+
+    /// The items to flag DUPL, or None when the envelope is sealed already.
+    fn check_seal(&self, caller: ParticipantId, number: u64) -> Result<Option<Vec<u32>>, EnvelopeError> {
+        let envelope = self.own_envelope(caller, number)?;
+        if envelope.sealed_at.is_some() {
+            return Ok(None);
+        }
+        let header = &envelope.header;
+        let found = envelope.slots.len() as u32;
+        if found != header.control_count {
+            return Err(EnvelopeError::ControlCountMismatch { expected: header.control_count, found });
+        }
+        let mut total = Amount::ZERO;
+        for slot in &envelope.slots {
+            total = total.checked_add(slot.item.amount).unwrap_or(Amount::MAX);
+        }
+        if total != header.control_total {
+            return Err(EnvelopeError::ControlTotalMismatch { expected: header.control_total, found: total });
+        }
+        let mut ids = HashSet::with_capacity(envelope.slots.len());
+        let mut beneficiaries = HashSet::with_capacity(envelope.slots.len());
+        let mut flagged = Vec::new();
+        for (index, slot) in envelope.slots.iter().enumerate() {
+            let id = slot.item.disbursement_id.as_str();
+            if !ids.insert(id) {
+                return Err(EnvelopeError::RepeatedDisbursementId(id.to_string()));
+            }
+            let paid_before = self
+                .disbursements
+                .ledger
+                .get(&(header.agency, id.to_string()))
+                .is_some_and(|&(other, i)| other != number && !self.item_failed(other, i));
+            if paid_before || !beneficiaries.insert(&slot.item.beneficiary) {
+                flagged.push(index as u32);
+            }
+        }
+        Ok(Some(flagged))
+    }
+
+    fn item_failed(&self, number: u64, index: u32) -> bool {
+        let slot = &self.disbursements.envelopes[&number].slots[index as usize];
+        slot.flagged.is_some()
+            || slot.transfer.and_then(|id| self.transfers.get(&id)).is_some_and(|t| t.state == TransferState::Rejected)
+    }
+
+    fn own_envelope(&self, caller: ParticipantId, number: u64) -> Result<&Envelope, EnvelopeError> {
+        match self.disbursements.envelopes.get(&number) {
+            Some(envelope) if envelope.header.agency == caller => Ok(envelope),
+            _ => Err(EnvelopeError::Unknown(format!("#{number}"))),
+        }
+    }
+
+    fn find_envelope(&self, caller: Option<ParticipantId>, agency: ParticipantId, reference: &str) -> Option<u64> {
+        if caller.is_some_and(|c| c != agency) {
+            return None;
+        }
+        self.disbursements.by_reference.get(&(agency, reference.to_string())).copied()
+    }
+
+    /// An envelope's progress, for its agency (`caller`) or the operator (None).
+    pub(super) fn get_envelope(&self, caller: Option<ParticipantId>, agency: ParticipantId, reference: &str) -> Reply {
+        Reply::Envelope(
+            self.find_envelope(caller, agency, reference)
+                .map(|n| self.envelope_view(n))
+                .ok_or_else(|| EnvelopeError::Unknown(reference.to_string())),
+        )
+    }
+
+    /// A page of item outcomes.
+    pub(super) fn envelope_items(
+        &self,
+        caller: Option<ParticipantId>,
+        agency: ParticipantId,
+        reference: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Reply {
+        let Some(number) = self.find_envelope(caller, agency, reference) else {
+            return Reply::EnvelopeItems(Err(EnvelopeError::Unknown(reference.to_string())));
+        };
+        let envelope = &self.disbursements.envelopes[&number];
+        let views = envelope
+            .slots
+            .iter()
+            .enumerate()
+            .skip(offset as usize)
+            .take(limit.min(ITEMS_PAGE_MAX) as usize)
+            .map(|(index, slot)| {
+                let transfer = slot.transfer.and_then(|id| self.transfers.get(&id));
+                let outcome = match (slot.flagged, transfer) {
+                    (Some(reason), _) => ItemOutcome::Failed { reason, id: None },
+                    (None, None) => ItemOutcome::Waiting,
+                    (None, Some(t)) => match t.state {
+                        TransferState::Settled => {
+                            ItemOutcome::Paid { id: t.id, at: t.settled_at.unwrap_or(t.created_at) }
+                        }
+                        TransferState::Rejected => ItemOutcome::Failed {
+                            reason: t.reason.expect("rejected transfers carry a reason"),
+                            id: Some(t.id),
+                        },
+                        TransferState::Received | TransferState::Reserved => ItemOutcome::InProgress { id: t.id },
+                    },
+                };
+                let payee = transfer.map(|t| t.payee).filter(|a| a.participant.code() != 0);
+                ItemView { index: index as u32, item: slot.item.clone(), outcome, payee }
+            })
+            .collect();
+        Reply::EnvelopeItems(Ok(views))
+    }
+
+    fn envelope_view(&self, number: u64) -> EnvelopeView {
+        let e = &self.disbursements.envelopes[&number];
+        EnvelopeView {
+            header: e.header.clone(),
+            digest: e.digest,
+            opened_at: e.opened_at,
+            sealed_at: e.sealed_at,
+            received: e.slots.len() as u32,
+            paid_count: e.paid_count,
+            paid_value: e.paid_value,
+            failed_count: e.failed_count,
+            failed_value: e.failed_value,
+            in_progress: e.in_progress,
+            complete: e.sealed_at.is_some() && e.paid_count + e.failed_count == e.slots.len() as u32,
+            number,
+        }
+    }
+
+    /// Starts up to `budget` items of sealed envelopes, oldest envelope
+    /// first, keeping at most `in_flight_max` items waiting for payees.
+    /// An item whose payee participant is offline waits (up to
+    /// `disbursement_offline_wait_ms`) instead of failing at once. Returns
+    /// how many items were started.
+    pub fn drive_disbursements(
+        &mut self,
+        now: TimestampMs,
+        budget: usize,
+        in_flight_max: usize,
+        out: &mut Output,
+    ) -> usize {
+        /// Deferred items looked at per call, so a long queue of items for
+        /// an offline payee costs a bounded time per batch.
+        const DEFERRED_LOOKS_MAX: usize = 256;
+        let wait = self.config.disbursement_offline_wait_ms;
+        let mut started = 0;
+        let room = |d: &Disbursements, started: usize| started < budget && d.in_flight.len() < in_flight_max;
+        for _ in 0..self.disbursements.deferred.len().min(DEFERRED_LOOKS_MAX) {
+            if !room(&self.disbursements, started) {
+                return started;
+            }
+            let Some((number, index, since)) = self.disbursements.deferred.pop_front() else { break };
+            if self.payee_online(number, index) || now >= since.saturating_add(wait) {
+                self.start_item(now, number, index, out);
+                started += 1;
+            } else {
+                self.disbursements.deferred.push_back((number, index, since));
+            }
+        }
+        while room(&self.disbursements, started) {
+            let Some(&number) = self.disbursements.active.front() else { break };
+            let envelope = self.disbursements.envelopes.get_mut(&number).expect("active envelopes exist");
+            let Some(index) = (envelope.next..envelope.slots.len())
+                .find(|&i| envelope.slots[i].transfer.is_none() && envelope.slots[i].flagged.is_none())
+            else {
+                envelope.next = envelope.slots.len();
+                self.disbursements.active.pop_front();
+                continue;
+            };
+            envelope.next = index + 1;
+            let index = index as u32;
+            if self.payee_online(number, index) {
+                self.start_item(now, number, index, out);
+                started += 1;
+            } else {
+                self.disbursements.deferred.push_back((number, index, now));
+            }
+        }
+        started
+    }
+
+    /// Whether an item's payee participant has an inbox open (an unknown
+    /// key counts as online: its payment fails BE23 at once anyway).
+    fn payee_online(&self, number: u64, index: u32) -> bool {
+        let slot = &self.disbursements.envelopes[&number].slots[index as usize];
+        let participant = match &slot.item.beneficiary {
+            Beneficiary::Account(account) => Some(account.participant),
+            Beneficiary::Key(key) => self.directory.registry.get(key).map(|e| e.account.participant),
+        };
+        participant.is_none_or(|p| self.online.contains_key(&p))
+    }
+
+    fn start_item(&mut self, now: TimestampMs, number: u64, index: u32, out: &mut Output) {
+        let slot = &self.disbursements.envelopes[&number].slots[index as usize];
+        debug_assert!(slot.transfer.is_none() && slot.flagged.is_none());
+        let header = &self.disbursements.envelopes[&number].header;
+        let mut counter = self.disbursements.id_counter;
+        let id = loop {
+            let id = item_payment_id(header.agency, now, counter);
+            if self.transfers.get(&id).is_none() {
+                break id;
+            }
+            counter += 1; // a client minted this id: take the next
+        };
+        let (payee, payee_key) = match &slot.item.beneficiary {
+            Beneficiary::Account(account) => (*account, None),
+            Beneficiary::Key(key) => (Account::unresolved(), Some(key.clone())),
+        };
+        let order = PaymentOrder {
+            id,
+            payer: header.paying_account,
+            payee,
+            payee_key,
+            lookup_by: None,
+            amount: slot.item.amount,
+            remittance: slot.item.narrative.clone(),
+        };
+        self.record(Event::EnvelopeItemStarted { number, index, id, counter }, out);
+        self.submit(now, order, out);
+    }
+
+    /// Applies the envelope events. Called by `apply` only.
+    pub(super) fn apply_envelope(&mut self, event: &Event<'_>) {
+        let d = &mut self.disbursements;
+        match event {
+            Event::EnvelopeOpened { number, header, digest, at } => {
+                d.by_reference.insert((header.agency, header.reference.clone()), *number);
+                d.envelopes.insert(
+                    *number,
+                    Envelope {
+                        header: header.clone(),
+                        digest: *digest,
+                        opened_at: *at,
+                        sealed_at: None,
+                        slots: Vec::with_capacity(header.control_count.min(ENVELOPE_CHUNK_ITEMS_MAX as u32) as usize),
+                        next: 0,
+                        paid_count: 0,
+                        paid_value: Amount::ZERO,
+                        failed_count: 0,
+                        failed_value: Amount::ZERO,
+                        in_progress: 0,
+                    },
+                );
+            }
+            Event::EnvelopeItemsAdded { number, items } => {
+                let envelope = d.envelopes.get_mut(number).expect("items for an open envelope");
+                envelope.slots.extend(items.iter().map(|item| Slot {
+                    item: item.clone(),
+                    transfer: None,
+                    flagged: None,
+                }));
+            }
+            Event::EnvelopeSealed { number, at, flagged } => {
+                let envelope = d.envelopes.get_mut(number).expect("sealing an open envelope");
+                envelope.sealed_at = Some(*at);
+                for &index in flagged {
+                    let slot = &mut envelope.slots[index as usize];
+                    slot.flagged = Some(ReasonCode::DuplicatePayment);
+                    envelope.failed_count += 1;
+                    envelope.failed_value =
+                        envelope.failed_value.checked_add(slot.item.amount).expect("value overflow");
+                }
+                let agency = envelope.header.agency;
+                for (index, slot) in envelope.slots.iter().enumerate() {
+                    if slot.flagged.is_none() {
+                        d.ledger.insert((agency, slot.item.disbursement_id.clone()), (*number, index as u32));
+                    }
+                }
+                d.active.push_back(*number);
+            }
+            Event::EnvelopeItemStarted { number, index, id, counter } => {
+                let envelope = d.envelopes.get_mut(number).expect("item of a known envelope");
+                let slot = &mut envelope.slots[*index as usize];
+                assert!(slot.transfer.is_none(), "item {index} of envelope {number} started twice");
+                slot.transfer = Some(*id);
+                envelope.in_progress += 1;
+                d.in_flight.insert(*id, (*number, *index));
+                d.id_counter = counter + 1;
+            }
+            _ => unreachable!("not an envelope event"),
+        }
+    }
+
+    /// Called by `apply` when a transfer becomes final: updates its
+    /// envelope's progress if it pays an item.
+    pub(super) fn envelope_item_final(&mut self, id: &EndToEndId) {
+        let Some((number, index)) = self.disbursements.in_flight.remove(id) else { return };
+        let transfer = self.transfers.get(id).expect("final transfer exists");
+        let (settled, amount) = (transfer.state == TransferState::Settled, transfer.amount);
+        let envelope = self.disbursements.envelopes.get_mut(&number).expect("envelope of an item");
+        debug_assert_eq!(envelope.slots[index as usize].transfer, Some(*id));
+        envelope.in_progress -= 1;
+        if settled {
+            envelope.paid_count += 1;
+            envelope.paid_value = envelope.paid_value.checked_add(amount).expect("value overflow");
+        } else {
+            envelope.failed_count += 1;
+            envelope.failed_value = envelope.failed_value.checked_add(amount).expect("value overflow");
+        }
+    }
+
+    /// Invariants of the envelopes: progress counters match the items.
+    pub(super) fn check_envelopes(&self) -> Result<(), String> {
+        for (number, e) in &self.disbursements.envelopes {
+            let (mut paid, mut failed, mut busy) = (0_u32, 0_u32, 0_u32);
+            for slot in &e.slots {
+                match (slot.flagged, slot.transfer.and_then(|id| self.transfers.get(&id)).map(|t| t.state)) {
+                    (Some(_), _) => failed += 1,
+                    (None, Some(TransferState::Settled)) => paid += 1,
+                    (None, Some(TransferState::Rejected)) => failed += 1,
+                    (None, Some(_)) => busy += 1,
+                    (None, None) => {}
+                }
+            }
+            if (paid, failed, busy) != (e.paid_count, e.failed_count, e.in_progress) {
+                return Err(format!(
+                    "envelope {number}: counters {:?} but items say {:?}",
+                    (e.paid_count, e.failed_count, e.in_progress),
+                    (paid, failed, busy)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The end-to-end id of an item's payment: the agency's code, the minute,
+/// and "DSB" plus the counter in base 36 (8 characters).
+fn item_payment_id(agency: ParticipantId, now: TimestampMs, counter: u64) -> EndToEndId {
+    const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut suffix = *b"DSB00000000";
+    let mut n = counter;
+    for b in suffix[3..].iter_mut().rev() {
+        *b = DIGITS[(n % 36) as usize];
+        n /= 36;
+    }
+    EndToEndId::from_parts(IdKind::Payment, agency, now, &suffix)
+}
