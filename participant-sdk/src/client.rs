@@ -205,6 +205,7 @@ pub struct Client {
     participant: ParticipantId,
     payments: PaymentsClient<Channel>,
     pub(crate) directory: ponte_proto::v1::directory_client::DirectoryClient<Channel>,
+    pub(crate) disbursements: ponte_proto::v1::disbursements_client::DisbursementsClient<Channel>,
 }
 
 impl Client {
@@ -214,8 +215,11 @@ impl Client {
         Ok(Client {
             participant,
             payments: PaymentsClient::new(channel.clone()).max_decoding_message_size(16 * 1024 * 1024),
-            directory: ponte_proto::v1::directory_client::DirectoryClient::new(channel)
+            directory: ponte_proto::v1::directory_client::DirectoryClient::new(channel.clone())
                 .max_decoding_message_size(64 * 1024 * 1024),
+            disbursements: ponte_proto::v1::disbursements_client::DisbursementsClient::new(channel)
+                .max_decoding_message_size(64 * 1024 * 1024)
+                .max_encoding_message_size(8 * 1024 * 1024),
         })
     }
 

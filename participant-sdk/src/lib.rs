@@ -32,6 +32,8 @@
 //! - [`InboxHandler`] and [`Client::serve_inbox`]: receive payments and answer them.
 //! - [`directory`]: the alias directory: keys, lookups, reconciliation, claims;
 //!   [`Client::submit_to_key`] pays a key.
+//! - [`disbursement`]: bulk disbursement for paying agencies: envelopes
+//!   from a CSV file, progress, per-item outcomes and the final report.
 //! - [`OperatorClient`]: the central bank's administration calls.
 //! - [`Error`]: protocol and transport errors. Business outcomes are values
 //!   ([`PaymentOutcome`] with a [`ReasonCode`]), not errors.
@@ -39,6 +41,7 @@
 
 mod client;
 pub mod directory;
+pub mod disbursement;
 mod error;
 mod inbox;
 mod operator;

@@ -13,6 +13,7 @@
 //!   hears of it.
 //! - [`service`]: the gRPC services (`ponte.v1.Payments`, `ponte.v1.Operator`)
 //!   and the mapping between wire messages and domain types.
+//! - [`disbursement_service`]: `ponte.v1.Disbursements`, envelopes from paying agencies.
 //! - [`tls`]: mTLS identities: who a client certificate names, and the dev
 //!   certificate authority `ponte serve` creates on first start.
 //! - [`metrics`]: Prometheus metrics (throughput, latency, queue depths, rejects by reason).
@@ -21,6 +22,7 @@
 
 pub mod cql;
 pub mod demo;
+pub mod disbursement_service;
 pub mod engine;
 pub mod journal;
 pub mod metrics;

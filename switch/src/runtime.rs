@@ -41,6 +41,12 @@ pub struct RuntimeConfig {
     pub group_batches_max: usize,
     /// Callers waiting on the same pending end-to-end id (default 16).
     pub waiters_per_id_max: usize,
+    /// Pace of bulk disbursement: envelope items started per second, after
+    /// each batch's retail commands, so a million-item envelope never
+    /// starves real-time payments (default 5,000).
+    pub disbursement_per_s: u32,
+    /// Disbursement items waiting for their payees at once (default 10,000).
+    pub disbursement_in_flight_max: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -51,6 +57,8 @@ impl Default for RuntimeConfig {
             journal_queue_max: 64,
             group_batches_max: 256,
             waiters_per_id_max: 16,
+            disbursement_per_s: 5_000,
+            disbursement_in_flight_max: 10_000,
         }
     }
 }
@@ -339,6 +347,33 @@ struct Batch {
 /// write (a Cassandra writer that lost its lease must stop promptly).
 const STORE_CHECK: Duration = Duration::from_secs(1);
 
+/// Longest the engine thread idles while disbursement items wait to start.
+const DISBURSEMENT_TICK: Duration = Duration::from_millis(5);
+
+/// A token bucket for the disbursement pace: `per_s` tokens a second, at
+/// most a tenth of a second's worth saved up.
+struct Pacer {
+    per_s: f64,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl Pacer {
+    fn new(per_s: u32) -> Pacer {
+        Pacer { per_s: f64::from(per_s), tokens: 0.0, last: std::time::Instant::now() }
+    }
+
+    fn take_all(&mut self) -> usize {
+        let now = std::time::Instant::now();
+        let burst = (self.per_s / 10.0).max(1.0);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.per_s).min(burst);
+        self.last = now;
+        let whole = self.tokens.floor();
+        self.tokens -= whole;
+        whole as usize
+    }
+}
+
 /// Longest the engine thread waits before looking at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(200);
 
@@ -352,6 +387,7 @@ fn engine_loop(
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let mut clock = Clock { last: 0 };
+    let mut pacer = Pacer::new(config.disbursement_per_s);
     let mut waiters: HashMap<EndToEndId, Vec<(Waiter, std::time::Instant)>> = HashMap::new();
     let mut out = Output::default();
     let mut open = true;
@@ -364,9 +400,12 @@ fn engine_loop(
             Err(mpsc::error::TryRecvError::Disconnected) => open = false,
             Err(mpsc::error::TryRecvError::Empty) => {
                 let now = clock.now();
-                let wait = engine.next_deadline().map_or(STOP_CHECK, |d| {
+                let mut wait = engine.next_deadline().map_or(STOP_CHECK, |d| {
                     Duration::from_millis(u64::try_from(d.saturating_sub(now)).unwrap_or(0)).min(STOP_CHECK)
                 });
+                if engine.disbursements().has_work() {
+                    wait = wait.min(DISBURSEMENT_TICK);
+                }
                 if !wait.is_zero() {
                     match tokio.block_on(async { tokio::time::timeout(wait, requests.recv()).await }) {
                         Ok(Some(request)) => pending.push(request),
@@ -430,6 +469,16 @@ fn engine_loop(
                 (ReplyTo::Nothing, _) => {}
             }
             drain_effects(&mut out, &mut waiters, &mut notices, &stats);
+        }
+        // Disbursement items after the retail commands of this batch, at the
+        // configured pace.
+        if engine.disbursements().has_work() {
+            let budget = pacer.take_all();
+            if budget > 0 {
+                engine.drive_disbursements(now, budget, config.disbursement_in_flight_max, &mut out);
+            }
+        } else {
+            pacer.take_all(); // no saving up while idle
         }
         drain_effects(&mut out, &mut waiters, &mut notices, &stats);
         if out.journal.is_empty() && notices.is_empty() {

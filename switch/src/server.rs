@@ -6,6 +6,7 @@
 //! is and stops it cleanly.
 
 use crate::cql::{CqlConfig, CqlStore};
+use crate::disbursement_service::DisbursementService;
 use crate::engine::{Command, EngineConfig, Reply};
 use crate::journal::Journal;
 use crate::runtime::{EngineHandle, Runtime, RuntimeConfig, StartError};
@@ -14,6 +15,7 @@ use crate::store::{Store, StoreError};
 use crate::tls::{DevPki, PkiError};
 use ponte_domain::{Amount, ParticipantId};
 use ponte_proto::v1::directory_server::DirectoryServer;
+use ponte_proto::v1::disbursements_server::DisbursementsServer;
 use ponte_proto::v1::operator_server::OperatorServer;
 use ponte_proto::v1::payments_server::PaymentsServer;
 use std::net::SocketAddr;
@@ -259,6 +261,10 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
     let directory = DirectoryServer::new(DirectoryService::new(engine.clone()))
         .max_decoding_message_size(bytes_max)
         .max_encoding_message_size(usize::MAX);
+    // An upload message carries up to 10,000 items (about 2 MB).
+    let disbursements = DisbursementsServer::new(DisbursementService::new(engine.clone()))
+        .max_decoding_message_size(bytes_max.max(8 * 1024 * 1024))
+        .max_encoding_message_size(usize::MAX);
     let router = Server::builder()
         .tls_config(tls)
         .map_err(|e| ServeError::Tls(e.to_string()))?
@@ -268,6 +274,7 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(payments)
         .add_service(directory)
+        .add_service(disbursements)
         .add_service(operator);
     let publisher = crate::metrics::spawn_publisher(engine.clone());
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();

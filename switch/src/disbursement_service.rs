@@ -1,0 +1,302 @@
+//! `ponte.v1.Disbursements`: envelopes from government paying agencies.
+//!
+//! An upload is read whole (bounded: the header's control count, at most
+//! [`ENVELOPE_ITEMS_MAX`] items and [`UPLOAD_MESSAGE_ITEMS_MAX`] per
+//! message), every item checked, the control totals and the uniqueness of
+//! disbursement ids verified and the content hashed on a blocking thread;
+//! only then is it handed to the engine, in chunks of
+//! [`ENVELOPE_CHUNK_ITEMS_MAX`] so retail payments keep flowing between
+//! them, and sealed. A refused envelope leaves nothing to pay.
+
+use crate::engine::{
+    Beneficiary, Command, ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX, EnvelopeError, EnvelopeHeader, EnvelopeItem,
+    EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome, ItemView, Reply, check_item,
+};
+use crate::runtime::{EngineHandle, ReplyTo, Request};
+use crate::service::status_of;
+use crate::tls::{Caller, caller_of, participant_of};
+use ponte_domain::{Amount, ParticipantId};
+use ponte_proto::v1 as pb;
+use ponte_sdk::wire::{self, FieldError};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use tokio::sync::oneshot;
+use tonic::{Request as GrpcRequest, Response, Status, Streaming};
+
+/// Most items in one upload message.
+pub const UPLOAD_MESSAGE_ITEMS_MAX: usize = 10_000;
+
+pub struct DisbursementService {
+    engine: EngineHandle,
+}
+
+impl DisbursementService {
+    pub fn new(engine: EngineHandle) -> DisbursementService {
+        DisbursementService { engine }
+    }
+
+    /// Runs a command, waiting for room in the engine's queue: an upload
+    /// already read is worth finishing, and the wait is its backpressure.
+    async fn run(&self, command: Command) -> Result<Reply, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.engine.send(Request { command, reply: ReplyTo::Reply(tx) }).await.map_err(status_of)?;
+        rx.await.map_err(|_| Status::unavailable("the switch is shutting down"))
+    }
+
+    async fn envelope(&self, command: Command) -> Result<EnvelopeView, Status> {
+        match self.run(command).await? {
+            Reply::Envelope(result) => result.map_err(envelope_status),
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
+    }
+}
+
+fn invalid(error: FieldError) -> Status {
+    Status::invalid_argument(error.to_string())
+}
+
+/// The one place that maps envelope errors to gRPC codes.
+fn envelope_status(error: EnvelopeError) -> Status {
+    let message = error.to_string();
+    match error {
+        EnvelopeError::AgencyNotActive(_) | EnvelopeError::PayingAccountNotAgency => Status::permission_denied(message),
+        EnvelopeError::ReferenceReused(_) => Status::already_exists(message),
+        EnvelopeError::Unknown(_) => Status::not_found(message),
+        EnvelopeError::AlreadySealed => Status::failed_precondition(message),
+        _ => Status::invalid_argument(message),
+    }
+}
+
+fn header_from_wire(agency: ParticipantId, h: &pb::EnvelopeHeader) -> Result<EnvelopeHeader, FieldError> {
+    Ok(EnvelopeHeader {
+        agency,
+        reference: h.reference.clone(),
+        programme: h.programme.clone(),
+        cycle_reference: h.cycle_reference.clone(),
+        paying_account: wire::account_from_wire("header.paying_account", h.paying_account.as_ref())?,
+        control_count: h.control_count,
+        control_total: wire::amount_any("header.control_total", &h.control_total)?,
+    })
+}
+
+pub fn header_to_wire(h: &EnvelopeHeader) -> pb::EnvelopeHeader {
+    pb::EnvelopeHeader {
+        reference: h.reference.clone(),
+        programme: h.programme.clone(),
+        cycle_reference: h.cycle_reference.clone(),
+        paying_account: Some(wire::account_to_wire(&h.paying_account)),
+        control_count: h.control_count,
+        control_total: h.control_total.to_string(),
+    }
+}
+
+fn item_from_wire(index: usize, m: &pb::DisbursementItem) -> Result<EnvelopeItem, Status> {
+    let at = |e: FieldError| Status::invalid_argument(format!("item {index}: {e}"));
+    let beneficiary = match &m.beneficiary {
+        Some(pb::disbursement_item::Beneficiary::Key(key)) => {
+            Beneficiary::Key(wire::key_from_wire("key", Some(key)).map_err(at)?)
+        }
+        Some(pb::disbursement_item::Beneficiary::Account(account)) => {
+            Beneficiary::Account(wire::account_from_wire("account", Some(account)).map_err(at)?)
+        }
+        None => return Err(at(FieldError::new("beneficiary", "a key or an account is required"))),
+    };
+    let item = EnvelopeItem {
+        disbursement_id: m.disbursement_id.clone(),
+        beneficiary,
+        amount: wire::amount_positive("amount", &m.amount).map_err(at)?,
+        narrative: m.narrative.clone(),
+    };
+    check_item(&item).map_err(|reason| Status::invalid_argument(format!("item {index}: {reason}")))?;
+    Ok(item)
+}
+
+pub fn item_to_wire(item: &EnvelopeItem) -> pb::DisbursementItem {
+    pb::DisbursementItem {
+        disbursement_id: item.disbursement_id.clone(),
+        beneficiary: Some(match &item.beneficiary {
+            Beneficiary::Key(key) => pb::disbursement_item::Beneficiary::Key(wire::key_to_wire(key)),
+            Beneficiary::Account(account) => {
+                pb::disbursement_item::Beneficiary::Account(wire::account_to_wire(account))
+            }
+        }),
+        amount: item.amount.to_string(),
+        narrative: item.narrative.clone(),
+    }
+}
+
+fn status_to_wire(v: &EnvelopeView) -> pb::EnvelopeStatus {
+    pb::EnvelopeStatus {
+        agency: v.header.agency.to_string(),
+        header: Some(header_to_wire(&v.header)),
+        received: v.received,
+        paid_count: v.paid_count,
+        paid_value: v.paid_value.to_string(),
+        failed_count: v.failed_count,
+        failed_value: v.failed_value.to_string(),
+        in_progress: v.in_progress,
+        sealed: v.sealed_at.is_some(),
+        complete: v.complete,
+        opened_at_ms: v.opened_at,
+        sealed_at_ms: v.sealed_at.unwrap_or(0),
+        digest: format!("{:032x}", v.digest),
+    }
+}
+
+fn outcome_to_wire(v: &ItemView) -> pb::EnvelopeItemOutcome {
+    let (state, id, reason, settled_at_ms) = match v.outcome {
+        ItemOutcome::Waiting => (pb::ItemState::Waiting, None, None, 0),
+        ItemOutcome::InProgress { id } => (pb::ItemState::InProgress, Some(id), None, 0),
+        ItemOutcome::Paid { id, at } => (pb::ItemState::Paid, Some(id), None, at),
+        ItemOutcome::Failed { reason, id } => (pb::ItemState::Failed, id, Some(wire::reason_to_wire(reason)), 0),
+    };
+    pb::EnvelopeItemOutcome {
+        index: v.index,
+        item: Some(item_to_wire(&v.item)),
+        state: state as i32,
+        end_to_end_id: id.map(|id| id.to_string()).unwrap_or_default(),
+        reason,
+        payee: v.payee.as_ref().map(wire::account_to_wire),
+        settled_at_ms,
+    }
+}
+
+/// Checks what the engine would refuse anyway before it sees a single
+/// item, and hashes the content (the first 128 bits of a SHA-256 over the
+/// header and items, encoded with the journal's encoding).
+fn check_and_digest(header: &EnvelopeHeader, items: &[EnvelopeItem]) -> Result<u128, EnvelopeError> {
+    let found = u32::try_from(items.len()).unwrap_or(u32::MAX);
+    if found != header.control_count {
+        return Err(EnvelopeError::ControlCountMismatch { expected: header.control_count, found });
+    }
+    let mut total = Amount::ZERO;
+    let mut ids = HashSet::with_capacity(items.len());
+    for item in items {
+        total = total.checked_add(item.amount).unwrap_or(Amount::MAX);
+        if !ids.insert(item.disbursement_id.as_str()) {
+            return Err(EnvelopeError::RepeatedDisbursementId(item.disbursement_id.clone()));
+        }
+    }
+    if total != header.control_total {
+        return Err(EnvelopeError::ControlTotalMismatch { expected: header.control_total, found: total });
+    }
+    let mut hasher = Sha256::new();
+    let mut buffer = Vec::with_capacity(256);
+    buffer = postcard::to_extend(header, buffer).expect("encoding to a Vec cannot fail");
+    hasher.update(&buffer);
+    for item in items {
+        buffer.clear();
+        buffer = postcard::to_extend(item, buffer).expect("encoding to a Vec cannot fail");
+        hasher.update(&buffer);
+    }
+    let digest = hasher.finalize();
+    Ok(u128::from_be_bytes(digest[..16].try_into().expect("16 bytes")))
+}
+
+#[tonic::async_trait]
+impl pb::disbursements_server::Disbursements for DisbursementService {
+    async fn submit_envelope(
+        &self,
+        request: GrpcRequest<Streaming<pb::EnvelopeUpload>>,
+    ) -> Result<Response<pb::EnvelopeStatus>, Status> {
+        let agency = participant_of(&request)?;
+        let mut upload = request.into_inner();
+        let first = upload.message().await?.ok_or_else(|| Status::invalid_argument("empty upload"))?;
+        let header =
+            first.header.as_ref().ok_or_else(|| Status::invalid_argument("the first message needs the header"))?;
+        let header = header_from_wire(agency, header).map_err(invalid)?;
+        if header.control_count == 0 || header.control_count > ENVELOPE_ITEMS_MAX {
+            return Err(Status::invalid_argument(format!("header.control_count must be 1 to {ENVELOPE_ITEMS_MAX}")));
+        }
+        let expected = header.control_count as usize;
+        let mut items = Vec::with_capacity(expected.min(ENVELOPE_CHUNK_ITEMS_MAX));
+        let mut message = Some(first);
+        while let Some(m) = message {
+            if m.header.is_some() && !items.is_empty() {
+                return Err(Status::invalid_argument("only the first message carries the header"));
+            }
+            if m.items.len() > UPLOAD_MESSAGE_ITEMS_MAX {
+                return Err(Status::invalid_argument(format!("at most {UPLOAD_MESSAGE_ITEMS_MAX} items per message")));
+            }
+            if items.len() + m.items.len() > expected {
+                // Bounded memory: never hold more than the header announced.
+                return Err(envelope_status(EnvelopeError::ControlCountMismatch {
+                    expected: header.control_count,
+                    found: (items.len() + m.items.len()) as u32,
+                }));
+            }
+            for wire_item in &m.items {
+                items.push(item_from_wire(items.len(), wire_item)?);
+            }
+            message = upload.message().await?;
+        }
+        let (header, items, digest) = tokio::task::spawn_blocking(move || {
+            let digest = check_and_digest(&header, &items);
+            (header, items, digest)
+        })
+        .await
+        .map_err(|_| Status::internal("envelope check failed"))?;
+        let digest = digest.map_err(envelope_status)?;
+
+        let opened = self.envelope(Command::OpenEnvelope { caller: agency, header, digest }).await?;
+        if opened.sealed_at.is_some() {
+            return Ok(Response::new(status_to_wire(&opened)));
+        }
+        let number = opened.number;
+        let mut items = items.into_iter();
+        loop {
+            let chunk: Vec<EnvelopeItem> = items.by_ref().take(ENVELOPE_CHUNK_ITEMS_MAX).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            self.envelope(Command::AddEnvelopeItems { caller: agency, number, items: chunk }).await?;
+        }
+        let sealed = self.envelope(Command::SealEnvelope { caller: agency, number }).await?;
+        Ok(Response::new(status_to_wire(&sealed)))
+    }
+
+    async fn get_envelope(
+        &self,
+        request: GrpcRequest<pb::GetEnvelopeRequest>,
+    ) -> Result<Response<pb::EnvelopeStatus>, Status> {
+        let (caller, agency) = who(&request, &request.get_ref().agency)?;
+        let reference = request.into_inner().reference;
+        let view = self.envelope(Command::GetEnvelope { caller, agency, reference }).await?;
+        Ok(Response::new(status_to_wire(&view)))
+    }
+
+    async fn list_envelope_items(
+        &self,
+        request: GrpcRequest<pb::ListEnvelopeItemsRequest>,
+    ) -> Result<Response<pb::ListEnvelopeItemsResponse>, Status> {
+        let (caller, agency) = who(&request, &request.get_ref().agency)?;
+        let m = request.into_inner();
+        if m.limit == 0 || m.limit > ITEMS_PAGE_MAX {
+            return Err(Status::invalid_argument(format!("limit must be 1 to {ITEMS_PAGE_MAX}")));
+        }
+        let command =
+            Command::EnvelopeItems { caller, agency, reference: m.reference, offset: m.offset, limit: m.limit };
+        match self.run(command).await? {
+            Reply::EnvelopeItems(Ok(items)) => {
+                Ok(Response::new(pb::ListEnvelopeItemsResponse { items: items.iter().map(outcome_to_wire).collect() }))
+            }
+            Reply::EnvelopeItems(Err(error)) => Err(envelope_status(error)),
+            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        }
+    }
+}
+
+/// The caller (None: the operator) and the agency asked about: a
+/// participant sees only its own envelopes; the operator names the agency.
+fn who<T>(request: &GrpcRequest<T>, agency: &str) -> Result<(Option<ParticipantId>, ParticipantId), Status> {
+    let parse = |text: &str| {
+        text.parse::<ParticipantId>().map_err(|e| Status::invalid_argument(format!("agency {text:?}: {e}")))
+    };
+    match caller_of(request)? {
+        Caller::Participant(me) => {
+            let agency = if agency.is_empty() { me } else { parse(agency)? };
+            Ok((Some(me), agency))
+        }
+        Caller::Operator => Ok((None, parse(agency)?)),
+    }
+}
