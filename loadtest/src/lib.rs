@@ -14,6 +14,7 @@
 pub mod country;
 pub mod drive;
 pub mod echo;
+pub mod envelope;
 pub mod keys;
 pub mod payee;
 pub mod report;

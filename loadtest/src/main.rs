@@ -87,6 +87,13 @@ struct Args {
     /// ScyllaDB (use a new keyspace per run) [default: embedded].
     #[arg(long)]
     store: Option<String>,
+    /// Also pay one bulk disbursement envelope of this many items (up to
+    /// 1,000,000) from the largest participant, beside the retail load.
+    #[arg(long, default_value_t = 0)]
+    envelope: u32,
+    /// Disbursement pace of the load test's own switch, items per second.
+    #[arg(long, default_value_t = 50_000)]
+    envelope_rate: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -163,6 +170,7 @@ fn main() -> anyhow::Result<()> {
                 ..Config::default()
             };
             config.engine.payee_timeout_ms = args.payee_timeout_ms;
+            config.runtime.disbursement_per_s = args.envelope_rate;
             config.dev_participants = codes
                 .iter()
                 .map(|c| DevParticipant {
@@ -208,14 +216,27 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let measured = client_runtime.block_on(async {
+    anyhow::ensure!(args.envelope <= 1_000_000, "--envelope must be at most 1,000,000 items");
+    let (measured, envelope) = client_runtime.block_on(async {
         let inboxes = open_inboxes(&endpoint, &certs, &banks, &payee).await?;
         let channels = drive::connect(&config).await?;
+        let envelope = (args.envelope > 0).then(|| {
+            let (endpoint, certs, banks) = (endpoint.clone(), certs.clone(), banks.clone());
+            let items = args.envelope;
+            tokio::spawn(async move {
+                ponte_loadtest::envelope::run(&endpoint, &certs, &banks, items, Duration::from_secs(600)).await
+            })
+        });
         let measured = drive::run(config, channels).await;
+        // The envelope may outlast the retail run; payees stay online for it.
+        let envelope = match envelope {
+            Some(task) => Some(task.await.map_err(|e| anyhow::anyhow!("envelope task: {e}"))??),
+            None => None,
+        };
         for inbox in inboxes {
             inbox.stop().await;
         }
-        measured
+        Ok::<_, anyhow::Error>((measured?, envelope))
     })?;
     if let Some(switch) = own {
         server_runtime.block_on(switch.stop());
@@ -252,6 +273,7 @@ fn main() -> anyhow::Result<()> {
         key_share: if keys > 0 { args.key_share } else { 0.0 },
         key_registration_s: key_registration,
         echo_ceiling_per_s: echo_ceiling,
+        envelope,
         ratio_to_echo: echo_ceiling.map(|e| throughput / e),
         machine: Machine::here(),
         seconds: measured.seconds.clone(),

@@ -48,6 +48,8 @@ pub struct Report {
     pub echo_ceiling_per_s: Option<f64>,
     /// `throughput_per_s / echo_ceiling_per_s`.
     pub ratio_to_echo: Option<f64>,
+    /// The bulk disbursement envelope paid beside the load (`--envelope N`).
+    pub envelope: Option<crate::envelope::EnvelopeRun>,
     pub machine: Machine,
     pub seconds: Vec<Second>,
 }

@@ -1,6 +1,7 @@
 //! Smoke run of the load test as a user runs it (own switch, mTLS, fsync):
-//! a few seconds, asserting only that payments settle and the report and
-//! chart are written — not speed.
+//! a few seconds with a 3,000-item disbursement envelope beside it,
+//! asserting only that payments settle, the envelope reconciles and the
+//! report and chart are written — not speed.
 
 #[test]
 fn a_short_load_test_settles_payments_and_writes_its_report() {
@@ -18,6 +19,8 @@ fn a_short_load_test_settles_payments_and_writes_its_report() {
             "5",
             "--keys",
             "2000",
+            "--envelope",
+            "3000",
             "--quiet",
             "--out",
         ])
@@ -36,6 +39,11 @@ fn a_short_load_test_settles_payments_and_writes_its_report() {
         assert!(report["latency_ms"][field].as_f64().unwrap() > 0.0, "latency_ms.{field}");
     }
     assert!(report["echo_ceiling_per_s"].as_f64().unwrap() > 0.0);
+    // The envelope paid beside the load reconciles with its control totals.
+    let envelope = &report["envelope"];
+    assert_eq!(envelope["items"].as_u64(), Some(3000), "{report}");
+    assert_eq!(envelope["reconciles"].as_bool(), Some(true), "{report}");
+    assert!(envelope["paid"].as_u64().unwrap() > 2_500, "payees reject about 1%: {report}");
     let svg = std::fs::read_to_string(out.with_extension("svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
 }

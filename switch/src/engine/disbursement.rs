@@ -3,10 +3,13 @@
 //! An envelope is accepted whole or not at all. It arrives as three kinds of
 //! command — open (header and control totals), add items (chunks of at most
 //! [`ENVELOPE_CHUNK_ITEMS_MAX`]), seal — each journaled, so a million items
-//! never make one giant journal record or stall retail payments. Sealing
-//! checks the items against the control totals and flags (reason DUPL,
-//! never paid) every item whose disbursement id the agency already paid or
-//! has in progress, and every repeated beneficiary inside the envelope.
+//! never make one giant journal record or stall retail payments. Every
+//! check is made per chunk, in time proportional to the chunk: a repeated
+//! disbursement id refuses the chunk; an item whose disbursement id the
+//! agency already paid or has in progress, or whose beneficiary appears
+//! earlier in the envelope, is flagged DUPL (never paid). Sealing only
+//! compares the running count and total with the header; an envelope that
+//! does not match is discarded whole.
 //!
 //! Sealed envelopes are paid by [`Engine::drive_disbursements`], which the
 //! runtime calls between command batches with a budget (the configured pace),
@@ -155,6 +158,11 @@ struct Envelope {
     opened_at: TimestampMs,
     sealed_at: Option<TimestampMs>,
     slots: Vec<Slot>,
+    /// Sum of the items so far, for the seal's control-total check.
+    total: Amount,
+    /// Beneficiary hash -> items with it, while items arrive (dropped at
+    /// the seal): finds repeated beneficiaries per chunk, exactly.
+    beneficiaries: HashMap<u64, Vec<u32>>,
     /// Next slot to consider when driving.
     next: usize,
     paid_count: u32,
@@ -169,8 +177,9 @@ struct Envelope {
 pub struct Disbursements {
     envelopes: BTreeMap<u64, Envelope>,
     by_reference: HashMap<(ParticipantId, String), u64>,
-    /// (agency, disbursement id) -> the latest item that took it.
-    ledger: HashMap<(ParticipantId, String), (u64, u32)>,
+    /// Agency -> disbursement id -> the latest item that took it (flagged
+    /// items take nothing).
+    ledger: HashMap<ParticipantId, HashMap<String, (u64, u32)>>,
     /// Started items whose payment is not final yet.
     in_flight: HashMap<EndToEndId, (u64, u32)>,
     /// Sealed envelopes with items not looked at yet, oldest first.
@@ -289,27 +298,63 @@ impl Engine {
         items: Vec<EnvelopeItem>,
         out: &mut Output,
     ) -> Reply {
-        let result = (|| {
-            let envelope = self.own_envelope(caller, number)?;
-            if envelope.sealed_at.is_some() {
-                return Err(EnvelopeError::AlreadySealed);
+        match self.check_items(caller, number, &items) {
+            Ok(flagged) => {
+                self.record(Event::EnvelopeItemsAdded { number, items, flagged }, out);
+                Reply::Envelope(Ok(self.envelope_view(number)))
             }
-            if items.len() > ENVELOPE_CHUNK_ITEMS_MAX
-                || envelope.slots.len() + items.len() > envelope.header.control_count as usize
-            {
-                return Err(EnvelopeError::TooManyItems);
+            Err(error @ (EnvelopeError::Unknown(_) | EnvelopeError::AlreadySealed)) => Reply::Envelope(Err(error)),
+            Err(error) => {
+                // Refused whole: the items received so far free their ids.
+                self.record(Event::EnvelopeDiscarded { number }, out);
+                Reply::Envelope(Err(error))
             }
-            let first = envelope.slots.len() as u32;
-            for (i, item) in items.iter().enumerate() {
-                check_item(item).map_err(|reason| EnvelopeError::InvalidItem { index: first + i as u32, reason })?;
-            }
-            Ok(())
-        })();
-        if let Err(error) = result {
-            return Reply::Envelope(Err(error));
         }
-        self.record(Event::EnvelopeItemsAdded { number, items }, out);
-        Reply::Envelope(Ok(self.envelope_view(number)))
+    }
+
+    /// Checks a chunk against the envelope so far and the agency's earlier
+    /// envelopes; returns the indexes to flag DUPL.
+    fn check_items(
+        &self,
+        caller: ParticipantId,
+        number: u64,
+        items: &[EnvelopeItem],
+    ) -> Result<Vec<u32>, EnvelopeError> {
+        let envelope = self.own_envelope(caller, number)?;
+        if envelope.sealed_at.is_some() {
+            return Err(EnvelopeError::AlreadySealed);
+        }
+        if items.len() > ENVELOPE_CHUNK_ITEMS_MAX
+            || envelope.slots.len() + items.len() > envelope.header.control_count as usize
+        {
+            return Err(EnvelopeError::TooManyItems);
+        }
+        let first = envelope.slots.len() as u32;
+        let ledger = self.disbursements.ledger.get(&caller);
+        let mut chunk_ids = HashSet::with_capacity(items.len());
+        let mut chunk_beneficiaries: HashMap<u64, Vec<usize>> = HashMap::with_capacity(items.len());
+        let mut flagged = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let index = first + i as u32;
+            check_item(item).map_err(|reason| EnvelopeError::InvalidItem { index, reason })?;
+            let id = item.disbursement_id.as_str();
+            let earlier = ledger.and_then(|l| l.get(id));
+            if !chunk_ids.insert(id) || earlier.is_some_and(|&(n, _)| n == number) {
+                return Err(EnvelopeError::RepeatedDisbursementId(id.to_string()));
+            }
+            let paid_before = earlier.is_some_and(|&(n, j)| !self.item_failed(n, j));
+            let hash = beneficiary_hash(&item.beneficiary);
+            let seen_in_envelope = envelope.beneficiaries.get(&hash).is_some_and(|indexes| {
+                indexes.iter().any(|&j| envelope.slots[j as usize].item.beneficiary == item.beneficiary)
+            });
+            let same_hash = chunk_beneficiaries.entry(hash).or_default();
+            let seen_in_chunk = same_hash.iter().any(|&j| items[j].beneficiary == item.beneficiary);
+            same_hash.push(i);
+            if paid_before || seen_in_envelope || seen_in_chunk {
+                flagged.push(index);
+            }
+        }
+        Ok(flagged)
     }
 
     pub(super) fn seal_envelope(
@@ -319,52 +364,28 @@ impl Engine {
         number: u64,
         out: &mut Output,
     ) -> Reply {
-        let flagged = match self.check_seal(caller, number) {
-            Ok(flagged) => flagged,
+        let envelope = match self.own_envelope(caller, number) {
+            Ok(envelope) => envelope,
             Err(error) => return Reply::Envelope(Err(error)),
         };
-        if let Some(flagged) = flagged {
-            self.record(Event::EnvelopeSealed { number, at: now, flagged }, out);
-        }
-        Reply::Envelope(Ok(self.envelope_view(number)))
-    }
-
-    /// The items to flag DUPL, or None when the envelope is sealed already.
-    fn check_seal(&self, caller: ParticipantId, number: u64) -> Result<Option<Vec<u32>>, EnvelopeError> {
-        let envelope = self.own_envelope(caller, number)?;
         if envelope.sealed_at.is_some() {
-            return Ok(None);
+            return Reply::Envelope(Ok(self.envelope_view(number)));
         }
         let header = &envelope.header;
         let found = envelope.slots.len() as u32;
-        if found != header.control_count {
-            return Err(EnvelopeError::ControlCountMismatch { expected: header.control_count, found });
+        let mismatch = if found != header.control_count {
+            Some(EnvelopeError::ControlCountMismatch { expected: header.control_count, found })
+        } else if envelope.total != header.control_total {
+            Some(EnvelopeError::ControlTotalMismatch { expected: header.control_total, found: envelope.total })
+        } else {
+            None
+        };
+        if let Some(error) = mismatch {
+            self.record(Event::EnvelopeDiscarded { number }, out);
+            return Reply::Envelope(Err(error));
         }
-        let mut total = Amount::ZERO;
-        for slot in &envelope.slots {
-            total = total.checked_add(slot.item.amount).unwrap_or(Amount::MAX);
-        }
-        if total != header.control_total {
-            return Err(EnvelopeError::ControlTotalMismatch { expected: header.control_total, found: total });
-        }
-        let mut ids = HashSet::with_capacity(envelope.slots.len());
-        let mut beneficiaries = HashSet::with_capacity(envelope.slots.len());
-        let mut flagged = Vec::new();
-        for (index, slot) in envelope.slots.iter().enumerate() {
-            let id = slot.item.disbursement_id.as_str();
-            if !ids.insert(id) {
-                return Err(EnvelopeError::RepeatedDisbursementId(id.to_string()));
-            }
-            let paid_before = self
-                .disbursements
-                .ledger
-                .get(&(header.agency, id.to_string()))
-                .is_some_and(|&(other, i)| other != number && !self.item_failed(other, i));
-            if paid_before || !beneficiaries.insert(&slot.item.beneficiary) {
-                flagged.push(index as u32);
-            }
-        }
-        Ok(Some(flagged))
+        self.record(Event::EnvelopeSealed { number, at: now }, out);
+        Reply::Envelope(Ok(self.envelope_view(number)))
     }
 
     fn item_failed(&self, number: u64, index: u32) -> bool {
@@ -553,6 +574,8 @@ impl Engine {
         let d = &mut self.disbursements;
         match event {
             Event::EnvelopeOpened { number, header, digest, at } => {
+                // Opening again an upload cut short starts it over.
+                forget_items(d, *number);
                 d.by_reference.insert((header.agency, header.reference.clone()), *number);
                 d.envelopes.insert(
                     *number,
@@ -562,6 +585,8 @@ impl Engine {
                         opened_at: *at,
                         sealed_at: None,
                         slots: Vec::with_capacity(header.control_count.min(ENVELOPE_CHUNK_ITEMS_MAX as u32) as usize),
+                        total: Amount::ZERO,
+                        beneficiaries: HashMap::new(),
                         next: 0,
                         paid_count: 0,
                         paid_value: Amount::ZERO,
@@ -571,31 +596,39 @@ impl Engine {
                     },
                 );
             }
-            Event::EnvelopeItemsAdded { number, items } => {
+            Event::EnvelopeItemsAdded { number, items, flagged } => {
                 let envelope = d.envelopes.get_mut(number).expect("items for an open envelope");
-                envelope.slots.extend(items.iter().map(|item| Slot {
-                    item: item.clone(),
-                    transfer: None,
-                    flagged: None,
-                }));
+                let ledger = d.ledger.entry(envelope.header.agency).or_default();
+                let mut flagged = flagged.iter().copied().peekable();
+                for item in items {
+                    let index = envelope.slots.len() as u32;
+                    let is_flagged = flagged.next_if_eq(&index).is_some();
+                    envelope.total = envelope.total.checked_add(item.amount).unwrap_or(Amount::MAX);
+                    if is_flagged {
+                        envelope.failed_count += 1;
+                        envelope.failed_value = envelope.failed_value.checked_add(item.amount).expect("value overflow");
+                    } else {
+                        ledger.insert(item.disbursement_id.clone(), (*number, index));
+                        envelope.beneficiaries.entry(beneficiary_hash(&item.beneficiary)).or_default().push(index);
+                    }
+                    envelope.slots.push(Slot {
+                        item: item.clone(),
+                        transfer: None,
+                        flagged: is_flagged.then_some(ReasonCode::DuplicatePayment),
+                    });
+                }
             }
-            Event::EnvelopeSealed { number, at, flagged } => {
+            Event::EnvelopeSealed { number, at } => {
                 let envelope = d.envelopes.get_mut(number).expect("sealing an open envelope");
                 envelope.sealed_at = Some(*at);
-                for &index in flagged {
-                    let slot = &mut envelope.slots[index as usize];
-                    slot.flagged = Some(ReasonCode::DuplicatePayment);
-                    envelope.failed_count += 1;
-                    envelope.failed_value =
-                        envelope.failed_value.checked_add(slot.item.amount).expect("value overflow");
-                }
-                let agency = envelope.header.agency;
-                for (index, slot) in envelope.slots.iter().enumerate() {
-                    if slot.flagged.is_none() {
-                        d.ledger.insert((agency, slot.item.disbursement_id.clone()), (*number, index as u32));
-                    }
-                }
+                envelope.beneficiaries = HashMap::new();
                 d.active.push_back(*number);
+            }
+            Event::EnvelopeDiscarded { number } => {
+                forget_items(d, *number);
+                if let Some(envelope) = d.envelopes.remove(number) {
+                    d.by_reference.remove(&(envelope.header.agency, envelope.header.reference));
+                }
             }
             Event::EnvelopeItemStarted { number, index, id, counter } => {
                 let envelope = d.envelopes.get_mut(number).expect("item of a known envelope");
@@ -651,6 +684,29 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Frees the disbursement ids an unsealed envelope took (it is discarded
+/// or its upload starts over). Only unsealed envelopes: nothing of theirs
+/// was paid.
+fn forget_items(d: &mut Disbursements, number: u64) {
+    let Some(envelope) = d.envelopes.get(&number) else { return };
+    debug_assert!(envelope.sealed_at.is_none());
+    if let Some(ledger) = d.ledger.get_mut(&envelope.header.agency) {
+        for slot in &envelope.slots {
+            if ledger.get(&slot.item.disbursement_id).is_some_and(|&(n, _)| n == number) {
+                ledger.remove(&slot.item.disbursement_id);
+            }
+        }
+    }
+}
+
+/// A hash of a beneficiary, to find repeats without keeping a second copy.
+fn beneficiary_hash(beneficiary: &Beneficiary) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut hasher = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
+    beneficiary.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The end-to-end id of an item's payment: the agency's code, the minute,

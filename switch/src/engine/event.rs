@@ -129,16 +129,22 @@ pub enum Event<'a> {
         digest: u128,
         at: TimestampMs,
     },
-    /// Items of an open envelope, in order.
+    /// Items of an open envelope, in order; `flagged` (envelope indexes)
+    /// are DUPL: never paid.
     EnvelopeItemsAdded {
         number: u64,
         items: Vec<super::EnvelopeItem>,
+        flagged: Vec<u32>,
     },
-    /// The envelope matched its control totals; `flagged` items are DUPL.
+    /// The envelope matched its control totals: its items are paid.
     EnvelopeSealed {
         number: u64,
         at: TimestampMs,
-        flagged: Vec<u32>,
+    },
+    /// An envelope that did not match its control totals at sealing: gone,
+    /// its reference and disbursement ids free again.
+    EnvelopeDiscarded {
+        number: u64,
     },
     /// An item's payment starts under `id` (its events follow).
     EnvelopeItemStarted {

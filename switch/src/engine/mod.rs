@@ -1055,6 +1055,7 @@ impl Engine {
             Event::EnvelopeOpened { .. }
             | Event::EnvelopeItemsAdded { .. }
             | Event::EnvelopeSealed { .. }
+            | Event::EnvelopeDiscarded { .. }
             | Event::EnvelopeItemStarted { .. } => self.apply_envelope(event),
             Event::KeyRegistered { .. }
             | Event::KeyDeleted { .. }

@@ -968,6 +968,16 @@ mod disbursement {
         assert!(matches!(error, EnvelopeError::InvalidItem { index: 0, .. }), "{error}");
         assert_eq!(drive(&mut h, 100), 0, "nothing of a refused envelope is paid");
         assert_eq!(h.position(AGENCY), 0);
+        // Refused envelopes left nothing behind: their references and
+        // disbursement ids are free.
+        for reference in ["C1", "C2", "C3", "C4"] {
+            let command = Command::GetEnvelope { caller: None, agency: pid(AGENCY), reference: reference.into() };
+            assert!(matches!(h.run(T0, command), Reply::Envelope(Err(EnvelopeError::Unknown(_)))), "{reference}");
+        }
+        let sealed = submit(&mut h, header("C1", 2, 3_00), two()).unwrap();
+        assert_eq!(sealed.failed_count, 0, "ids of refused envelopes are not taken");
+        h.engine.check_invariants().unwrap();
+        h.replayed().check_invariants().unwrap();
     }
 
     #[test]
