@@ -481,6 +481,15 @@ fn engine_loop(
             pacer.take_all(); // no saving up while idle
         }
         drain_effects(&mut out, &mut waiters, &mut notices, &stats);
+        let took = intake.elapsed();
+        if took > Duration::from_millis(50) {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                notices = notices.len(),
+                bytes = out.journal.len(),
+                "slow engine batch"
+            );
+        }
         if out.journal.is_empty() && notices.is_empty() {
             continue;
         }
