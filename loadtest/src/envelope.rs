@@ -55,6 +55,7 @@ pub async fn run(
         reference: format!("LOAD-{}", std::process::id()),
         programme: "load test".into(),
         cycle_reference: "load".into(),
+        currency: ponte_domain::CURRENCY.into(),
         paying_account: Account::new(agency, "1", "1", AccountType::Checking)?,
         control_count: items,
         control_total: total,

@@ -24,7 +24,7 @@ impl InboxHandler for Core {
 
     async fn on_settled(&self, id: ponte_sdk::EndToEndId, _at_ms: i64) {
         let n = self.settled.fetch_add(1, Ordering::Relaxed) + 1;
-        if n.is_power_of_two() || n % 10_000 == 0 {
+        if n.is_power_of_two() || n.is_multiple_of(10_000) {
             println!("{n} payments settled (latest {id}); crediting customers");
         }
     }

@@ -10,6 +10,7 @@
 //!     reference: "BOLSA-2026-12".into(),
 //!     programme: "Bolsa Família".into(),
 //!     cycle_reference: "2026-12".into(),
+//!     currency: "BRL".into(),
 //!     paying_account: "10000009/1/1".parse::<ponte_sdk::disbursement::AccountText>()?.0,
 //!     control_count: items.len() as u32,
 //!     control_total: items.iter().map(|i| i.amount).try_fold(ponte_sdk::Amount::ZERO, |a, b| a.checked_add(b)).unwrap(),
@@ -66,6 +67,8 @@ pub struct Header {
     pub reference: String,
     pub programme: String,
     pub cycle_reference: String,
+    /// ISO 4217 code, the switch's currency ([`ponte_domain::CURRENCY`]).
+    pub currency: String,
     pub paying_account: Account,
     pub control_count: u32,
     pub control_total: Amount,
@@ -80,6 +83,7 @@ pub struct EnvelopeStatus {
     pub cycle_reference: String,
     pub control_count: u32,
     pub control_total: String,
+    pub currency: String,
     pub received: u32,
     pub paid_count: u32,
     pub paid_value: String,
@@ -286,6 +290,7 @@ fn status_from_wire(m: pb::EnvelopeStatus) -> EnvelopeStatus {
         cycle_reference: header.cycle_reference,
         control_count: header.control_count,
         control_total: header.control_total,
+        currency: header.currency,
         received: m.received,
         paid_count: m.paid_count,
         paid_value: m.paid_value,
@@ -357,6 +362,7 @@ impl Client {
             paying_account: Some(wire::account_to_wire(&header.paying_account)),
             control_count: header.control_count,
             control_total: header.control_total.to_string(),
+            currency: header.currency.clone(),
         };
         // Messages are built as the stream is sent: a million items never
         // sit in memory twice.

@@ -73,6 +73,7 @@ fn header_from_wire(agency: ParticipantId, h: &pb::EnvelopeHeader) -> Result<Env
         reference: h.reference.clone(),
         programme: h.programme.clone(),
         cycle_reference: h.cycle_reference.clone(),
+        currency: h.currency.clone(),
         paying_account: wire::account_from_wire("header.paying_account", h.paying_account.as_ref())?,
         control_count: h.control_count,
         control_total: wire::amount_any("header.control_total", &h.control_total)?,
@@ -87,6 +88,7 @@ pub fn header_to_wire(h: &EnvelopeHeader) -> pb::EnvelopeHeader {
         paying_account: Some(wire::account_to_wire(&h.paying_account)),
         control_count: h.control_count,
         control_total: h.control_total.to_string(),
+        currency: h.currency.clone(),
     }
 }
 

@@ -272,6 +272,9 @@ enum DisburseAction {
         /// Your payment cycle, e.g. 2026-12.
         #[arg(long, default_value = "")]
         cycle_ref: String,
+        /// ISO 4217 code of the amounts (the switch's currency).
+        #[arg(long, default_value = ponte_domain::CURRENCY)]
+        currency: String,
         /// The paying account, BRANCH/NUMBER at your participant [default: 1/1].
         #[arg(long, default_value = "1/1")]
         account: String,
@@ -581,7 +584,7 @@ async fn disburse(connection: ParticipantArgs, action: DisburseAction) -> anyhow
     let identity = Identity::from_dev_dir(&connection.certs, &me.to_string())?;
     let client = Client::connect(&connection.endpoint, me, &identity).await?;
     match action {
-        DisburseAction::Submit { file, reference, count, total, programme, cycle_ref, account, wait } => {
+        DisburseAction::Submit { file, reference, count, total, programme, cycle_ref, currency, account, wait } => {
             let text = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let items = match read_csv(&text) {
                 Ok(items) => items,
@@ -597,6 +600,7 @@ async fn disburse(connection: ParticipantArgs, action: DisburseAction) -> anyhow
                 reference: reference.clone(),
                 programme,
                 cycle_reference: cycle_ref,
+                currency,
                 paying_account,
                 control_count: count,
                 control_total: Amount::parse_positive(&total).map_err(|e| anyhow::anyhow!("--total: {e}"))?,
@@ -604,8 +608,8 @@ async fn disburse(connection: ParticipantArgs, action: DisburseAction) -> anyhow
             eprintln!("sending {} items...", items.len());
             let status = client.submit_envelope(&header, items).await?;
             println!(
-                "envelope {reference} accepted: {} items, {} (digest {})",
-                status.received, status.control_total, status.digest
+                "envelope {reference} accepted: {} items, {} {} (digest {})",
+                status.received, status.control_total, status.currency, status.digest
             );
             if wait {
                 follow(&client, &reference).await?;

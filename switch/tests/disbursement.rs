@@ -39,6 +39,7 @@ fn header(reference: &str, items: &[Item]) -> Header {
         reference: reference.into(),
         programme: "Bolsa Teste".into(),
         cycle_reference: "2026-12".into(),
+        currency: "BRL".into(),
         paying_account: account(A, "1"),
         control_count: items.len() as u32,
         control_total: items.iter().try_fold(Amount::ZERO, |sum, i| sum.checked_add(i.amount)).unwrap(),

@@ -62,6 +62,8 @@ pub struct EnvelopeHeader {
     pub programme: String,
     /// The agency's payment cycle (e.g. "2026-12"), for its reports.
     pub cycle_reference: String,
+    /// ISO 4217 code; must be the switch's currency.
+    pub currency: String,
     /// The agency's account the money leaves from.
     pub paying_account: Account,
     pub control_count: u32,
@@ -271,6 +273,13 @@ impl Engine {
             .map_err(EnvelopeError::InvalidHeader)?;
         if header.control_count == 0 || header.control_count > ENVELOPE_ITEMS_MAX {
             return Err(EnvelopeError::TooManyItems);
+        }
+        if header.currency != ponte_domain::CURRENCY {
+            return Err(EnvelopeError::InvalidHeader(format!(
+                "currency {:?}: this switch settles {}",
+                header.currency.chars().take(8).collect::<String>(),
+                ponte_domain::CURRENCY
+            )));
         }
         let number = match self.disbursements.by_reference.get(&(agency, header.reference.clone())) {
             Some(&number) => {
@@ -709,10 +718,8 @@ fn forget_items(d: &mut Disbursements, number: u64) {
 
 /// A hash of a beneficiary, to find repeats without keeping a second copy.
 fn beneficiary_hash(beneficiary: &Beneficiary) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut hasher = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
-    beneficiary.hash(&mut hasher);
-    hasher.finish()
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5eed).hash_one(beneficiary)
 }
 
 /// The end-to-end id of an item's payment: the agency's code, the minute,

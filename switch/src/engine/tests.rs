@@ -810,6 +810,7 @@ mod disbursement {
             reference: reference.into(),
             programme: "Bolsa Teste".into(),
             cycle_reference: "2026-12".into(),
+            currency: "BRL".into(),
             paying_account: account(AGENCY, "1"),
             control_count: count,
             control_total: Amount::from_minor(total_minor),
@@ -1062,6 +1063,10 @@ mod disbursement {
         assert!(matches!(reply, Reply::Envelope(Err(EnvelopeError::PayingAccountNotAgency))));
         let reply = h.run(T0, Command::OpenEnvelope { caller: pid(2), header: header("S3", 1, 1_00), digest: 1 });
         assert!(matches!(reply, Reply::Envelope(Err(EnvelopeError::AgencyNotActive(_)))));
+        let mut dollars = header("S4", 1, 1_00);
+        dollars.currency = "USD".into();
+        let reply = h.run(T0, Command::OpenEnvelope { caller: pid(AGENCY), header: dollars, digest: 1 });
+        assert!(matches!(reply, Reply::Envelope(Err(EnvelopeError::InvalidHeader(m))) if m.contains("settles BRL")));
     }
 
     #[test]
