@@ -101,9 +101,23 @@ async fn a_mixed_envelope_gives_the_exact_report() {
     assert!(csv.lines().nth(4).unwrap().contains("DUPL"), "{csv}");
     assert!(report.to_json().contains("\"paid_value\": \"30.00\""));
 
-    // The agency's position is what the report says it paid.
+    // The agency's position is what the report says it paid, and so is its
+    // line in the settlement cycle's report: two payments sent, 30.00.
     let operator = switch.operator().await;
     assert_eq!(operator.participant(pid(A)).await.unwrap().position, Amount::from_minor(-30_00));
+    let cycle = operator.close_cycle().await.unwrap();
+    let (_, json) = operator.cycle_report(cycle.id, ponte_sdk::ReportFormat::Json).await.unwrap();
+    let cycle_report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let agency_line = cycle_report["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["participant"].as_str() == Some(&A.to_string()))
+        .expect("the agency has a line in the cycle report")
+        .clone();
+    assert_eq!(agency_line["sent_count"].as_u64(), Some(u64::from(done.paid_count)), "{agency_line}");
+    assert_eq!(agency_line["sent_value"].as_str(), Some(done.paid_value.as_str()), "{agency_line}");
+    assert_eq!(agency_line["net_position"].as_str(), Some("-30.00"), "{agency_line}");
     // The same envelope again: its status, nobody paid again.
     let again = agency.submit_envelope(&h, items.clone()).await.unwrap();
     assert_eq!((again.paid_count, again.failed_count), (2, 3));
