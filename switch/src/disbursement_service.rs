@@ -67,7 +67,8 @@ fn envelope_status(error: EnvelopeError) -> Status {
     }
 }
 
-fn header_from_wire(agency: ParticipantId, h: &pb::EnvelopeHeader) -> Result<EnvelopeHeader, FieldError> {
+/// Parses an envelope header sent by `agency`.
+pub fn header_from_wire(agency: ParticipantId, h: &pb::EnvelopeHeader) -> Result<EnvelopeHeader, FieldError> {
     Ok(EnvelopeHeader {
         agency,
         reference: h.reference.clone(),
@@ -92,7 +93,8 @@ pub fn header_to_wire(h: &EnvelopeHeader) -> pb::EnvelopeHeader {
     }
 }
 
-fn item_from_wire(index: usize, m: &pb::DisbursementItem) -> Result<EnvelopeItem, Status> {
+/// Parses and checks one uploaded item (`index` names it in errors).
+pub fn item_from_wire(index: usize, m: &pb::DisbursementItem) -> Result<EnvelopeItem, Status> {
     let at = |e: FieldError| Status::invalid_argument(format!("item {index}: {e}"));
     let beneficiary = match &m.beneficiary {
         Some(pb::disbursement_item::Beneficiary::Key(key)) => {

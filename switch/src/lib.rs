@@ -14,6 +14,7 @@
 //! - [`service`]: the gRPC services (`ponte.v1.Payments`, `ponte.v1.Operator`)
 //!   and the mapping between wire messages and domain types.
 //! - [`disbursement_service`]: `ponte.v1.Disbursements`, envelopes from paying agencies.
+//! - [`fuzzing`]: the fuzz targets (every parser of outside input).
 //! - [`tls`]: mTLS identities: who a client certificate names, and the dev
 //!   certificate authority `ponte serve` creates on first start.
 //! - [`metrics`]: Prometheus metrics (throughput, latency, queue depths, rejects by reason).
@@ -24,6 +25,7 @@ pub mod cql;
 pub mod demo;
 pub mod disbursement_service;
 pub mod engine;
+pub mod fuzzing;
 pub mod journal;
 pub mod metrics;
 pub mod runtime;

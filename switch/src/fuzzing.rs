@@ -1,0 +1,97 @@
+//! Fuzz targets: every parser that takes outside input, as plain functions.
+//!
+//! `fuzz/` drives them with libFuzzer (`cargo +nightly fuzz run NAME`), and
+//! `switch/tests/fuzz_corpus.rs` replays the kept corpus (`fuzz/corpus/NAME/`)
+//! on stable in CI. Each must return for any input — an error is fine; a
+//! panic, a hang or an unbounded allocation is a bug — and checks what its
+//! parser promises (round trips, canonical forms, who may act).
+
+use crate::engine::decode_events;
+use ponte_directory::keys::{Brazil, KeyType, parse_existing};
+use ponte_domain::{Amount, EndToEndId, ParticipantId};
+use ponte_proto::v1 as pb;
+use prost::Message;
+
+/// Every target, by the name of its corpus folder.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("amount", amount),
+    ("key", key),
+    ("payment_request", payment_request),
+    ("envelope_upload", envelope_upload),
+    ("disbursement_csv", disbursement_csv),
+    ("journal_record", journal_record),
+];
+
+/// Amount text: whatever parses prints back to the same amount.
+pub fn amount(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(amount) = Amount::parse_non_negative(text) {
+        let again = Amount::parse_non_negative(&amount.to_string()).expect("an amount's own text parses");
+        assert_eq!(again, amount, "{text:?}");
+    }
+    if let Ok(amount) = Amount::parse_positive(text) {
+        assert!(amount > Amount::ZERO, "{text:?}");
+    }
+    let _ = ponte_sdk::wire::amount_any("amount", text);
+}
+
+/// Directory keys (first byte picks the kind) and end-to-end ids: a key's
+/// canonical form is a fixed point of parsing.
+pub fn key(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else { return };
+    let Ok(text) = std::str::from_utf8(rest) else { return };
+    let kinds = [KeyType::PersonId, KeyType::BusinessId, KeyType::Phone, KeyType::Email, KeyType::Random];
+    let kind = kinds[usize::from(first) % kinds.len()];
+    if let Ok(key) = parse_existing(&Brazil, kind, text) {
+        let again = parse_existing(&Brazil, kind, key.value()).expect("a key's canonical form parses");
+        assert_eq!(again, key, "{text:?}");
+    }
+    if let Ok(id) = EndToEndId::parse(text) {
+        assert_eq!(EndToEndId::parse(id.as_str()).ok(), Some(id));
+    }
+}
+
+/// A protobuf payment request into a domain payment order: only ever for
+/// the caller's own accounts and ids.
+pub fn payment_request(data: &[u8]) {
+    let Ok(request) = pb::PaymentRequest::decode(data) else { return };
+    let caller = ParticipantId::new(10000001).expect("valid code");
+    if let Ok(order) = crate::service::payment_order(caller, &request) {
+        assert_eq!(order.payer.participant, caller);
+        assert_eq!(order.id.participant(), caller);
+        assert!(order.amount > Amount::ZERO);
+    }
+}
+
+/// A protobuf envelope upload message into an envelope header and items.
+pub fn envelope_upload(data: &[u8]) {
+    let Ok(upload) = pb::EnvelopeUpload::decode(data) else { return };
+    let agency = ParticipantId::new(10000001).expect("valid code");
+    if let Some(header) = &upload.header {
+        let _ = crate::disbursement_service::header_from_wire(agency, header);
+    }
+    for (index, item) in upload.items.iter().enumerate() {
+        if let Ok(item) = crate::disbursement_service::item_from_wire(index, item) {
+            assert!(item.amount > Amount::ZERO);
+        }
+    }
+}
+
+/// The disbursement CSV reader: items, or at most 100 problems with lines.
+pub fn disbursement_csv(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match ponte_sdk::disbursement::read_csv(text) {
+        Ok(items) => assert!(items.iter().all(|i| i.amount > Amount::ZERO && !i.disbursement_id.is_empty())),
+        Err(problems) => assert!(!problems.is_empty() && problems.len() <= 100),
+    }
+}
+
+/// A journal record (as a torn or damaged file could hold): decoding stops
+/// at the first error, never panics.
+pub fn journal_record(data: &[u8]) {
+    for event in decode_events(data) {
+        if event.is_err() {
+            break;
+        }
+    }
+}
