@@ -12,8 +12,11 @@ use ponte_domain::{Amount, EndToEndId, ParticipantId};
 use ponte_proto::v1 as pb;
 use prost::Message;
 
+/// A fuzz target: takes any bytes, returns or panics.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its corpus folder.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("amount", amount),
     ("key", key),
     ("payment_request", payment_request),
