@@ -1,0 +1,76 @@
+//! Overload over the real interface: a switch whose request queue holds only
+//! a few commands is flooded with a thousand concurrent unary submits. The
+//! excess is refused at once with RESOURCE_EXHAUSTED (the SDK's
+//! `Error::Overloaded`, retryable), the queue never grows past its bound,
+//! admitted payments settle, and nothing is lost or half-done: every refused
+//! id is unknown to the switch, every settled one is settled once, and the
+//! payer's position is exactly the settled total.
+
+mod common;
+
+use common::*;
+use ponte_domain::{Amount, TransferState};
+use ponte_sdk::Error;
+use ponte_switch::server;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_gets_fast_refusals_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.runtime.request_queue_max = 4;
+    let switch = server::start(config.clone()).await.unwrap();
+    let harness = TestSwitch { dir, switch: Some(switch), config };
+    let (a, b) = (harness.client(A).await, harness.client(B).await);
+    let inbox = Payee::accepting().serve(&b).await;
+
+    let payments: Vec<_> = (0..1_000).map(|_| payment(&a, B, "0.01")).collect();
+    let calls = payments.iter().map(|p| {
+        let a = a.clone();
+        async move {
+            let started = Instant::now();
+            let result = a.submit(p).await;
+            (result, started.elapsed())
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+
+    let (mut settled, mut refused, mut slowest_refusal) = (0_i64, 0, Duration::ZERO);
+    for (p, (result, took)) in payments.iter().zip(&results) {
+        match result {
+            Ok(outcome) => {
+                assert!(outcome.is_settled(), "{}: {outcome:?}", p.id);
+                settled += 1;
+            }
+            Err(Error::Overloaded(message)) => {
+                assert!(message.contains("capacity"), "{message}");
+                refused += 1;
+                slowest_refusal = slowest_refusal.max(*took);
+            }
+            Err(other) => panic!("{}: unexpected {other}", p.id),
+        }
+    }
+    eprintln!("{settled} settled, {refused} refused; slowest refusal {slowest_refusal:?}");
+    assert!(refused > 0, "a queue of 4 under 1,000 concurrent calls must refuse some");
+    assert!(settled > 0, "admitted payments still settle");
+    assert!(slowest_refusal < Duration::from_secs(2), "refusals are fast: {slowest_refusal:?}");
+    // Nothing lost, nothing half-done.
+    for (p, (result, _)) in payments.iter().zip(&results) {
+        match (result, a.status(&p.id).await) {
+            (Ok(_), Ok(status)) => assert_eq!(status.state, TransferState::Settled),
+            (Err(_), Err(Error::NotFound(_))) => {}
+            (result, status) => panic!("{}: answered {result:?} but the switch says {status:?}", p.id),
+        }
+    }
+    let operator = harness.operator().await;
+    assert_eq!(operator.participant(pid(A)).await.unwrap().position, Amount::from_minor(-settled));
+    assert_eq!(operator.participant(pid(A)).await.unwrap().reserved, Amount::ZERO);
+    // And the refused ones go through when sent again, same ids.
+    for (p, (result, _)) in payments.iter().zip(&results).take(200) {
+        if result.is_err() {
+            assert!(a.submit(p).await.unwrap().is_settled(), "{}", p.id);
+        }
+    }
+    inbox.stop().await;
+    harness.stop().await;
+}
