@@ -15,8 +15,12 @@ use std::path::{Path, PathBuf};
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const FORMAT_KEY: &str = "format_version";
-/// Bumped whenever the event encoding changes incompatibly.
-const FORMAT_VERSION: u64 = 1;
+/// Bumped whenever the record layout changes. 2: each record starts with
+/// the xxh3-64 of the rest, checked on replay (redb does not verify leaf
+/// contents on read: a flipped bit would replay as a different event).
+/// Format 1 journals (no checksums) are still read.
+const FORMAT_VERSION: u64 = 2;
+const CHECKSUM_BYTES: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -26,6 +30,25 @@ pub enum JournalError {
     Format { path: PathBuf, found: u64 },
     #[error("journal at {path} is in use by another process (is a switch already running on this data directory?)")]
     Locked { path: PathBuf },
+    #[error("journal at {path} is damaged ({detail}); restore it from a replica or backup")]
+    Damaged { path: PathBuf, detail: String },
+}
+
+/// Runs `f`, turning a panic inside the store (redb panics on some damaged
+/// pages instead of returning an error) into [`JournalError::Damaged`], so a
+/// damaged file is refused with a clear message instead of crashing.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, JournalError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let detail = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("the store failed while reading it");
+        JournalError::Damaged {
+            path: path.to_path_buf(),
+            detail: format!("the store failed while reading it: {detail}"),
+        }
+    })
 }
 
 /// The durable journal. One writer (the journal thread) at a time.
@@ -33,6 +56,8 @@ pub struct Journal {
     db: Database,
     path: PathBuf,
     next_sequence: u64,
+    /// Whether records carry checksums (format 2 and later).
+    checksummed: bool,
 }
 
 impl std::fmt::Debug for Journal {
@@ -44,6 +69,10 @@ impl std::fmt::Debug for Journal {
 impl Journal {
     /// Opens (creating if needed) the journal file at `path`.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        guarded(path, || Journal::open_unguarded(path))?
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Journal, JournalError> {
         let path = path.to_path_buf();
         let store = |e: redb::Error| JournalError::Store { path: path.clone(), source: Box::new(e) };
         let db = match Database::create(&path) {
@@ -54,10 +83,12 @@ impl Journal {
             Err(e) => return Err(store(e.into())),
         };
         let txn = db.begin_write().map_err(|e| store(e.into()))?;
+        let mut checksummed = true;
         let next_sequence = {
             let mut meta = txn.open_table(META).map_err(|e| store(e.into()))?;
             let found = meta.get(FORMAT_KEY).map_err(|e| store(e.into()))?.map(|v| v.value());
             match found {
+                Some(1) => checksummed = false,
                 Some(FORMAT_VERSION) => {}
                 Some(found) => return Err(JournalError::Format { path, found }),
                 None => {
@@ -69,7 +100,7 @@ impl Journal {
             last.map_or(0, |k| k + 1)
         };
         txn.commit().map_err(|e| store(e.into()))?;
-        Ok(Journal { db, path, next_sequence })
+        Ok(Journal { db, path, next_sequence, checksummed })
     }
 
     pub fn path(&self) -> &Path {
@@ -95,11 +126,20 @@ impl Journal {
         let mut sequence = self.next_sequence;
         {
             let mut table = txn.open_table(RECORDS).map_err(|e| self.store_error(e))?;
+            let mut framed = Vec::new();
             for record in records {
                 if record.is_empty() {
                     continue;
                 }
-                table.insert(sequence, record).map_err(|e| self.store_error(e))?;
+                let stored = if self.checksummed {
+                    framed.clear();
+                    framed.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(record).to_le_bytes());
+                    framed.extend_from_slice(record);
+                    framed.as_slice()
+                } else {
+                    record
+                };
+                table.insert(sequence, stored).map_err(|e| self.store_error(e))?;
                 sequence += 1;
             }
         }
@@ -110,14 +150,31 @@ impl Journal {
     }
 
     /// Calls `visit` with every record, oldest first.
-    pub fn replay(&self, mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<u64, ReplayError> {
+    pub fn replay(&self, visit: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<u64, ReplayError> {
+        guarded(&self.path, || self.replay_unguarded(visit))?
+    }
+
+    fn replay_unguarded(&self, mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<u64, ReplayError> {
         let txn = self.db.begin_read().map_err(|e| self.store_error(e))?;
         let table = txn.open_table(RECORDS).map_err(|e| self.store_error(e))?;
         let count = table.len().map_err(|e| self.store_error(e))?;
         for entry in table.iter().map_err(|e| self.store_error(e))? {
             let (key, value) = entry.map_err(|e| self.store_error(e))?;
-            visit(key.value(), value.value())
-                .map_err(|reason| ReplayError::Record { sequence: key.value(), reason })?;
+            let (sequence, stored) = (key.value(), value.value());
+            let record = if self.checksummed {
+                let damaged = |detail: String| JournalError::Damaged { path: self.path.clone(), detail };
+                if stored.len() < CHECKSUM_BYTES {
+                    return Err(damaged(format!("record {sequence} is shorter than its checksum")).into());
+                }
+                let (sum, record) = stored.split_at(CHECKSUM_BYTES);
+                if u64::from_le_bytes(sum.try_into().expect("8 bytes")) != xxhash_rust::xxh3::xxh3_64(record) {
+                    return Err(damaged(format!("record {sequence} fails its checksum")).into());
+                }
+                record
+            } else {
+                stored
+            };
+            visit(sequence, record).map_err(|reason| ReplayError::Record { sequence, reason })?;
         }
         Ok(count)
     }
@@ -165,6 +222,46 @@ mod tests {
             })
             .unwrap();
         assert_eq!(seen, [(0, b"one".to_vec()), (1, b"two".to_vec()), (2, b"three".to_vec())]);
+    }
+
+    #[test]
+    fn a_format_1_journal_without_checksums_is_still_read_and_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert(FORMAT_KEY, 1).unwrap();
+            txn.open_table(RECORDS).unwrap().insert(0, &b"old"[..]).unwrap();
+            txn.commit().unwrap();
+        }
+        let mut journal = Journal::open(&path).unwrap();
+        journal.append([&b"new"[..]]).unwrap();
+        let mut seen = Vec::new();
+        journal
+            .replay(|_, bytes| {
+                seen.push(bytes.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, [b"old".to_vec(), b"new".to_vec()]);
+    }
+
+    #[test]
+    fn a_record_that_fails_its_checksum_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.redb");
+        Journal::open(&path).unwrap().append([&b"payment"[..]]).unwrap();
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            let mut stored = txn.open_table(RECORDS).unwrap().get(0).unwrap().unwrap().value().to_vec();
+            *stored.last_mut().unwrap() ^= 1;
+            txn.open_table(RECORDS).unwrap().insert(0, stored.as_slice()).unwrap();
+            txn.commit().unwrap();
+        }
+        let error = Journal::open(&path).unwrap().replay(|_, _| Ok(())).unwrap_err().to_string();
+        assert!(error.contains("record 0 fails its checksum") && error.contains("restore"), "{error}");
     }
 
     #[test]
