@@ -391,10 +391,16 @@ impl pb::payments_server::Payments for PaymentsService {
             .map_err(status_of)?;
         let engine = self.engine.clone();
         let answers_max = self.config.answers_batch_max;
+        // Why the switch closed this inbox, told to the payee as the
+        // stream's final status (a clean end otherwise).
+        let (closed_tx, closed_rx) = oneshot::channel::<Status>();
         tokio::spawn(async move {
             while let Some(Ok(up)) = answers.next().await {
                 if up.answers.len() > answers_max {
                     tracing::warn!(participant = %caller, "inbox answers batch over the bound; stream closed");
+                    let _ = closed_tx.send(Status::invalid_argument(format!(
+                        "at most {answers_max} answers per InboxUp; this inbox stream is closed"
+                    )));
                     break;
                 }
                 for answer in up.answers {
@@ -419,7 +425,9 @@ impl pb::payments_server::Payments for PaymentsService {
                 .send(Request { command: Command::InboxClosed(caller), reply: ReplyTo::InboxClosed { stream } })
                 .await;
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(frames_rx).map(|effects| Ok(inbox_down(effects))))))
+        let frames = ReceiverStream::new(frames_rx).map(|effects| Ok(inbox_down(effects)));
+        let reason = futures::stream::once(closed_rx).filter_map(|closed| closed.ok().map(Err));
+        Ok(Response::new(Box::pin(frames.chain(reason))))
     }
 
     async fn cycle_transfers(

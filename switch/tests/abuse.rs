@@ -1,0 +1,160 @@
+//! Abuse over the real gRPC/TLS interface. Each attack gets a clear error or
+//! a bounded response, and afterwards the same server still settles an
+//! ordinary payment promptly, with its memory bounded:
+//! - messages over the size bound, and fields far over theirs;
+//! - a payee flooding its inbox with answers for ids it was never asked
+//!   about, and with one message over the answers bound;
+//! - a client opening thousands of streams over many connections.
+
+mod common;
+
+use common::*;
+use ponte_proto::v1 as pb;
+use ponte_sdk::Error;
+use std::time::{Duration, Instant};
+
+/// Resident memory of this process (the switch runs in it), in MiB.
+fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+/// An ordinary payment settles, and quickly: the server is still well.
+async fn still_serves(switch: &TestSwitch) {
+    let (a, b) = (switch.client(A).await, switch.client(B).await);
+    let inbox = Payee::accepting().serve(&b).await;
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), a.submit(&payment(&a, B, "1.00"))).await;
+    assert!(matches!(outcome, Ok(Ok(ref o)) if o.is_settled()), "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    inbox.stop().await;
+}
+
+fn request(amount: &str) -> pb::PaymentRequest {
+    pb::PaymentRequest {
+        end_to_end_id: payment_id(A).to_string(),
+        payer: Some(ponte_sdk::wire::account_to_wire(&account(A, "1"))),
+        payee: Some(pb::Payee {
+            target: Some(pb::payee::Target::Account(ponte_sdk::wire::account_to_wire(&account(B, "2")))),
+        }),
+        amount: amount.into(),
+        currency: "BRL".into(),
+        remittance: String::new(),
+        lookup_by: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_and_fields_get_clear_errors() {
+    let switch = TestSwitch::start().await;
+    let channel = switch.identity(&A.to_string()).channel(&switch.endpoint()).await.unwrap();
+    let mut raw = pb::payments_client::PaymentsClient::new(channel).max_encoding_message_size(64 << 20);
+    // A message over the 4 MiB bound: refused by the transport, not read.
+    let mut huge = request("1.00");
+    huge.remittance = "x".repeat(5 << 20);
+    let status = raw.submit(huge).await.unwrap_err();
+    assert!(matches!(status.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted), "{status:?}");
+    // Fields far over their bounds: named in the error, nothing executed.
+    let mut cases: Vec<(&str, pb::PaymentRequest)> = Vec::new();
+    let mut r = request("1.00");
+    r.end_to_end_id = "E".repeat(100_000);
+    cases.push(("end_to_end_id", r));
+    let mut r = request("1.00");
+    r.payer.as_mut().unwrap().number = "9".repeat(100_000);
+    cases.push(("payer", r));
+    let mut r = request(&"9".repeat(100_000));
+    r.currency = "BRL".into();
+    cases.push(("amount", r));
+    let mut r = request("1.00");
+    r.payee = Some(pb::Payee {
+        target: Some(pb::payee::Target::Key(pb::Key { r#type: pb::KeyType::Email as i32, value: "a".repeat(1 << 20) })),
+    });
+    cases.push(("payee.key", r));
+    for (field, request) in cases {
+        let started = Instant::now();
+        let status = raw.submit(request).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{field}: {status:?}");
+        assert!(status.message().starts_with(field), "{field}: {}", status.message());
+        assert!(status.message().len() < 300, "{field}: the error does not echo the input");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    let (all, _) = switch.operator().await.participants().await.unwrap();
+    assert!(all.iter().all(|p| p.position.minor() == 0 && p.reserved.minor() == 0));
+    still_serves(&switch).await;
+    switch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payee_flooding_its_inbox_is_ignored_and_counted_then_cut_off() {
+    let switch = TestSwitch::start().await;
+    let channel = switch.identity(&B.to_string()).channel(&switch.endpoint()).await.unwrap();
+    let mut raw = pb::payments_client::PaymentsClient::new(channel).max_encoding_message_size(64 << 20);
+    let answer = |n: u64| pb::PayeeAnswer {
+        end_to_end_id: format!("E{B}202611262155{n:011}"),
+        decision: pb::Decision::Accept as i32,
+        reject_reason: String::new(),
+    };
+    // 100,000 answers for ids B was never asked about, in bounded messages.
+    let messages: Vec<pb::InboxUp> =
+        (0..25).map(|m| pb::InboxUp { answers: (0..4_000).map(|i| answer(m * 4_000 + i)).collect() }).collect();
+    let before = rss_mib();
+    let mut down = raw.inbox(tokio_stream::iter(messages)).await.unwrap().into_inner();
+    // The stream stays open (nothing wrong with the messages' size); the
+    // answers change nothing. Give the switch a moment, then check.
+    let _ = tokio::time::timeout(Duration::from_secs(2), down.message()).await;
+    let ignored =
+        switch.switch.as_ref().unwrap().engine.stats().answers_ignored.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(ignored >= 90_000, "unknown answers are counted: {ignored}");
+    let (all, _) = switch.operator().await.participants().await.unwrap();
+    assert!(all.iter().all(|p| p.position.minor() == 0), "unknown answers moved money");
+    // One message over the answers bound: that inbox stream is closed.
+    let over = pb::InboxUp { answers: (0..5_000).map(answer).collect() };
+    let channel = switch.identity(&B.to_string()).channel(&switch.endpoint()).await.unwrap();
+    let mut raw = pb::payments_client::PaymentsClient::new(channel).max_encoding_message_size(64 << 20);
+    let result = raw.inbox(tokio_stream::iter(vec![over])).await;
+    let closed = match result {
+        Err(status) => status.code() == tonic::Code::InvalidArgument,
+        Ok(response) => {
+            let mut down = response.into_inner();
+            matches!(tokio::time::timeout(Duration::from_secs(5), down.message()).await, Ok(Err(s)) if s.code() == tonic::Code::InvalidArgument)
+        }
+    };
+    assert!(closed, "an answers batch over the bound closes the stream with INVALID_ARGUMENT");
+    assert!(rss_mib() < before + 256, "memory bounded: {} MiB -> {} MiB", before, rss_mib());
+    still_serves(&switch).await;
+    switch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_streams_over_many_connections_leave_the_server_well() {
+    let switch = TestSwitch::start().await;
+    let before = rss_mib();
+    let identity = switch.identity(&A.to_string());
+    let mut held = Vec::new();
+    // 50 connections x 60 open submit streams = 3,000 streams, each idle.
+    for _ in 0..50 {
+        let channel = identity.channel(&switch.endpoint()).await.unwrap();
+        for _ in 0..60 {
+            let mut raw = pb::payments_client::PaymentsClient::new(channel.clone());
+            let (tx, rx) = tokio::sync::mpsc::channel::<pb::SubmitBatch>(1);
+            let call =
+                tokio::spawn(async move { raw.submit_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+            held.push((tx, call));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let during = rss_mib();
+    eprintln!("{} streams open: {before} MiB -> {during} MiB", held.len());
+    assert!(during < before + 512, "memory bounded with 3,000 idle streams: {before} -> {during} MiB");
+    still_serves(&switch).await;
+    drop(held);
+    let a = switch.client(A).await;
+    assert!(matches!(a.status(&payment_id(A)).await, Err(Error::NotFound(_))));
+    switch.stop().await;
+}
