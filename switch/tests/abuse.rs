@@ -158,3 +158,43 @@ async fn thousands_of_streams_over_many_connections_leave_the_server_well() {
     assert!(matches!(a.status(&payment_id(A)).await, Err(Error::NotFound(_))));
     switch.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_not_yet_valid_certificates_are_refused() {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+    let switch = TestSwitch::start().await;
+    let certs = switch.certs();
+    let ca_pem = std::fs::read_to_string(certs.join("ca.pem")).unwrap();
+    let ca_key = KeyPair::from_pem(&std::fs::read_to_string(certs.join("ca.key")).unwrap()).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Signed by the switch's own CA and naming a real participant: only the
+    // validity period is wrong.
+    for (label, not_before, not_after) in
+        [("expired", (2020, 1, 1), (2021, 1, 1)), ("not yet valid", (2040, 1, 1), (2041, 1, 1))]
+    {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, A.to_string());
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let (cert_path, key_path) = (dir.path().join(format!("{label}.pem")), dir.path().join(format!("{label}.key")));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let identity = ponte_sdk::Identity::from_files(&certs.join("ca.pem"), &cert_path, &key_path).unwrap();
+        let attempt = async {
+            let client = ponte_sdk::Client::connect(&switch.endpoint(), pid(A), &identity).await?;
+            client.submit(&payment(&client, B, "1.00")).await
+        };
+        let result = tokio::time::timeout(Duration::from_secs(20), attempt).await;
+        assert!(!matches!(result, Ok(Ok(_))), "{label} certificate accepted: {result:?}");
+    }
+    let (all, _) = switch.operator().await.participants().await.unwrap();
+    assert!(all.iter().all(|p| p.position.minor() == 0 && p.reserved.minor() == 0));
+    still_serves(&switch).await;
+    switch.stop().await;
+}
