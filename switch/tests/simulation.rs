@@ -6,7 +6,9 @@
 //! payees that accept, reject, answer twice, answer late, answer for
 //! someone else's payment or never answer (then the deadline passes),
 //! returns (some exceeding what is left), limit changes, inboxes closing and
-//! opening, settlement cycles closed and confirmed, and restarts: the
+//! opening, directory keys registered and deleted (some refused: taken, too
+//! many on the account, not the holder) and paid (some unregistered: BE23),
+//! settlement cycles closed and confirmed, and restarts: the
 //! engine rebuilt from its journal at random points, compared field by
 //! field with the one it replaces.
 //!
@@ -22,6 +24,8 @@
 //! `PONTE_SIM_SEEDS=2000 cargo test --release -p ponte-switch --test simulation -- --nocapture`
 //! runs more (`PONTE_SIM_SEED=N` replays one).
 
+use ponte_directory::keys::{Brazil, Key, KeyType, parse};
+use ponte_directory::registry::{DirectoryError, NewKey, Owner, OwnerKind};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs};
 use ponte_switch::engine::{
     Command, Decision, Effect, Engine, EngineConfig, Outcome, Output, PaymentOrder, Reply, ReturnOrder, decode_events,
@@ -62,6 +66,9 @@ struct ModelTransfer {
     returned: i64,
     /// Returns only: which payment it gives back, and its reason.
     original: Option<(EndToEndId, ReasonCode)>,
+    /// Payments to a key: the key named (the payee is its holder, or 0 when
+    /// nobody held it).
+    key: Option<Key>,
 }
 
 /// The reference model: what the rules say, in the simplest data.
@@ -76,6 +83,8 @@ struct Model {
     current_cycle: u64,
     closed: Vec<u64>,
     settled_ids: u64,
+    /// Directory: phone number index -> the account holding it.
+    keys: HashMap<u32, Account>,
 }
 
 impl Model {
@@ -134,6 +143,8 @@ struct Stats {
     rejected: u64,
     restarts: u64,
     returns: u64,
+    keys_registered: u64,
+    key_payments_reserved: u64,
 }
 
 fn config() -> EngineConfig {
@@ -236,8 +247,8 @@ impl Sim {
         PaymentOrder {
             id,
             payer: account(t.payer, 1),
-            payee: account(t.payee, 2),
-            payee_key: None,
+            payee: if t.key.is_some() { Account::unresolved() } else { account(t.payee, 2) },
+            payee_key: t.key.clone(),
             lookup_by: None,
             amount: Amount::from_minor(t.amount),
             remittance: t.remittance.clone(),
@@ -266,6 +277,7 @@ impl Sim {
             state: State::Pending { deadline: self.now + TIMEOUT_MS },
             returned: 0,
             original: None,
+            key: None,
         };
         let reply = self.run(Command::Submit(self.order(id, &t)));
         self.ids.push(id);
@@ -445,8 +457,100 @@ impl Sim {
                 state: State::Final(outcome),
                 returned: 0,
                 original: Some((original, reason)),
+                key: None,
             },
         );
+    }
+
+    fn register_key(&mut self) {
+        let holder = self.pick(&PARTICIPANTS);
+        let phone = self.rng.random_range(0..20_u32);
+        let account = account(holder, 100 + self.rng.random_range(0..3));
+        let expected = if self.model.keys.contains_key(&phone) {
+            Err(DirectoryError::KeyExists)
+        } else if self.model.keys.values().filter(|a| **a == account).count() >= 5 {
+            Err(DirectoryError::TooManyKeys { max: 5 })
+        } else {
+            Ok(())
+        };
+        let reply = self.run(Command::RegisterKey {
+            caller: pid(holder),
+            key: NewKey::Chosen { kind: KeyType::Phone, value: phone_text(phone) },
+            account,
+            owner: Owner { kind: OwnerKind::Person, id: "52998224725".into(), name: "Maria Souza".into() },
+        });
+        match (expected, reply) {
+            (Ok(()), Reply::Key(Ok(entry))) if entry.account == account => {
+                self.model.keys.insert(phone, account);
+                self.stats.keys_registered += 1;
+            }
+            (Err(e), Reply::Key(Err(got))) if e == got => {}
+            (expected, reply) => {
+                self.fail(format!("register phone {phone} at {account:?}: expected {expected:?}, got {reply:?}"))
+            }
+        }
+    }
+
+    fn delete_key(&mut self) {
+        let caller = self.pick(&PARTICIPANTS);
+        let phone = self.rng.random_range(0..20_u32);
+        let expected = match self.model.keys.get(&phone) {
+            None => Err(DirectoryError::NotFound),
+            Some(a) if a.participant != pid(caller) => Err(DirectoryError::NotHolder),
+            Some(_) => Ok(()),
+        };
+        let reply = self.run(Command::DeleteKey { caller: pid(caller), key: phone_key(phone) });
+        match (expected, reply) {
+            (Ok(()), Reply::Key(Ok(_))) => {
+                self.model.keys.remove(&phone);
+            }
+            (Err(e), Reply::Key(Err(got))) if e == got => {}
+            (expected, reply) => {
+                self.fail(format!("delete phone {phone} by {caller}: expected {expected:?}, got {reply:?}"))
+            }
+        }
+    }
+
+    fn pay_key(&mut self) {
+        let payer = self.pick(&PARTICIPANTS);
+        let phone = self.rng.random_range(0..20_u32);
+        let amount = self.rng.random_range(1..50_00);
+        let id = self.new_id(IdKind::Payment, payer);
+        let holder = self.model.keys.get(&phone).map(|a| a.participant.code());
+        let expected = match holder {
+            None => Some(ReasonCode::UnknownKey),
+            Some(payee) => self.model.new_payment(payer, payee, amount, self.amount_max),
+        };
+        let t = ModelTransfer {
+            payer,
+            payee: holder.unwrap_or(0),
+            amount,
+            remittance: String::new(),
+            state: State::Pending { deadline: self.now + TIMEOUT_MS },
+            returned: 0,
+            original: None,
+            key: Some(phone_key(phone)),
+        };
+        let reply = self.run(Command::Submit(self.order(id, &t)));
+        self.ids.push(id);
+        match (expected, &reply) {
+            (None, Reply::Pending) => {
+                *self.model.reserved.entry(payer).or_default() += amount;
+                self.stats.key_payments_reserved += 1;
+                let delivered = self.engine.transfer(&id).map(|t| t.payee);
+                if delivered != self.model.keys.get(&phone).copied() {
+                    self.fail(format!("{id} to phone {phone} went to {delivered:?}"));
+                }
+                self.model.transfers.insert(id, t);
+            }
+            (Some(reason), Reply::Final(Outcome::Rejected { reason: got })) if *got == reason => {
+                let mut t = t;
+                t.state = State::Final(Outcome::Rejected { reason });
+                self.model.transfers.insert(id, t);
+                self.stats.rejected += 1;
+            }
+            _ => self.fail(format!("payment {id} to phone {phone} ({holder:?}): expected {expected:?}, got {reply:?}")),
+        }
     }
 
     fn set_limit(&mut self) {
@@ -512,6 +616,10 @@ impl Sim {
             if (a.position, a.reserved, a.net_debit_cap) != (b.position, b.reserved, b.net_debit_cap) {
                 self.fail(format!("participant {code} differs after replay"));
             }
+            let digest = |e: &Engine| e.directory().registry.digest_of(pid(code));
+            if digest(&self.engine) != digest(&rebuilt) {
+                self.fail(format!("participant {code}'s keys differ after replay"));
+            }
         }
         for id in &self.ids {
             let state = |e: &Engine| e.transfer(id).map(|t| (t.state, t.reason, t.returned));
@@ -549,6 +657,12 @@ impl Sim {
         if sum != 0 {
             self.fail(format!("positions sum to {sum}"));
         }
+        for phone in 0..20 {
+            let held = self.engine.directory().registry.get(&phone_key(phone)).map(|e| e.account);
+            if held != self.model.keys.get(&phone).copied() {
+                self.fail(format!("phone {phone}: engine {held:?}, model {:?}", self.model.keys.get(&phone)));
+            }
+        }
         for (id, t) in &self.model.transfers {
             if t.original.is_none() && t.returned > t.amount {
                 self.fail(format!("{id} returned {} of {}", t.returned, t.amount));
@@ -557,7 +671,10 @@ impl Sim {
     }
 
     fn step(&mut self) {
-        match self.rng.random_range(0..100) {
+        match self.rng.random_range(0..110) {
+            100..=103 => self.register_key(),
+            104..=105 => self.delete_key(),
+            106..=109 => self.pay_key(),
             0..=34 => self.pay(),
             35..=39 => self.resubmit(false),
             40..=42 => self.resubmit(true),
@@ -571,6 +688,14 @@ impl Sim {
         }
         self.check();
     }
+}
+
+fn phone_text(n: u32) -> String {
+    format!("+55619888800{n:02}")
+}
+
+fn phone_key(n: u32) -> Key {
+    parse(&Brazil, KeyType::Phone, &phone_text(n)).unwrap()
 }
 
 fn run_seed(seed: u64) -> Stats {
@@ -606,15 +731,20 @@ fn the_engine_matches_the_reference_model_under_random_workloads() {
         total.rejected += stats.rejected;
         total.restarts += stats.restarts;
         total.returns += stats.returns;
+        total.keys_registered += stats.keys_registered;
+        total.key_payments_reserved += stats.key_payments_reserved;
     }
     eprintln!(
-        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts",
+        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts, {} keys registered, {} key payments reserved",
         seeds.len(),
         total.settled,
         total.rejected,
         total.returns,
-        total.restarts
+        total.restarts,
+        total.keys_registered,
+        total.key_payments_reserved
     );
     assert!(total.settled > seeds.len() as u64 * 50, "the workload settled too little to prove anything: {total:?}");
     assert!(total.restarts > 0 && total.returns > 0, "{total:?}");
+    assert!(total.keys_registered > 0 && total.key_payments_reserved > 0, "{total:?}");
 }
