@@ -37,6 +37,11 @@ pub struct ServiceConfig {
     pub submit_batch_max: usize,
     /// Payments one submit stream may have awaiting their outcome (default 16,384).
     pub stream_inflight_max: usize,
+    /// How long a submitted batch may wait for room under
+    /// `stream_inflight_max` before its payments are answered
+    /// RESOURCE_EXHAUSTED instead of queued (default 250 ms): an overloaded
+    /// switch answers at once rather than letting senders' queues grow.
+    pub stream_admission_wait_ms: u64,
     /// Answers in one `InboxUp` (default 4,096).
     pub answers_batch_max: usize,
     /// Largest message the switch decodes, in bytes (default 4 MiB).
@@ -52,6 +57,7 @@ impl Default for ServiceConfig {
         ServiceConfig {
             submit_batch_max: 1_024,
             stream_inflight_max: 16_384,
+            stream_admission_wait_ms: 250,
             answers_batch_max: 4_096,
             message_bytes_max: 4 * 1024 * 1024,
             inbox_queue_max: 4_096,
@@ -324,8 +330,25 @@ impl pb::payments_server::Payments for PaymentsService {
                         .await;
                     break;
                 }
-                let Ok(held) = reader_permits.clone().acquire_many_owned(batch.payments.len() as u32).await else {
-                    break;
+                let wait = std::time::Duration::from_millis(config.stream_admission_wait_ms);
+                let admitted =
+                    tokio::time::timeout(wait, reader_permits.clone().acquire_many_owned(batch.payments.len() as u32))
+                        .await;
+                let held = match admitted {
+                    Ok(Ok(held)) => held,
+                    Ok(Err(_closed)) => break,
+                    Err(_elapsed) => {
+                        // Over capacity: refuse the batch now (nothing of it
+                        // executed; retryable with the same ids) instead of
+                        // queueing it behind the stream.
+                        let overloaded = status_of(SubmitError::Overloaded);
+                        for payment in &batch.payments {
+                            if errors_tx.send(item_error(&payment.end_to_end_id, &overloaded)).await.is_err() {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
                 };
                 held.forget();
                 for payment in batch.payments {

@@ -74,3 +74,59 @@ async fn a_flood_gets_fast_refusals_and_loses_nothing() {
     inbox.stop().await;
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_over_capacity_gets_fast_refusals_not_a_growing_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // 32 payments in flight per stream, a payee that takes 300 ms to answer,
+    // and batches refused if they cannot enter within 100 ms.
+    config.service.stream_inflight_max = 32;
+    config.service.stream_admission_wait_ms = 100;
+    let switch = server::start(config.clone()).await.unwrap();
+    let harness = TestSwitch { dir, switch: Some(switch), config };
+    let (a, b) = (harness.client(A).await, harness.client(B).await);
+    let inbox = Payee::slow(Duration::from_millis(300)).serve(&b).await;
+
+    let payments: Vec<_> = (0..640).map(|_| payment(&a, B, "0.01")).collect();
+    let (sender, mut receiver) = a.open_submit_stream().await.unwrap();
+    let started = Instant::now();
+    // Send and receive at once, as a real client does.
+    let to_send = payments.clone();
+    let sending = tokio::spawn(async move {
+        for batch in to_send.chunks(16) {
+            sender.send(batch).await.unwrap();
+        }
+        sender
+    });
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < payments.len() {
+        let results = tokio::time::timeout(Duration::from_secs(20), receiver.next())
+            .await
+            .expect("every payment is answered")
+            .expect("stream open")
+            .unwrap();
+        for r in results {
+            answers.insert(r.end_to_end_id.clone(), r.outcome);
+        }
+    }
+    let took = started.elapsed();
+    let settled = answers.values().filter(|o| matches!(o, Ok(o) if o.is_settled())).count() as i64;
+    let refused = answers.values().filter(|o| matches!(o, Err(Error::Overloaded(_)))).count();
+    eprintln!("{settled} settled, {refused} refused in {took:?}");
+    assert_eq!(settled as usize + refused, payments.len(), "only settled or refused");
+    assert!(refused > 0 && settled > 0);
+    // Queued, 640 payments behind a 300 ms payee 32 at a time would take
+    // 6 s; refusing the excess answers everyone far sooner.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    for p in &payments {
+        if matches!(answers[p.id.as_str()], Err(_)) {
+            assert!(matches!(a.status(&p.id).await, Err(Error::NotFound(_))), "{} was refused but exists", p.id);
+        }
+    }
+    let operator = harness.operator().await;
+    assert_eq!(operator.participant(pid(A)).await.unwrap().position, Amount::from_minor(-settled));
+    drop(sending.await.unwrap());
+    inbox.stop().await;
+    harness.stop().await;
+}
