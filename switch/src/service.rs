@@ -307,6 +307,9 @@ impl pb::payments_server::Payments for PaymentsService {
         let permits = Arc::new(Semaphore::new(inflight_max));
         let (results_tx, results_rx) = mpsc::channel::<(ponte_domain::EndToEndId, Outcome)>(inflight_max);
         let (errors_tx, errors_rx) = mpsc::channel::<pb::PaymentResult>(inflight_max);
+        // Payments refused for want of room never held a permit, so their
+        // answers must not return one: they travel apart.
+        let (refused_tx, refused_rx) = mpsc::channel::<pb::PaymentResult>(inflight_max);
         let (fatal_tx, fatal_rx) = mpsc::channel::<Status>(1);
         let engine = self.engine.clone();
         let config = self.config.clone();
@@ -343,7 +346,7 @@ impl pb::payments_server::Payments for PaymentsService {
                         // queueing it behind the stream.
                         let overloaded = status_of(SubmitError::Overloaded);
                         for payment in &batch.payments {
-                            if errors_tx.send(item_error(&payment.end_to_end_id, &overloaded)).await.is_err() {
+                            if refused_tx.send(item_error(&payment.end_to_end_id, &overloaded)).await.is_err() {
                                 return;
                             }
                         }
@@ -369,31 +372,56 @@ impl pb::payments_server::Payments for PaymentsService {
         // Each message carries every result ready at that moment (at most a
         // batch): batching follows the load, with no timer adding latency.
         let batch_max = self.config.submit_batch_max;
-        let state = (results_rx, errors_rx, fatal_rx, permits);
-        let batches = futures::stream::unfold(state, move |(mut results, mut errors, mut fatal, permits)| async move {
-            let mut out = Vec::new();
-            tokio::select! {
-                biased;
-                Some(status) = fatal.recv() => return Some((Err(status), (results, errors, fatal, permits))),
-                Some((id, outcome)) = results.recv() => out.push(result_to_wire(id.as_str(), outcome)),
-                Some(item) = errors.recv() => out.push(item),
-                else => return None,
-            }
-            while out.len() < batch_max {
-                match results.try_recv() {
-                    Ok((id, outcome)) => out.push(result_to_wire(id.as_str(), outcome)),
-                    Err(_) => break,
+        let state = (results_rx, errors_rx, refused_rx, fatal_rx, permits);
+        let batches = futures::stream::unfold(
+            state,
+            move |(mut results, mut errors, mut refused, mut fatal, permits)| async move {
+                let mut out = Vec::new();
+                // Answers of admitted payments give their permits back;
+                // refusals never held one.
+                let mut admitted = 0;
+                tokio::select! {
+                    biased;
+                    Some(status) = fatal.recv() => return Some((Err(status), (results, errors, refused, fatal, permits))),
+                    Some((id, outcome)) = results.recv() => {
+                        out.push(result_to_wire(id.as_str(), outcome));
+                        admitted += 1;
+                    }
+                    Some(item) = errors.recv() => {
+                        out.push(item);
+                        admitted += 1;
+                    }
+                    Some(item) = refused.recv() => out.push(item),
+                    else => return None,
                 }
-            }
-            while out.len() < batch_max {
-                match errors.try_recv() {
-                    Ok(item) => out.push(item),
-                    Err(_) => break,
+                while out.len() < batch_max {
+                    match results.try_recv() {
+                        Ok((id, outcome)) => {
+                            out.push(result_to_wire(id.as_str(), outcome));
+                            admitted += 1;
+                        }
+                        Err(_) => break,
+                    }
                 }
-            }
-            permits.add_permits(out.len());
-            Some((Ok(pb::ResultBatch { results: out }), (results, errors, fatal, permits)))
-        });
+                while out.len() < batch_max {
+                    match errors.try_recv() {
+                        Ok(item) => {
+                            out.push(item);
+                            admitted += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                while out.len() < batch_max {
+                    match refused.try_recv() {
+                        Ok(item) => out.push(item),
+                        Err(_) => break,
+                    }
+                }
+                permits.add_permits(admitted);
+                Some((Ok(pb::ResultBatch { results: out }), (results, errors, refused, fatal, permits)))
+            },
+        );
         Ok(Response::new(Box::pin(batches)))
     }
 
