@@ -7,51 +7,19 @@
 
 mod common;
 
-use common::{A, B, Payee, account, pid};
+use common::{A, B, Payee, PonteProcess, account, free_port, pid, process_clients, spawn_ponte};
 use ponte_domain::{Amount, EndToEndId, TransferState};
-use ponte_sdk::{Client, Identity, OperatorClient, Payment, PaymentOutcome};
+use ponte_sdk::{Client, Payment, PaymentOutcome};
 use rand::Rng;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const PAYEE_TIMEOUT_MS: u64 = 1_500;
 
-struct Server {
-    child: Child,
-    endpoint: String,
-}
-
-fn spawn_server(dir: &Path, port: u16, store: Option<&str>) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ponte"))
-        .args(["serve", "--data-dir"])
-        .arg(dir)
-        .args(store.map(|s| ["--store", s]).into_iter().flatten())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--payee-timeout-ms", &PAYEE_TIMEOUT_MS.to_string()])
-        .args(["--metrics-listen", "off"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("ponte binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(endpoint) = line.strip_prefix("Ponte switch serving on ") {
-                let _ = tx.send(endpoint.to_owned());
-            }
-        }
-    });
-    let endpoint = rx.recv_timeout(Duration::from_secs(60)).expect("switch reports it is serving");
-    Server { child, endpoint }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+fn spawn_server(dir: &Path, port: u16, store: Option<&str>) -> PonteProcess {
+    spawn_ponte(dir, port, store, &["--payee-timeout-ms", &PAYEE_TIMEOUT_MS.to_string()])
 }
 
 #[derive(Default)]
@@ -112,15 +80,6 @@ async fn load(client: Client, ledger: Arc<Mutex<Ledger>>) {
     producer.abort();
 }
 
-async fn connect(dir: &Path, endpoint: &str) -> (Client, Client, OperatorClient) {
-    let certs = dir.join("certs");
-    let id = |name: &str| Identity::from_dev_dir(&certs, name).unwrap();
-    let a = Client::connect(endpoint, pid(A), &id(&A.to_string())).await.unwrap();
-    let b = Client::connect(endpoint, pid(B), &id(&B.to_string())).await.unwrap();
-    let operator = OperatorClient::connect(endpoint, &id("operator")).await.unwrap();
-    (a, b, operator)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_payment() {
     let dir = tempfile::tempdir().unwrap();
@@ -131,7 +90,7 @@ async fn sigkill_under_load_loses_no_acknowledged_payment() {
     let store = common::test_store("crash");
     let mut server = spawn_server(dir.path(), port, store.as_deref());
     for round in 0..3 {
-        let (a, b, _) = connect(dir.path(), &server.endpoint).await;
+        let (a, b, _) = process_clients(dir.path(), &server.endpoint).await;
         let inbox = Payee::accepting().serve(&b).await;
         let load_task = tokio::spawn(load(a, ledger.clone()));
         let run_ms = rand::rng().random_range(400..1_200);
@@ -147,7 +106,7 @@ async fn sigkill_under_load_loses_no_acknowledged_payment() {
     // Let reservations caught by the last kill time out.
     tokio::time::sleep(Duration::from_millis(PAYEE_TIMEOUT_MS + 500)).await;
 
-    let (a, _b, operator) = connect(dir.path(), &server.endpoint).await;
+    let (a, _b, operator) = process_clients(dir.path(), &server.endpoint).await;
     let ledger = Arc::try_unwrap(ledger).ok().unwrap().into_inner().unwrap();
     assert!(ledger.acknowledged_settled.len() > 100, "the load settled too little to prove anything");
     let mut settled_total = Amount::ZERO;

@@ -11,14 +11,12 @@
 
 mod common;
 
-use common::{A, B, Payee, TestSwitch, account, pid};
+use common::{A, B, Payee, PonteProcess, TestSwitch, account, free_port, pid, process_clients, spawn_ponte};
 use ponte_domain::{Amount, ReasonCode};
 use ponte_sdk::disbursement::{Beneficiary, Header, Item, ItemState};
-use ponte_sdk::{Client, Decision, Error, Identity, KeyType, OperatorClient, Owner, OwnerKind};
+use ponte_sdk::{Client, Decision, Error, KeyType, Owner, OwnerKind};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn phone(text: &str) -> Beneficiary {
@@ -162,50 +160,9 @@ async fn an_envelope_that_does_not_match_its_control_totals_is_refused_whole() {
     switch.stop().await;
 }
 
-struct Server {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_server(dir: &Path, port: u16, store: Option<&str>) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ponte"))
-        .args(["serve", "--config"])
-        .arg(dir.join("ponte.toml"))
-        .args(["--data-dir"])
-        .arg(dir)
-        .args(store.map(|s| ["--store", s]).into_iter().flatten())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "off"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("ponte binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(endpoint) = line.strip_prefix("Ponte switch serving on ") {
-                let _ = tx.send(endpoint.to_owned());
-            }
-        }
-    });
-    let endpoint = rx.recv_timeout(Duration::from_secs(60)).expect("switch reports it is serving");
-    Server { child, endpoint }
-}
-
-async fn clients(dir: &Path, endpoint: &str) -> (Client, Client, OperatorClient) {
-    let certs = dir.join("certs");
-    let id = |name: &str| Identity::from_dev_dir(&certs, name).unwrap();
-    let a = Client::connect(endpoint, pid(A), &id(&A.to_string())).await.unwrap();
-    let b = Client::connect(endpoint, pid(B), &id(&B.to_string())).await.unwrap();
-    (a, b, OperatorClient::connect(endpoint, &id("operator")).await.unwrap())
+fn spawn_server(dir: &Path, port: u16, store: Option<&str>) -> PonteProcess {
+    let config = dir.join("ponte.toml");
+    spawn_ponte(dir, port, store, &["--config", config.to_str().unwrap()])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,9 +177,9 @@ async fn a_switch_killed_mid_envelope_pays_nobody_twice_and_the_rest_gets_paid()
     )
     .unwrap();
     let store = common::test_store("disburse");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let server = spawn_server(dir.path(), port, store.as_deref());
-    let (agency, b, _) = clients(dir.path(), &server.endpoint).await;
+    let (agency, b, _) = process_clients(dir.path(), &server.endpoint).await;
     let inbox = Payee::accepting().serve(&b).await;
     let count = 1_000;
     let items: Vec<Item> = (0..count)
@@ -237,7 +194,7 @@ async fn a_switch_killed_mid_envelope_pays_nobody_twice_and_the_rest_gets_paid()
     inbox.stop().await;
 
     let server = spawn_server(dir.path(), port, store.as_deref());
-    let (agency, b, operator) = clients(dir.path(), &server.endpoint).await;
+    let (agency, b, operator) = process_clients(dir.path(), &server.endpoint).await;
     let inbox = Payee::accepting().serve(&b).await;
     // The agency sends the same envelope again after the outage: the
     // switch answers with the one it has and goes on paying it.

@@ -189,3 +189,58 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// A `ponte serve` process (the real binary), killed with SIGKILL when dropped.
+pub struct PonteProcess {
+    pub child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Drop for PonteProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `ponte serve` on `dir` (and `store`, if given) at `port` with
+/// `extra` arguments, and waits (60 s at most) until it says it is serving.
+pub fn spawn_ponte(dir: &std::path::Path, port: u16, store: Option<&str>, extra: &[&str]) -> PonteProcess {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ponte"))
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(store.map(|s| ["--store", s]).into_iter().flatten())
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "off"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ponte binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(endpoint) = line.strip_prefix("Ponte switch serving on ") {
+                let _ = tx.send(endpoint.to_owned());
+            }
+        }
+    });
+    let endpoint = rx.recv_timeout(Duration::from_secs(60)).expect("switch reports it is serving");
+    PonteProcess { child, endpoint }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Clients for A and B and the operator of a `ponte` process on `dir`.
+pub async fn process_clients(dir: &std::path::Path, endpoint: &str) -> (Client, Client, OperatorClient) {
+    let certs = dir.join("certs");
+    let id = |name: &str| Identity::from_dev_dir(&certs, name).unwrap();
+    let a = Client::connect(endpoint, pid(A), &id(&A.to_string())).await.unwrap();
+    let b = Client::connect(endpoint, pid(B), &id(&B.to_string())).await.unwrap();
+    (a, b, OperatorClient::connect(endpoint, &id("operator")).await.unwrap())
+}
