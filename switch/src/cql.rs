@@ -72,10 +72,9 @@ const CHUNK_RECORDS: i64 = 256;
 pub const RECORD_BYTES_MAX: usize = 8 << 20;
 /// Row inserts in flight at once per append.
 const INSERTS_IN_FLIGHT_MAX: usize = 32;
-/// Attempts for an idempotent statement (row insert, read) before giving up.
-const IDEMPOTENT_ATTEMPTS_MAX: u32 = 5;
-/// Attempts for the head CAS whose outcome came back unknown.
-const CAS_ATTEMPTS_MAX: u32 = 5;
+/// Attempts for a statement that is safe to send again (row insert, read,
+/// or the head CAS, which cannot apply twice) before giving up.
+const ATTEMPTS_MAX: u32 = 5;
 /// Rows per page when replaying.
 const REPLAY_PAGE_ROWS: i32 = 64;
 
@@ -495,7 +494,7 @@ async fn migrate(session: &Session, config: &CqlConfig, target: &str) -> Result<
     Ok(())
 }
 
-/// Runs an idempotent statement, retrying transient failures with capped backoff.
+/// Runs a statement that is safe to send again, retrying failures with capped backoff.
 async fn retry<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
     shared: &Shared,
     what: &str,
@@ -505,7 +504,7 @@ async fn retry<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
     for n in 1.. {
         match attempt().await {
             Ok(value) => return Ok(value),
-            Err(error) if n < IDEMPOTENT_ATTEMPTS_MAX => {
+            Err(error) if n < ATTEMPTS_MAX => {
                 tracing::warn!(target = %shared.target, %error, attempt = n, "{what} failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -564,42 +563,24 @@ impl Cas {
 
 /// Moves the head from `old` to `new` if this node still holds `epoch`.
 async fn advance_head(shared: &Shared, epoch: i64, old: i64, new: i64) -> Result<(), StoreError> {
-    let mut backoff = Duration::from_millis(50);
-    for attempt in 1..=CAS_ATTEMPTS_MAX {
-        let result = shared
-            .session
-            .execute_unpaged(&shared.statements.advance_head, (new, &shared.config.stream, epoch, old))
-            .await;
-        match result {
-            Ok(result) => {
-                let cas = Cas::read(shared, result)?;
-                if cas.applied {
-                    return Ok(());
-                }
-                let (found_epoch, found_head) = (cas.bigint("epoch"), cas.bigint("head"));
-                // An earlier attempt whose answer was lost did apply: only
-                // this epoch can have moved the head to `new`.
-                if found_epoch == Some(epoch) && found_head == Some(new) {
-                    return Ok(());
-                }
-                let by = read_head(shared).await.map(|h| h.writer).unwrap_or_else(|_| "unknown".into());
-                return Err(StoreError::Fenced {
-                    target: shared.target.clone(),
-                    by,
-                    epoch: found_epoch.unwrap_or(epoch),
-                });
-            }
-            Err(error) if attempt < CAS_ATTEMPTS_MAX => {
-                // Unknown outcome: the same conditional update is safe to
-                // send again (it cannot apply twice) and tells us the head.
-                tracing::warn!(target = %shared.target, %error, attempt, "journal head update failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-            Err(error) => return Err(cql_error(shared, format!("journal head update: {error}"))),
-        }
+    // An unknown outcome (timeout) is resolved by sending the same
+    // conditional update again: it cannot apply twice and tells us the head.
+    let result = retry(shared, "journal head update", || {
+        shared.session.execute_unpaged(&shared.statements.advance_head, (new, &shared.config.stream, epoch, old))
+    })
+    .await?;
+    let cas = Cas::read(shared, result)?;
+    if cas.applied {
+        return Ok(());
     }
-    unreachable!()
+    let (found_epoch, found_head) = (cas.bigint("epoch"), cas.bigint("head"));
+    // An earlier attempt whose answer was lost did apply: only this epoch
+    // can have moved the head to `new`.
+    if found_epoch == Some(epoch) && found_head == Some(new) {
+        return Ok(());
+    }
+    let by = read_head(shared).await.map(|h| h.writer).unwrap_or_else(|_| "unknown".into());
+    Err(StoreError::Fenced { target: shared.target.clone(), by, epoch: found_epoch.unwrap_or(epoch) })
 }
 
 struct Head {

@@ -580,7 +580,6 @@ fn journal_loop(
             let started = std::time::Instant::now();
             let records: Vec<&[u8]> = group.iter().map(|b| b.journal.as_slice()).collect();
             let appended = journal.append(&records);
-            drop(records);
             let took = started.elapsed();
             fsync_seconds.record(took.as_secs_f64());
             if took > Duration::from_millis(50) {

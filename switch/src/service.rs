@@ -73,6 +73,24 @@ pub fn status_of(error: SubmitError) -> Status {
     }
 }
 
+/// Moves what `rx` holds now into `out` (up to `max` in all), converted by
+/// `wire`; returns how many it moved.
+fn drain<T>(
+    rx: &mut mpsc::Receiver<T>,
+    out: &mut Vec<pb::PaymentResult>,
+    max: usize,
+    wire: impl Fn(T) -> pb::PaymentResult,
+) -> usize {
+    let before = out.len();
+    while out.len() < max {
+        match rx.try_recv() {
+            Ok(item) => out.push(wire(item)),
+            Err(_) => break,
+        }
+    }
+    out.len() - before
+}
+
 fn invalid(error: FieldError) -> Status {
     Status::invalid_argument(error.to_string())
 }
@@ -394,30 +412,10 @@ impl pb::payments_server::Payments for PaymentsService {
                     Some(item) = refused.recv() => out.push(item),
                     else => return None,
                 }
-                while out.len() < batch_max {
-                    match results.try_recv() {
-                        Ok((id, outcome)) => {
-                            out.push(result_to_wire(id.as_str(), outcome));
-                            admitted += 1;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                while out.len() < batch_max {
-                    match errors.try_recv() {
-                        Ok(item) => {
-                            out.push(item);
-                            admitted += 1;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                while out.len() < batch_max {
-                    match refused.try_recv() {
-                        Ok(item) => out.push(item),
-                        Err(_) => break,
-                    }
-                }
+                admitted +=
+                    drain(&mut results, &mut out, batch_max, |(id, outcome)| result_to_wire(id.as_str(), outcome));
+                admitted += drain(&mut errors, &mut out, batch_max, |item| item);
+                drain(&mut refused, &mut out, batch_max, |item| item);
                 permits.add_permits(admitted);
                 Some((Ok(pb::ResultBatch { results: out }), (results, errors, refused, fatal, permits)))
             },

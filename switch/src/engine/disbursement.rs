@@ -22,7 +22,7 @@
 //! item is started at most once, and a disbursement id is taken by a new
 //! envelope only if every earlier item with that id failed.
 
-use super::{Engine, Event, Output, PaymentOrder, Reply};
+use super::{Engine, Event, Output, PaymentOrder};
 use ponte_directory::keys::Key;
 use ponte_domain::{Account, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs, TransferState};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -246,17 +246,6 @@ impl Engine {
         header: EnvelopeHeader,
         digest: u128,
         out: &mut Output,
-    ) -> Reply {
-        Reply::Envelope(self.try_open_envelope(now, caller, header, digest, out))
-    }
-
-    fn try_open_envelope(
-        &mut self,
-        now: TimestampMs,
-        caller: ParticipantId,
-        header: EnvelopeHeader,
-        digest: u128,
-        out: &mut Output,
     ) -> Result<EnvelopeView, EnvelopeError> {
         let agency = header.agency;
         if agency != caller
@@ -306,17 +295,17 @@ impl Engine {
         number: u64,
         items: Vec<EnvelopeItem>,
         out: &mut Output,
-    ) -> Reply {
+    ) -> Result<EnvelopeView, EnvelopeError> {
         match self.check_items(caller, number, &items) {
             Ok(flagged) => {
                 self.record(Event::EnvelopeItemsAdded { number, items, flagged }, out);
-                Reply::Envelope(Ok(self.envelope_view(number)))
+                Ok(self.envelope_view(number))
             }
-            Err(error @ (EnvelopeError::Unknown(_) | EnvelopeError::AlreadySealed)) => Reply::Envelope(Err(error)),
+            Err(error @ (EnvelopeError::Unknown(_) | EnvelopeError::AlreadySealed)) => Err(error),
             Err(error) => {
                 // Refused whole: the items received so far free their ids.
                 self.record(Event::EnvelopeDiscarded { number }, out);
-                Reply::Envelope(Err(error))
+                Err(error)
             }
         }
     }
@@ -372,13 +361,10 @@ impl Engine {
         caller: ParticipantId,
         number: u64,
         out: &mut Output,
-    ) -> Reply {
-        let envelope = match self.own_envelope(caller, number) {
-            Ok(envelope) => envelope,
-            Err(error) => return Reply::Envelope(Err(error)),
-        };
+    ) -> Result<EnvelopeView, EnvelopeError> {
+        let envelope = self.own_envelope(caller, number)?;
         if envelope.sealed_at.is_some() {
-            return Reply::Envelope(Ok(self.envelope_view(number)));
+            return Ok(self.envelope_view(number));
         }
         let header = &envelope.header;
         let found = envelope.slots.len() as u32;
@@ -391,10 +377,10 @@ impl Engine {
         };
         if let Some(error) = mismatch {
             self.record(Event::EnvelopeDiscarded { number }, out);
-            return Reply::Envelope(Err(error));
+            return Err(error);
         }
         self.record(Event::EnvelopeSealed { number, at: now }, out);
-        Reply::Envelope(Ok(self.envelope_view(number)))
+        Ok(self.envelope_view(number))
     }
 
     fn item_failed(&self, number: u64, index: u32) -> bool {
@@ -418,12 +404,15 @@ impl Engine {
     }
 
     /// An envelope's progress, for its agency (`caller`) or the operator (None).
-    pub(super) fn get_envelope(&self, caller: Option<ParticipantId>, agency: ParticipantId, reference: &str) -> Reply {
-        Reply::Envelope(
-            self.find_envelope(caller, agency, reference)
-                .map(|n| self.envelope_view(n))
-                .ok_or_else(|| EnvelopeError::Unknown(reference.to_string())),
-        )
+    pub(super) fn get_envelope(
+        &self,
+        caller: Option<ParticipantId>,
+        agency: ParticipantId,
+        reference: &str,
+    ) -> Result<EnvelopeView, EnvelopeError> {
+        self.find_envelope(caller, agency, reference)
+            .map(|n| self.envelope_view(n))
+            .ok_or_else(|| EnvelopeError::Unknown(reference.to_string()))
     }
 
     /// A page of item outcomes.
@@ -434,9 +423,9 @@ impl Engine {
         reference: &str,
         offset: u32,
         limit: u32,
-    ) -> Reply {
+    ) -> Result<Vec<ItemView>, EnvelopeError> {
         let Some(number) = self.find_envelope(caller, agency, reference) else {
-            return Reply::EnvelopeItems(Err(EnvelopeError::Unknown(reference.to_string())));
+            return Err(EnvelopeError::Unknown(reference.to_string()));
         };
         let envelope = &self.disbursements.envelopes[&number];
         let views = envelope
@@ -465,7 +454,7 @@ impl Engine {
                 ItemView { index: index as u32, item: slot.item.clone(), outcome, payee }
             })
             .collect();
-        Reply::EnvelopeItems(Ok(views))
+        Ok(views)
     }
 
     fn envelope_view(&self, number: u64) -> EnvelopeView {

@@ -679,12 +679,18 @@ impl Engine {
             } else {
                 Err(CycleError::Unknown(id))
             }),
-            Command::OpenEnvelope { caller, header, digest } => self.open_envelope(now, caller, header, digest, out),
-            Command::AddEnvelopeItems { caller, number, items } => self.add_envelope_items(caller, number, items, out),
-            Command::SealEnvelope { caller, number } => self.seal_envelope(now, caller, number, out),
-            Command::GetEnvelope { caller, agency, reference } => self.get_envelope(caller, agency, &reference),
+            Command::OpenEnvelope { caller, header, digest } => {
+                Reply::Envelope(self.open_envelope(now, caller, header, digest, out))
+            }
+            Command::AddEnvelopeItems { caller, number, items } => {
+                Reply::Envelope(self.add_envelope_items(caller, number, items, out))
+            }
+            Command::SealEnvelope { caller, number } => Reply::Envelope(self.seal_envelope(now, caller, number, out)),
+            Command::GetEnvelope { caller, agency, reference } => {
+                Reply::Envelope(self.get_envelope(caller, agency, &reference))
+            }
             Command::EnvelopeItems { caller, agency, reference, offset, limit } => {
-                self.envelope_items(caller, agency, &reference, offset, limit)
+                Reply::EnvelopeItems(self.envelope_items(caller, agency, &reference, offset, limit))
             }
             Command::InboxOpened(id) => {
                 *self.online.entry(id).or_insert(0) += 1;
