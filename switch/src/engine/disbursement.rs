@@ -650,6 +650,9 @@ impl Engine {
     /// Called by `apply` when a transfer becomes final: updates its
     /// envelope's progress if it pays an item.
     pub(super) fn envelope_item_final(&mut self, id: &EndToEndId) {
+        if self.disbursements.in_flight.is_empty() {
+            return; // no envelope is paying: skip hashing the id
+        }
         let Some((number, index)) = self.disbursements.in_flight.remove(id) else { return };
         let transfer = self.transfers.get(id).expect("final transfer exists");
         let (settled, amount) = (transfer.state == TransferState::Settled, transfer.amount);

@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 const SHARDS: usize = 256;
 
 /// foldhash: fast, and seeded per process so crafted ids cannot aim at one bucket.
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Transfers by end-to-end id.
 #[derive(Debug)]
@@ -80,16 +80,24 @@ impl TransferTable {
     }
 }
 
-/// Payee deadlines in due order. Settling or rejecting a transfer does not
-/// remove its entry: [`super::Engine::expire`] skips entries whose transfer
-/// is no longer waiting. Entries live at most one payee timeout.
+/// Payee deadlines in due order, with an index of the ones still pending.
+///
+/// Settling or rejecting a transfer calls [`DeadlineQueue::resolve`], which
+/// drops it from the small `pending` index but leaves its queue entry;
+/// [`DeadlineQueue::pop_due`] skips such stale entries by asking the index,
+/// so expiry never touches the (large, cold) transfer table for a payment
+/// that was answered in time. Entries live at most one payee timeout.
 #[derive(Debug, Default)]
 pub struct DeadlineQueue {
     queue: VecDeque<(TimestampMs, EndToEndId)>,
+    /// Reserved transfers and their deadline: as many as are in flight.
+    pending: Map<EndToEndId, TimestampMs>,
 }
 
 impl DeadlineQueue {
     pub fn push(&mut self, deadline: TimestampMs, id: EndToEndId) {
+        let previous = self.pending.insert(id, deadline);
+        debug_assert!(previous.is_none(), "deadline of {id} pushed twice");
         match self.queue.back() {
             Some(&(last, _)) if last > deadline => {
                 // Only after a restart with a shorter payee timeout: keep order.
@@ -100,16 +108,37 @@ impl DeadlineQueue {
         }
     }
 
-    pub fn front(&self) -> Option<(TimestampMs, EndToEndId)> {
-        self.queue.front().copied()
+    /// The transfer is no longer waiting for its payee.
+    pub fn resolve(&mut self, id: &EndToEndId) {
+        self.pending.remove(id);
     }
 
-    pub fn pop_front(&mut self) {
-        self.queue.pop_front();
+    /// The earliest pending deadline, if any (stale entries at the front are dropped).
+    pub fn next(&mut self) -> Option<TimestampMs> {
+        while let Some(&(deadline, id)) = self.queue.front() {
+            if self.pending.get(&id) == Some(&deadline) {
+                return Some(deadline);
+            }
+            self.queue.pop_front();
+        }
+        None
     }
 
-    /// Every entry, for invariant checks.
-    pub fn entries(&self) -> std::collections::HashSet<(TimestampMs, EndToEndId)> {
+    /// Removes and returns the earliest pending transfer due at or before `now`.
+    pub fn pop_due(&mut self, now: TimestampMs) -> Option<(TimestampMs, EndToEndId)> {
+        let deadline = self.next().filter(|&deadline| deadline <= now)?;
+        let (_, id) = self.queue.pop_front().expect("next() saw it");
+        self.pending.remove(&id);
+        Some((deadline, id))
+    }
+
+    /// Every pending transfer and its deadline, for invariant checks.
+    pub fn pending(&self) -> &Map<EndToEndId, TimestampMs> {
+        &self.pending
+    }
+
+    /// Whether `(deadline, id)` has a queue entry, for invariant checks.
+    pub fn queued(&self) -> std::collections::HashSet<(TimestampMs, EndToEndId)> {
         self.queue.iter().copied().collect()
     }
 }

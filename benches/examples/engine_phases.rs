@@ -1,0 +1,93 @@
+//! Where the engine's time goes per payment, phase by phase, as the
+//! transfer table grows (a companion to the criterion `engine` bench, for
+//! profiling: `perf record` this instead of criterion's analysis).
+//!
+//! `cargo run --release -p ponte-benches --example engine_phases -- [PAYMENTS]`
+
+use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
+use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
+use std::time::{Duration, Instant};
+
+// As in the `ponte` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const PARTICIPANTS: u32 = 20;
+const BATCH: usize = 10_000;
+const NOW: i64 = 1_795_730_100_000;
+
+fn pid(n: u32) -> ParticipantId {
+    ParticipantId::new(10_000_000 + n).unwrap()
+}
+
+fn main() {
+    let total: usize = std::env::args().nth(1).map_or(5_000_000, |a| a.parse().expect("PAYMENTS: a number"));
+    let mut engine = Engine::new(EngineConfig { payee_inflight_max: u32::MAX, ..EngineConfig::default() });
+    let mut out = Output::default();
+    for n in 0..PARTICIPANTS {
+        let register = Command::RegisterParticipant {
+            id: pid(n),
+            name: format!("Bank {n}"),
+            net_debit_cap: Amount::units(1_000_000_000_000),
+        };
+        engine.execute(NOW, register, &mut out);
+        engine.execute(NOW, Command::InboxOpened(pid(n)), &mut out);
+    }
+    let (mut submit, mut answer, mut clear, mut expire) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut counter = 0_u64;
+    let mut now = NOW;
+    let started = Instant::now();
+    let mut done = 0;
+    while done < total {
+        let orders: Vec<PaymentOrder> = (0..BATCH)
+            .map(|i| {
+                counter += 1;
+                let payer = (i as u32) % PARTICIPANTS;
+                let payee = (payer + 1 + (i as u32 / PARTICIPANTS) % (PARTICIPANTS - 1)) % PARTICIPANTS;
+                let suffix = format!("{counter:011}");
+                PaymentOrder {
+                    id: EndToEndId::from_parts(IdKind::Payment, pid(payer), NOW, suffix.as_bytes().try_into().unwrap()),
+                    payer: Account::new(pid(payer), "1", "12345678", AccountType::Checking).unwrap(),
+                    payee: Account::new(pid(payee), "1", "87654321", AccountType::Checking).unwrap(),
+                    amount: Amount::from_minor(1_00 + (counter % 10_000) as i64),
+                    remittance: "invoice 2026-11".into(),
+                    payee_key: None,
+                    lookup_by: None,
+                }
+            })
+            .collect();
+        let t0 = Instant::now();
+        out.clear();
+        let t1 = Instant::now();
+        now += 1_000;
+        engine.expire(now, &mut out);
+        let t2 = Instant::now();
+        let mut ids = Vec::with_capacity(orders.len());
+        for order in orders {
+            ids.push((order.id, order.payee.participant));
+            engine.execute(now, Command::Submit(order), &mut out);
+        }
+        let t3 = Instant::now();
+        for (id, payee) in ids {
+            engine.execute(now, Command::Answer { payee, id, decision: Decision::Accept }, &mut out);
+        }
+        let t4 = Instant::now();
+        clear += t1 - t0;
+        expire += t2 - t1;
+        submit += t3 - t2;
+        answer += t4 - t3;
+        done += BATCH;
+    }
+    let per = |d: Duration| d.as_nanos() as f64 / done as f64;
+    let engine_time = clear + expire + submit + answer;
+    println!(
+        "{done} payments: {:.0} payments/s in the engine ({:.2} s wall incl. order building); ns per payment: submit {:.0}, answer {:.0}, expire {:.0}, output drop {:.0}",
+        done as f64 / engine_time.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        per(submit),
+        per(answer),
+        per(expire),
+        per(clear)
+    );
+}
