@@ -79,6 +79,7 @@ fn main() {
         answer += t4 - t3;
         done += BATCH;
     }
+    println!("transfer record: {} bytes", std::mem::size_of::<ponte_switch::engine::Transfer>());
     let per = |d: Duration| d.as_nanos() as f64 / done as f64;
     let engine_time = clear + expire + submit + answer;
     println!(

@@ -174,6 +174,11 @@ impl EndToEndId {
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("validated as ASCII")
     }
+
+    /// The id's 32 ASCII bytes.
+    pub fn as_bytes(&self) -> &[u8; END_TO_END_ID_LEN] {
+        &self.0
+    }
 }
 
 impl FromStr for EndToEndId {

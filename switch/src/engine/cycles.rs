@@ -103,7 +103,10 @@ impl Engine {
             .filter(|t| t.state == TransferState::Settled && u64::from(t.cycle) == id)
             .map(|t| {
                 let movement = Movement { payer: t.payer.participant, payee: t.payee.participant, amount: t.amount };
-                (SettledMovement { id: t.id, movement, settled_at: t.settled_at.unwrap_or(t.created_at) }, t.original)
+                (
+                    SettledMovement { id: t.id, movement, settled_at: t.settled_at.unwrap_or(t.created_at) },
+                    self.originals.get(&t.id).copied(),
+                )
             })
             .collect()
     }

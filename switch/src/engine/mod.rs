@@ -153,8 +153,6 @@ pub struct Transfer {
     pub digest: u128,
     /// Total returned so far (payments).
     pub returned: Amount,
-    /// The payment this return gives back (returns).
-    pub original: Option<EndToEndId>,
     /// The settlement cycle the transfer landed in (0 until settled).
     pub cycle: u32,
 }
@@ -551,6 +549,10 @@ pub struct Engine {
     config: EngineConfig,
     participants: table::Map<ParticipantId, ParticipantState>,
     transfers: TransferTable,
+    /// The payment each return gives back, by the return's id. Returns are
+    /// few, so this lives beside the transfer table rather than in every
+    /// transfer record.
+    originals: table::Map<EndToEndId, EndToEndId>,
     /// Reserved payments by due time, so expiry is `O(expired)`.
     deadlines: DeadlineQueue,
     /// Open inbox streams per participant. Not durable.
@@ -573,6 +575,7 @@ impl Engine {
             config,
             participants: table::Map::default(),
             transfers: TransferTable::new(),
+            originals: table::Map::default(),
             deadlines: DeadlineQueue::default(),
             online: table::Map::default(),
             answer_stats: AnswerStats::default(),
@@ -853,7 +856,7 @@ impl Engine {
             self.answer_stats.unknown += 1;
             return;
         };
-        if transfer.payee.participant != payee || transfer.original.is_some() {
+        if transfer.payee.participant != payee || id.kind() != IdKind::Payment {
             self.answer_stats.unknown += 1;
             return;
         }
@@ -883,7 +886,7 @@ impl Engine {
         }
         let original = match self.transfers.get(&order.original) {
             // A participant learns nothing about payments it did not receive.
-            Some(t) if t.payee.participant == order.returner && t.original.is_none() => t,
+            Some(t) if t.payee.participant == order.returner && t.id.kind() == IdKind::Payment => t,
             _ => {
                 // Nothing to link to: the refusal is not recorded, so the id
                 // can be used once the returner names the right original.
@@ -969,7 +972,7 @@ impl Engine {
             created_at: t.created_at,
             settled_at: t.settled_at,
             returned: t.returned,
-            original: t.original,
+            original: self.originals.get(&t.id).copied(),
         })
     }
 
@@ -1122,7 +1125,6 @@ impl Engine {
                     deadline,
                     digest,
                     returned: Amount::ZERO,
-                    original: None,
                     cycle: 0,
                 };
                 assert!(self.transfers.insert(transfer), "transfer {id} reserved twice");
@@ -1175,10 +1177,12 @@ impl Engine {
                     deadline: at,
                     digest,
                     returned: Amount::ZERO,
-                    original,
                     cycle: 0,
                 };
                 assert!(self.transfers.insert(transfer), "transfer {id} recorded twice");
+                if let Some(original) = original {
+                    self.originals.insert(id, original);
+                }
                 self.envelope_item_final(&id);
             }
             Event::ReturnSettled { id, original, payer, payee, amount, digest, reason: _, at } => {
@@ -1195,10 +1199,10 @@ impl Engine {
                     deadline: at,
                     digest,
                     returned: Amount::ZERO,
-                    original: Some(original),
                     cycle: u32::try_from(self.current_cycle).expect("fewer than 4 billion cycles"),
                 };
                 assert!(self.transfers.insert(transfer), "return {id} recorded twice");
+                self.originals.insert(id, original);
                 let o = self.transfers.get_mut(&original).expect("original of a return exists");
                 o.returned = o.returned.checked_add(amount).expect("returned overflow");
                 assert!(o.returned <= o.amount, "return exceeds original {original}");

@@ -19,11 +19,19 @@ const SHARDS: usize = 256;
 /// foldhash: fast, and seeded per process so crafted ids cannot aim at one bucket.
 pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// Transfers by end-to-end id.
-#[derive(Debug)]
+/// Transfers by end-to-end id. Each shard is a `hashbrown::HashTable` of
+/// transfers (the id is stored once, inside the transfer) addressed by one
+/// xxh3 hash of the id, computed once per lookup: its value range picks the
+/// shard, its rotated bits address the slot inside the shard.
 pub struct TransferTable {
-    shards: Vec<Map<EndToEndId, Transfer>>,
+    shards: Vec<hashbrown::HashTable<Transfer>>,
     len: usize,
+}
+
+impl std::fmt::Debug for TransferTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferTable").field("len", &self.len).finish_non_exhaustive()
+    }
 }
 
 /// Upper hash bound of each shard (see the module docs).
@@ -40,30 +48,68 @@ fn shard_bounds() -> &'static [u64; SHARDS] {
     })
 }
 
-fn shard_of(id: &EndToEndId) -> usize {
-    // xxh3 of the whole id: a patterned tail (sequential counters) still spreads.
-    let hash = xxhash_rust::xxh3::xxh3_64(id.as_str().as_bytes());
+/// The id's hash: xxh3 of the whole id, so a patterned tail (sequential
+/// counters) still spreads, seeded per process so that crafted ids cannot
+/// aim at one slot.
+fn hash_of(id: &EndToEndId) -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        use std::hash::BuildHasher;
+        std::hash::RandomState::new().hash_one(0x5eed_u64)
+    });
+    xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed)
+}
+
+fn shard_of(hash: u64) -> usize {
     shard_bounds().partition_point(|&bound| bound < hash).min(SHARDS - 1)
+}
+
+/// The hash a shard sees. The shard was chosen by the hash's high bits,
+/// which are nearly the same for every id in one shard; hashbrown takes
+/// its 7-bit tag from the high bits, so they are rotated away first.
+fn slot_hash(hash: u64) -> u64 {
+    hash.rotate_left(32)
+}
+
+fn rehash(transfer: &Transfer) -> u64 {
+    slot_hash(hash_of(&transfer.id))
 }
 
 impl TransferTable {
     pub fn new() -> TransferTable {
-        TransferTable { shards: (0..SHARDS).map(|_| Map::default()).collect(), len: 0 }
+        TransferTable::with_capacity(0)
+    }
+
+    /// A table sized for `capacity` transfers up front: no shard resizes
+    /// (and no rehash pauses) until it holds that many.
+    pub fn with_capacity(capacity: usize) -> TransferTable {
+        let bounds = shard_bounds();
+        let shards = (0..SHARDS)
+            .map(|i| {
+                let low = if i == 0 { 0 } else { bounds[i - 1] };
+                let share = (bounds[i] - low) as f64 / u64::MAX as f64;
+                hashbrown::HashTable::with_capacity((capacity as f64 * share).ceil() as usize)
+            })
+            .collect();
+        TransferTable { shards, len: 0 }
     }
 
     pub fn get(&self, id: &EndToEndId) -> Option<&Transfer> {
-        self.shards[shard_of(id)].get(id)
+        let hash = hash_of(id);
+        self.shards[shard_of(hash)].find(slot_hash(hash), |t| t.id == *id)
     }
 
     pub fn get_mut(&mut self, id: &EndToEndId) -> Option<&mut Transfer> {
-        self.shards[shard_of(id)].get_mut(id)
+        let hash = hash_of(id);
+        self.shards[shard_of(hash)].find_mut(slot_hash(hash), |t| t.id == *id)
     }
 
     /// Inserts a new transfer; `false` if the id was already there (nothing changes then).
     pub fn insert(&mut self, transfer: Transfer) -> bool {
-        match self.shards[shard_of(&transfer.id)].entry(transfer.id) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(slot) => {
+        let hash = hash_of(&transfer.id);
+        match self.shards[shard_of(hash)].entry(slot_hash(hash), |t| t.id == transfer.id, rehash) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
                 slot.insert(transfer);
                 self.len += 1;
                 true
@@ -76,7 +122,7 @@ impl TransferTable {
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Transfer> {
-        self.shards.iter().flat_map(|s| s.values())
+        self.shards.iter().flat_map(|s| s.iter())
     }
 }
 
@@ -158,7 +204,7 @@ mod tests {
                 0,
                 suffix.as_bytes().try_into().unwrap(),
             );
-            counts[shard_of(&id)] += 1;
+            counts[shard_of(hash_of(&id))] += 1;
         }
         let (first, last) = (f64::from(counts[0]), f64::from(counts[SHARDS - 1]));
         assert!((1.7..2.3).contains(&(last / first)), "first {first}, last {last}");
