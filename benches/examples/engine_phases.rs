@@ -2,7 +2,8 @@
 //! transfer table grows (a companion to the criterion `engine` bench, for
 //! profiling: `perf record` this instead of criterion's analysis).
 //!
-//! `cargo run --release -p ponte-benches --example engine_phases -- [PAYMENTS]`
+//! `cargo run --release -p ponte-benches --example engine_phases -- [PAYMENTS] [TRANSFERS_CAPACITY]`
+
 
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
 use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
@@ -22,7 +23,11 @@ fn pid(n: u32) -> ParticipantId {
 
 fn main() {
     let total: usize = std::env::args().nth(1).map_or(5_000_000, |a| a.parse().expect("PAYMENTS: a number"));
-    let mut engine = Engine::new(EngineConfig { payee_inflight_max: u32::MAX, ..EngineConfig::default() });
+    let transfers_capacity: u64 = std::env::args().nth(2).map_or(0, |a| a.parse().expect("TRANSFERS_CAPACITY: a number"));
+    let built = Instant::now();
+    let mut engine =
+        Engine::new(EngineConfig { payee_inflight_max: u32::MAX, transfers_capacity, ..EngineConfig::default() });
+    println!("engine built for {transfers_capacity} transfers in {:.2} s", built.elapsed().as_secs_f64());
     let mut out = Output::default();
     for n in 0..PARTICIPANTS {
         let register = Command::RegisterParticipant {

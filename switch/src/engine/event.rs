@@ -157,7 +157,14 @@ pub enum Event<'a> {
 
 impl Event<'_> {
     pub fn encode_into(&self, buffer: &mut Vec<u8>) {
-        postcard::serialize_with_flavor(self, AppendTo(buffer)).expect("encoding to a Vec cannot fail");
+        // Payment events fit a small stack buffer, which postcard fills
+        // without a capacity check per byte; then one copy. Larger events
+        // (envelope chunks) go straight to the Vec.
+        let mut scratch = [0_u8; 1024];
+        match postcard::to_slice(self, &mut scratch) {
+            Ok(bytes) => buffer.extend_from_slice(bytes),
+            Err(_) => postcard::serialize_with_flavor(self, AppendTo(buffer)).expect("encoding to a Vec cannot fail"),
+        }
     }
 }
 

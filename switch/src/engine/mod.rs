@@ -67,6 +67,13 @@ pub struct EngineConfig {
     /// online (after a restart payees reconnect) before it is tried anyway
     /// and fails AB08 (default 10 minutes).
     pub disbursement_offline_wait_ms: i64,
+    /// Transfers the engine's table is built for at start-up (default 0:
+    /// grow as needed). Set to a day's volume, the table is allocated and
+    /// its memory touched before the switch serves (up to ~370 bytes per
+    /// transfer, rounded to a power of two), so payments never wait on a
+    /// page fault or a table resize, and missing memory shows at start,
+    /// not at peak.
+    pub transfers_capacity: u64,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +88,7 @@ impl Default for EngineConfig {
             claim_window_ms: ponte_directory::claims::RESOLUTION_WINDOW_MS,
             cycle_close_every_ms: 3_600_000,
             disbursement_offline_wait_ms: 600_000,
+            transfers_capacity: 0,
         }
     }
 }
@@ -571,10 +579,11 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
+        let transfers = TransferTable::with_capacity(usize::try_from(config.transfers_capacity).unwrap_or(usize::MAX));
         Engine {
             config,
             participants: table::Map::default(),
-            transfers: TransferTable::new(),
+            transfers,
             originals: table::Map::default(),
             deadlines: DeadlineQueue::default(),
             online: table::Map::default(),

@@ -11,7 +11,7 @@
 //! spread evenly over time.
 
 use super::Transfer;
-use ponte_domain::{EndToEndId, TimestampMs};
+use ponte_domain::{Account, Amount, EndToEndId, IdKind, ParticipantId, TimestampMs, TransferState};
 use std::collections::{HashMap, VecDeque};
 
 const SHARDS: usize = 256;
@@ -76,19 +76,22 @@ fn rehash(transfer: &Transfer) -> u64 {
 }
 
 impl TransferTable {
-    pub fn new() -> TransferTable {
-        TransferTable::with_capacity(0)
-    }
-
-    /// A table sized for `capacity` transfers up front: no shard resizes
-    /// (and no rehash pauses) until it holds that many.
+    /// A table built for `capacity` transfers: no shard resizes (and no
+    /// rehash pauses) until it holds that many, and its memory already
+    /// touched, so no insert waits on the kernel zeroing a fresh page.
     pub fn with_capacity(capacity: usize) -> TransferTable {
         let bounds = shard_bounds();
         let shards = (0..SHARDS)
             .map(|i| {
                 let low = if i == 0 { 0 } else { bounds[i - 1] };
                 let share = (bounds[i] - low) as f64 / u64::MAX as f64;
-                hashbrown::HashTable::with_capacity((capacity as f64 * share).ceil() as usize)
+                // Ids land in shards at random: room for the expected
+                // share plus six standard deviations.
+                let expected = capacity as f64 * share;
+                let room = if capacity == 0 { 0 } else { (expected + 6.0 * expected.sqrt() + 16.0).ceil() as usize };
+                let mut shard = hashbrown::HashTable::with_capacity(room);
+                prefault(&mut shard);
+                shard
             })
             .collect();
         TransferTable { shards, len: 0 }
@@ -124,6 +127,40 @@ impl TransferTable {
     pub fn values(&self) -> impl Iterator<Item = &Transfer> {
         self.shards.iter().flat_map(|s| s.iter())
     }
+}
+
+/// Writes every slot of an empty shard once (with placeholder transfers,
+/// removed again), so the kernel maps and zeroes its pages now rather than
+/// on the hot path. Safe code cannot touch a hash table's unused slots any
+/// other way.
+fn prefault(shard: &mut hashbrown::HashTable<Transfer>) {
+    let room = shard.capacity();
+    if room == 0 {
+        return;
+    }
+    let id = EndToEndId::from_parts(IdKind::Payment, ParticipantId::new(1).expect("valid code"), 0, b"PLACEHOLDER");
+    let placeholder = Transfer {
+        id,
+        payer: Account::unresolved(),
+        payee: Account::unresolved(),
+        amount: Amount::ZERO,
+        state: TransferState::Received,
+        reason: None,
+        created_at: 0,
+        settled_at: None,
+        deadline: 0,
+        digest: 0,
+        returned: Amount::ZERO,
+        cycle: 0,
+    };
+    for n in 0..room {
+        let mut transfer = placeholder.clone();
+        // Distinct ids spread over the slots; their content is never read.
+        transfer.digest = n as u128;
+        shard.insert_unique(n as u64 * 0x9e37_79b9_7f4a_7c15, transfer, |t| t.digest as u64 * 0x9e37_79b9_7f4a_7c15);
+    }
+    debug_assert_eq!(shard.capacity(), room, "filling to capacity must not grow the shard");
+    shard.clear();
 }
 
 /// Payee deadlines in due order, with an index of the ones still pending.
@@ -209,5 +246,44 @@ mod tests {
         let (first, last) = (f64::from(counts[0]), f64::from(counts[SHARDS - 1]));
         assert!((1.7..2.3).contains(&(last / first)), "first {first}, last {last}");
         assert!(counts.iter().all(|&c| c > 0));
+    }
+
+    #[test]
+    fn a_table_built_for_a_capacity_holds_it_without_growing_and_starts_empty() {
+        let mut table = TransferTable::with_capacity(50_000);
+        assert_eq!(table.len(), 0);
+        assert_eq!(table.values().count(), 0, "the placeholders are gone");
+        let capacities: Vec<usize> = table.shards.iter().map(hashbrown::HashTable::capacity).collect();
+        assert!(capacities.iter().sum::<usize>() >= 50_000);
+        let placeholder = Transfer { ..table_transfer(0) };
+        for n in 0..50_000_u64 {
+            assert!(table.insert(Transfer { id: id_of(n), ..placeholder.clone() }));
+        }
+        assert!(!table.insert(Transfer { id: id_of(7), ..placeholder.clone() }), "ids stay unique");
+        let after: Vec<usize> = table.shards.iter().map(hashbrown::HashTable::capacity).collect();
+        assert_eq!(capacities, after, "no shard resized");
+        assert!((0..50_000).all(|n| table.get(&id_of(n)).is_some_and(|t| t.id == id_of(n))));
+    }
+
+    fn id_of(n: u64) -> EndToEndId {
+        let suffix = format!("{n:011}");
+        EndToEndId::from_parts(IdKind::Payment, ParticipantId::new(1).unwrap(), 0, suffix.as_bytes().try_into().unwrap())
+    }
+
+    fn table_transfer(n: u64) -> Transfer {
+        Transfer {
+            id: id_of(n),
+            payer: Account::unresolved(),
+            payee: Account::unresolved(),
+            amount: Amount::from_minor(1),
+            state: TransferState::Settled,
+            reason: None,
+            created_at: 0,
+            settled_at: Some(0),
+            deadline: 0,
+            digest: 1,
+            returned: Amount::ZERO,
+            cycle: 1,
+        }
     }
 }
