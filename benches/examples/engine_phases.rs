@@ -4,7 +4,6 @@
 //!
 //! `cargo run --release -p ponte-benches --example engine_phases -- [PAYMENTS] [TRANSFERS_CAPACITY]`
 
-
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
 use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
 use std::time::{Duration, Instant};
@@ -23,7 +22,8 @@ fn pid(n: u32) -> ParticipantId {
 
 fn main() {
     let total: usize = std::env::args().nth(1).map_or(5_000_000, |a| a.parse().expect("PAYMENTS: a number"));
-    let transfers_capacity: u64 = std::env::args().nth(2).map_or(0, |a| a.parse().expect("TRANSFERS_CAPACITY: a number"));
+    let transfers_capacity: u64 =
+        std::env::args().nth(2).map_or(0, |a| a.parse().expect("TRANSFERS_CAPACITY: a number"));
     let built = Instant::now();
     let mut engine =
         Engine::new(EngineConfig { payee_inflight_max: u32::MAX, transfers_capacity, ..EngineConfig::default() });

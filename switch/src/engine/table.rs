@@ -267,7 +267,12 @@ mod tests {
 
     fn id_of(n: u64) -> EndToEndId {
         let suffix = format!("{n:011}");
-        EndToEndId::from_parts(IdKind::Payment, ParticipantId::new(1).unwrap(), 0, suffix.as_bytes().try_into().unwrap())
+        EndToEndId::from_parts(
+            IdKind::Payment,
+            ParticipantId::new(1).unwrap(),
+            0,
+            suffix.as_bytes().try_into().unwrap(),
+        )
     }
 
     fn table_transfer(n: u64) -> Transfer {
