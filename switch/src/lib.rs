@@ -15,12 +15,15 @@
 //!   and the mapping between wire messages and domain types.
 //! - [`disbursement_service`]: `ponte.v1.Disbursements`, envelopes from paying agencies.
 //! - [`fuzzing`]: the fuzz targets (every parser of outside input).
+//! - [`acceptor`]: the TLS front door: handshakes with CRL checking, and
+//!   connections closed when their certificate is revoked.
 //! - [`tls`]: mTLS identities: who a client certificate names, and the dev
 //!   certificate authority `ponte serve` creates on first start.
 //! - [`metrics`]: Prometheus metrics (throughput, latency, queue depths, rejects by reason).
 //! - [`server`]: wiring: configuration, start-up, shutdown.
 //! - [`demo`]: `ponte demo`, a whole country in one process.
 
+pub mod acceptor;
 pub mod cql;
 pub mod demo;
 pub mod disbursement_service;

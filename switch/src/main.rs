@@ -76,6 +76,23 @@ enum Command {
         #[command(subcommand)]
         action: ParticipantAction,
     },
+    /// The development certificate authority's certificates (a production
+    /// deployment revokes through its own CA and points `tls.crl` at its list).
+    Cert {
+        /// Directory of the development CA (ca.pem, ca.key) and the certificates it issued.
+        #[arg(long, env = "PONTE_CERTS", default_value = "ponte-data/certs", global = true)]
+        certs: PathBuf,
+        #[command(subcommand)]
+        action: CertAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertAction {
+    /// Revoke the certificate issued to NAME (a participant code, or
+    /// `operator`): it is added to DIR/crl.pem, which a running switch
+    /// applies within seconds, closing that holder's open connections.
+    Revoke { name: String },
 }
 
 #[derive(Args)]
@@ -328,6 +345,18 @@ fn main() -> ExitCode {
             Command::Disburse { connection, action } => disburse(connection, action).await,
             Command::Settlement { connection, action } => settlement(connection, action).await,
             Command::Reconcile { connection, cycle, format } => reconcile(connection, cycle, format).await,
+            Command::Cert { certs, action: CertAction::Revoke { name } } => {
+                let pki = ponte_switch::tls::DevPki::new(&certs);
+                if !pki.identity(&name).cert.exists() {
+                    anyhow::bail!("no certificate for {name:?} in {}", certs.display());
+                }
+                let count = pki.revoke(&name)?;
+                println!(
+                    "revoked the certificate of {name}; {} now lists {count} revoked certificate(s)",
+                    pki.crl().display()
+                );
+                Ok(())
+            }
         }
     });
     match result {

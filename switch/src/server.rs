@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::oneshot;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 /// A participant the switch admits and certifies on its first start, so a
 /// quickstart has someone to pay.
@@ -42,6 +42,11 @@ pub struct TlsFiles {
     pub ca_cert: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    /// The CA's certificate revocation list (PEM), watched for changes
+    /// (absent: nothing is revoked). With the development PKI it is
+    /// `DATA_DIR/certs/crl.pem`, written by `ponte cert revoke`.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
 }
 
 /// The whole configuration: one TOML file, every field optional with a
@@ -213,14 +218,17 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
             let codes: Vec<_> = dev_participants.iter().map(|(code, ..)| *code).collect();
             let created = pki.ensure(&config.server_names, &codes)?;
             let server = pki.identity("server");
-            let files = TlsFiles { ca_cert: pki.ca_cert(), server_cert: server.cert, server_key: server.key };
+            let files = TlsFiles {
+                ca_cert: pki.ca_cert(),
+                server_cert: server.cert,
+                server_key: server.key,
+                crl: Some(pki.crl()),
+            };
             (files, Some(pki), created)
         }
     };
-    let read = |p: &Path| std::fs::read(p).map_err(io(p));
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(read(&tls_files.server_cert)?, read(&tls_files.server_key)?))
-        .client_ca_root(Certificate::from_pem(read(&tls_files.ca_cert)?));
+    let crl = tls_files.crl.clone();
+    let tls = crate::acceptor::Tls::load(tls_files, crl)?;
 
     if let Some(addr) = config.metrics_listen {
         crate::metrics::install(addr).map_err(ServeError::Metrics)?;
@@ -266,9 +274,6 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         .max_decoding_message_size(bytes_max.max(8 * 1024 * 1024))
         .max_encoding_message_size(usize::MAX);
     let router = Server::builder()
-        .tls_config(tls)
-        .map_err(|e| ServeError::Tls(e.to_string()))?
-        .tcp_nodelay(true)
         .max_concurrent_streams(Some(config.http2_streams_per_connection_max))
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
@@ -278,13 +283,21 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         .add_service(operator);
     let publisher = crate::metrics::spawn_publisher(engine.clone());
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-    // Nagle off on every accepted connection: payments are small messages,
-    // and Nagle with delayed ACKs adds 40 ms to a lone one. (The builder's
-    // `tcp_nodelay` only applies to listeners tonic binds itself.)
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
-        let _ = shutdown_rx.await;
-    }));
+    // The mTLS handshakes (with the CRL) run in the acceptor; tonic gets
+    // finished connections. The CRL watch ends with the server.
+    let (crl_watch_stop, crl_watch_stopped) = tokio::sync::watch::channel(());
+    let crl_watch = crate::acceptor::spawn_crl_watch(tls.clone(), crl_watch_stopped);
+    let incoming = crate::acceptor::incoming(listener, tls);
+    let server = tokio::spawn(async move {
+        let served = router
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = shutdown_rx.await;
+            })
+            .await;
+        drop(crl_watch_stop);
+        let _ = crl_watch.await;
+        served
+    });
     tracing::info!(%local_addr, data_dir = %config.data_dir.display(), store = config.store.as_deref().unwrap_or("embedded"), "switch serving");
     Ok(RunningSwitch {
         local_addr,

@@ -4,7 +4,10 @@
 //! - messages over the size bound, and fields far over theirs;
 //! - a payee flooding its inbox with answers for ids it was never asked
 //!   about, and with one message over the answers bound;
-//! - a client opening thousands of streams over many connections.
+//! - a client opening thousands of streams over many connections;
+//! - expired, not-yet-valid and revoked client certificates (a revoked
+//!   participant's open connections are cut, and a bad revocation list
+//!   never lifts a revocation).
 
 mod common;
 
@@ -197,4 +200,86 @@ async fn expired_and_not_yet_valid_certificates_are_refused() {
     assert!(all.iter().all(|p| p.position.minor() == 0 && p.reserved.minor() == 0));
     still_serves(&switch).await;
     switch.stop().await;
+}
+
+/// Pays `amount` from `payer` to `payee` and returns the outcome, bounded.
+async fn pay(payer: &ponte_sdk::Client, payee: u32, amount: &str) -> Result<ponte_sdk::PaymentOutcome, String> {
+    match tokio::time::timeout(Duration::from_secs(10), payer.submit(&payment(payer, payee, amount))).await {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer in 10 s".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_is_cut_off_at_once_and_refused_afterwards() {
+    let switch = TestSwitch::start().await;
+    let (a, b, c) = (switch.client(A).await, switch.client(B).await, switch.client(C).await);
+    let inbox_b = Payee::accepting().serve(&b).await;
+    let inbox_c = Payee::accepting().serve(&c).await;
+    assert!(pay(&a, B, "1.00").await.unwrap().is_settled(), "B is paid before the revocation");
+
+    // The operator revokes B's certificate while B has its inbox (and a
+    // client connection) open.
+    let pki = ponte_switch::tls::DevPki::new(switch.certs());
+    assert_eq!(pki.revoke(&B.to_string()).unwrap(), 1);
+    assert_eq!(pki.revoke(&B.to_string()).unwrap(), 1, "revoking twice changes nothing");
+
+    // Within the CRL check interval B's open inbox is closed: payments to B
+    // are refused as payee offline instead of being delivered.
+    let started = Instant::now();
+    loop {
+        let outcome = pay(&a, B, "1.00").await.unwrap();
+        if outcome == (ponte_sdk::PaymentOutcome::Rejected { reason: ponte_sdk::ReasonCode::PayeeOffline }) {
+            break;
+        }
+        assert!(outcome.is_settled(), "{outcome:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "B's inbox still open {:?} after revocation",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cut_after = started.elapsed();
+
+    // B's existing client and a fresh connection with B's certificate are refused.
+    assert!(pay(&b, A, "1.00").await.is_err(), "B's old connection still pays");
+    let fresh = async {
+        let client = ponte_sdk::Client::connect(&switch.endpoint(), pid(B), &switch.identity(&B.to_string())).await?;
+        client.submit(&payment(&client, A, "1.00")).await
+    };
+    let fresh = tokio::time::timeout(Duration::from_secs(20), fresh).await;
+    assert!(!matches!(fresh, Ok(Ok(_))), "B's revoked certificate opened a new connection: {fresh:?}");
+
+    // A bad replacement list is refused and the revocation stays in force;
+    // everyone else is served throughout.
+    std::fs::write(pki.crl(), "-----BEGIN X509 CRL-----\nnot a list\n-----END X509 CRL-----\n").unwrap();
+    tokio::time::sleep(ponte_switch::acceptor::CRL_CHECK * 2).await;
+    let fresh = async {
+        let client = ponte_sdk::Client::connect(&switch.endpoint(), pid(B), &switch.identity(&B.to_string())).await?;
+        client.submit(&payment(&client, A, "1.00")).await
+    };
+    let fresh = tokio::time::timeout(Duration::from_secs(20), fresh).await;
+    assert!(!matches!(fresh, Ok(Ok(_))), "a garbled CRL lifted the revocation: {fresh:?}");
+    assert!(pay(&a, C, "2.00").await.unwrap().is_settled(), "A still pays C");
+    assert!(pay(&c, A, "1.00").await.is_ok(), "C's own connection is unaffected");
+
+    // Nothing is left half-done: positions net to zero, nothing reserved.
+    let (all, _) = switch.operator().await.participants().await.unwrap();
+    assert_eq!(all.iter().map(|p| p.position.minor()).sum::<i64>(), 0);
+    assert!(all.iter().all(|p| p.reserved.minor() == 0), "{all:?}");
+    eprintln!("revoked connection cut {cut_after:?} after the revocation");
+    drop(inbox_b);
+    inbox_c.stop().await;
+    switch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_refuses_to_start_on_an_unreadable_revocation_list() {
+    let mut switch = TestSwitch::start().await;
+    switch.switch.take().unwrap().stop().await;
+    std::fs::write(switch.config.certs_dir().join("crl.pem"), "garbage").unwrap();
+    let error = ponte_switch::server::start(switch.config.clone()).await.err().expect("start refused").to_string();
+    assert!(error.contains("crl.pem") && error.contains("CRL"), "{error}");
 }
