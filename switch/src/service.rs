@@ -333,6 +333,12 @@ impl pb::payments_server::Payments for PaymentsService {
         let config = self.config.clone();
         let reader_permits = permits.clone();
         tokio::spawn(async move {
+            // Set when a batch found no room within the admission wait: the
+            // batches behind it (already sent, waiting in the stream) are
+            // then admitted only if there is room at once, else refused at
+            // once. Waiting for each in turn would add the waits up, and
+            // an admitted payment would queue behind every refused batch.
+            let mut overloaded = false;
             loop {
                 let batch = match incoming.next().await {
                     Some(Ok(batch)) => batch,
@@ -351,14 +357,25 @@ impl pb::payments_server::Payments for PaymentsService {
                         .await;
                     break;
                 }
-                let wait = std::time::Duration::from_millis(config.stream_admission_wait_ms);
-                let admitted =
-                    tokio::time::timeout(wait, reader_permits.clone().acquire_many_owned(batch.payments.len() as u32))
-                        .await;
+                let wanted = batch.payments.len() as u32;
+                let admitted = if overloaded {
+                    match reader_permits.clone().try_acquire_many_owned(wanted) {
+                        Ok(held) => Some(held),
+                        Err(tokio::sync::TryAcquireError::NoPermits) => None,
+                        Err(tokio::sync::TryAcquireError::Closed) => break,
+                    }
+                } else {
+                    let wait = std::time::Duration::from_millis(config.stream_admission_wait_ms);
+                    match tokio::time::timeout(wait, reader_permits.clone().acquire_many_owned(wanted)).await {
+                        Ok(Ok(held)) => Some(held),
+                        Ok(Err(_closed)) => break,
+                        Err(_elapsed) => None,
+                    }
+                };
+                overloaded = admitted.is_none();
                 let held = match admitted {
-                    Ok(Ok(held)) => held,
-                    Ok(Err(_closed)) => break,
-                    Err(_elapsed) => {
+                    Some(held) => held,
+                    None => {
                         // Over capacity: refuse the batch now (nothing of it
                         // executed; retryable with the same ids) instead of
                         // queueing it behind the stream.
