@@ -41,6 +41,8 @@ pub struct ServiceConfig {
     /// `stream_inflight_max` before its payments are answered
     /// RESOURCE_EXHAUSTED instead of queued (default 250 ms): an overloaded
     /// switch answers at once rather than letting senders' queues grow.
+    /// The batches behind a refused one are admitted only if there is room
+    /// at once, so waits never add up.
     pub stream_admission_wait_ms: u64,
     /// Answers in one `InboxUp` (default 4,096).
     pub answers_batch_max: usize,
