@@ -8,7 +8,10 @@
 //! returns (some exceeding what is left), limit changes, inboxes closing and
 //! opening, directory keys registered and deleted (some refused: taken, too
 //! many on the account, not the holder) and paid (some unregistered: BE23),
-//! settlement cycles closed and confirmed, and restarts: the
+//! settlement cycles closed and confirmed, bulk disbursement envelopes
+//! (items to offline, unknown and busy payees, disbursement ids reused
+//! across envelopes — paid, in progress or failed — and repeated within
+//! one), and restarts: the
 //! engine rebuilt from its journal at random points, compared field by
 //! field with the one it replaces.
 //!
@@ -28,7 +31,8 @@ use ponte_directory::keys::{Brazil, Key, KeyType, parse};
 use ponte_directory::registry::{DirectoryError, NewKey, Owner, OwnerKind};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs};
 use ponte_switch::engine::{
-    Command, Decision, Effect, Engine, EngineConfig, Outcome, Output, PaymentOrder, Reply, ReturnOrder, decode_events,
+    Beneficiary, Command, Decision, Effect, Engine, EngineConfig, EnvelopeError, EnvelopeHeader, EnvelopeItem, Event,
+    ItemOutcome, Outcome, Output, PaymentOrder, Reply, ReturnOrder, decode_events,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -85,6 +89,39 @@ struct Model {
     settled_ids: u64,
     /// Directory: phone number index -> the account holding it.
     keys: HashMap<u32, Account>,
+    /// Bulk disbursement envelopes accepted (sealed), in order.
+    envelopes: Vec<ModelEnvelope>,
+    /// (agency, disbursement id) -> the latest item carrying it that was
+    /// not flagged at sealing: (envelope, item) indexes.
+    ledger: HashMap<(u32, String), (usize, usize)>,
+    /// Item payments: engine-made id -> (envelope, item).
+    item_payments: HashMap<EndToEndId, (usize, usize)>,
+}
+
+#[derive(Debug, Clone)]
+struct ModelEnvelope {
+    agency: u32,
+    reference: String,
+    items: Vec<ModelItem>,
+}
+
+#[derive(Debug, Clone)]
+struct ModelItem {
+    disbursement_id: String,
+    payee: u32,
+    account: Account,
+    amount: i64,
+    status: ItemStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemStatus {
+    /// Refused at sealing: its id was paid or is being paid.
+    Flagged,
+    Waiting,
+    InProgress(EndToEndId),
+    Paid(EndToEndId),
+    Failed(EndToEndId, ReasonCode),
 }
 
 impl Model {
@@ -145,6 +182,9 @@ struct Stats {
     returns: u64,
     keys_registered: u64,
     key_payments_reserved: u64,
+    envelopes: u64,
+    items_paid: u64,
+    items_flagged: u64,
 }
 
 fn config() -> EngineConfig {
@@ -199,6 +239,7 @@ impl Sim {
     }
 
     fn absorb(&mut self, out: Output) {
+        self.learn_item_payments(&out.journal);
         if !out.journal.is_empty() {
             self.journal.push(out.journal);
         }
@@ -225,7 +266,244 @@ impl Sim {
             }
             Outcome::Rejected { .. } => self.stats.rejected += 1,
         }
+        if let Some(&(e, i)) = m.item_payments.get(&id) {
+            m.envelopes[e].items[i].status = match outcome {
+                Outcome::Settled { .. } => {
+                    self.stats.items_paid += 1;
+                    ItemStatus::Paid(id)
+                }
+                Outcome::Rejected { reason } => ItemStatus::Failed(id, reason),
+            };
+        }
         self.model.transfers.get_mut(&id).unwrap().state = State::Final(outcome);
+    }
+
+    /// Item payments the engine started in `journal`: each must be one the
+    /// model holds waiting, and reserved or refused exactly as the model's
+    /// rules say at that moment (the events come in the engine's order).
+    fn learn_item_payments(&mut self, journal: &[u8]) {
+        if self.model.envelopes.is_empty() {
+            return;
+        }
+        let mut started: Option<(usize, usize, EndToEndId)> = None;
+        for event in decode_events(journal) {
+            let event = event.unwrap_or_else(|e| self.fail(format!("undecodable output: {e}")));
+            match event {
+                Event::EnvelopeItemStarted { number, index, id, .. } => {
+                    let e = usize::try_from(number).unwrap() - 1;
+                    let i = index as usize;
+                    let Some(item) = self.model.envelopes.get(e).and_then(|env| env.items.get(i)) else {
+                        self.fail(format!("started item {index} of unknown envelope {number}"))
+                    };
+                    if item.status != ItemStatus::Waiting {
+                        self.fail(format!("started envelope {number} item {index}, which is {:?}", item.status));
+                    }
+                    started = Some((e, i, id));
+                }
+                Event::Reserved { id, .. } | Event::Refused { id, .. } if started.is_some_and(|s| s.2 == id) => {
+                    let (e, i, _) = started.take().unwrap();
+                    let item = self.model.envelopes[e].items[i].clone();
+                    let agency = self.model.envelopes[e].agency;
+                    let expected = self.model.new_payment(agency, item.payee, item.amount, self.amount_max);
+                    let t = ModelTransfer {
+                        payer: agency,
+                        payee: item.payee,
+                        amount: item.amount,
+                        remittance: item.disbursement_id.clone(),
+                        state: State::Pending { deadline: self.now + TIMEOUT_MS },
+                        returned: 0,
+                        original: None,
+                        key: None,
+                    };
+                    self.ids.push(id);
+                    self.model.item_payments.insert(id, (e, i));
+                    match (event, expected) {
+                        (Event::Reserved { .. }, None) => {
+                            *self.model.reserved.entry(agency).or_default() += item.amount;
+                            self.model.transfers.insert(id, t);
+                            self.model.envelopes[e].items[i].status = ItemStatus::InProgress(id);
+                        }
+                        (Event::Refused { reason, .. }, Some(expected)) if reason == expected => {
+                            self.model
+                                .transfers
+                                .insert(id, ModelTransfer { state: State::Final(Outcome::Rejected { reason }), ..t });
+                            self.model.envelopes[e].items[i].status = ItemStatus::Failed(id, reason);
+                            self.stats.rejected += 1;
+                        }
+                        (event, expected) => {
+                            self.fail(format!("item payment {id}: engine {event:?}, model {expected:?}"))
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some((e, i, id)) = started {
+            self.fail(format!("item {i} of envelope {} started as {id} but neither reserved nor refused", e + 1));
+        }
+    }
+
+    /// A paying agency sends an envelope: some disbursement ids new, some
+    /// reused from its earlier envelopes, now and then one repeated inside
+    /// the envelope (the whole envelope is refused then).
+    fn disburse(&mut self) {
+        let agency = self.pick(&PARTICIPANTS);
+        let serial = self.next_suffix as usize + 1;
+        let count = self.rng.random_range(1..=6_usize);
+        let earlier: Vec<String> =
+            self.model.ledger.keys().filter(|(a, _)| *a == agency).map(|(_, id)| id.clone()).collect();
+        let mut items: Vec<ModelItem> = Vec::with_capacity(count);
+        for k in 0..count {
+            let disbursement_id = if !earlier.is_empty() && self.rng.random_bool(0.3) {
+                earlier[self.rng.random_range(0..earlier.len())].clone()
+            } else {
+                format!("d{}-{k}", self.next_suffix + k as u64)
+            };
+            let payee = if self.rng.random_bool(0.03) { STRANGER } else { self.pick(&PARTICIPANTS) };
+            // A different account per item, so no beneficiary repeats.
+            let account = account(payee, 5_000 + serial as u32 * 10 + k as u32);
+            items.push(ModelItem {
+                disbursement_id,
+                payee,
+                account,
+                amount: self.rng.random_range(1..50_00),
+                status: ItemStatus::Waiting,
+            });
+        }
+        self.next_suffix += count as u64;
+        if count > 1 && self.rng.random_bool(0.05) {
+            items[count - 1].disbursement_id = items[0].disbursement_id.clone();
+        }
+        let total: i64 = items.iter().map(|i| i.amount).sum();
+        let header = EnvelopeHeader {
+            agency: pid(agency),
+            reference: format!("env{serial}"),
+            programme: "sim".into(),
+            cycle_reference: "2026-12".into(),
+            currency: ponte_domain::CURRENCY.into(),
+            paying_account: account(agency, 1),
+            control_count: count as u32,
+            control_total: Amount::from_minor(total),
+        };
+        let caller = pid(agency);
+        let number = match self.run(Command::OpenEnvelope { caller, header, digest: serial as u128 }) {
+            Reply::Envelope(Ok(view)) => view.number,
+            other => self.fail(format!("opening envelope {serial}: {other:?}")),
+        };
+        // The model's rules: an id twice in one envelope refuses it whole;
+        // an id whose latest item is waiting, in progress or paid is flagged.
+        let mut seen = std::collections::HashSet::new();
+        let repeated = items.iter().any(|i| !seen.insert(i.disbursement_id.clone()));
+        for item in &mut items {
+            let live = self.model.ledger.get(&(agency, item.disbursement_id.clone())).is_some_and(|&(e, i)| {
+                matches!(
+                    self.model.envelopes[e].items[i].status,
+                    ItemStatus::Waiting | ItemStatus::InProgress(_) | ItemStatus::Paid(_)
+                )
+            });
+            if live {
+                item.status = ItemStatus::Flagged;
+            }
+        }
+        let wire: Vec<EnvelopeItem> = items
+            .iter()
+            .map(|i| EnvelopeItem {
+                disbursement_id: i.disbursement_id.clone(),
+                beneficiary: Beneficiary::Account(i.account),
+                amount: Amount::from_minor(i.amount),
+                narrative: i.disbursement_id.clone(),
+            })
+            .collect();
+        let added = self.run(Command::AddEnvelopeItems { caller, number, items: wire });
+        match (&added, repeated) {
+            (Reply::Envelope(Err(EnvelopeError::RepeatedDisbursementId(_))), true) => return,
+            (Reply::Envelope(Ok(_)), false) => {}
+            _ => self.fail(format!("adding envelope {serial}'s items (repeated id: {repeated}): {added:?}")),
+        }
+        match self.run(Command::SealEnvelope { caller, number }) {
+            Reply::Envelope(Ok(view)) => {
+                let flagged = items.iter().filter(|i| i.status == ItemStatus::Flagged).count() as u32;
+                if view.failed_count != flagged {
+                    self.fail(format!("envelope {serial}: engine flagged {}, model {flagged}", view.failed_count));
+                }
+            }
+            other => self.fail(format!("sealing envelope {serial}: {other:?}")),
+        }
+        if number as usize != self.model.envelopes.len() + 1 {
+            self.fail(format!("envelope numbered {number}, model expected {}", self.model.envelopes.len() + 1));
+        }
+        let e = self.model.envelopes.len();
+        for (i, item) in items.iter().enumerate() {
+            if item.status != ItemStatus::Flagged {
+                self.model.ledger.insert((agency, item.disbursement_id.clone()), (e, i));
+            } else {
+                self.stats.items_flagged += 1;
+            }
+        }
+        self.model.envelopes.push(ModelEnvelope { agency, reference: format!("env{serial}"), items });
+        self.stats.envelopes += 1;
+        self.drive();
+    }
+
+    /// The runtime's pacing: start whatever items may start now.
+    fn drive(&mut self) {
+        if !self.engine.disbursements().has_work() {
+            return;
+        }
+        let mut out = Output::default();
+        self.engine.drive_disbursements(self.now, 1_000, 1_000, &mut out);
+        self.absorb(out);
+    }
+
+    /// Every item's outcome in the engine equals the model's; no
+    /// disbursement id is paid twice.
+    fn check_items(&mut self) {
+        self.drive();
+        let mut paid = std::collections::HashSet::new();
+        for e in 0..self.model.envelopes.len() {
+            let envelope = self.model.envelopes[e].clone();
+            let reply = self.run(Command::EnvelopeItems {
+                caller: Some(pid(envelope.agency)),
+                agency: pid(envelope.agency),
+                reference: envelope.reference.clone(),
+                offset: 0,
+                limit: 100,
+            });
+            let Reply::EnvelopeItems(Ok(views)) = reply else {
+                self.fail(format!("items of {}: {reply:?}", envelope.reference))
+            };
+            for (view, item) in views.iter().zip(&envelope.items) {
+                let agrees = match (view.outcome, item.status) {
+                    (ItemOutcome::Waiting, ItemStatus::Waiting) => true,
+                    (ItemOutcome::InProgress { id }, ItemStatus::InProgress(m)) => id == m,
+                    (ItemOutcome::Paid { id, .. }, ItemStatus::Paid(m)) => id == m,
+                    (ItemOutcome::Failed { reason: ReasonCode::DuplicatePayment, id: None }, ItemStatus::Flagged) => {
+                        true
+                    }
+                    (ItemOutcome::Failed { reason, id: Some(id) }, ItemStatus::Failed(m, r)) => id == m && reason == r,
+                    _ => false,
+                };
+                if !agrees || views.len() != envelope.items.len() {
+                    self.fail(format!(
+                        "{} item {}: engine {:?}, model {:?}",
+                        envelope.reference, view.index, view.outcome, item.status
+                    ));
+                }
+                // Only an item whose payee is a participant with no inbox open waits.
+                let may_wait = self.model.cap.contains_key(&item.payee) && !self.model.online.contains_key(&item.payee);
+                if item.status == ItemStatus::Waiting && !may_wait {
+                    self.fail(format!(
+                        "{} item {} still waits though payee {} can be paid",
+                        envelope.reference, view.index, item.payee
+                    ));
+                }
+                if matches!(item.status, ItemStatus::Paid(_))
+                    && !paid.insert((envelope.agency, item.disbursement_id.clone()))
+                {
+                    self.fail(format!("disbursement id {} of {} paid twice", item.disbursement_id, envelope.agency));
+                }
+            }
+        }
     }
 
     fn open_inbox(&mut self, code: u32) {
@@ -314,7 +592,11 @@ impl Sim {
             .ids
             .iter()
             .copied()
-            .filter(|id| self.model.transfers.get(id).is_some_and(|t| t.original.is_none()))
+            // Item payments have engine-made ids no client resubmits.
+            .filter(|id| {
+                self.model.transfers.get(id).is_some_and(|t| t.original.is_none())
+                    && !self.model.item_payments.contains_key(id)
+            })
             .collect();
         if payments.is_empty() {
             return;
@@ -674,7 +956,9 @@ impl Sim {
     }
 
     fn step(&mut self) {
-        match self.rng.random_range(0..110) {
+        self.drive();
+        match self.rng.random_range(0..114) {
+            110..=113 => self.disburse(),
             100..=103 => self.register_key(),
             104..=105 => self.delete_key(),
             106..=109 => self.pay_key(),
@@ -690,6 +974,9 @@ impl Sim {
             _ => self.restart(),
         }
         self.check();
+        if self.step.is_multiple_of(25) {
+            self.check_items();
+        }
     }
 }
 
@@ -713,8 +1000,10 @@ fn run_seed(seed: u64) -> Stats {
     sim.engine.expire(sim.now, &mut out);
     sim.absorb(out);
     sim.check();
+    sim.check_items();
     sim.restart();
     sim.check();
+    sim.check_items();
     sim.stats
 }
 
@@ -736,18 +1025,25 @@ fn the_engine_matches_the_reference_model_under_random_workloads() {
         total.returns += stats.returns;
         total.keys_registered += stats.keys_registered;
         total.key_payments_reserved += stats.key_payments_reserved;
+        total.envelopes += stats.envelopes;
+        total.items_paid += stats.items_paid;
+        total.items_flagged += stats.items_flagged;
     }
     eprintln!(
-        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts, {} keys registered, {} key payments reserved",
+        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts, {} keys registered, {} key payments reserved, {} envelopes ({} items paid, {} flagged DUPL)",
         seeds.len(),
         total.settled,
         total.rejected,
         total.returns,
         total.restarts,
         total.keys_registered,
-        total.key_payments_reserved
+        total.key_payments_reserved,
+        total.envelopes,
+        total.items_paid,
+        total.items_flagged
     );
     assert!(total.settled > seeds.len() as u64 * 50, "the workload settled too little to prove anything: {total:?}");
     assert!(total.restarts > 0 && total.returns > 0, "{total:?}");
     assert!(total.keys_registered > 0 && total.key_payments_reserved > 0, "{total:?}");
+    assert!(total.items_paid > 0 && total.items_flagged > 0, "{total:?}");
 }

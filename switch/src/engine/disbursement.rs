@@ -528,14 +528,15 @@ impl Engine {
     }
 
     /// Whether an item's payee participant has an inbox open (an unknown
-    /// key counts as online: its payment fails BE23 at once anyway).
+    /// key or participant counts as online: its payment fails BE23 or RC07
+    /// at once instead of waiting for a participant that will never come).
     fn payee_online(&self, number: u64, index: u32) -> bool {
         let slot = &self.disbursements.envelopes[&number].slots[index as usize];
         let participant = match &slot.item.beneficiary {
             Beneficiary::Account(account) => Some(account.participant),
             Beneficiary::Key(key) => self.directory.registry.get(key).map(|e| e.account.participant),
         };
-        participant.is_none_or(|p| self.online.contains_key(&p))
+        participant.is_none_or(|p| self.online.contains_key(&p) || !self.participants.contains_key(&p))
     }
 
     fn start_item(&mut self, now: TimestampMs, number: u64, index: u32, out: &mut Output) {

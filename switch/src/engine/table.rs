@@ -157,7 +157,8 @@ fn prefault(shard: &mut hashbrown::HashTable<Transfer>) {
         let mut transfer = placeholder.clone();
         // Distinct ids spread over the slots; their content is never read.
         transfer.digest = n as u128;
-        shard.insert_unique(n as u64 * 0x9e37_79b9_7f4a_7c15, transfer, |t| t.digest as u64 * 0x9e37_79b9_7f4a_7c15);
+        let spread = |n: u64| n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        shard.insert_unique(spread(n as u64), transfer, |t| spread(t.digest as u64));
     }
     debug_assert_eq!(shard.capacity(), room, "filling to capacity must not grow the shard");
     shard.clear();

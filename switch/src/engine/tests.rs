@@ -913,6 +913,27 @@ mod disbursement {
         h
     }
 
+    /// Found by the simulation: an item for a participant code the switch
+    /// does not know waited the whole offline wait (10 minutes) as if its
+    /// payee were merely offline. It fails RC07 at once.
+    #[test]
+    fn an_item_for_an_unknown_participant_fails_at_once() {
+        let mut h = harness();
+        let items = vec![item("U1", to_account(7, "10"), 1_00), item("U2", to_account(2, "10"), 2_00)]; // 7: no such participant
+        submit(&mut h, header("ENV-U", 2, 3_00), items).unwrap();
+        assert_eq!(drive(&mut h, 100), 2, "both items start now");
+        let items = items_of(&mut h, "ENV-U");
+        assert!(
+            matches!(
+                items[0].outcome,
+                ItemOutcome::Failed { reason: ReasonCode::UnknownPayeeParticipant, id: Some(_) }
+            ),
+            "{:?}",
+            items[0].outcome
+        );
+        assert!(matches!(items[1].outcome, ItemOutcome::InProgress { .. }));
+    }
+
     #[test]
     fn a_mixed_envelope_gives_the_exact_outcome_of_every_item() {
         let mut h = harness();
