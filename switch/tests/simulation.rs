@@ -8,7 +8,10 @@
 //! returns (some exceeding what is left), limit changes, inboxes closing and
 //! opening, directory keys registered and deleted (some refused: taken, too
 //! many on the account, not the holder) and paid (some unregistered: BE23),
-//! settlement cycles closed and confirmed, bulk disbursement envelopes
+//! directory claims (ownership and portability claims opened, acknowledged,
+//! confirmed, cancelled and completed by the right and the wrong party,
+//! resolution windows lapsing), settlement cycles closed and confirmed,
+//! bulk disbursement envelopes
 //! (items to offline, unknown and busy payees, disbursement ids reused
 //! across envelopes — paid, in progress or failed — and repeated within
 //! one), and restarts: the
@@ -27,6 +30,7 @@
 //! `PONTE_SIM_SEEDS=2000 cargo test --release -p ponte-switch --test simulation -- --nocapture`
 //! runs more (`PONTE_SIM_SEED=N` replays one).
 
+use ponte_directory::claims::{ClaimAction, ClaimError, ClaimKind, ClaimStatus};
 use ponte_directory::keys::{Brazil, Key, KeyType, parse};
 use ponte_directory::registry::{DirectoryError, NewKey, Owner, OwnerKind};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs};
@@ -45,6 +49,8 @@ const PARTICIPANTS: [u32; 4] = [10000001, 10000002, 10000003, 10000004];
 /// A code never registered: payments to it are refused RC07.
 const STRANGER: u32 = 10000009;
 const TIMEOUT_MS: i64 = 1_000;
+/// A donor's resolution window for directory claims, short so windows lapse within a run.
+const CLAIM_WINDOW_MS: i64 = 4_000;
 
 fn pid(code: u32) -> ParticipantId {
     ParticipantId::new(code).unwrap()
@@ -96,6 +102,28 @@ struct Model {
     ledger: HashMap<(u32, String), (usize, usize)>,
     /// Item payments: engine-made id -> (envelope, item).
     item_payments: HashMap<EndToEndId, (usize, usize)>,
+    /// Directory claims by id.
+    claims: BTreeMap<u64, ModelClaim>,
+}
+
+#[derive(Debug, Clone)]
+struct ModelClaim {
+    kind: ClaimKind,
+    phone: u32,
+    claimer: u32,
+    donor: u32,
+    account: Account,
+    status: ClaimStatus,
+    resolve_by: TimestampMs,
+}
+
+impl Model {
+    /// The claim in progress (not completed or cancelled) on a phone key.
+    fn claim_in_progress(&self, phone: u32) -> bool {
+        self.claims
+            .values()
+            .any(|c| c.phone == phone && !matches!(c.status, ClaimStatus::Completed | ClaimStatus::Cancelled))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -185,10 +213,17 @@ struct Stats {
     envelopes: u64,
     items_paid: u64,
     items_flagged: u64,
+    claims_completed: u64,
+    claims_lapsed: u64,
 }
 
 fn config() -> EngineConfig {
-    EngineConfig { payee_timeout_ms: TIMEOUT_MS, cycle_close_every_ms: 0, ..EngineConfig::default() }
+    EngineConfig {
+        payee_timeout_ms: TIMEOUT_MS,
+        cycle_close_every_ms: 0,
+        claim_window_ms: CLAIM_WINDOW_MS,
+        ..EngineConfig::default()
+    }
 }
 
 impl Sim {
@@ -506,6 +541,110 @@ impl Sim {
         }
     }
 
+    /// A participant claims a phone key for its customer (ownership) or
+    /// ports it in for the key's owner (portability).
+    fn open_claim(&mut self) {
+        let claimer = self.pick(&PARTICIPANTS);
+        let phone = self.rng.random_range(0..20_u32);
+        let kind = if self.rng.random_bool(0.5) { ClaimKind::Ownership } else { ClaimKind::Portability };
+        let account = account(claimer, 100 + self.rng.random_range(0..3));
+        let holder = self.model.keys.get(&phone).copied();
+        let expected = match holder {
+            None => Err(ClaimError::Directory(DirectoryError::NotFound)),
+            Some(held) if kind == ClaimKind::Portability && held.participant == pid(claimer) => {
+                Err(ClaimError::AlreadyHeld)
+            }
+            Some(_) if self.model.claim_in_progress(phone) => Err(ClaimError::ClaimInProgress),
+            Some(held) => Ok(held.participant.code()),
+        };
+        let reply = self.run(Command::OpenClaim {
+            caller: pid(claimer),
+            kind,
+            key: phone_key(phone),
+            account,
+            owner: Owner { kind: OwnerKind::Person, id: "52998224725".into(), name: "Maria Souza".into() },
+        });
+        match (expected, reply) {
+            (Ok(donor), Reply::Claim(Ok(claim)))
+                if claim.donor == pid(donor) && claim.claimer == pid(claimer) && claim.status == ClaimStatus::Open =>
+            {
+                if self.model.claims.contains_key(&claim.id) {
+                    self.fail(format!("claim id {} given twice", claim.id));
+                }
+                self.model.claims.insert(
+                    claim.id,
+                    ModelClaim {
+                        kind,
+                        phone,
+                        claimer,
+                        donor,
+                        account,
+                        status: ClaimStatus::Open,
+                        resolve_by: self.now + CLAIM_WINDOW_MS,
+                    },
+                );
+            }
+            (Err(e), Reply::Claim(Err(got))) if e == got => {}
+            (expected, reply) => {
+                self.fail(format!("{kind:?} claim on phone {phone} by {claimer}: expected {expected:?}, got {reply:?}"))
+            }
+        }
+    }
+
+    /// Someone acts on a claim: its donor, its claimer or a stranger to
+    /// it, any action (most of them wrong for the moment).
+    fn act_on_claim(&mut self) {
+        let ids: Vec<u64> = self.model.claims.keys().copied().collect();
+        let id = if ids.is_empty() || self.rng.random_bool(0.05) { 999_999 } else { self.pick(&ids) };
+        let action =
+            self.pick(&[ClaimAction::Acknowledge, ClaimAction::Confirm, ClaimAction::Cancel, ClaimAction::Complete]);
+        let claim = self.model.claims.get(&id).cloned();
+        let actor = match (&claim, self.rng.random_range(0..5)) {
+            (Some(c), 0 | 1) => c.donor,
+            (Some(c), 2 | 3) => c.claimer,
+            _ => self.pick(&PARTICIPANTS),
+        };
+        // The rules, as docs and the claims module state them.
+        use ClaimAction as A;
+        use ClaimStatus as S;
+        let expected: Result<ClaimStatus, ClaimError> = match &claim {
+            None => Err(ClaimError::UnknownClaim),
+            Some(c) => {
+                let (donor, claimer) = (actor == c.donor, actor == c.claimer);
+                match (action, c.status) {
+                    (A::Acknowledge, S::Open) if donor => Ok(S::WaitingResolution),
+                    (A::Confirm, S::Open | S::WaitingResolution) if donor => Ok(S::Confirmed),
+                    (A::Cancel, S::Open | S::WaitingResolution) if donor || claimer => Ok(S::Cancelled),
+                    (A::Cancel, S::Confirmed) if claimer => Ok(S::Cancelled),
+                    (A::Cancel, S::Confirmed) if donor => Err(ClaimError::WrongParty("claimer")),
+                    (A::Complete, S::Confirmed) if claimer => Ok(S::Completed),
+                    (A::Acknowledge | A::Confirm, S::Open | S::WaitingResolution) => {
+                        Err(ClaimError::WrongParty("donor"))
+                    }
+                    (A::Complete, S::Confirmed) => Err(ClaimError::WrongParty("claimer")),
+                    (A::Cancel, S::Open | S::WaitingResolution) => Err(ClaimError::WrongParty("claimer or donor")),
+                    (_, status) => Err(ClaimError::WrongStatus(status)),
+                }
+            }
+        };
+        let reply = self.run(Command::ActOnClaim { caller: pid(actor), id, action });
+        match (expected, reply) {
+            (Ok(status), Reply::Claim(Ok(got))) if got.status == status && got.id == id => {
+                let c = self.model.claims.get_mut(&id).unwrap();
+                c.status = status;
+                if status == S::Completed {
+                    // The key now points at the claimer's account.
+                    self.model.keys.insert(c.phone, c.account);
+                    self.stats.claims_completed += 1;
+                }
+            }
+            (Err(e), Reply::Claim(Err(got))) if e == got => {}
+            (expected, reply) => {
+                self.fail(format!("{action:?} on claim {id} by {actor}: expected {expected:?}, got {reply:?}"))
+            }
+        }
+    }
+
     fn open_inbox(&mut self, code: u32) {
         self.run(Command::InboxOpened(pid(code)));
         *self.model.online.entry(code).or_default() += 1;
@@ -686,10 +825,28 @@ impl Sim {
         let mut out = Output::default();
         self.engine.expire(self.now, &mut out);
         self.absorb(out);
+        self.lapse_claims();
         for id in due {
             let state = self.model.transfers[&id].state;
             if state != State::Final(Outcome::Rejected { reason: ReasonCode::PayeeTimeout }) {
                 self.fail(format!("{id} past its deadline is {state:?}, not AB03"));
+            }
+        }
+    }
+
+    /// The model's side of expiry for claims: windows that lapsed confirm
+    /// ownership claims (the holder did not defend the key) and cancel
+    /// portability claims.
+    fn lapse_claims(&mut self) {
+        for claim in self.model.claims.values_mut() {
+            if matches!(claim.status, ClaimStatus::Open | ClaimStatus::WaitingResolution)
+                && claim.resolve_by <= self.now
+            {
+                claim.status = match claim.kind {
+                    ClaimKind::Ownership => ClaimStatus::Confirmed,
+                    ClaimKind::Portability => ClaimStatus::Cancelled,
+                };
+                self.stats.claims_lapsed += 1;
             }
         }
     }
@@ -792,6 +949,8 @@ impl Sim {
         let expected = match self.model.keys.get(&phone) {
             None => Err(DirectoryError::NotFound),
             Some(a) if a.participant != pid(caller) => Err(DirectoryError::NotHolder),
+            // A key with a claim in progress stays until the claim ends.
+            Some(_) if self.model.claim_in_progress(phone) => Err(DirectoryError::KeyExists),
             Some(_) => Ok(()),
         };
         let reply = self.run(Command::DeleteKey { caller: pid(caller), key: phone_key(phone) });
@@ -948,6 +1107,12 @@ impl Sim {
                 self.fail(format!("phone {phone}: engine {held:?}, model {:?}", self.model.keys.get(&phone)));
             }
         }
+        for (id, c) in &self.model.claims {
+            let status = self.engine.directory().claims.get(*id).map(|e| e.status);
+            if status != Some(c.status) {
+                self.fail(format!("claim {id}: engine {status:?}, model {:?}", c.status));
+            }
+        }
         for (id, t) in &self.model.transfers {
             if t.original.is_none() && t.returned > t.amount {
                 self.fail(format!("{id} returned {} of {}", t.returned, t.amount));
@@ -957,8 +1122,10 @@ impl Sim {
 
     fn step(&mut self) {
         self.drive();
-        match self.rng.random_range(0..114) {
+        match self.rng.random_range(0..120) {
             110..=113 => self.disburse(),
+            114..=115 => self.open_claim(),
+            116..=119 => self.act_on_claim(),
             100..=103 => self.register_key(),
             104..=105 => self.delete_key(),
             106..=109 => self.pay_key(),
@@ -999,6 +1166,7 @@ fn run_seed(seed: u64) -> Stats {
     let mut out = Output::default();
     sim.engine.expire(sim.now, &mut out);
     sim.absorb(out);
+    sim.lapse_claims();
     sim.check();
     sim.check_items();
     sim.restart();
@@ -1028,9 +1196,11 @@ fn the_engine_matches_the_reference_model_under_random_workloads() {
         total.envelopes += stats.envelopes;
         total.items_paid += stats.items_paid;
         total.items_flagged += stats.items_flagged;
+        total.claims_completed += stats.claims_completed;
+        total.claims_lapsed += stats.claims_lapsed;
     }
     eprintln!(
-        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts, {} keys registered, {} key payments reserved, {} envelopes ({} items paid, {} flagged DUPL)",
+        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts, {} keys registered, {} key payments reserved, {} envelopes ({} items paid, {} flagged DUPL), {} claims completed, {} lapsed",
         seeds.len(),
         total.settled,
         total.rejected,
@@ -1040,10 +1210,13 @@ fn the_engine_matches_the_reference_model_under_random_workloads() {
         total.key_payments_reserved,
         total.envelopes,
         total.items_paid,
-        total.items_flagged
+        total.items_flagged,
+        total.claims_completed,
+        total.claims_lapsed
     );
     assert!(total.settled > seeds.len() as u64 * 50, "the workload settled too little to prove anything: {total:?}");
     assert!(total.restarts > 0 && total.returns > 0, "{total:?}");
     assert!(total.keys_registered > 0 && total.key_payments_reserved > 0, "{total:?}");
     assert!(total.items_paid > 0 && total.items_flagged > 0, "{total:?}");
+    assert!(total.claims_completed > 0 && total.claims_lapsed > 0, "{total:?}");
 }
