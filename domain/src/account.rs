@@ -48,12 +48,37 @@ struct AccountRepr<'a> {
     kind: AccountType,
 }
 
+/// [`AccountRepr`] as written: the same fields, the number written as
+/// bytes to compact formats (see [`Digits`]).
+#[derive(serde::Serialize)]
+struct AccountOut<'a> {
+    participant: ParticipantId,
+    branch: u16,
+    number: Digits<'a>,
+    kind: AccountType,
+}
+
+/// Validated ASCII digits. Compact formats (the journal's postcard) write a
+/// string and a byte string identically, so they get the bytes without a
+/// UTF-8 check per write; readable formats (JSON) get the string.
+struct Digits<'a>(&'a [u8]);
+
+impl serde::Serialize for Digits<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(std::str::from_utf8(self.0).map_err(serde::ser::Error::custom)?)
+        } else {
+            serializer.serialize_bytes(self.0)
+        }
+    }
+}
+
 impl serde::Serialize for Account {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        AccountRepr {
+        AccountOut {
             participant: self.participant,
             branch: self.branch,
-            number: self.number().into(),
+            number: Digits(&self.number[..usize::from(self.number_len)]),
             kind: self.kind,
         }
         .serialize(serializer)
@@ -136,6 +161,27 @@ impl fmt::Debug for Account {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bytes a journal holds for an account are the same as when the
+    /// number was written as a string, and JSON is unchanged.
+    #[test]
+    fn an_account_encodes_as_before_in_the_journal_and_in_json() {
+        let account =
+            Account::new(ParticipantId::new(10000001).unwrap(), "1", "12345678", AccountType::Checking).unwrap();
+        let as_before = AccountRepr {
+            participant: account.participant,
+            branch: account.branch,
+            number: account.number().into(),
+            kind: account.kind,
+        };
+        let compact = postcard::to_allocvec(&account).unwrap();
+        assert_eq!(compact, postcard::to_allocvec(&as_before).unwrap());
+        assert_eq!(postcard::from_bytes::<Account>(&compact).unwrap(), account);
+        let json = serde_json::to_string(&account).unwrap();
+        assert_eq!(json, serde_json::to_string(&as_before).unwrap());
+        assert!(json.contains("\"number\":\"12345678\""), "{json}");
+        assert_eq!(serde_json::from_str::<Account>(&json).unwrap(), account);
+    }
 
     #[test]
     fn validates_branch_and_number() {

@@ -73,10 +73,18 @@ pub const END_TO_END_ID_LEN: usize = 32;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EndToEndId([u8; END_TO_END_ID_LEN]);
 
-// As one string (not 32 separate bytes): compact in the journal, readable in JSON.
+// As one string (not 32 separate bytes): compact in the journal, readable
+// in JSON. Compact formats get the bytes: postcard writes a string and a
+// byte string identically (length, then the bytes), so the journal is the
+// same, and the engine skips re-checking 32 known-ASCII bytes as UTF-8 on
+// every event it writes (6% of the engine's time in a profile).
 impl serde::Serialize for EndToEndId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        if serializer.is_human_readable() {
+            serializer.serialize_str(self.as_str())
+        } else {
+            serializer.serialize_bytes(&self.0)
+        }
     }
 }
 
@@ -204,6 +212,18 @@ impl fmt::Debug for EndToEndId {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Journals written before ids were serialized as bytes must read the
+    /// same, and JSON keeps the readable string.
+    #[test]
+    fn an_id_encodes_as_its_text_in_the_journal_and_in_json() {
+        let id: EndToEndId = "E1000000120261126215500000000001".parse().unwrap();
+        let compact = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(compact, postcard::to_allocvec(id.as_str()).unwrap());
+        assert_eq!(postcard::from_bytes::<EndToEndId>(&compact).unwrap(), id);
+        assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<EndToEndId>(&format!("\"{id}\"")).unwrap(), id);
+    }
 
     #[test]
     fn participant_codes() {
