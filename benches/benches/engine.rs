@@ -4,82 +4,32 @@
 //! `cargo bench -p ponte-benches --bench engine`
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
-use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
+use ponte_benches::{ENGINE_BATCH, ENGINE_NOW, bench_engine, payment_orders};
+use ponte_switch::engine::{Command, Decision, Output};
 use ponte_switch::journal::Journal;
 
 // The allocator the `ponte` binary runs the engine with.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const PARTICIPANTS: u32 = 20;
-const BATCH: usize = 10_000;
-/// 2026-11-26 21:55 UTC: ids and the engine clock agree.
-const NOW: i64 = 1_795_730_100_000;
-
-fn pid(n: u32) -> ParticipantId {
-    ParticipantId::new(10_000_000 + n).unwrap()
-}
-
-fn engine(transfers_capacity: u64) -> Engine {
-    let mut engine =
-        Engine::new(EngineConfig { payee_inflight_max: u32::MAX, transfers_capacity, ..EngineConfig::default() });
-    let mut out = Output::default();
-    for n in 0..PARTICIPANTS {
-        engine.execute(
-            NOW,
-            Command::RegisterParticipant {
-                id: pid(n),
-                name: format!("Bank {n}"),
-                net_debit_cap: Amount::units(1_000_000_000_000),
-            },
-            &mut out,
-        );
-        engine.execute(NOW, Command::InboxOpened(pid(n)), &mut out);
-    }
-    engine
-}
-
-/// Orders with ids stamped `NOW`; the engine accepts ids up to 24 h old,
-/// far more than a benchmark runs.
-fn orders(counter: &mut u64) -> Vec<PaymentOrder> {
-    (0..BATCH)
-        .map(|i| {
-            *counter += 1;
-            let payer = (i as u32) % PARTICIPANTS;
-            let payee = (payer + 1 + (i as u32 / PARTICIPANTS) % (PARTICIPANTS - 1)) % PARTICIPANTS;
-            let suffix = format!("{:011}", *counter);
-            PaymentOrder {
-                id: EndToEndId::from_parts(IdKind::Payment, pid(payer), NOW, suffix.as_bytes().try_into().unwrap()),
-                payer: Account::new(pid(payer), "1", "12345678", AccountType::Checking).unwrap(),
-                payee: Account::new(pid(payee), "1", "87654321", AccountType::Checking).unwrap(),
-                amount: Amount::from_minor(1_00 + (*counter % 10_000) as i64),
-                remittance: "invoice 2026-11".into(),
-                payee_key: None,
-                lookup_by: None,
-            }
-        })
-        .collect()
-}
-
 /// Two engines: the default (the table grows as transfers arrive, paying
 /// for resizes and fresh pages on the way) and one built for the run's
 /// volume (`engine.transfers_capacity`, memory touched at start).
 fn engine_alone(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine");
-    group.throughput(Throughput::Elements(BATCH as u64));
+    group.throughput(Throughput::Elements(ENGINE_BATCH as u64));
     for (name, capacity) in
         [("submit_and_accept_10k_payments", 0), ("submit_and_accept_10k_payments_table_sized_12m", 12_000_000)]
     {
-        let mut engine = engine(capacity);
+        let mut engine = bench_engine(capacity);
         let mut counter = 0;
         let mut out = Output::default();
         // The clock moves a little per batch, as it does live, so payee
         // deadlines pass and the deadline queue is drained by `expire`.
-        let mut now = NOW;
+        let mut now = ENGINE_NOW;
         group.bench_function(name, |b| {
             b.iter_batched(
-                || orders(&mut counter),
+                || payment_orders(&mut counter),
                 |orders| {
                     out.clear();
                     now += 1_000;

@@ -4,64 +4,29 @@
 //!
 //! `cargo run --release -p ponte-benches --example engine_phases -- [PAYMENTS] [TRANSFERS_CAPACITY]`
 
-use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
-use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
+use ponte_switch::engine::{Command, Decision, Output};
 use std::time::{Duration, Instant};
 
 // As in the `ponte` binary.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const PARTICIPANTS: u32 = 20;
-const BATCH: usize = 10_000;
-const NOW: i64 = 1_795_730_100_000;
-
-fn pid(n: u32) -> ParticipantId {
-    ParticipantId::new(10_000_000 + n).unwrap()
-}
-
 fn main() {
     let total: usize = std::env::args().nth(1).map_or(5_000_000, |a| a.parse().expect("PAYMENTS: a number"));
     let transfers_capacity: u64 =
         std::env::args().nth(2).map_or(0, |a| a.parse().expect("TRANSFERS_CAPACITY: a number"));
     let built = Instant::now();
-    let mut engine =
-        Engine::new(EngineConfig { payee_inflight_max: u32::MAX, transfers_capacity, ..EngineConfig::default() });
+    let mut engine = ponte_benches::bench_engine(transfers_capacity);
     println!("engine built for {transfers_capacity} transfers in {:.2} s", built.elapsed().as_secs_f64());
     let mut out = Output::default();
-    for n in 0..PARTICIPANTS {
-        let register = Command::RegisterParticipant {
-            id: pid(n),
-            name: format!("Bank {n}"),
-            net_debit_cap: Amount::units(1_000_000_000_000),
-        };
-        engine.execute(NOW, register, &mut out);
-        engine.execute(NOW, Command::InboxOpened(pid(n)), &mut out);
-    }
     let (mut submit, mut answer, mut clear, mut expire) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut counter = 0_u64;
-    let mut now = NOW;
+    let mut now = ponte_benches::ENGINE_NOW;
     let started = Instant::now();
     let mut done = 0;
     while done < total {
-        let orders: Vec<PaymentOrder> = (0..BATCH)
-            .map(|i| {
-                counter += 1;
-                let payer = (i as u32) % PARTICIPANTS;
-                let payee = (payer + 1 + (i as u32 / PARTICIPANTS) % (PARTICIPANTS - 1)) % PARTICIPANTS;
-                let suffix = format!("{counter:011}");
-                PaymentOrder {
-                    id: EndToEndId::from_parts(IdKind::Payment, pid(payer), NOW, suffix.as_bytes().try_into().unwrap()),
-                    payer: Account::new(pid(payer), "1", "12345678", AccountType::Checking).unwrap(),
-                    payee: Account::new(pid(payee), "1", "87654321", AccountType::Checking).unwrap(),
-                    amount: Amount::from_minor(1_00 + (counter % 10_000) as i64),
-                    remittance: "invoice 2026-11".into(),
-                    payee_key: None,
-                    lookup_by: None,
-                }
-            })
-            .collect();
+        let orders = ponte_benches::payment_orders(&mut counter);
         let t0 = Instant::now();
         out.clear();
         let t1 = Instant::now();
@@ -82,7 +47,7 @@ fn main() {
         expire += t2 - t1;
         submit += t3 - t2;
         answer += t4 - t3;
-        done += BATCH;
+        done += ponte_benches::ENGINE_BATCH;
     }
     println!("transfer record: {} bytes", std::mem::size_of::<ponte_switch::engine::Transfer>());
     let per = |d: Duration| d.as_nanos() as f64 / done as f64;

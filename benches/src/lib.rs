@@ -3,7 +3,66 @@
 
 use ponte_directory::keys::{Brazil, Key, KeyType};
 use ponte_directory::registry::{NewKey, Owner, OwnerKind, Registry};
-use ponte_domain::{Account, AccountType, ParticipantId};
+use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
+use ponte_switch::engine::{Command, Engine, EngineConfig, Output, PaymentOrder};
+
+/// Participants of the engine benchmarks.
+pub const ENGINE_PARTICIPANTS: u32 = 20;
+/// Payments per engine benchmark batch.
+pub const ENGINE_BATCH: usize = 10_000;
+/// 2026-11-26 21:55 UTC: ids and the engine clock agree.
+pub const ENGINE_NOW: i64 = 1_795_730_100_000;
+
+fn bench_pid(n: u32) -> ParticipantId {
+    ParticipantId::new(10_000_000 + n).unwrap()
+}
+
+/// An engine with [`ENGINE_PARTICIPANTS`] participants, all online, limits
+/// that never bind, and its transfer table built for `transfers_capacity`.
+pub fn bench_engine(transfers_capacity: u64) -> Engine {
+    let mut engine =
+        Engine::new(EngineConfig { payee_inflight_max: u32::MAX, transfers_capacity, ..EngineConfig::default() });
+    let mut out = Output::default();
+    for n in 0..ENGINE_PARTICIPANTS {
+        let register = Command::RegisterParticipant {
+            id: bench_pid(n),
+            name: format!("Bank {n}"),
+            net_debit_cap: Amount::units(1_000_000_000_000),
+        };
+        engine.execute(ENGINE_NOW, register, &mut out);
+        engine.execute(ENGINE_NOW, Command::InboxOpened(bench_pid(n)), &mut out);
+    }
+    engine
+}
+
+/// [`ENGINE_BATCH`] payment orders between distinct participants, with ids
+/// stamped [`ENGINE_NOW`] (the engine accepts ids up to 24 h old, far more
+/// than a benchmark runs) and numbered from `counter`.
+pub fn payment_orders(counter: &mut u64) -> Vec<PaymentOrder> {
+    (0..ENGINE_BATCH)
+        .map(|i| {
+            *counter += 1;
+            let payer = (i as u32) % ENGINE_PARTICIPANTS;
+            let payee =
+                (payer + 1 + (i as u32 / ENGINE_PARTICIPANTS) % (ENGINE_PARTICIPANTS - 1)) % ENGINE_PARTICIPANTS;
+            let suffix = format!("{:011}", *counter);
+            PaymentOrder {
+                id: EndToEndId::from_parts(
+                    IdKind::Payment,
+                    bench_pid(payer),
+                    ENGINE_NOW,
+                    suffix.as_bytes().try_into().unwrap(),
+                ),
+                payer: Account::new(bench_pid(payer), "1", "12345678", AccountType::Checking).unwrap(),
+                payee: Account::new(bench_pid(payee), "1", "87654321", AccountType::Checking).unwrap(),
+                amount: Amount::from_minor(1_00 + (*counter % 10_000) as i64),
+                remittance: "invoice 2026-11".into(),
+                payee_key: None,
+                lookup_by: None,
+            }
+        })
+        .collect()
+}
 
 /// A valid CPF from a 9-digit base (the check digits computed here).
 pub fn cpf(base: u64) -> String {
