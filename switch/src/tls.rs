@@ -160,6 +160,12 @@ impl DevPki {
         Ok(created)
     }
 
+    /// The CA, from its certificate and key files, to sign with.
+    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, PkiError> {
+        let ca_key = KeyPair::from_pem(&read(&self.ca_key())?)?;
+        Ok(Issuer::from_ca_cert_pem(&read(&self.ca_cert())?, ca_key)?)
+    }
+
     /// Issues a certificate for `common_name`, signed by this CA.
     pub fn issue(
         &self,
@@ -167,9 +173,7 @@ impl DevPki {
         subject_alt_names: Vec<String>,
         usage: ExtendedKeyUsagePurpose,
     ) -> Result<IdentityFiles, PkiError> {
-        let ca_pem = read(&self.ca_cert())?;
-        let ca_key = KeyPair::from_pem(&read(&self.ca_key())?)?;
-        let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
+        let issuer = self.issuer()?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(subject_alt_names)?;
         params.distinguished_name = name(common_name);
@@ -220,8 +224,7 @@ impl DevPki {
         if !revoked.iter().any(|(s, _)| *s == serial) {
             revoked.push((serial, now));
         }
-        let ca_key = KeyPair::from_pem(&read(&self.ca_key())?)?;
-        let issuer = Issuer::from_ca_cert_pem(&read(&self.ca_cert())?, ca_key)?;
+        let issuer = self.issuer()?;
         let params = rcgen::CertificateRevocationListParams {
             this_update: now,
             next_update: now + time::Duration::days(7),

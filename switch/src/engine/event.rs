@@ -169,7 +169,8 @@ impl Event<'_> {
 }
 
 /// Appends to a `Vec` a slice at a time (postcard's `ExtendFlavor` goes
-/// byte by byte through an iterator, which showed in the engine's profile).
+/// byte by byte through an iterator): for events too large for the stack
+/// buffer, such as envelope chunks.
 struct AppendTo<'a>(&'a mut Vec<u8>);
 
 impl postcard::ser_flavors::Flavor for AppendTo<'_> {
@@ -181,14 +182,7 @@ impl postcard::ser_flavors::Flavor for AppendTo<'_> {
     }
 
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        if bytes.len() <= 8 {
-            // Varints and small fields: a call to memmove costs more than the bytes.
-            for &byte in bytes {
-                self.0.push(byte);
-            }
-        } else {
-            self.0.extend_from_slice(bytes);
-        }
+        self.0.extend_from_slice(bytes);
         Ok(())
     }
 
