@@ -4,8 +4,8 @@
 //! `cargo bench -p ponte-benches --bench engine`
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ponte_benches::{ENGINE_BATCH, ENGINE_NOW, bench_engine, payment_orders};
-use ponte_switch::engine::{Command, Decision, Output};
+use ponte_benches::{ENGINE_BATCH, ENGINE_NOW, bench_engine, execute_all, payment_batch};
+use ponte_switch::engine::Output;
 use ponte_switch::journal::Journal;
 
 // The allocator the `ponte` binary runs the engine with.
@@ -29,19 +29,13 @@ fn engine_alone(c: &mut Criterion) {
         let mut now = ENGINE_NOW;
         group.bench_function(name, |b| {
             b.iter_batched(
-                || payment_orders(&mut counter),
-                |orders| {
+                || payment_batch(&mut counter),
+                |(submits, answers)| {
                     out.clear();
                     now += 1_000;
                     engine.expire(now, &mut out);
-                    let mut ids = Vec::with_capacity(orders.len());
-                    for order in orders {
-                        ids.push((order.id, order.payee.participant));
-                        engine.execute(now, Command::Submit(order), &mut out);
-                    }
-                    for (id, payee) in ids {
-                        engine.execute(now, Command::Answer { payee, id, decision: Decision::Accept }, &mut out);
-                    }
+                    execute_all(&mut engine, now, submits, &mut out);
+                    execute_all(&mut engine, now, answers, &mut out);
                     out.journal.len()
                 },
                 BatchSize::LargeInput,

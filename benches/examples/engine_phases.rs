@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release -p ponte-benches --example engine_phases -- [PAYMENTS] [TRANSFERS_CAPACITY]`
 
-use ponte_switch::engine::{Command, Decision, Output};
+use ponte_switch::engine::Output;
 use std::time::{Duration, Instant};
 
 // As in the `ponte` binary.
@@ -26,22 +26,16 @@ fn main() {
     let started = Instant::now();
     let mut done = 0;
     while done < total {
-        let orders = ponte_benches::payment_orders(&mut counter);
+        let (submits, answers) = ponte_benches::payment_batch(&mut counter);
         let t0 = Instant::now();
         out.clear();
         let t1 = Instant::now();
         now += 1_000;
         engine.expire(now, &mut out);
         let t2 = Instant::now();
-        let mut ids = Vec::with_capacity(orders.len());
-        for order in orders {
-            ids.push((order.id, order.payee.participant));
-            engine.execute(now, Command::Submit(order), &mut out);
-        }
+        ponte_benches::execute_all(&mut engine, now, submits, &mut out);
         let t3 = Instant::now();
-        for (id, payee) in ids {
-            engine.execute(now, Command::Answer { payee, id, decision: Decision::Accept }, &mut out);
-        }
+        ponte_benches::execute_all(&mut engine, now, answers, &mut out);
         let t4 = Instant::now();
         clear += t1 - t0;
         expire += t2 - t1;

@@ -4,7 +4,7 @@
 use ponte_directory::keys::{Brazil, Key, KeyType};
 use ponte_directory::registry::{NewKey, Owner, OwnerKind, Registry};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
-use ponte_switch::engine::{Command, Engine, EngineConfig, Output, PaymentOrder};
+use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
 
 /// Participants of the engine benchmarks.
 pub const ENGINE_PARTICIPANTS: u32 = 20;
@@ -62,6 +62,30 @@ pub fn payment_orders(counter: &mut u64) -> Vec<PaymentOrder> {
             }
         })
         .collect()
+}
+
+/// One engine benchmark batch: [`ENGINE_BATCH`] payments submitted, and
+/// their payees' acceptances (built up front, as the network would deliver
+/// them).
+pub fn payment_batch(counter: &mut u64) -> (Vec<Command>, Vec<Command>) {
+    let orders = payment_orders(counter);
+    let answers = orders
+        .iter()
+        .map(|order| Command::Answer { payee: order.payee.participant, id: order.id, decision: Decision::Accept })
+        .collect();
+    (orders.into_iter().map(Command::Submit).collect(), answers)
+}
+
+/// Executes `commands` in order as the switch's engine thread does: each
+/// one's transfer prefetched [`Engine::PREFETCH_AHEAD`] commands ahead.
+pub fn execute_all(engine: &mut Engine, now: i64, commands: Vec<Command>, out: &mut Output) {
+    let mut commands = commands.into_iter();
+    while let Some(command) = commands.next() {
+        if let Some(ahead) = commands.as_slice().get(Engine::PREFETCH_AHEAD - 1) {
+            engine.prefetch(ahead);
+        }
+        engine.execute(now, command, out);
+    }
 }
 
 /// A valid CPF from a 9-digit base (the check digits computed here).

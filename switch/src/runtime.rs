@@ -428,7 +428,11 @@ fn engine_loop(
         out.clear();
         engine.expire(now, &mut out);
         stats.commands.fetch_add(pending.len() as u64, Ordering::Relaxed);
-        for Request { command, reply } in pending {
+        let mut pending = pending.into_iter();
+        while let Some(Request { command, reply }) = pending.next() {
+            if let Some(ahead) = pending.as_slice().get(Engine::PREFETCH_AHEAD - 1) {
+                engine.prefetch(&ahead.command);
+            }
             let (payment_id, inbox_participant) = match &command {
                 Command::Submit(order) => (Some(order.id), None),
                 Command::Return(order) => (Some(order.id), None),

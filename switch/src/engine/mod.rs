@@ -635,6 +635,23 @@ impl Engine {
     }
 
     /// Executes one command at `now`.
+    /// How many commands ahead of the one executing a batch should call
+    /// [`Engine::prefetch`]: enough for a cache miss (~100 ns, more with a
+    /// TLB miss) to overlap the commands in between (~0.5 µs each).
+    pub const PREFETCH_AHEAD: usize = 8;
+
+    /// Starts loading the memory `command` will look its transfer up in,
+    /// without waiting for it; call it [`Engine::PREFETCH_AHEAD`] commands
+    /// ahead of executing. Only a hint to the CPU: no state changes.
+    pub fn prefetch(&self, command: &Command) {
+        match command {
+            Command::Submit(order) => self.transfers.prefetch(&order.id),
+            Command::Answer { id, .. } => self.transfers.prefetch(id),
+            Command::Return(order) => self.transfers.prefetch(&order.id),
+            _ => {}
+        }
+    }
+
     pub fn execute(&mut self, now: TimestampMs, command: Command, out: &mut Output) -> Reply {
         match command {
             Command::Submit(order) => self.submit(now, order, out),
