@@ -376,6 +376,9 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
                     tasks.push(tokio::spawn(unary_caller(UnaryCaller {
                         lane: lane(index, ids, rate),
                         seq_base: (caller as u64) << 32,
+                        // The bank's callers take turns, evenly spaced,
+                        // rather than all calling at the same instants.
+                        phase: caller as f64 / count as f64,
                     })));
                 }
             }
@@ -484,8 +487,7 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
             None => (s.batch.min(s.window), None),
             Some(rate) => {
                 tick.tick().await;
-                let elapsed = s.lane.start.elapsed().as_secs_f64();
-                let due = (elapsed * rate) as u64;
+                let due = due_by(s.lane.start.elapsed().as_secs_f64(), rate);
                 if due <= seq {
                     continue;
                 }
@@ -530,9 +532,18 @@ async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How many payments of an open loop at `rate` per second are due
+/// `elapsed` seconds after its start: payment `seq` is due at `seq / rate`,
+/// so payments `0 ..= elapsed × rate` are.
+fn due_by(elapsed: f64, rate: f64) -> u64 {
+    (elapsed * rate) as u64 + 1
+}
+
 struct UnaryCaller {
     lane: Lane,
     seq_base: u64,
+    /// Where in its period (0 ≤ phase < 1) this caller's payments fall (open loop).
+    phase: f64,
 }
 
 async fn unary_caller(mut u: UnaryCaller) -> anyhow::Result<()> {
@@ -544,7 +555,7 @@ async fn unary_caller(mut u: UnaryCaller) -> anyhow::Result<()> {
         let intended = match u.lane.rate {
             None => Instant::now(),
             Some(rate) => {
-                let at = u.lane.start + Duration::from_secs_f64(seq as f64 / rate);
+                let at = u.lane.start + Duration::from_secs_f64((seq as f64 + u.phase) / rate);
                 tokio::time::sleep_until(at.into()).await;
                 at
             }
@@ -576,6 +587,15 @@ async fn unary_caller(mut u: UnaryCaller) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_open_loop_payment_is_due_at_its_own_time_not_one_period_later() {
+        // 50 per second: payment 0 at 0 ms, payment 1 at 20 ms, ...
+        assert_eq!(due_by(0.0, 50.0), 1, "payment 0 is due at the start");
+        assert_eq!(due_by(0.019, 50.0), 1);
+        assert_eq!(due_by(0.020, 50.0), 2, "payment 1 at 20 ms");
+        assert_eq!(due_by(1.0, 50.0), 51);
+    }
 
     #[test]
     fn ids_are_valid_and_carry_their_sequence() {
