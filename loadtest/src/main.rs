@@ -94,6 +94,21 @@ struct Args {
     /// Disbursement pace of the load test's own switch, items per second.
     #[arg(long, default_value_t = 50_000)]
     envelope_rate: u32,
+    /// Transfers the load test's own switch builds its table for at start
+    /// (`engine.transfers_capacity`), as an operator sizes a switch for its
+    /// day [default: what the run can send: --rate, or 250,000/s closed
+    /// loop, over warm-up and duration, plus the envelope; 0 grows the
+    /// table as payments arrive].
+    #[arg(long)]
+    transfers_capacity: Option<u64>,
+}
+
+/// The transfers a run can create, for sizing its own switch's table.
+fn run_volume(args: &Args) -> u64 {
+    const CLOSED_LOOP_MAX_PER_S: f64 = 250_000.0;
+    let seconds = (args.duration + args.warmup).as_secs_f64() + 1.0;
+    let per_s = args.rate.unwrap_or(CLOSED_LOOP_MAX_PER_S);
+    (per_s * seconds * 1.1) as u64 + u64::from(args.envelope)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -159,6 +174,8 @@ fn main() -> anyhow::Result<()> {
     };
 
     // The switch under test.
+    let transfers_capacity =
+        args.target.is_none().then(|| args.transfers_capacity.unwrap_or_else(|| run_volume(&args)));
     let (endpoint, certs, banks, own) = match &args.target {
         Some(target) => (format!("https://{target}"), args.certs.clone(), country::zipf(&args.codes), None),
         None => {
@@ -170,6 +187,10 @@ fn main() -> anyhow::Result<()> {
                 ..Config::default()
             };
             config.engine.payee_timeout_ms = args.payee_timeout_ms;
+            config.engine.transfers_capacity = transfers_capacity.unwrap_or(0);
+            if config.engine.transfers_capacity > 0 {
+                eprintln!("building the switch's transfer table for {} transfers...", config.engine.transfers_capacity);
+            }
             config.runtime.disbursement_per_s = args.envelope_rate;
             config.dev_participants = codes
                 .iter()
@@ -271,6 +292,7 @@ fn main() -> anyhow::Result<()> {
         unanswered: measured.unanswered,
         keys,
         key_share: if keys > 0 { args.key_share } else { 0.0 },
+        transfers_capacity,
         key_registration_s: key_registration,
         echo_ceiling_per_s: echo_ceiling,
         envelope,

@@ -41,6 +41,9 @@ pub struct Report {
     pub keys: u64,
     /// Fraction of payments that named a key.
     pub key_share: f64,
+    /// The own switch's transfer table, built at start for this many
+    /// transfers (`engine.transfers_capacity`); `None` with `--target`.
+    pub transfers_capacity: Option<u64>,
     /// How long registering the keys took (over gRPC, before the run).
     pub key_registration_s: Option<f64>,
     /// The echo ceiling measured in the same run (messages/s through

@@ -21,6 +21,8 @@ fn a_short_load_test_settles_payments_and_writes_its_report() {
             "2000",
             "--envelope",
             "3000",
+            "--transfers-capacity",
+            "100000",
             "--quiet",
             "--out",
         ])
@@ -32,6 +34,7 @@ fn a_short_load_test_settles_payments_and_writes_its_report() {
     assert!(report["settled"].as_u64().unwrap() > 100, "{report}");
     assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
     assert_eq!(report["keys"].as_u64(), Some(2000));
+    assert_eq!(report["transfers_capacity"].as_u64(), Some(100_000), "the switch's table was sized as asked");
     assert!(report["rejects_by_reason"].get("BE23").is_none(), "every key paid exists: {report}");
     assert!(report["rejects_by_reason"].get("RC07").is_none(), "no payment to oneself: {report}");
     assert!(report["throughput_per_s"].as_f64().unwrap() > 0.0);
