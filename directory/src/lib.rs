@@ -12,6 +12,7 @@
 //!   owners, reconciliation digests.
 //! - [`claims`]: ownership and portability claims with a resolution window.
 //! - [`buckets`]: token buckets for anti-scraping limits on lookups.
+//! - [`sharded`]: the map under the registry, which grows 1/256 at a time.
 //!
 //! Not yet wired into the switch: journal events, the gRPC service, the SDK
 //! and CLI, pay-by-key (see the issue "Alias directory").
@@ -20,3 +21,4 @@ pub mod buckets;
 pub mod claims;
 pub mod keys;
 pub mod registry;
+pub mod sharded;

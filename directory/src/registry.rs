@@ -8,8 +8,8 @@
 //! directory with a digest (XOR of per-entry hashes) and the full list.
 
 use crate::keys::{self, CountryProfile, Key, KeyError, KeyType};
+use crate::sharded::ShardedMap;
 use ponte_domain::{Account, ParticipantId, TimestampMs};
-use std::collections::HashMap;
 
 /// Keys one person's account may hold.
 pub const PERSON_KEYS_MAX: u32 = 5;
@@ -97,8 +97,8 @@ pub enum DirectoryError {
 /// The directory's entries. Pure: no I/O, no clock.
 pub struct Registry {
     profile: Box<dyn CountryProfile>,
-    entries: HashMap<Key, Entry>,
-    keys_per_account: HashMap<Account, u32>,
+    entries: ShardedMap<Key, Entry>,
+    keys_per_account: ShardedMap<Account, u32>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -120,7 +120,7 @@ pub enum NewKey {
 
 impl Registry {
     pub fn new(profile: Box<dyn CountryProfile>) -> Registry {
-        Registry { profile, entries: HashMap::new(), keys_per_account: HashMap::new() }
+        Registry { profile, entries: ShardedMap::default(), keys_per_account: ShardedMap::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -197,7 +197,7 @@ impl Registry {
     /// # Panics
     /// If the key exists: a journal that registers a key twice is corrupt.
     pub fn insert(&mut self, entry: Entry) {
-        *self.keys_per_account.entry(entry.account).or_default() += 1;
+        *self.keys_per_account.get_or_default(entry.account) += 1;
         let previous = self.entries.insert(entry.key.clone(), entry);
         assert!(previous.is_none(), "key registered twice");
     }

@@ -12,18 +12,17 @@
 //! gigabytes, so its pages stay in the TLB, and proving an id new — the
 //! common case — reads one cache line of it.
 //!
-//! Index shards are deliberately uneven. With equal shards every shard
-//! reaches its next power-of-two capacity at the same moment and they all
-//! rehash together — one big stall, seen as multi-second throughput dips at
-//! 2, 4 and 8 million transfers. Shard `i` instead takes a share
-//! proportional to `2^(i/256)`: the shares span one doubling, so the
-//! shards' resizes are spread evenly over time.
+//! Index shards are deliberately uneven, routed as in
+//! [`ponte_directory::sharded`]: with equal shards every shard reaches its
+//! next power-of-two capacity at the same moment and they all rehash
+//! together — one big stall, seen as multi-second throughput dips at 2, 4
+//! and 8 million transfers. Uneven shares spanning one doubling spread the
+//! resizes evenly over time.
 
 use super::Transfer;
+use ponte_directory::sharded::{SHARDS, shard_bounds, shard_of};
 use ponte_domain::{Account, Amount, EndToEndId, IdKind, ParticipantId, TimestampMs, TransferState};
 use std::collections::{HashMap, VecDeque};
-
-const SHARDS: usize = 256;
 
 /// Transfers per slab chunk (2^16 × 160 bytes ≈ 10 MB): the slab grows a
 /// chunk at a time and never moves a transfer.
@@ -63,20 +62,6 @@ impl std::fmt::Debug for TransferTable {
     }
 }
 
-/// Upper hash bound of each shard (see the module docs).
-fn shard_bounds() -> &'static [u64; SHARDS] {
-    static BOUNDS: std::sync::OnceLock<[u64; SHARDS]> = std::sync::OnceLock::new();
-    BOUNDS.get_or_init(|| {
-        let weights: Vec<f64> = (0..SHARDS).map(|i| (i as f64 / SHARDS as f64).exp2()).collect();
-        let total: f64 = weights.iter().sum();
-        let mut cumulative = 0.0;
-        std::array::from_fn(|i| {
-            cumulative += weights[i];
-            if i == SHARDS - 1 { u64::MAX } else { (cumulative / total * u64::MAX as f64) as u64 }
-        })
-    })
-}
-
 /// The id's hash: xxh3 of the whole id, so a patterned tail (sequential
 /// counters) still spreads, seeded per process so that crafted ids cannot
 /// aim at one slot.
@@ -87,11 +72,6 @@ fn hash_of(id: &EndToEndId) -> u64 {
         std::hash::RandomState::new().hash_one(0x5eed_u64)
     });
     xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed)
-}
-
-/// The shard: picked by the hash's high bits (its value range).
-fn shard_of(hash: u64) -> usize {
-    shard_bounds().partition_point(|&bound| bound < hash).min(SHARDS - 1)
 }
 
 /// The tag: the hash's low 32 bits, which the shard choice left alone.
@@ -343,24 +323,6 @@ impl DeadlineQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shards_span_one_doubling_so_they_resize_at_different_times() {
-        let mut counts = vec![0_u32; SHARDS];
-        for n in 0..200_000_u64 {
-            let suffix = format!("{n:011}");
-            let id = EndToEndId::from_parts(
-                ponte_domain::IdKind::Payment,
-                ponte_domain::ParticipantId::new(1).unwrap(),
-                0,
-                suffix.as_bytes().try_into().unwrap(),
-            );
-            counts[shard_of(hash_of(&id))] += 1;
-        }
-        let (first, last) = (f64::from(counts[0]), f64::from(counts[SHARDS - 1]));
-        assert!((1.7..2.3).contains(&(last / first)), "first {first}, last {last}");
-        assert!(counts.iter().all(|&c| c > 0));
-    }
 
     #[test]
     fn a_table_built_for_a_capacity_holds_it_without_growing_and_starts_empty() {
