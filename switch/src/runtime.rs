@@ -357,16 +357,20 @@ struct Batch {
 
 /// Batches handed from the engine thread to the journal thread, and their
 /// emptied buffers coming back. Reusing them matters: a batch's journal
-/// bytes are often hundreds of kilobytes, and a fresh buffer per batch,
-/// freed on the other thread, cost the engine thread fresh pages from the
-/// kernel (a quarter of its time in an open-loop run).
+/// bytes are often hundreds of kilobytes, and with a fresh buffer per
+/// batch, freed on the other thread, the allocator and the kernel zeroing
+/// fresh pages took a large share of the engine thread's samples in a
+/// profile of an open-loop run.
 struct Journaling {
     batches: std_mpsc::SyncSender<Batch>,
     spares: std_mpsc::Receiver<Batch>,
 }
 
-/// Emptied batches kept for reuse (the rest are freed).
+/// Emptied batches kept for reuse (the rest are freed), and the largest
+/// journal buffer kept (an envelope's batches can be megabytes): the
+/// spares hold at most 64 MiB of journal buffers.
 const SPARE_BUFFERS: usize = 64;
+const SPARE_JOURNAL_BYTES_MAX: usize = 1 << 20;
 
 /// How often an idle journal thread asks its store whether it can still
 /// write (a Cassandra writer that lost its lease must stop promptly).
@@ -641,8 +645,11 @@ fn journal_loop(
                 carry_out(notice, &mut inboxes, &mut frames);
             }
             batch.journal.clear();
-            // Back to the engine thread for reuse; freed if it has enough.
-            let _ = spares.try_send(batch);
+            // Back to the engine thread for reuse; freed if it has enough
+            // or the buffer is oversized.
+            if batch.journal.capacity() <= SPARE_JOURNAL_BYTES_MAX {
+                let _ = spares.try_send(batch);
+            }
         }
         for ((participant, stream), events) in frames.drain() {
             let Some(target) = inboxes.get(&participant).and_then(|i| i.streams.iter().find(|(s, _)| *s == stream))
