@@ -109,11 +109,13 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         V: Default,
     {
         let shard = self.shard(&key);
-        let map = &mut self.shards[shard];
-        if !map.contains_key(&key) {
-            self.len += 1;
+        match self.shards[shard].entry(key) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                self.len += 1;
+                entry.insert(V::default())
+            }
         }
-        map.entry(key).or_default()
     }
 
     /// Every value, in no particular order.

@@ -84,6 +84,11 @@ fn position_of(entry: u64) -> usize {
     (entry >> 32) as usize - 1
 }
 
+/// A slab position as (chunk, index in the chunk).
+fn locate(position: usize) -> (usize, usize) {
+    (position >> CHUNK_BITS, position & (CHUNK - 1))
+}
+
 impl IndexShard {
     fn with_room(room: usize) -> IndexShard {
         let slots = if room == 0 { 0 } else { (room * LOAD_DEN).div_ceil(LOAD_NUM).next_power_of_two() };
@@ -98,11 +103,16 @@ impl IndexShard {
         self.slots.len() / LOAD_DEN * LOAD_NUM
     }
 
+    /// Where probing for `tag` starts (the shard must have slots).
+    fn home(&self, tag: u32) -> usize {
+        tag as usize & (self.slots.len() - 1)
+    }
+
     /// The slot holding `tag`'s entry for which `is_match` holds, or the
     /// empty slot where it would go.
     fn probe(&self, tag: u32, mut is_match: impl FnMut(usize) -> bool) -> Result<usize, usize> {
         let mask = self.slots.len() - 1;
-        let mut at = tag as usize & mask;
+        let mut at = self.home(tag);
         loop {
             let entry = self.slots[at];
             if entry == 0 {
@@ -148,7 +158,8 @@ impl TransferTable {
     }
 
     fn at(&self, position: usize) -> &Transfer {
-        &self.slab[position >> CHUNK_BITS][position & (CHUNK - 1)]
+        let (chunk, index) = locate(position);
+        &self.slab[chunk][index]
     }
 
     fn find(&self, id: &EndToEndId) -> Option<usize> {
@@ -168,8 +179,8 @@ impl TransferTable {
     pub fn prefetch(&self, id: &EndToEndId) {
         let hash = hash_of(id);
         let shard = &self.index[shard_of(hash)];
-        if let Some(slot) = shard.slots.get(tag_of(hash) as usize & shard.slots.len().wrapping_sub(1)) {
-            prefetch(slot);
+        if !shard.slots.is_empty() {
+            prefetch(&shard.slots[shard.home(tag_of(hash))]);
         }
     }
 
@@ -178,8 +189,8 @@ impl TransferTable {
     }
 
     pub fn get_mut(&mut self, id: &EndToEndId) -> Option<&mut Transfer> {
-        let position = self.find(id)?;
-        Some(&mut self.slab[position >> CHUNK_BITS][position & (CHUNK - 1)])
+        let (chunk, index) = locate(self.find(id)?);
+        Some(&mut self.slab[chunk][index])
     }
 
     /// Inserts a new transfer; `false` if the id was already there (nothing changes then).
@@ -191,24 +202,19 @@ impl TransferTable {
         if shard.len + 1 > shard.room() {
             shard.grow();
         }
-        let (slab, index) = (&self.slab, &self.index[shard_index]);
-        let at =
-            match index.probe(tag, |position| slab[position >> CHUNK_BITS][position & (CHUNK - 1)].id == transfer.id) {
-                Ok(_) => return false,
-                Err(at) => at,
-            };
-        let position = self.len;
-        let entry = u64::try_from(position + 1)
-            .ok()
-            .filter(|&p| p <= u64::from(u32::MAX))
-            .expect("fewer than 4 billion transfers in one engine (archiving is not built)");
-        let chunk = position >> CHUNK_BITS;
+        let at = match self.index[shard_index].probe(tag, |position| self.at(position).id == transfer.id) {
+            Ok(_) => return false,
+            Err(at) => at,
+        };
+        let entry =
+            u32::try_from(self.len + 1).expect("fewer than 4 billion transfers in one engine (archiving is not built)");
+        let (chunk, _) = locate(self.len);
         if chunk == self.slab.len() {
             self.slab.push(Vec::with_capacity(CHUNK));
         }
         self.slab[chunk].push(transfer);
         let shard = &mut self.index[shard_index];
-        shard.slots[at] = entry << 32 | u64::from(tag);
+        shard.slots[at] = u64::from(entry) << 32 | u64::from(tag);
         shard.len += 1;
         self.len += 1;
         true
