@@ -421,6 +421,7 @@ fn engine_loop(
     let mut out = Output::default();
     let mut open = true;
     let mut pending = Vec::with_capacity(config.batch_size_max);
+    let mut notices = Vec::new();
     while open && !stop.load(Ordering::Relaxed) {
         // Wait for the first command, or the next payee deadline (at most
         // STOP_CHECK, so a stop request is seen promptly).
@@ -453,11 +454,6 @@ fn engine_loop(
 
         let now = clock.now();
         let intake = std::time::Instant::now();
-        let spare = journaling.spares.try_recv().ok();
-        let (spare_journal, mut notices) = spare.map_or_else(
-            || (None, Vec::with_capacity(pending.len() * 2)),
-            |Batch { journal, notices }| (Some(journal), notices),
-        );
         out.clear();
         engine.expire(now, &mut out);
         stats.commands.fetch_add(pending.len() as u64, Ordering::Relaxed);
@@ -536,12 +532,16 @@ fn engine_loop(
         let ignored = engine.answer_stats();
         stats.answers_ignored.store(ignored.late_or_duplicate + ignored.unknown, Ordering::Relaxed);
         stats.journal_queue_depth.fetch_add(1, Ordering::Relaxed);
-        // The next batch writes into a spare buffer if one came back, or
-        // one as large as this one's (not one growing from empty).
-        let room = out.journal.capacity();
-        let next = spare_journal.unwrap_or_else(|| Vec::with_capacity(room));
-        let journal = std::mem::replace(&mut out.journal, next);
-        let batch = Batch { journal, notices };
+        // The next batch writes into buffers the journal thread sent back
+        // emptied, if any, or ones as large as these (not growing from empty).
+        let spare = journaling.spares.try_recv().unwrap_or_else(|_| Batch {
+            journal: Vec::with_capacity(out.journal.capacity()),
+            notices: Vec::with_capacity(notices.capacity()),
+        });
+        let batch = Batch {
+            journal: std::mem::replace(&mut out.journal, spare.journal),
+            notices: std::mem::replace(&mut notices, spare.notices),
+        };
         if journaling.batches.send(batch).is_err() {
             // The journal thread failed: nothing can be made durable, so
             // nothing more may be acknowledged. Stop taking commands.
