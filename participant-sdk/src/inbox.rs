@@ -7,6 +7,8 @@
 
 use crate::client::Client;
 use crate::wire;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use ponte_domain::{Account, Amount, EndToEndId, ReasonCode};
 use ponte_proto::v1 as pb;
 use std::future::Future;
@@ -144,6 +146,7 @@ async fn serve<H: InboxHandler>(
     mut stop: watch::Receiver<bool>,
 ) {
     let (answers_tx, mut answers_rx) = mpsc::channel::<pb::PayeeAnswer>(HANDLERS_INFLIGHT_MAX);
+    let direct = up.clone();
     let writer = tokio::spawn(async move {
         while let Some(first) = answers_rx.recv().await {
             let mut answers = vec![first];
@@ -200,17 +203,43 @@ async fn serve<H: InboxHandler>(
             .filter_map(|e| e.event)
             .filter(|e| !(closing && matches!(e, pb::inbox_event::Event::Payment(_))))
             .peekable();
-        // One task per received message, not per payment: its handlers run
-        // concurrently inside it, and each answer goes out as it is ready.
+        // Handlers that decide at once (no I/O) are answered from here, all
+        // in one message, with no task or channel in between; the others go
+        // on in one task per received message, each answer sent as it is ready.
         while events.peek().is_some() {
             let chunk: Vec<_> = events.by_ref().take(HANDLERS_INFLIGHT_MAX).collect();
             let Ok(permit) = permits.clone().acquire_many_owned(chunk.len() as u32).await else { break };
-            let handler = handler.clone();
-            let answers = answers_tx.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                futures::future::join_all(chunk.into_iter().map(|event| handle(event, &*handler, &answers))).await;
-            });
+            let mut running: FuturesUnordered<_> = chunk
+                .into_iter()
+                .map(|event| {
+                    let handler = handler.clone();
+                    async move { handle(event, &*handler).await }
+                })
+                .collect();
+            let mut ready = Vec::new();
+            while let Some(Some(answer)) = futures::future::poll_immediate(running.next()).await {
+                ready.extend(answer);
+            }
+            let mut sent = true;
+            while sent && !ready.is_empty() {
+                let answers = if ready.len() <= ANSWERS_BATCH_MAX {
+                    std::mem::take(&mut ready)
+                } else {
+                    ready.drain(..ANSWERS_BATCH_MAX).collect()
+                };
+                sent = direct.send(pb::InboxUp { answers }).await.is_ok();
+            }
+            if !running.is_empty() {
+                let answers = answers_tx.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    while let Some(answer) = running.next().await {
+                        if let Some(answer) = answer {
+                            let _ = answers.send(answer).await;
+                        }
+                    }
+                });
+            }
         }
     }
     drop(answers_tx);
@@ -219,7 +248,8 @@ async fn serve<H: InboxHandler>(
     }
 }
 
-async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H, answers: &mpsc::Sender<pb::PayeeAnswer>) {
+/// Runs the handler for one event; a payment's answer is returned.
+async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H) -> Option<pb::PayeeAnswer> {
     use pb::inbox_event::Event;
     match event {
         Event::Payment(p) => {
@@ -243,13 +273,11 @@ async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H, ans
                     (pb::Decision::Reject, ReasonCode::RejectedByPayee.code().to_owned())
                 }
             };
-            let _ = answers
-                .send(pb::PayeeAnswer {
-                    end_to_end_id: p.end_to_end_id,
-                    decision: decision as i32,
-                    reject_reason: reason,
-                })
-                .await;
+            return Some(pb::PayeeAnswer {
+                end_to_end_id: p.end_to_end_id,
+                decision: decision as i32,
+                reject_reason: reason,
+            });
         }
         Event::Settled(s) => {
             if let Ok(id) = wire::end_to_end_id("end_to_end_id", &s.end_to_end_id) {
@@ -278,4 +306,5 @@ async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H, ans
             }
         }
     }
+    None
 }

@@ -428,3 +428,52 @@ async fn operator_administers_participants() {
     inbox.stop().await;
     switch.stop().await;
 }
+
+/// Decides payments of one amount after a pause (its core system is slow
+/// for them), all others at once.
+struct SlowFor {
+    amount: Amount,
+    pause: Duration,
+}
+
+impl ponte_sdk::InboxHandler for SlowFor {
+    async fn on_payment(&self, payment: ponte_sdk::IncomingPayment) -> Decision {
+        if payment.amount == self.amount {
+            tokio::time::sleep(self.pause).await;
+        }
+        Decision::Accept
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payees_instant_answers_do_not_wait_for_its_slow_ones() {
+    let switch = TestSwitch::start().await;
+    let (a, b) = (switch.client(A).await, switch.client(B).await);
+    let pause = Duration::from_millis(450);
+    let mut inbox = b.serve_inbox(SlowFor { amount: Amount::from_minor(9_99), pause });
+    tokio::time::timeout(Duration::from_secs(10), inbox.connected()).await.expect("inbox connects");
+    // One message of 32 payments, every other one slow for the payee.
+    let payments: Vec<_> = (0..32).map(|i| payment(&a, B, if i % 2 == 0 { "9.99" } else { "1.00" })).collect();
+    let (sender, mut receiver) = a.open_submit_stream().await.unwrap();
+    let started = Instant::now();
+    sender.send(&payments).await.unwrap();
+    let mut settled_after = std::collections::HashMap::new();
+    while settled_after.len() < payments.len() {
+        let batch = tokio::time::timeout(Duration::from_secs(10), receiver.next()).await.expect("results come");
+        for result in batch.expect("stream open").unwrap() {
+            assert!(result.outcome.as_ref().unwrap().is_settled(), "{result:?}");
+            settled_after.insert(result.end_to_end_id, started.elapsed());
+        }
+    }
+    for p in &payments {
+        let after = settled_after[&p.id.to_string()];
+        if p.amount == Amount::from_minor(9_99) {
+            assert!(after >= pause, "a slow answer came before the payee decided: {after:?}");
+        } else {
+            assert!(after < pause - Duration::from_millis(100), "an instant answer waited: {after:?}");
+        }
+    }
+    drop(sender);
+    inbox.stop().await;
+    switch.stop().await;
+}
