@@ -238,7 +238,8 @@ fn main() -> anyhow::Result<()> {
         None
     };
     anyhow::ensure!(args.envelope <= 1_000_000, "--envelope must be at most 1,000,000 items");
-    let (measured, envelope) = client_runtime.block_on(async {
+    let own_stats = own.as_ref().map(|switch| switch.engine.stats_arc());
+    let (measured, envelope, stream_messages) = client_runtime.block_on(async {
         let inboxes = open_inboxes(&endpoint, &certs, &banks, &payee).await?;
         let channels = drive::connect(&config).await?;
         let envelope = (args.envelope > 0).then(|| {
@@ -248,7 +249,21 @@ fn main() -> anyhow::Result<()> {
                 ponte_loadtest::envelope::run(&endpoint, &certs, &banks, items, Duration::from_secs(600)).await
             })
         });
+        // The switch's stream traffic over the measured window.
+        let traffic = own_stats.clone().map(|stats| {
+            let (warmup, duration) = (args.warmup, args.duration);
+            tokio::spawn(async move {
+                tokio::time::sleep(warmup).await;
+                let before = report::snapshot(&stats);
+                tokio::time::sleep(duration).await;
+                report::stream_messages(&before, &report::snapshot(&stats), duration.as_secs_f64())
+            })
+        });
         let measured = drive::run(config, channels).await;
+        let stream_messages = match traffic {
+            Some(task) => Some(task.await.map_err(|e| anyhow::anyhow!("traffic task: {e}"))?),
+            None => None,
+        };
         // The envelope may outlast the retail run; payees stay online for it.
         let envelope = match envelope {
             Some(task) => Some(task.await.map_err(|e| anyhow::anyhow!("envelope task: {e}"))??),
@@ -257,7 +272,7 @@ fn main() -> anyhow::Result<()> {
         for inbox in inboxes {
             inbox.stop().await;
         }
-        Ok::<_, anyhow::Error>((measured?, envelope))
+        Ok::<_, anyhow::Error>((measured?, envelope, stream_messages))
     })?;
     if let Some(switch) = own {
         server_runtime.block_on(switch.stop());
@@ -296,6 +311,7 @@ fn main() -> anyhow::Result<()> {
         key_registration_s: key_registration,
         echo_ceiling_per_s: echo_ceiling,
         envelope,
+        stream_messages,
         ratio_to_echo: echo_ceiling.map(|e| throughput / e),
         machine: Machine::here(),
         seconds: measured.seconds.clone(),

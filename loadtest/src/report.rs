@@ -53,8 +53,48 @@ pub struct Report {
     pub ratio_to_echo: Option<f64>,
     /// The bulk disbursement envelope paid beside the load (`--envelope N`).
     pub envelope: Option<crate::envelope::EnvelopeRun>,
+    /// The own switch's payment-stream messages over the measured window,
+    /// by kind (`submits`, `results`, `inbox`, `answers`); `None` with `--target`.
+    pub stream_messages: Option<BTreeMap<String, StreamKind>>,
     pub machine: Machine,
     pub seconds: Vec<Second>,
+}
+
+/// One kind of stream message, over the measured window.
+#[derive(Debug, serde::Serialize)]
+pub struct StreamKind {
+    pub messages_per_s: f64,
+    /// Payments, results, events or answers per message.
+    pub items_per_message: f64,
+}
+
+/// Messages and items of each kind, as the switch counted them.
+pub type TrafficSnapshot = Vec<(&'static str, u64, u64)>;
+
+pub fn snapshot(stats: &ponte_switch::runtime::Stats) -> TrafficSnapshot {
+    use std::sync::atomic::Ordering::Relaxed;
+    stats.streams.kinds().iter().map(|(k, t)| (*k, t.messages.load(Relaxed), t.items.load(Relaxed))).collect()
+}
+
+/// What each kind carried between two snapshots `seconds` apart.
+pub fn stream_messages(
+    before: &TrafficSnapshot,
+    after: &TrafficSnapshot,
+    seconds: f64,
+) -> BTreeMap<String, StreamKind> {
+    before
+        .iter()
+        .zip(after)
+        .map(|((kind, m0, i0), (_, m1, i1))| {
+            let messages = m1.saturating_sub(*m0);
+            let items = i1.saturating_sub(*i0);
+            let kind_traffic = StreamKind {
+                messages_per_s: messages as f64 / seconds,
+                items_per_message: if messages == 0 { 0.0 } else { items as f64 / messages as f64 },
+            };
+            (kind.to_string(), kind_traffic)
+        })
+        .collect()
 }
 
 #[derive(Debug, serde::Serialize)]

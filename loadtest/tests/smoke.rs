@@ -38,6 +38,13 @@ fn a_short_load_test_settles_payments_and_writes_its_report() {
     assert!(report["rejects_by_reason"].get("BE23").is_none(), "every key paid exists: {report}");
     assert!(report["rejects_by_reason"].get("RC07").is_none(), "no payment to oneself: {report}");
     assert!(report["throughput_per_s"].as_f64().unwrap() > 0.0);
+    // The switch counted its stream messages: every kind flowed, and each
+    // message carried at least one item.
+    for kind in ["submits", "results", "inbox", "answers"] {
+        let traffic = &report["stream_messages"][kind];
+        assert!(traffic["messages_per_s"].as_f64().unwrap() > 0.0, "{kind}: {report}");
+        assert!(traffic["items_per_message"].as_f64().unwrap() >= 1.0, "{kind}: {report}");
+    }
     for field in ["p50", "p90", "p99", "p999", "max"] {
         assert!(report["latency_ms"][field].as_f64().unwrap() > 0.0, "latency_ms.{field}");
     }

@@ -127,6 +127,43 @@ pub struct Stats {
     pub journal_queue_depth: std::sync::atomic::AtomicI64,
     /// Late, duplicate or unknown payee answers (ignored, counted).
     pub answers_ignored: AtomicU64,
+    /// Messages over the participants' payment streams, by kind.
+    pub streams: StreamTraffic,
+}
+
+/// Messages and the items they carried over one kind of stream.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub messages: AtomicU64,
+    pub items: AtomicU64,
+}
+
+impl Traffic {
+    pub fn count(&self, items: usize) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.items.fetch_add(items as u64, Ordering::Relaxed);
+    }
+}
+
+/// The participants' streams: how many payments a message carries is what
+/// the stream cost of a payment depends on.
+#[derive(Debug, Default)]
+pub struct StreamTraffic {
+    /// Submit-stream batches received (items: payments).
+    pub submits: Traffic,
+    /// Submit-stream result batches sent (items: results).
+    pub results: Traffic,
+    /// Inbox messages sent (items: payments to answer and notices).
+    pub inbox: Traffic,
+    /// Inbox answer batches received (items: answers).
+    pub answers: Traffic,
+}
+
+impl StreamTraffic {
+    /// (kind, traffic) for each kind, as named in metrics and reports.
+    pub fn kinds(&self) -> [(&'static str, &Traffic); 4] {
+        [("submits", &self.submits), ("results", &self.results), ("inbox", &self.inbox), ("answers", &self.answers)]
+    }
 }
 
 /// One counter per reason code number (numbers are below 64).

@@ -334,6 +334,8 @@ impl pb::payments_server::Payments for PaymentsService {
         let engine = self.engine.clone();
         let config = self.config.clone();
         let reader_permits = permits.clone();
+        let stats = self.engine.stats_arc();
+        let results_stats = stats.clone();
         tokio::spawn(async move {
             // Set when a batch found no room within the admission wait: the
             // batches behind it (already sent, waiting in the stream) are
@@ -359,6 +361,7 @@ impl pb::payments_server::Payments for PaymentsService {
                         .await;
                     break;
                 }
+                stats.streams.submits.count(batch.payments.len());
                 let wanted = batch.payments.len() as u32;
                 let admitted = if overloaded {
                     match reader_permits.clone().try_acquire_many_owned(wanted) {
@@ -409,17 +412,17 @@ impl pb::payments_server::Payments for PaymentsService {
         // Each message carries every result ready at that moment (at most a
         // batch): batching follows the load, with no timer adding latency.
         let batch_max = self.config.submit_batch_max;
-        let state = (results_rx, errors_rx, refused_rx, fatal_rx, permits);
+        let state = (results_rx, errors_rx, refused_rx, fatal_rx, permits, results_stats);
         let batches = futures::stream::unfold(
             state,
-            move |(mut results, mut errors, mut refused, mut fatal, permits)| async move {
+            move |(mut results, mut errors, mut refused, mut fatal, permits, stats)| async move {
                 let mut out = Vec::new();
                 // Answers of admitted payments give their permits back;
                 // refusals never held one.
                 let mut admitted = 0;
                 tokio::select! {
                     biased;
-                    Some(status) = fatal.recv() => return Some((Err(status), (results, errors, refused, fatal, permits))),
+                    Some(status) = fatal.recv() => return Some((Err(status), (results, errors, refused, fatal, permits, stats))),
                     Some((id, outcome)) = results.recv() => {
                         out.push(result_to_wire(id.as_str(), outcome));
                         admitted += 1;
@@ -436,7 +439,8 @@ impl pb::payments_server::Payments for PaymentsService {
                 admitted += drain(&mut errors, &mut out, batch_max, |item| item);
                 drain(&mut refused, &mut out, batch_max, |item| item);
                 permits.add_permits(admitted);
-                Some((Ok(pb::ResultBatch { results: out }), (results, errors, refused, fatal, permits)))
+                stats.streams.results.count(out.len());
+                Some((Ok(pb::ResultBatch { results: out }), (results, errors, refused, fatal, permits, stats)))
             },
         );
         Ok(Response::new(Box::pin(batches)))
@@ -459,11 +463,14 @@ impl pb::payments_server::Payments for PaymentsService {
             .map_err(status_of)?;
         let engine = self.engine.clone();
         let answers_max = self.config.answers_batch_max;
+        let stats = self.engine.stats_arc();
+        let frames_stats = stats.clone();
         // Why the switch closed this inbox, told to the payee as the
         // stream's final status (a clean end otherwise).
         let (closed_tx, closed_rx) = oneshot::channel::<Status>();
         tokio::spawn(async move {
             while let Some(Ok(up)) = answers.next().await {
+                stats.streams.answers.count(up.answers.len());
                 if up.answers.len() > answers_max {
                     tracing::warn!(participant = %caller, "inbox answers batch over the bound; stream closed");
                     let _ = closed_tx.send(Status::invalid_argument(format!(
@@ -493,7 +500,10 @@ impl pb::payments_server::Payments for PaymentsService {
                 .send(Request { command: Command::InboxClosed(caller), reply: ReplyTo::InboxClosed { stream } })
                 .await;
         });
-        let frames = ReceiverStream::new(frames_rx).map(|effects| Ok(inbox_down(effects)));
+        let frames = ReceiverStream::new(frames_rx).map(move |effects| {
+            frames_stats.streams.inbox.count(effects.len());
+            Ok(inbox_down(effects))
+        });
         let reason = futures::stream::once(closed_rx).filter_map(|closed| closed.ok().map(Err));
         Ok(Response::new(Box::pin(frames.chain(reason))))
     }

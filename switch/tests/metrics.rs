@@ -37,6 +37,10 @@ async fn metrics_endpoint_reports_payments() {
         "ponte_request_queue_depth",
         "ponte_payment_seconds_bucket",
         "ponte_journal_append_seconds_bucket",
+        // B's one answer came in one message, after its inbox had the payment.
+        "ponte_stream_messages_total{kind=\"answers\"} 1",
+        "ponte_stream_items_total{kind=\"answers\"} 1",
+        "ponte_stream_messages_total{kind=\"inbox\"}",
     ] {
         assert!(body.contains(expected), "metrics lack {expected:?}:\n{body}");
     }
