@@ -146,7 +146,9 @@ async fn serve<H: InboxHandler>(
     mut stop: watch::Receiver<bool>,
 ) {
     let (answers_tx, mut answers_rx) = mpsc::channel::<pb::PayeeAnswer>(HANDLERS_INFLIGHT_MAX);
-    let direct = up.clone();
+    // Answers ready at once go out through this sender; it is dropped with
+    // the writer on stop, so that our half of the stream ends.
+    let mut direct = Some(up.clone());
     let writer = tokio::spawn(async move {
         while let Some(first) = answers_rx.recv().await {
             let mut answers = vec![first];
@@ -175,6 +177,7 @@ async fn serve<H: InboxHandler>(
                     if let Some(writer) = writer.take() {
                         writer.abort();
                     }
+                    direct = None;
                     drain_until = Some(tokio::time::Instant::now() + STOP_DRAIN_MAX);
                     continue;
                 }
@@ -220,14 +223,21 @@ async fn serve<H: InboxHandler>(
             while let Some(Some(answer)) = futures::future::poll_immediate(running.next()).await {
                 ready.extend(answer);
             }
-            let mut sent = true;
-            while sent && !ready.is_empty() {
+            while let (Some(up), false) = (&direct, ready.is_empty()) {
                 let answers = if ready.len() <= ANSWERS_BATCH_MAX {
                     std::mem::take(&mut ready)
                 } else {
                     ready.drain(..ANSWERS_BATCH_MAX).collect()
                 };
-                sent = direct.send(pb::InboxUp { answers }).await.is_ok();
+                // A stop request is seen even while the switch is slow to
+                // take answers; the stop branch above then drops `direct`.
+                let sent = tokio::select! {
+                    sent = up.send(pb::InboxUp { answers }) => sent.is_ok(),
+                    _ = stop.wait_for(|s| *s) => false,
+                };
+                if !sent {
+                    break;
+                }
             }
             if !running.is_empty() {
                 let answers = answers_tx.clone();
