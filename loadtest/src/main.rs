@@ -260,9 +260,14 @@ fn main() -> anyhow::Result<()> {
             })
         });
         let measured = drive::run(config, channels).await;
-        let stream_messages = match traffic {
-            Some(task) => Some(task.await.map_err(|e| anyhow::anyhow!("traffic task: {e}"))?),
-            None => None,
+        let stream_messages = match (traffic, &measured) {
+            (Some(task), Ok(_)) => Some(task.await.map_err(|e| anyhow::anyhow!("traffic task: {e}"))?),
+            // A failed run is reported at once, not after the window.
+            (Some(task), Err(_)) => {
+                task.abort();
+                None
+            }
+            (None, _) => None,
         };
         // The envelope may outlast the retail run; payees stay online for it.
         let envelope = match envelope {
