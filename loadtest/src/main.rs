@@ -250,7 +250,7 @@ fn main() -> anyhow::Result<()> {
             })
         });
         // The switch's stream traffic over the measured window.
-        let traffic = own_stats.clone().map(|stats| {
+        let traffic = own_stats.map(|stats| {
             let (warmup, duration) = (args.warmup, args.duration);
             tokio::spawn(async move {
                 tokio::time::sleep(warmup).await;

@@ -634,7 +634,6 @@ impl Engine {
         self.deadlines.next()
     }
 
-    /// Executes one command at `now`.
     /// How many commands ahead of the one executing a batch should call
     /// [`Engine::prefetch`]: enough for a cache miss (~100 ns, more with a
     /// TLB miss) to overlap the commands in between (~0.5 µs each).
@@ -652,6 +651,7 @@ impl Engine {
         }
     }
 
+    /// Executes one command at `now`.
     pub fn execute(&mut self, now: TimestampMs, command: Command, out: &mut Output) -> Reply {
         match command {
             Command::Submit(order) => self.submit(now, order, out),
