@@ -454,7 +454,7 @@ fn engine_loop(
 ) {
     let mut clock = Clock { last: 0 };
     let mut pacer = Pacer::new(config.disbursement_per_s);
-    let mut waiters: HashMap<EndToEndId, Vec<(Waiter, std::time::Instant)>> = HashMap::new();
+    let mut waiters = Waiters::default();
     let mut out = Output::default();
     let mut open = true;
     let mut pending = Vec::with_capacity(config.batch_size_max);
@@ -514,10 +514,7 @@ fn engine_loop(
                     // Over the bound the waiter is dropped: its caller sees
                     // the call end and can query the id's status.
                     let id = payment_id.expect("payment replies go with payment commands");
-                    let list = waiters.entry(id).or_default();
-                    if list.len() < config.waiters_per_id_max {
-                        list.push((waiter, intake));
-                    }
+                    waiters.add(id, waiter, intake, config.waiters_per_id_max);
                 }
                 (ReplyTo::Payment(waiter), Reply::Final(outcome)) => {
                     count_outcome(&stats, outcome);
@@ -588,19 +585,53 @@ fn engine_loop(
     }
 }
 
-fn drain_effects(
-    out: &mut Output,
-    waiters: &mut HashMap<EndToEndId, Vec<(Waiter, std::time::Instant)>>,
-    notices: &mut Vec<Notice>,
-    stats: &Stats,
-) {
+/// Callers waiting for the final outcome of pending ids, with when each
+/// call came in. Every streamed or unary payment passes through here once,
+/// and nearly always alone, so the first waiter is kept inline (an empty
+/// `more` does not allocate) and the map uses the engine's fast seeded hash.
+#[derive(Default)]
+struct Waiters(HashMap<EndToEndId, Waiting, foldhash::fast::RandomState>);
+
+struct Waiting {
+    first: (Waiter, std::time::Instant),
+    /// The same id submitted again while pending (a retry).
+    more: Vec<(Waiter, std::time::Instant)>,
+}
+
+impl Waiters {
+    /// Adds a waiter for `id`. Over `max` for one id the waiter is dropped:
+    /// its caller sees the call end and can query the id's status.
+    fn add(&mut self, id: EndToEndId, waiter: Waiter, intake: std::time::Instant, max: usize) {
+        use std::collections::hash_map::Entry;
+        match self.0.entry(id) {
+            Entry::Vacant(slot) if max > 0 => {
+                slot.insert(Waiting { first: (waiter, intake), more: Vec::new() });
+            }
+            Entry::Vacant(_) => {}
+            Entry::Occupied(mut slot) => {
+                let waiting = slot.get_mut();
+                if 1 + waiting.more.len() < max {
+                    waiting.more.push((waiter, intake));
+                }
+            }
+        }
+    }
+
+    /// Takes every waiter of `id`, in the order they came.
+    fn take(&mut self, id: &EndToEndId, mut each: impl FnMut(Waiter, std::time::Instant)) {
+        if let Some(Waiting { first: (waiter, intake), more }) = self.0.remove(id) {
+            each(waiter, intake);
+            more.into_iter().for_each(|(waiter, intake)| each(waiter, intake));
+        }
+    }
+}
+
+fn drain_effects(out: &mut Output, waiters: &mut Waiters, notices: &mut Vec<Notice>, stats: &Stats) {
     for effect in out.effects.drain(..) {
         match effect {
             Effect::Final { id, outcome } => {
                 count_outcome(stats, outcome);
-                for (waiter, intake) in waiters.remove(&id).into_iter().flatten() {
-                    notices.push(Notice::Outcome(waiter, id, outcome, intake));
-                }
+                waiters.take(&id, |waiter, intake| notices.push(Notice::Outcome(waiter, id, outcome, intake)));
             }
             other => notices.push(Notice::Effect(other)),
         }

@@ -107,6 +107,35 @@ async fn duplicate_end_to_end_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_resubmitted_while_pending_answers_every_caller() {
+    let switch = TestSwitch::start().await;
+    let (a, b) = (switch.client(A).await, switch.client(B).await);
+    let payee = Payee::slow(Duration::from_millis(300));
+    let inbox = payee.serve(&b).await;
+    let p = payment(&a, B, "3.00");
+    // Three callers with the same payment while the payee is still deciding:
+    // each waits for, and gets, the one outcome.
+    let calls: Vec<_> = (0..3)
+        .map(|i| {
+            let (a, p) = (a.clone(), p.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50 * i)).await;
+                a.submit(&p).await
+            })
+        })
+        .collect();
+    for call in calls {
+        let outcome = tokio::time::timeout(Duration::from_secs(5), call).await.unwrap().unwrap().unwrap();
+        assert!(outcome.is_settled(), "{outcome:?}");
+    }
+    assert_eq!(payee.seen.lock().unwrap().len(), 1, "the payee was asked once");
+    let (all, _) = switch.operator().await.participants().await.unwrap();
+    assert_eq!(all.iter().find(|x| x.code == pid(A)).unwrap().position, Amount::from_minor(-3_00));
+    inbox.stop().await;
+    switch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insufficient_liquidity_is_rejected() {
     let switch = TestSwitch::start().await;
     let (a, c) = (switch.client(A).await, switch.client(C).await);
