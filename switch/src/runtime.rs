@@ -514,8 +514,6 @@ fn engine_loop(
                     // Resolved by the Final effect of this id; ids are
                     // pending only while reserved, so this map is bounded
                     // by the engine's in-flight limits.
-                    // Over the bound the waiter is dropped: its caller sees
-                    // the call end and can query the id's status.
                     let id = payment_id.expect("payment replies go with payment commands");
                     waiters.add(id, waiter, intake, config.waiters_per_id_max);
                 }
