@@ -631,7 +631,7 @@ impl Engine {
 
     /// When the earliest reserved payment times out, if any.
     pub fn next_deadline(&mut self) -> Option<TimestampMs> {
-        self.deadlines.next()
+        self.deadlines.next(&self.transfers)
     }
 
     /// How many commands ahead of the one executing a batch should call
@@ -762,7 +762,7 @@ impl Engine {
             self.expire_claims(now, out);
             self.claim_deadline = self.directory.claims.earliest_deadline().unwrap_or(i64::MAX);
         }
-        while let Some((deadline, id)) = self.deadlines.pop_due(now) {
+        while let Some((deadline, id)) = self.deadlines.pop_due(now, &self.transfers) {
             let transfer = self.transfers.get(&id).expect("a pending deadline's transfer exists");
             debug_assert!(transfer.state == TransferState::Reserved && transfer.deadline == deadline);
             let payee = transfer.payee.participant;
@@ -1157,7 +1157,7 @@ impl Engine {
                 let payer_state = self.participant_mut(payer.participant);
                 payer_state.reserved = payer_state.reserved.checked_add(amount).expect("reserved overflow");
                 self.participant_mut(payee.participant).inflight_in += 1;
-                self.deadlines.push(deadline, id);
+                self.deadlines.push(deadline, self.transfers.len() - 1);
             }
             Event::Settled { id, at } => {
                 let (payer, payee, amount) = {
@@ -1167,7 +1167,6 @@ impl Engine {
                     t.cycle = u32::try_from(self.current_cycle).expect("fewer than 4 billion cycles");
                     (t.payer.participant, t.payee.participant, t.amount)
                 };
-                self.deadlines.resolve(&id);
                 self.cycle_mut().add(payer, payee, amount);
                 let p = self.participant_mut(payer);
                 p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
@@ -1184,7 +1183,6 @@ impl Engine {
                     t.reason = Some(reason);
                     (t.payer.participant, t.payee.participant, t.amount)
                 };
-                self.deadlines.resolve(&id);
                 let p = self.participant_mut(payer);
                 p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
                 self.participant_mut(payee).inflight_in -= 1;
@@ -1281,23 +1279,18 @@ impl Engine {
         let mut reserved = HashMap::<ParticipantId, i128>::new();
         let mut inflight = HashMap::<ParticipantId, u32>::new();
         let queued = self.deadlines.queued();
-        let pending = self.deadlines.pending();
-        let mut reserved_count = 0;
-        for t in self.transfers.values() {
+        for (position, t) in self.transfers.values().enumerate() {
             if t.state == TransferState::Reserved {
-                reserved_count += 1;
                 *reserved.entry(t.payer.participant).or_default() += i128::from(t.amount.minor());
                 *inflight.entry(t.payee.participant).or_default() += 1;
-                if pending.get(&t.id) != Some(&t.deadline) || !queued.contains(&(t.deadline, t.id)) {
+                let position = u32::try_from(position).expect("fewer than 4 billion transfers");
+                if !queued.contains(&(t.deadline, position)) {
                     return Err(format!("reserved transfer {} has no deadline", t.id));
                 }
             }
             if t.returned > t.amount {
                 return Err(format!("transfer {} returned {} of {}", t.id, t.returned, t.amount));
             }
-        }
-        if pending.len() != reserved_count {
-            return Err(format!("{} pending deadlines for {reserved_count} reserved transfers", pending.len()));
         }
         // Positions are what unsettled cycles (open or closed) net to.
         let mut unsettled = HashMap::<ParticipantId, i128>::new();
