@@ -762,10 +762,10 @@ impl Engine {
             self.expire_claims(now, out);
             self.claim_deadline = self.directory.claims.earliest_deadline().unwrap_or(i64::MAX);
         }
-        while let Some((deadline, id)) = self.deadlines.pop_due(now, &self.transfers) {
-            let transfer = self.transfers.get(&id).expect("a pending deadline's transfer exists");
+        while let Some((deadline, position)) = self.deadlines.pop_due(now, &self.transfers) {
+            let transfer = self.transfers.at(position);
             debug_assert!(transfer.state == TransferState::Reserved && transfer.deadline == deadline);
-            let payee = transfer.payee.participant;
+            let (id, payee) = (transfer.id, transfer.payee.participant);
             self.record(Event::Rejected { id, reason: ReasonCode::PayeeTimeout, at: now }, out);
             out.effects.push(Effect::Final { id, outcome: Outcome::Rejected { reason: ReasonCode::PayeeTimeout } });
             out.effects.push(Effect::Cancelled { payee, id, reason: ReasonCode::PayeeTimeout });

@@ -305,11 +305,12 @@ impl DeadlineQueue {
         None
     }
 
-    /// Removes and returns the earliest pending transfer due at or before `now`.
-    pub fn pop_due(&mut self, now: TimestampMs, transfers: &TransferTable) -> Option<(TimestampMs, EndToEndId)> {
+    /// Removes the earliest pending deadline due at or before `now`, with
+    /// its transfer's slab position.
+    pub fn pop_due(&mut self, now: TimestampMs, transfers: &TransferTable) -> Option<(TimestampMs, usize)> {
         let deadline = self.next(transfers).filter(|&deadline| deadline <= now)?;
         let (_, position) = self.queue.pop_front().expect("next() saw it");
-        Some((deadline, transfers.at(position as usize).id))
+        Some((deadline, position as usize))
     }
 
     /// Every queued `(deadline, slab position)`, live or stale, for invariant checks.
