@@ -239,7 +239,7 @@ fn main() -> anyhow::Result<()> {
     };
     anyhow::ensure!(args.envelope <= 1_000_000, "--envelope must be at most 1,000,000 items");
     let own_stats = own.as_ref().map(|switch| switch.engine.stats_arc());
-    let (measured, envelope, stream_messages) = client_runtime.block_on(async {
+    let (measured, envelope, stream_messages, cpu) = client_runtime.block_on(async {
         let inboxes = open_inboxes(&endpoint, &certs, &banks, &payee).await?;
         let channels = drive::connect(&config).await?;
         let envelope = (args.envelope > 0).then(|| {
@@ -259,7 +259,24 @@ fn main() -> anyhow::Result<()> {
                 report::stream_messages(&before, &report::snapshot(&stats), duration.as_secs_f64())
             })
         });
+        // The CPU the run had over the same window.
+        let cpu = {
+            let (warmup, duration) = (args.warmup, args.duration);
+            tokio::spawn(async move {
+                tokio::time::sleep(warmup).await;
+                let before = report::CpuSample::now();
+                tokio::time::sleep(duration).await;
+                before.zip(report::CpuSample::now()).and_then(|(before, after)| before.until(&after))
+            })
+        };
         let measured = drive::run(config, channels).await;
+        let cpu = match &measured {
+            Ok(_) => cpu.await.ok().flatten(),
+            Err(_) => {
+                cpu.abort();
+                None
+            }
+        };
         let stream_messages = match (traffic, &measured) {
             (Some(task), Ok(_)) => Some(task.await.map_err(|e| anyhow::anyhow!("traffic task: {e}"))?),
             // A failed run is reported at once, not after the window.
@@ -277,7 +294,7 @@ fn main() -> anyhow::Result<()> {
         for inbox in inboxes {
             inbox.stop().await;
         }
-        Ok::<_, anyhow::Error>((measured?, envelope, stream_messages))
+        Ok::<_, anyhow::Error>((measured?, envelope, stream_messages, cpu))
     })?;
     if let Some(switch) = own {
         server_runtime.block_on(switch.stop());
@@ -318,7 +335,7 @@ fn main() -> anyhow::Result<()> {
         envelope,
         stream_messages,
         ratio_to_echo: echo_ceiling.map(|e| throughput / e),
-        machine: Machine::here(),
+        machine: Machine::here(cpu),
         seconds: measured.seconds.clone(),
     };
     let svg = report::write(&report, &args.out)?;
@@ -329,6 +346,20 @@ fn main() -> anyhow::Result<()> {
     );
     if let (Some(echo), Some(ratio)) = (report.echo_ceiling_per_s, report.ratio_to_echo) {
         println!("echo ceiling {echo:.0} messages/s; switch at {:.1}% of it", ratio * 100.0);
+    }
+    if let Some(cpu) = report.machine.cpu {
+        println!(
+            "CPU over the measured window: this process kept {:.2} of {} cores busy; the hypervisor took {:.1}% of the machine",
+            cpu.process_cores,
+            report.machine.cores,
+            cpu.steal_share * 100.0
+        );
+        if cpu.steal_share > report::STEAL_WARN_SHARE {
+            eprintln!(
+                "warning: the hypervisor took {:.1}% of this machine's CPU during the run; its figures understate the machine",
+                cpu.steal_share * 100.0
+            );
+        }
     }
     println!("report: {}  chart: {}", args.out.display(), svg.display());
     Ok(())

@@ -102,10 +102,87 @@ pub struct Machine {
     pub cores: usize,
     pub memory_gib: f64,
     pub date_utc: String,
+    /// The CPU the run had over its measured window (Linux only).
+    pub cpu: Option<CpuUse>,
+}
+
+/// The CPU a run had over its measured window, read from Linux's `/proc`.
+/// On a virtual machine the same command can measure very differently from
+/// one minute to the next; these say how much machine the run really had.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CpuUse {
+    /// Cores this process kept busy: the load generator, and the switch
+    /// when the tool started its own.
+    pub process_cores: f64,
+    /// Share of the machine's CPU time its hypervisor gave to others
+    /// (steal): the run had that much less machine than it appeared to.
+    pub steal_share: f64,
+}
+
+/// Steal over this share of the window is worth a warning beside the figures.
+pub const STEAL_WARN_SHARE: f64 = 0.05;
+
+/// A reading of the machine's and this process's CPU time counters.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    /// Online CPUs (the `cpuN` lines of `/proc/stat`).
+    cpus: usize,
+    /// This process's user + system time (clock ticks).
+    process: u64,
+    /// The machine's steal and total time over all CPUs (clock ticks).
+    steal: u64,
+    total: u64,
+}
+
+impl CpuSample {
+    /// Reads the counters now; `None` where there is no `/proc`.
+    pub fn now() -> Option<CpuSample> {
+        let machine = std::fs::read_to_string("/proc/stat").ok()?;
+        let process = std::fs::read_to_string("/proc/self/stat").ok()?;
+        CpuSample::parse(&machine, &process)
+    }
+
+    fn parse(machine: &str, process: &str) -> Option<CpuSample> {
+        // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+        // (guest time is already counted in user).
+        let times: Vec<u64> = machine
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .take(8)
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        if times.len() < 8 {
+            return None;
+        }
+        let cpus = machine
+            .lines()
+            .filter(|l| l.strip_prefix("cpu").is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())))
+            .count();
+        // "pid (comm) state ppid ...": the name may hold spaces and
+        // parentheses, so fields are counted after its last ')'; utime and
+        // stime are fields 14 and 15, the 12th and 13th after it.
+        let fields: Vec<&str> = process.rsplit_once(')')?.1.split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some(CpuSample { cpus: cpus.max(1), process: utime + stime, steal: times[7], total: times.iter().sum() })
+    }
+
+    /// What the CPU did between this reading and `later`.
+    pub fn until(&self, later: &CpuSample) -> Option<CpuUse> {
+        let total = later.total.checked_sub(self.total).filter(|&t| t > 0)? as f64;
+        let process = later.process.saturating_sub(self.process) as f64;
+        let steal = later.steal.saturating_sub(self.steal) as f64;
+        Some(CpuUse {
+            process_cores: (process * self.cpus as f64 / total * 100.0).round() / 100.0,
+            steal_share: (steal / total * 1000.0).round() / 1000.0,
+        })
+    }
 }
 
 impl Machine {
-    pub fn here() -> Machine {
+    pub fn here(cpu: Option<CpuUse>) -> Machine {
         let memory_kib = std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|m| {
@@ -119,6 +196,7 @@ impl Machine {
             cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             memory_gib: (memory_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             date_utc: format!("{:04}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day()),
+            cpu,
         }
     }
 }
@@ -211,4 +289,35 @@ pub fn chart(report: &Report) -> String {
     );
     svg.push_str("</svg>\n");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MACHINE: &str = "cpu  1000 0 500 8000 100 0 50 350 0 0\ncpu0 500 0 250 4000 50 0 25 175 0 0\ncpu1 500 0 250 4000 50 0 25 175 0 0\nintr 1 2 3\n";
+
+    fn process(utime: u64, stime: u64) -> String {
+        // A name with a space and a parenthesis, as a thread may be named.
+        format!("4242 (ponte (load) x) R 1 4242 4242 0 -1 4194304 10 0 0 0 {utime} {stime} 0 0 20 0 9 0 5 0 0")
+    }
+
+    #[test]
+    fn cpu_counters_are_read_after_the_process_name_and_over_every_cpu() {
+        let sample = CpuSample::parse(MACHINE, &process(70, 30)).expect("parses");
+        assert_eq!((sample.cpus, sample.process, sample.steal, sample.total), (2, 100, 350, 10_000));
+        assert!(CpuSample::parse("intr 1 2\n", &process(1, 1)).is_none(), "no cpu line");
+        assert!(CpuSample::parse(MACHINE, "4242 (short) R 1").is_none(), "no utime");
+    }
+
+    #[test]
+    fn cpu_use_is_cores_of_the_machine_and_a_share_stolen() {
+        let before = CpuSample::parse(MACHINE, &process(70, 30)).unwrap();
+        // One second later on 2 CPUs at 100 ticks/s: 200 ticks, of which
+        // the process used 150 and the hypervisor took 20.
+        let later = CpuSample { process: 250, steal: 370, total: 10_200, ..before };
+        assert_eq!(before.until(&later), Some(CpuUse { process_cores: 1.5, steal_share: 0.1 }));
+        assert_eq!(later.until(&before), None, "counters that went back say nothing");
+        assert_eq!(before.until(&before), None, "no time passed");
+    }
 }

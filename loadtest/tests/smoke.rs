@@ -49,6 +49,12 @@ fn a_short_load_test_settles_payments_and_writes_its_report() {
         assert!(report["latency_ms"][field].as_f64().unwrap() > 0.0, "latency_ms.{field}");
     }
     assert!(report["echo_ceiling_per_s"].as_f64().unwrap() > 0.0);
+    // The CPU the run had: this process was busy, and the steal is a share.
+    let cpu = &report["machine"]["cpu"];
+    let cores = report["machine"]["cores"].as_f64().unwrap();
+    let busy = cpu["process_cores"].as_f64().unwrap();
+    assert!(busy > 0.0 && busy <= cores + 0.01, "{report}");
+    assert!((0.0..=1.0).contains(&cpu["steal_share"].as_f64().unwrap()), "{report}");
     // The envelope paid beside the load reconciles with its control totals.
     let envelope = &report["envelope"];
     assert_eq!(envelope["items"].as_u64(), Some(3000), "{report}");
