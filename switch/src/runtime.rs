@@ -727,7 +727,7 @@ fn journal_loop(
             };
             if target.1.try_send(events).is_err() {
                 stats.inbox_frames_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%participant, "inbox stream is not keeping up; frames dropped (payments will time out)");
+                tracing::warn!(%participant, "inbox stream is not keeping up; frames dropped (undelivered payments time out, undelivered notices are found by status or reconciliation)");
             }
         }
     }
