@@ -249,42 +249,30 @@ fn main() -> anyhow::Result<()> {
                 ponte_loadtest::envelope::run(&endpoint, &certs, &banks, items, Duration::from_secs(600)).await
             })
         });
-        // The switch's stream traffic over the measured window.
-        let traffic = own_stats.map(|stats| {
+        // What the switch's streams carried and the CPU the run had, over
+        // the measured window.
+        let window = {
             let (warmup, duration) = (args.warmup, args.duration);
             tokio::spawn(async move {
                 tokio::time::sleep(warmup).await;
-                let before = report::snapshot(&stats);
+                let traffic = own_stats.as_ref().map(|stats| report::snapshot(stats));
+                let cpu = report::CpuSample::now();
                 tokio::time::sleep(duration).await;
-                report::stream_messages(&before, &report::snapshot(&stats), duration.as_secs_f64())
-            })
-        });
-        // The CPU the run had over the same window.
-        let cpu = {
-            let (warmup, duration) = (args.warmup, args.duration);
-            tokio::spawn(async move {
-                tokio::time::sleep(warmup).await;
-                let before = report::CpuSample::now();
-                tokio::time::sleep(duration).await;
-                before.zip(report::CpuSample::now()).and_then(|(before, after)| before.until(&after))
+                let traffic = own_stats.as_ref().zip(traffic).map(|(stats, before)| {
+                    report::stream_messages(&before, &report::snapshot(stats), duration.as_secs_f64())
+                });
+                let cpu = cpu.zip(report::CpuSample::now()).and_then(|(before, after)| before.until(&after));
+                (traffic, cpu)
             })
         };
         let measured = drive::run(config, channels).await;
-        let cpu = match &measured {
-            Ok(_) => cpu.await.ok().flatten(),
-            Err(_) => {
-                cpu.abort();
-                None
-            }
-        };
-        let stream_messages = match (traffic, &measured) {
-            (Some(task), Ok(_)) => Some(task.await.map_err(|e| anyhow::anyhow!("traffic task: {e}"))?),
+        let (stream_messages, cpu) = match &measured {
+            Ok(_) => window.await.map_err(|e| anyhow::anyhow!("window task: {e}"))?,
             // A failed run is reported at once, not after the window.
-            (Some(task), Err(_)) => {
-                task.abort();
-                None
+            Err(_) => {
+                window.abort();
+                (None, None)
             }
-            (None, _) => None,
         };
         // The envelope may outlast the retail run; payees stay online for it.
         let envelope = match envelope {
