@@ -145,6 +145,9 @@ impl Claims {
         if self.active_by_key.contains_key(key) {
             return Err(ClaimError::ClaimInProgress);
         }
+        if account != entry.account {
+            registry.check_room(account, owner.kind)?;
+        }
         Ok(Claim {
             id: self.next_id,
             kind,
@@ -239,7 +242,12 @@ impl Claims {
 
     /// What completing `claim` does to the directory.
     pub fn completion(claim: &Claim, registry: &Registry, now: TimestampMs) -> Result<Transfer, ClaimError> {
-        registry.get(&claim.key).ok_or(DirectoryError::NotFound)?;
+        let entry = registry.get(&claim.key).ok_or(DirectoryError::NotFound)?;
+        // The claimer's account may have filled up since the claim opened:
+        // it must free a place (or cancel) before it can take the key.
+        if claim.account != entry.account {
+            registry.check_room(claim.account, claim.owner.kind)?;
+        }
         Ok(Transfer {
             key: claim.key.clone(),
             new_entry: Entry {
@@ -264,7 +272,7 @@ pub enum ClaimAction {
 mod tests {
     use super::*;
     use crate::keys::{self, Brazil};
-    use crate::registry::{NewKey, OwnerKind};
+    use crate::registry::{NewKey, OwnerKind, PERSON_KEYS_MAX};
     use ponte_domain::AccountType;
 
     const T0: TimestampMs = 1_795_730_100_000;
@@ -357,6 +365,44 @@ mod tests {
         assert_eq!(claims.get(id).unwrap().status, ClaimStatus::Completed);
         // Finished: the key can be claimed again.
         assert!(open(&mut claims, &registry, ClaimKind::Portability, &key, 1, maria()).is_ok());
+    }
+
+    /// Gives participant 2's account "20" keys for Joao, up to `count`.
+    fn fill_claimers_account(registry: &mut Registry, count: u32, first: u32) {
+        for i in first..first + count {
+            let entry = registry
+                .check_create(
+                    pid(2),
+                    NewKey::Chosen { kind: KeyType::Phone, value: format!("+55619777700{i:02}") },
+                    account(2, "20"),
+                    joao(),
+                    T0,
+                )
+                .unwrap();
+            registry.insert(entry);
+        }
+    }
+
+    #[test]
+    fn a_claim_cannot_take_an_account_past_its_key_limit() {
+        // Opening: an account already at the limit cannot claim a key into it.
+        let (mut registry, mut claims, key) = setup();
+        fill_claimers_account(&mut registry, PERSON_KEYS_MAX, 0);
+        let full = Err(ClaimError::Directory(DirectoryError::TooManyKeys { max: PERSON_KEYS_MAX }));
+        assert_eq!(open(&mut claims, &registry, ClaimKind::Portability, &key, 2, maria()), full);
+
+        // Completing: the account filled up while the claim was open.
+        let (mut registry, mut claims, key) = setup();
+        fill_claimers_account(&mut registry, PERSON_KEYS_MAX - 1, 0);
+        let id = open(&mut claims, &registry, ClaimKind::Portability, &key, 2, maria()).unwrap();
+        assert_eq!(act(&mut claims, 1, id, ClaimAction::Confirm, T0 + 1), Ok(ClaimStatus::Confirmed));
+        fill_claimers_account(&mut registry, 1, PERSON_KEYS_MAX);
+        let claim = claims.check_action(pid(2), id, ClaimAction::Complete, T0 + 2).unwrap();
+        assert_eq!(Claims::completion(&claim, &registry, T0 + 2).map(|_| ()), full.map(|_: u64| ()));
+        // With a place freed, the same completion goes through.
+        let freed = registry.entries_of(pid(2))[0].key.clone();
+        registry.remove(&freed);
+        assert!(Claims::completion(&claim, &registry, T0 + 2).is_ok());
     }
 
     #[test]

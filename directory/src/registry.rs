@@ -168,14 +168,22 @@ impl Registry {
         if self.entries.contains_key(&key) {
             return Err(DirectoryError::KeyExists);
         }
-        let max = match owner.kind {
+        self.check_room(account, owner.kind)?;
+        Ok(Entry { key, account, owner, created_at: now })
+    }
+
+    /// Checks that `account` can take one more key of an owner of `kind`
+    /// (at most [`PERSON_KEYS_MAX`] or [`BUSINESS_KEYS_MAX`] per account),
+    /// however the key arrives: registered, moved, or won by a claim.
+    pub fn check_room(&self, account: Account, kind: OwnerKind) -> Result<(), DirectoryError> {
+        let max = match kind {
             OwnerKind::Person => PERSON_KEYS_MAX,
             OwnerKind::Business => BUSINESS_KEYS_MAX,
         };
         if self.keys_per_account.get(&account).copied().unwrap_or(0) >= max {
             return Err(DirectoryError::TooManyKeys { max });
         }
-        Ok(Entry { key, account, owner, created_at: now })
+        Ok(())
     }
 
     /// Checks an owner and puts its id in canonical form.
@@ -233,14 +241,7 @@ impl Registry {
         if account == entry.account {
             return Ok(());
         }
-        let max = match entry.owner.kind {
-            OwnerKind::Person => PERSON_KEYS_MAX,
-            OwnerKind::Business => BUSINESS_KEYS_MAX,
-        };
-        if self.keys_per_account.get(&account).copied().unwrap_or(0) >= max {
-            return Err(DirectoryError::TooManyKeys { max });
-        }
-        Ok(())
+        self.check_room(account, entry.owner.kind)
     }
 
     /// Moves a key to another account. Also used on replay.

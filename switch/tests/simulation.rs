@@ -124,6 +124,11 @@ impl Model {
             .values()
             .any(|c| c.phone == phone && !matches!(c.status, ClaimStatus::Completed | ClaimStatus::Cancelled))
     }
+
+    /// Keys held on one account (at most 5 for a person).
+    fn keys_on(&self, account: Account) -> usize {
+        self.keys.values().filter(|a| **a == account).count()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -555,6 +560,9 @@ impl Sim {
                 Err(ClaimError::AlreadyHeld)
             }
             Some(_) if self.model.claim_in_progress(phone) => Err(ClaimError::ClaimInProgress),
+            Some(held) if held != account && self.model.keys_on(account) >= 5 => {
+                Err(ClaimError::Directory(DirectoryError::TooManyKeys { max: 5 }))
+            }
             Some(held) => Ok(held.participant.code()),
         };
         let reply = self.run(Command::OpenClaim {
@@ -617,6 +625,14 @@ impl Sim {
                     (A::Cancel, S::Open | S::WaitingResolution) if donor || claimer => Ok(S::Cancelled),
                     (A::Cancel, S::Confirmed) if claimer => Ok(S::Cancelled),
                     (A::Cancel, S::Confirmed) if donor => Err(ClaimError::WrongParty("claimer")),
+                    // The claimer's account may have filled up meanwhile.
+                    (A::Complete, S::Confirmed)
+                        if claimer
+                            && self.model.keys.get(&c.phone) != Some(&c.account)
+                            && self.model.keys_on(c.account) >= 5 =>
+                    {
+                        Err(ClaimError::Directory(DirectoryError::TooManyKeys { max: 5 }))
+                    }
                     (A::Complete, S::Confirmed) if claimer => Ok(S::Completed),
                     (A::Acknowledge | A::Confirm, S::Open | S::WaitingResolution) => {
                         Err(ClaimError::WrongParty("donor"))
@@ -920,7 +936,7 @@ impl Sim {
         let account = account(holder, 100 + self.rng.random_range(0..3));
         let expected = if self.model.keys.contains_key(&phone) {
             Err(DirectoryError::KeyExists)
-        } else if self.model.keys.values().filter(|a| **a == account).count() >= 5 {
+        } else if self.model.keys_on(account) >= 5 {
             Err(DirectoryError::TooManyKeys { max: 5 })
         } else {
             Ok(())
