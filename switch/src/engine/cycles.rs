@@ -13,6 +13,7 @@ use ponte_domain::{Amount, ParticipantId, TimestampMs};
 use ponte_settlement::report::{self, CycleHeader, CycleReport, CycleStatus, SettledMovement};
 use ponte_settlement::{Movement, NettingError};
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 /// A cycle as the engine keeps it.
 #[derive(Debug, Clone)]
@@ -21,6 +22,11 @@ pub struct Cycle {
     /// Net position per participant so far (credits minus debits).
     pub nets: BTreeMap<ParticipantId, Amount>,
     pub movements: u64,
+    /// The slab positions its movements lie between. Transfers are
+    /// recorded in arrival order and settle within a payee deadline of it,
+    /// so a cycle's movements sit together: finding them reads this span,
+    /// not the whole history.
+    pub span: Range<usize>,
 }
 
 impl Cycle {
@@ -29,10 +35,17 @@ impl Cycle {
             header: CycleHeader { id, status: CycleStatus::Open, opened_at: at, closed_at: None, settled_at: None },
             nets: BTreeMap::new(),
             movements: 0,
+            span: 0..0,
         }
     }
 
-    pub(super) fn add(&mut self, payer: ParticipantId, payee: ParticipantId, amount: Amount) {
+    /// Adds the movement of the transfer at slab `position`.
+    pub(super) fn add(&mut self, position: usize, payer: ParticipantId, payee: ParticipantId, amount: Amount) {
+        self.span = if self.span.is_empty() {
+            position..position + 1
+        } else {
+            self.span.start.min(position)..self.span.end.max(position + 1)
+        };
         let debit = self.nets.entry(payer).or_insert(Amount::ZERO);
         *debit = debit.checked_sub(amount).expect("cycle net overflow");
         let credit = self.nets.entry(payee).or_insert(Amount::ZERO);
@@ -95,11 +108,12 @@ impl Engine {
         }
     }
 
-    /// The movements that landed in cycle `id`. Scans every transfer: a
-    /// report is an operator action, not a hot path.
+    /// The movements that landed in cycle `id`, read from the cycle's span
+    /// of the transfer slab (other cycles' and unsettled transfers in it are
+    /// skipped).
     pub fn cycle_movements(&self, id: u64) -> Vec<(SettledMovement, Option<ponte_domain::EndToEndId>)> {
-        self.transfers
-            .values()
+        let span = self.cycles.get(&id).map_or(0..0, |c| c.span.clone());
+        span.map(|position| self.transfers.at(position))
             .filter(|t| t.state == TransferState::Settled && u64::from(t.cycle) == id)
             .map(|t| {
                 let movement = Movement { payer: t.payer.participant, payee: t.payee.participant, amount: t.amount };

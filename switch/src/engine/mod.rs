@@ -1160,14 +1160,15 @@ impl Engine {
                 self.deadlines.push(deadline, self.transfers.len() - 1);
             }
             Event::Settled { id, at } => {
+                let position = self.transfers.find(&id).expect("settled transfer exists");
                 let (payer, payee, amount) = {
-                    let t = self.transfers.get_mut(&id).expect("settled transfer exists");
+                    let t = self.transfers.at_mut(position);
                     t.state = t.state.next(TransferEvent::Settle).expect("only reserved transfers settle");
                     t.settled_at = Some(at);
                     t.cycle = u32::try_from(self.current_cycle).expect("fewer than 4 billion cycles");
                     (t.payer.participant, t.payee.participant, t.amount)
                 };
-                self.cycle_mut().add(payer, payee, amount);
+                self.cycle_mut().add(position, payer, payee, amount);
                 let p = self.participant_mut(payer);
                 p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
                 p.position = p.position.checked_sub(amount).expect("position underflow");
@@ -1210,7 +1211,8 @@ impl Engine {
                 self.envelope_item_final(&id);
             }
             Event::ReturnSettled { id, original, payer, payee, amount, digest, reason: _, at } => {
-                self.cycle_mut().add(payer.participant, payee.participant, amount);
+                let position = self.transfers.len();
+                self.cycle_mut().add(position, payer.participant, payee.participant, amount);
                 let transfer = Transfer {
                     id,
                     payer,

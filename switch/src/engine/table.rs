@@ -163,7 +163,8 @@ impl TransferTable {
         &self.slab[chunk][index]
     }
 
-    fn find(&self, id: &EndToEndId) -> Option<usize> {
+    /// The slab position of `id`.
+    pub fn find(&self, id: &EndToEndId) -> Option<usize> {
         let hash = hash_of(id);
         let shard = &self.index[shard_of(hash)];
         if shard.slots.is_empty() {
@@ -190,8 +191,12 @@ impl TransferTable {
     }
 
     pub fn get_mut(&mut self, id: &EndToEndId) -> Option<&mut Transfer> {
-        let (chunk, index) = locate(self.find(id)?);
-        Some(&mut self.slab[chunk][index])
+        self.find(id).map(|position| self.at_mut(position))
+    }
+
+    pub fn at_mut(&mut self, position: usize) -> &mut Transfer {
+        let (chunk, index) = locate(position);
+        &mut self.slab[chunk][index]
     }
 
     /// Inserts a new transfer; `false` if the id was already there (nothing changes then).

@@ -686,6 +686,35 @@ mod cycles {
         assert_eq!(rebuilt.open_cycle(), 2);
     }
 
+    /// A cycle's movements are found in its span of the transfer slab: a
+    /// payment recorded before others but settled after a close belongs
+    /// to the later cycle, and a return is recorded where it settles.
+    #[test]
+    fn a_cycle_finds_its_movements_however_they_interleave_in_arrival_order() {
+        let mut h = Harness::new(&[(1, 100_000), (2, 100_000), (3, 100_000)]);
+        h.expire(T0);
+        // Recorded first, answered last.
+        assert!(matches!(h.pay(T0, id(1, 1), 1, 2, 10_00), Reply::Pending));
+        settle(&mut h, T0, 2, 2, 3, 20_00);
+        settle(&mut h, T0, 3, 3, 1, 30_00);
+        h.run(T0 + 1, Command::CloseCycle);
+        settle(&mut h, T0 + 2, 4, 1, 3, 40_00);
+        h.answer(T0 + 3, 2, id(1, 1), Decision::Accept);
+        assert!(matches!(give_back(&mut h, T0 + 4, 1, 5, id(3, 3), 5_00), Reply::Final(Outcome::Settled { .. })));
+        let ids = |h: &Harness, cycle| {
+            let mut ids: Vec<EndToEndId> = h.engine.cycle_movements(cycle).into_iter().map(|(m, _)| m.id).collect();
+            ids.sort();
+            ids
+        };
+        let mut two = vec![id(1, 1), id(1, 4), return_id(1, 5)];
+        two.sort();
+        assert_eq!(ids(&h, 1), vec![id(2, 2), id(3, 3)]);
+        assert_eq!(ids(&h, 2), two);
+        let rebuilt = h.replayed();
+        assert_eq!(rebuilt.cycle_movements(2).len(), 3, "the spans are rebuilt by replay");
+        assert_eq!(rebuilt.cycle_report(2).unwrap(), h.engine.cycle_report(2).unwrap());
+    }
+
     #[test]
     fn prefunded_participants_send_what_they_hold() {
         let mut h = Harness::new(&[(1, 1_000), (2, 1_000)]);

@@ -1,0 +1,61 @@
+//! What a settlement cycle's report costs as the engine's history grows.
+//! The report (and a participant's `CycleTransfers`) is built on the engine
+//! thread, so its time is a pause for every payment behind it.
+//!
+//! `cargo run --release -p ponte-benches --example cycle_report -- [HISTORY_PAYMENTS] [CYCLE_PAYMENTS]`
+//!
+//! Settles HISTORY_PAYMENTS in cycle 1 and CYCLE_PAYMENTS in cycle 2, closes
+//! both, then times the report of each.
+
+use ponte_switch::engine::{Command, Output, Reply};
+use std::time::Instant;
+
+// As in the `ponte` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let arg = |n: usize, default: usize| {
+        std::env::args().nth(n).map_or(default, |a| a.parse().expect("a number of payments"))
+    };
+    let (history, cycle) = (arg(1, 5_000_000), arg(2, 100_000));
+    let mut engine = ponte_benches::bench_engine((history + cycle + 2 * ponte_benches::ENGINE_BATCH) as u64);
+    let mut out = Output::default();
+    let mut counter = 0_u64;
+    let mut now = ponte_benches::ENGINE_NOW;
+    for payments in [history, cycle] {
+        let mut done = 0;
+        while done < payments {
+            let (submits, answers) = ponte_benches::payment_batch(&mut counter);
+            now += 1_000;
+            out.clear();
+            ponte_benches::execute_all(&mut engine, now, submits, &mut out);
+            ponte_benches::execute_all(&mut engine, now, answers, &mut out);
+            done += ponte_benches::ENGINE_BATCH;
+        }
+        engine.execute(now, Command::CloseCycle, &mut out);
+    }
+    println!("{} transfers held", engine.transfer_count());
+    for id in [2, 1] {
+        let started = Instant::now();
+        let movements = engine.cycle_movements(id).len();
+        let scan = started.elapsed();
+        let started = Instant::now();
+        let report = engine.cycle_report(id).expect("a closed cycle");
+        let took = started.elapsed();
+        let caller = ponte_domain::ParticipantId::new(10_000_001).expect("a participant code");
+        let started = Instant::now();
+        let Reply::CycleTransfers(Ok(own)) = engine.execute(now, Command::CycleTransfers { caller, id }, &mut out)
+        else {
+            panic!("cycle transfers of a closed cycle")
+        };
+        println!(
+            "cycle {id}: {movements} movements found in {:.1} ms; report {:.1} ms ({} movements netted); one participant's {} transfers {:.1} ms",
+            scan.as_secs_f64() * 1e3,
+            took.as_secs_f64() * 1e3,
+            report.netting.movements,
+            own.len(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+}
