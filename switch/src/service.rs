@@ -734,18 +734,26 @@ impl pb::operator_server::Operator for OperatorService {
         require_operator(&request)?;
         let m = request.get_ref();
         let format = pb::ReportFormat::try_from(m.format).unwrap_or(pb::ReportFormat::Json);
-        match self.engine.ask(Command::CycleReport { id: m.id }).await.map_err(status_of)? {
-            Reply::Report(Ok(report)) => {
-                let content = match format {
-                    pb::ReportFormat::Csv => report.to_csv(),
-                    pb::ReportFormat::Camt053 => report.to_camt053(),
-                    pb::ReportFormat::Json | pb::ReportFormat::Unspecified => report.to_json(),
-                };
-                Ok(Response::new(pb::CycleReportResponse { id: m.id, digest_sha256: report.digest.clone(), content }))
-            }
-            Reply::Report(Err(error)) => Err(cycle_status(error)),
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        }
+        let (header, movements) = match self.engine.ask(Command::CycleReport { id: m.id }).await.map_err(status_of)? {
+            Reply::Movements(Ok(parts)) => parts,
+            Reply::Movements(Err(error)) => return Err(cycle_status(error)),
+            other => return Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+        };
+        // Sorting, netting and hashing a large cycle takes seconds: on a
+        // blocking thread, not the engine's and not a network worker.
+        let built = tokio::task::spawn_blocking(move || {
+            let report = ponte_settlement::report::build(header, movements)?;
+            let content = match format {
+                pb::ReportFormat::Csv => report.to_csv(),
+                pb::ReportFormat::Camt053 => report.to_camt053(),
+                pb::ReportFormat::Json | pb::ReportFormat::Unspecified => report.to_json(),
+            };
+            Ok((report.digest, content))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("report task: {e}")))?;
+        let (digest_sha256, content) = built.map_err(|e| cycle_status(crate::engine::CycleError::Netting(e)))?;
+        Ok(Response::new(pb::CycleReportResponse { id: m.id, digest_sha256, content }))
     }
 
     async fn list_participants(

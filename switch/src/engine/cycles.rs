@@ -8,7 +8,7 @@
 //! its net positions leave the participants' unsettled positions, and the
 //! headroom they used returns.
 
-use super::{Engine, Event, Output, TransferState};
+use super::{Engine, Event, Output, Transfer, TransferState};
 use ponte_domain::{Amount, ParticipantId, TimestampMs};
 use ponte_settlement::report::{self, CycleHeader, CycleReport, CycleStatus, SettledMovement};
 use ponte_settlement::{Movement, NettingError};
@@ -64,6 +64,11 @@ pub enum CycleError {
     Netting(NettingError),
 }
 
+fn movement_of(t: &Transfer) -> SettledMovement {
+    let movement = Movement { payer: t.payer.participant, payee: t.payee.participant, amount: t.amount };
+    SettledMovement { id: t.id, movement, settled_at: t.settled_at.unwrap_or(t.created_at) }
+}
+
 impl Engine {
     /// The id of the cycle settlements currently land in.
     pub fn open_cycle(&self) -> u64 {
@@ -108,27 +113,34 @@ impl Engine {
         }
     }
 
-    /// The movements that landed in cycle `id`, read from the cycle's span
-    /// of the transfer slab (other cycles' and unsettled transfers in it are
+    /// The transfers settled in cycle `id`, read from the cycle's span of
+    /// the transfer slab (other cycles' and unsettled transfers in it are
     /// skipped).
-    pub fn cycle_movements(&self, id: u64) -> Vec<(SettledMovement, Option<ponte_domain::EndToEndId>)> {
+    pub(super) fn settled_in(&self, id: u64) -> impl Iterator<Item = &Transfer> {
         let span = self.cycles.get(&id).map_or(0..0, |c| c.span.clone());
         span.map(|position| self.transfers.at(position))
-            .filter(|t| t.state == TransferState::Settled && u64::from(t.cycle) == id)
-            .map(|t| {
-                let movement = Movement { payer: t.payer.participant, payee: t.payee.participant, amount: t.amount };
-                (
-                    SettledMovement { id: t.id, movement, settled_at: t.settled_at.unwrap_or(t.created_at) },
-                    self.originals.get(&t.id).copied(),
-                )
-            })
-            .collect()
+            .filter(move |t| t.state == TransferState::Settled && u64::from(t.cycle) == id)
     }
 
-    pub fn cycle_report(&self, id: u64) -> Result<CycleReport, CycleError> {
+    /// The movements that landed in cycle `id`, each with the original
+    /// payment when it is a return.
+    pub fn cycle_movements(&self, id: u64) -> Vec<(SettledMovement, Option<ponte_domain::EndToEndId>)> {
+        self.settled_in(id).map(|t| (movement_of(t), self.originals.get(&t.id).copied())).collect()
+    }
+
+    /// What a report of cycle `id` is built from: its header and movements.
+    pub fn cycle_report_parts(&self, id: u64) -> Result<(CycleHeader, Vec<SettledMovement>), CycleError> {
         let cycle = self.cycles.get(&id).ok_or(CycleError::Unknown(id))?;
-        let movements = self.cycle_movements(id).into_iter().map(|(m, _)| m).collect();
-        report::build(cycle.header, movements).map_err(CycleError::Netting)
+        let mut movements = Vec::with_capacity(usize::try_from(cycle.movements).unwrap_or(0));
+        movements.extend(self.settled_in(id).map(movement_of));
+        Ok((cycle.header, movements))
+    }
+
+    /// The report of cycle `id`, built here (the switch builds it off the
+    /// engine thread from [`Engine::cycle_report_parts`]).
+    pub fn cycle_report(&self, id: u64) -> Result<CycleReport, CycleError> {
+        let (header, movements) = self.cycle_report_parts(id)?;
+        report::build(header, movements).map_err(CycleError::Netting)
     }
 
     pub(super) fn apply_cycle_closed(&mut self, id: u64, at: TimestampMs) {

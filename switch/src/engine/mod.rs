@@ -430,7 +430,13 @@ pub enum Reply {
     Claims(Vec<Claim>),
     Cycle(Result<ponte_settlement::report::CycleHeader, CycleError>),
     Cycles(Vec<ponte_settlement::report::CycleHeader>),
-    Report(Result<ponte_settlement::report::CycleReport, CycleError>),
+    /// A cycle's header and movements, for its report. The report itself
+    /// (sorting, netting, digest: seconds for millions of movements) is
+    /// built by the caller, off the engine thread ([`Engine::cycle_report`]
+    /// does both in one call).
+    Movements(
+        Result<(ponte_settlement::report::CycleHeader, Vec<ponte_settlement::report::SettledMovement>), CycleError>,
+    ),
     CycleTransfers(Result<Vec<TransferView>, CycleError>),
     Envelope(Result<EnvelopeView, EnvelopeError>),
     EnvelopeItems(Result<Vec<ItemView>, EnvelopeError>),
@@ -713,15 +719,9 @@ impl Engine {
             }
             Command::ConfirmCycle { id } => Reply::Cycle(self.confirm_cycle(now, id, out)),
             Command::ListCycles => Reply::Cycles(self.cycles.values().map(|c| c.header).collect()),
-            Command::CycleReport { id } => Reply::Report(self.cycle_report(id)),
+            Command::CycleReport { id } => Reply::Movements(self.cycle_report_parts(id)),
             Command::CycleTransfers { caller, id } => Reply::CycleTransfers(if self.cycles.contains_key(&id) {
-                let views = self
-                    .cycle_movements(id)
-                    .into_iter()
-                    .filter(|(m, _)| m.movement.payer == caller || m.movement.payee == caller)
-                    .filter_map(|(m, _)| self.status(caller, &m.id))
-                    .collect();
-                Ok(views)
+                Ok(self.settled_in(id).filter_map(|t| self.view_for(caller, t)).collect())
             } else {
                 Err(CycleError::Unknown(id))
             }),
@@ -984,7 +984,11 @@ impl Engine {
     }
 
     fn status(&self, caller: ParticipantId, id: &EndToEndId) -> Option<TransferView> {
-        let t = self.transfers.get(id)?;
+        self.view_for(caller, self.transfers.get(id)?)
+    }
+
+    /// What `caller` may see of `t`: nothing unless it is one of the two sides.
+    fn view_for(&self, caller: ParticipantId, t: &Transfer) -> Option<TransferView> {
         if t.payer.participant != caller && t.payee.participant != caller {
             return None;
         }

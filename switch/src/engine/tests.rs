@@ -667,8 +667,11 @@ mod cycles {
             h.pay(T0, id(1, 3), 1, 2, 1),
             Reply::Final(Outcome::Rejected { reason: ReasonCode::InsufficientLiquidity })
         ));
-        let Reply::Report(Ok(one)) = h.run(T0, Command::CycleReport { id: 1 }) else { panic!() };
-        let Reply::Report(Ok(two)) = h.run(T0, Command::CycleReport { id: 2 }) else { panic!() };
+        let mut report = |id| {
+            let Reply::Movements(Ok((header, movements))) = h.run(T0, Command::CycleReport { id }) else { panic!() };
+            ponte_settlement::report::build(header, movements).unwrap()
+        };
+        let (one, two) = (report(1), report(2));
         assert_eq!((one.netting.movements, two.netting.movements), (1, 1));
         assert_eq!(one.netting.totals[0].net_position, Amount::from_minor(-60_00));
         assert!(matches!(
