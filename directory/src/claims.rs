@@ -145,9 +145,7 @@ impl Claims {
         if self.active_by_key.contains_key(key) {
             return Err(ClaimError::ClaimInProgress);
         }
-        if account != entry.account {
-            registry.check_room(account, owner.kind)?;
-        }
+        registry.check_room(key, account, owner.kind)?;
         Ok(Claim {
             id: self.next_id,
             kind,
@@ -242,12 +240,10 @@ impl Claims {
 
     /// What completing `claim` does to the directory.
     pub fn completion(claim: &Claim, registry: &Registry, now: TimestampMs) -> Result<Transfer, ClaimError> {
-        let entry = registry.get(&claim.key).ok_or(DirectoryError::NotFound)?;
+        registry.get(&claim.key).ok_or(DirectoryError::NotFound)?;
         // The claimer's account may have filled up since the claim opened:
         // it must free a place (or cancel) before it can take the key.
-        if claim.account != entry.account {
-            registry.check_room(claim.account, claim.owner.kind)?;
-        }
+        registry.check_room(&claim.key, claim.account, claim.owner.kind)?;
         Ok(Transfer {
             key: claim.key.clone(),
             new_entry: Entry {

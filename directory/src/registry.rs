@@ -186,14 +186,18 @@ impl Registry {
         if self.entries.contains_key(&key) {
             return Err(DirectoryError::KeyExists);
         }
-        self.check_room(account, owner.kind)?;
+        self.check_room(&key, account, owner.kind)?;
         Ok(Entry { key, account, owner, created_at: now })
     }
 
-    /// Checks that `account` can take one more key of an owner of `kind`
-    /// (at most [`PERSON_KEYS_MAX`] or [`BUSINESS_KEYS_MAX`] per account),
-    /// however the key arrives: registered, moved, or won by a claim.
-    pub fn check_room(&self, account: Account, kind: OwnerKind) -> Result<(), DirectoryError> {
+    /// Checks that `key` may be on `account` for an owner of `kind`: the
+    /// account holds it already, or has room for one more (at most
+    /// [`PERSON_KEYS_MAX`] or [`BUSINESS_KEYS_MAX`] per account), however
+    /// the key arrives: registered, moved, or won by a claim.
+    pub fn check_room(&self, key: &Key, account: Account, kind: OwnerKind) -> Result<(), DirectoryError> {
+        if self.entries.get(key).is_some_and(|entry| entry.account == account) {
+            return Ok(());
+        }
         let max = match kind {
             OwnerKind::Person => PERSON_KEYS_MAX,
             OwnerKind::Business => BUSINESS_KEYS_MAX,
@@ -266,10 +270,7 @@ impl Registry {
         if account.participant != caller {
             return Err(DirectoryError::AccountElsewhere);
         }
-        if account == entry.account {
-            return Ok(());
-        }
-        self.check_room(account, entry.owner.kind)
+        self.check_room(key, account, entry.owner.kind)
     }
 
     /// Moves a key to another account. Also used on replay.
