@@ -1157,11 +1157,12 @@ impl Engine {
                     returned: Amount::ZERO,
                     cycle: 0,
                 };
-                assert!(self.transfers.insert(transfer), "transfer {id} reserved twice");
+                let position =
+                    self.transfers.insert(transfer).unwrap_or_else(|| panic!("transfer {id} reserved twice"));
                 let payer_state = self.participant_mut(payer.participant);
                 payer_state.reserved = payer_state.reserved.checked_add(amount).expect("reserved overflow");
                 self.participant_mut(payee.participant).inflight_in += 1;
-                self.deadlines.push(deadline, self.transfers.len() - 1);
+                self.deadlines.push(deadline, position);
             }
             Event::Settled { id, at } => {
                 let position = self.transfers.find(&id).expect("settled transfer exists");
@@ -1208,15 +1209,13 @@ impl Engine {
                     returned: Amount::ZERO,
                     cycle: 0,
                 };
-                assert!(self.transfers.insert(transfer), "transfer {id} recorded twice");
+                assert!(self.transfers.insert(transfer).is_some(), "transfer {id} recorded twice");
                 if let Some(original) = original {
                     self.originals.insert(id, original);
                 }
                 self.envelope_item_final(&id);
             }
             Event::ReturnSettled { id, original, payer, payee, amount, digest, reason: _, at } => {
-                let position = self.transfers.len();
-                self.cycle_mut().add(position, payer.participant, payee.participant, amount);
                 let transfer = Transfer {
                     id,
                     payer,
@@ -1231,7 +1230,8 @@ impl Engine {
                     returned: Amount::ZERO,
                     cycle: u32::try_from(self.current_cycle).expect("fewer than 4 billion cycles"),
                 };
-                assert!(self.transfers.insert(transfer), "return {id} recorded twice");
+                let position = self.transfers.insert(transfer).unwrap_or_else(|| panic!("return {id} recorded twice"));
+                self.cycle_mut().add(position, payer.participant, payee.participant, amount);
                 self.originals.insert(id, original);
                 let o = self.transfers.get_mut(&original).expect("original of a return exists");
                 o.returned = o.returned.checked_add(amount).expect("returned overflow");

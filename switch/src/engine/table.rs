@@ -199,8 +199,9 @@ impl TransferTable {
         &mut self.slab[chunk][index]
     }
 
-    /// Inserts a new transfer; `false` if the id was already there (nothing changes then).
-    pub fn insert(&mut self, transfer: Transfer) -> bool {
+    /// Inserts a new transfer and returns its slab position; `None` if the
+    /// id was already there (nothing changes then).
+    pub fn insert(&mut self, transfer: Transfer) -> Option<usize> {
         let hash = hash_of(&transfer.id);
         let tag = tag_of(hash);
         let shard_index = shard_of(hash);
@@ -209,7 +210,7 @@ impl TransferTable {
             shard.grow();
         }
         let at = match self.index[shard_index].probe(tag, |position| self.at(position).id == transfer.id) {
-            Ok(_) => return false,
+            Ok(_) => return None,
             Err(at) => at,
         };
         let entry =
@@ -223,7 +224,7 @@ impl TransferTable {
         shard.slots[at] = u64::from(entry) << 32 | u64::from(tag);
         shard.len += 1;
         self.len += 1;
-        true
+        Some(self.len - 1)
     }
 
     pub fn len(&self) -> usize {
@@ -343,9 +344,9 @@ mod tests {
         let before = sizes(&table);
         assert!(table.index.iter().map(IndexShard::room).sum::<usize>() >= 50_000);
         for n in 0..50_000_u64 {
-            assert!(table.insert(table_transfer(n)));
+            assert!(table.insert(table_transfer(n)).is_some());
         }
-        assert!(!table.insert(table_transfer(7)), "ids stay unique");
+        assert!(table.insert(table_transfer(7)).is_none(), "ids stay unique");
         assert_eq!(before, sizes(&table), "no index shard resized, no slab chunk added or moved");
         assert!((0..50_000).all(|n| table.get(&id_of(n)).is_some_and(|t| t.id == id_of(n))));
     }
@@ -357,9 +358,12 @@ mod tests {
         // Past two slab chunks, and every index shard through several resizes.
         let total = 2 * CHUNK as u64 + 1_234;
         for n in 0..total {
-            assert!(table.insert(Transfer { digest: u128::from(n), ..table_transfer(n) }));
+            assert_eq!(table.insert(Transfer { digest: u128::from(n), ..table_transfer(n) }), Some(n as usize));
         }
-        assert!(!table.insert(Transfer { digest: 0, ..table_transfer(CHUNK as u64) }), "a repeated id is refused");
+        assert!(
+            table.insert(Transfer { digest: 0, ..table_transfer(CHUNK as u64) }).is_none(),
+            "a repeated id is refused"
+        );
         assert_eq!(
             table.get(&id_of(CHUNK as u64)).map(|t| t.digest),
             Some(u128::from(CHUNK as u64)),
@@ -409,7 +413,7 @@ mod tests {
             for (n, insert) in ops {
                 if insert {
                     let fresh = !model.contains_key(&n);
-                    proptest::prop_assert_eq!(table.insert(Transfer { digest: u128::from(n) + 1, ..table_transfer(n) }), fresh);
+                    proptest::prop_assert_eq!(table.insert(Transfer { digest: u128::from(n) + 1, ..table_transfer(n) }).is_some(), fresh);
                     model.entry(n).or_insert(u128::from(n) + 1);
                 } else {
                     proptest::prop_assert_eq!(table.get(&id_of(n)).map(|t| t.digest), model.get(&n).copied());
