@@ -9,7 +9,7 @@
 //! movements) and the part the switch does off it (sorting, netting,
 //! hashing).
 
-use ponte_switch::engine::{Command, Output, Reply};
+use ponte_ledger::{Command, Output, Reply};
 use std::time::Instant;
 
 // As in the `ponte` binary.

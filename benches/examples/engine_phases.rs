@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release -p ponte-benches --example engine_phases -- [PAYMENTS] [TRANSFERS_CAPACITY]`
 
-use ponte_switch::engine::Output;
+use ponte_ledger::Output;
 use std::time::{Duration, Instant};
 
 // As in the `ponte` binary.
@@ -43,7 +43,7 @@ fn main() {
         answer += t4 - t3;
         done += ponte_benches::ENGINE_BATCH;
     }
-    println!("transfer record: {} bytes", std::mem::size_of::<ponte_switch::engine::Transfer>());
+    println!("transfer record: {} bytes", std::mem::size_of::<ponte_ledger::Transfer>());
     let per = |d: Duration| d.as_nanos() as f64 / done as f64;
     let engine_time = clear + expire + submit + answer;
     println!(

@@ -7,7 +7,7 @@
 //! `cargo run --release -p ponte-benches --example sizing -- [N]`
 
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
-use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
+use ponte_ledger::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
 use ponte_switch::journal::Journal;
 
 const NOW: i64 = 1_795_730_100_000;

@@ -4,7 +4,7 @@
 use ponte_directory::keys::{Brazil, Key, KeyType};
 use ponte_directory::registry::{NewKey, Owner, OwnerKind, Registry};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
-use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
+use ponte_ledger::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
 
 /// Participants of the engine benchmarks.
 pub const ENGINE_PARTICIPANTS: u32 = 20;

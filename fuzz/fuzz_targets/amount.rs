@@ -1,3 +1,3 @@
 #![no_main]
-//! See `ponte_switch::fuzzing::amount`.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ponte_switch::fuzzing::amount(data));
+//! See `ponte::fuzzing::amount`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ponte::fuzzing::amount(data));

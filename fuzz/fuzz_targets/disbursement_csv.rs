@@ -1,3 +1,3 @@
 #![no_main]
-//! See `ponte_switch::fuzzing::disbursement_csv`.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ponte_switch::fuzzing::disbursement_csv(data));
+//! See `ponte::fuzzing::disbursement_csv`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ponte::fuzzing::disbursement_csv(data));

@@ -1,3 +1,3 @@
 #![no_main]
-//! See `ponte_switch::fuzzing::envelope_upload`.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ponte_switch::fuzzing::envelope_upload(data));
+//! See `ponte::fuzzing::envelope_upload`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ponte::fuzzing::envelope_upload(data));

@@ -1,3 +1,3 @@
 #![no_main]
-//! See `ponte_switch::fuzzing::journal_record`.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ponte_switch::fuzzing::journal_record(data));
+//! See `ponte::fuzzing::journal_record`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ponte::fuzzing::journal_record(data));

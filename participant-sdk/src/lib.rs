@@ -45,7 +45,7 @@ pub mod disbursement;
 mod error;
 mod inbox;
 mod operator;
-pub mod wire;
+pub use ponte_wire as wire;
 
 pub use client::{
     Client, Identity, KeyPayment, Payment, PaymentOutcome, Return, StreamedResult, SubmitReceiver, SubmitSender,

@@ -8,16 +8,16 @@
 //! [`ENVELOPE_CHUNK_ITEMS_MAX`] so retail payments keep flowing between
 //! them, and sealed. A refused envelope leaves nothing to pay.
 
-use crate::engine::{
-    Beneficiary, Command, ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX, EnvelopeError, EnvelopeHeader, EnvelopeItem,
-    EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome, ItemView, Reply, check_item,
-};
 use crate::runtime::{EngineHandle, ReplyTo, Request};
 use crate::service::status_of;
 use crate::tls::{Caller, caller_of, participant_of};
 use ponte_domain::{Amount, ParticipantId};
+use ponte_ledger::{
+    Beneficiary, Command, ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX, EnvelopeError, EnvelopeHeader, EnvelopeItem,
+    EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome, ItemView, Reply, check_item,
+};
 use ponte_proto::v1 as pb;
-use ponte_sdk::wire::{self, FieldError};
+use ponte_wire::{self as wire, FieldError};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use tokio::sync::oneshot;

@@ -1,7 +1,9 @@
 //! The Ponte switch.
 //!
 //! # Layout
-//! - [`engine`]: the payment ledger as a pure state machine (no I/O).
+//! The payment engine itself is the `ponte-ledger` crate (pure, no I/O);
+//! this crate drives it and connects it to disks and networks.
+//!
 //! - [`store`]: the storage trait every backend implements: a durable,
 //!   append-only journal of engine events.
 //! - [`journal`]: the embedded backend (redb), written in groups with one
@@ -14,21 +16,16 @@
 //! - [`service`]: the gRPC services (`ponte.v1.Payments`, `ponte.v1.Operator`)
 //!   and the mapping between wire messages and domain types.
 //! - [`disbursement_service`]: `ponte.v1.Disbursements`, envelopes from paying agencies.
-//! - [`fuzzing`]: the fuzz targets (every parser of outside input).
 //! - [`acceptor`]: the TLS front door: handshakes with CRL checking, and
 //!   connections closed when their certificate is revoked.
 //! - [`tls`]: mTLS identities: who a client certificate names, and the dev
 //!   certificate authority `ponte serve` creates on first start.
 //! - [`metrics`]: Prometheus metrics (throughput, latency, queue depths, rejects by reason).
 //! - [`server`]: wiring: configuration, start-up, shutdown.
-//! - [`demo`]: `ponte demo`, a whole country in one process.
 
 pub mod acceptor;
 pub mod cql;
-pub mod demo;
 pub mod disbursement_service;
-pub mod engine;
-pub mod fuzzing;
 pub mod journal;
 pub mod metrics;
 pub mod runtime;

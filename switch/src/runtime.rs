@@ -17,9 +17,9 @@
 //! Queue bounds make overload visible: when `requests` is full a caller gets
 //! [`SubmitError::Overloaded`] at once (RESOURCE_EXHAUSTED on the wire).
 
-use crate::engine::{Command, Effect, Engine, EngineConfig, Outcome, Output, Reply, decode_events};
 use crate::store::{ReplayError, Store, StoreError};
 use ponte_domain::{EndToEndId, ParticipantId, TimestampMs};
+use ponte_ledger::{Command, Effect, Engine, EngineConfig, Outcome, Output, Reply, decode_events};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

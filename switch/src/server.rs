@@ -7,13 +7,13 @@
 
 use crate::cql::{CqlConfig, CqlStore};
 use crate::disbursement_service::DisbursementService;
-use crate::engine::{Command, EngineConfig, Reply};
 use crate::journal::Journal;
 use crate::runtime::{EngineHandle, Runtime, RuntimeConfig, StartError};
 use crate::service::{DirectoryService, OperatorService, PaymentsService, ServiceConfig};
 use crate::store::{Store, StoreError};
 use crate::tls::{DevPki, PkiError};
 use ponte_domain::{Amount, ParticipantId};
+use ponte_ledger::{Command, EngineConfig, Reply};
 use ponte_proto::v1::directory_server::DirectoryServer;
 use ponte_proto::v1::disbursements_server::DisbursementsServer;
 use ponte_proto::v1::operator_server::OperatorServer;

@@ -6,10 +6,6 @@
 //! field), and hands a command to the engine. Business outcomes come back as
 //! values; [`status_of`] is the one table from runtime errors to gRPC codes.
 
-use crate::engine::{
-    AdminError, Command, Decision, Delivery, Effect, EndUser, LookupError, Outcome, ParticipantStatus, ParticipantView,
-    PaymentOrder, REMITTANCE_LEN_MAX, Reply, ReturnNotice, ReturnOrder, TransferView,
-};
 use crate::runtime::{EngineHandle, ReplyTo, Request, SubmitError, Waiter};
 use crate::tls::{participant_of, require_operator};
 use futures::Stream;
@@ -17,8 +13,12 @@ use ponte_directory::claims::ClaimError;
 use ponte_directory::keys::KeyType;
 use ponte_directory::registry::{DirectoryError, NewKey, OwnerKind};
 use ponte_domain::{Account, Amount, IdKind, ParticipantId, ReasonCode, TransferState};
+use ponte_ledger::{
+    AdminError, Command, Decision, Delivery, Effect, EndUser, LookupError, Outcome, ParticipantStatus, ParticipantView,
+    PaymentOrder, REMITTANCE_LEN_MAX, Reply, ReturnNotice, ReturnOrder, TransferView,
+};
 use ponte_proto::v1 as pb;
-use ponte_sdk::wire::{self, FieldError};
+use ponte_wire::{self as wire, FieldError};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -27,7 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request as GrpcRequest, Response, Status, Streaming};
 
 pub use ponte_domain::CURRENCY;
-pub use ponte_sdk::wire::{account_to_wire, reason_to_wire};
+pub use ponte_wire::{account_to_wire, reason_to_wire};
 
 /// Bounds on what one call or stream may ask of the switch.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -223,8 +223,8 @@ fn participant_to_wire(view: &ParticipantView) -> pb::Participant {
         available: view.available.to_string(),
         online: view.online,
         liquidity: match view.liquidity {
-            crate::engine::Liquidity::NetDebitCap => pb::Liquidity::NetDebitCap,
-            crate::engine::Liquidity::Prefunded => pb::Liquidity::Prefunded,
+            ponte_ledger::Liquidity::NetDebitCap => pb::Liquidity::NetDebitCap,
+            ponte_ledger::Liquidity::Prefunded => pb::Liquidity::Prefunded,
         } as i32,
         balance: view.balance.to_string(),
     }
@@ -679,8 +679,8 @@ impl pb::operator_server::Operator for OperatorService {
         require_operator(&request)?;
         let m = request.get_ref();
         let liquidity = match pb::Liquidity::try_from(m.liquidity) {
-            Ok(pb::Liquidity::NetDebitCap) => crate::engine::Liquidity::NetDebitCap,
-            Ok(pb::Liquidity::Prefunded) => crate::engine::Liquidity::Prefunded,
+            Ok(pb::Liquidity::NetDebitCap) => ponte_ledger::Liquidity::NetDebitCap,
+            Ok(pb::Liquidity::Prefunded) => ponte_ledger::Liquidity::Prefunded,
             _ => return Err(invalid(FieldError::new("liquidity", "must be NET_DEBIT_CAP or PREFUNDED"))),
         };
         self.participant(Command::SetLiquidity { id: code("code", &m.code)?, liquidity }).await
@@ -752,7 +752,7 @@ impl pb::operator_server::Operator for OperatorService {
         })
         .await
         .map_err(|e| Status::internal(format!("report task: {e}")))?;
-        let (digest_sha256, content) = built.map_err(|e| cycle_status(crate::engine::CycleError::Netting(e)))?;
+        let (digest_sha256, content) = built.map_err(|e| cycle_status(ponte_ledger::CycleError::Netting(e)))?;
         Ok(Response::new(pb::CycleReportResponse { id: m.id, digest_sha256, content }))
     }
 
@@ -997,8 +997,8 @@ fn cycle_to_wire(header: &ponte_settlement::report::CycleHeader) -> pb::CycleInf
     }
 }
 
-fn cycle_status(error: crate::engine::CycleError) -> Status {
-    use crate::engine::CycleError;
+fn cycle_status(error: ponte_ledger::CycleError) -> Status {
+    use ponte_ledger::CycleError;
     let message = error.to_string();
     match error {
         CycleError::Unknown(_) => Status::not_found(message),

@@ -2,7 +2,7 @@
 //!
 //! The switch's whole state — payments and returns, directory keys and
 //! claims, participants and limits, settlement cycles — is a deterministic
-//! function of its journal (see [`crate::engine`]), so one durable,
+//! function of its journal (see [`ponte_ledger`]), so one durable,
 //! append-only list of records is all a backend has to keep. Two backends:
 //!
 //! - [`crate::journal::Journal`]: the embedded default, a redb file with an

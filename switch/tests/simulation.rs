@@ -34,7 +34,7 @@ use ponte_directory::claims::{ClaimAction, ClaimError, ClaimKind, ClaimStatus};
 use ponte_directory::keys::{Brazil, Key, KeyType, parse};
 use ponte_directory::registry::{DirectoryError, NewKey, Owner, OwnerKind};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs};
-use ponte_switch::engine::{
+use ponte_ledger::{
     Beneficiary, Command, Decision, Effect, Engine, EngineConfig, EnvelopeError, EnvelopeHeader, EnvelopeItem, Event,
     ItemOutcome, Outcome, Output, PaymentOrder, Reply, ReturnOrder, decode_events,
 };

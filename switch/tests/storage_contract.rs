@@ -155,7 +155,7 @@ fn a_second_writer_cannot_append_beside_the_first() {
 #[test]
 fn the_engine_rebuilds_the_same_ledger_from_the_store() {
     use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
-    use ponte_switch::engine::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder, decode_events};
+    use ponte_ledger::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder, decode_events};
 
     for_each_backend("engine", |backend| {
         let now = 1_795_730_100_000_i64;

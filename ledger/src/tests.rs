@@ -646,7 +646,7 @@ mod cycles {
     //! Settlement cycles: each movement in exactly one cycle, reports that
     //! net to zero, confirmation returns headroom, replay keeps it all.
     use super::*;
-    use crate::engine::Liquidity;
+    use crate::Liquidity;
     use ponte_settlement::report::CycleStatus;
 
     fn settle(h: &mut Harness, now: TimestampMs, n: u64, payer: u32, payee: u32, minor: i64) {

@@ -6,7 +6,7 @@
 //! journal on start, so a rebuilt engine is the engine that was running.
 //! Time is an argument; nothing here reads a clock, a socket or a disk.
 //!
-//! The driver (see `crate::runtime`) owns the engine on one thread, feeds it
+//! The driver (the switch crate's `runtime`) owns the engine on one thread, feeds it
 //! batches of commands, appends `output.journal` to the store with one fsync,
 //! and only then carries out `output.effects` (answering callers, pushing
 //! payments to payees).

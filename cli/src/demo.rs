@@ -8,11 +8,11 @@
 //! sometimes too slow, one bank is offline, some payee accounts are closed
 //! or blocked.
 
-use crate::server::{self, Config, DevParticipant};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode};
 use ponte_sdk::{
     Client, Decision, Identity, InboxHandler, IncomingPayment, OperatorClient, Payment, PaymentOutcome, Return,
 };
+use ponte_switch::server::{self, Config, DevParticipant};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -282,7 +282,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 
     let operator =
-        OperatorClient::connect(&endpoint, &Identity::from_dev_dir(&certs, crate::tls::OPERATOR_NAME)?).await?;
+        OperatorClient::connect(&endpoint, &Identity::from_dev_dir(&certs, ponte_switch::tls::OPERATOR_NAME)?).await?;
     let (participants, sum) = operator.participants().await?;
     println!("\nPositions (settled credits minus debits)");
     for p in &participants {

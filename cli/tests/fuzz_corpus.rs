@@ -3,7 +3,7 @@
 //! stable Rust, plus hand-written seeds. Proves every input that ever
 //! reached new code in a parser is still handled without a panic.
 
-use ponte_switch::fuzzing::TARGETS;
+use ponte::fuzzing::TARGETS;
 use std::path::Path;
 
 #[test]

@@ -1,14 +1,14 @@
 //! Fuzz targets: every parser that takes outside input, as plain functions.
 //!
 //! `fuzz/` drives them with libFuzzer (`cargo +nightly fuzz run NAME`), and
-//! `switch/tests/fuzz_corpus.rs` replays the kept corpus (`fuzz/corpus/NAME/`)
+//! `cli/tests/fuzz_corpus.rs` replays the kept corpus (`fuzz/corpus/NAME/`)
 //! on stable in CI. Each must return for any input — an error is fine; a
 //! panic, a hang or an unbounded allocation is a bug — and checks what its
 //! parser promises (round trips, canonical forms, who may act).
 
-use crate::engine::decode_events;
 use ponte_directory::keys::{Brazil, KeyType, parse_existing};
 use ponte_domain::{Amount, EndToEndId, ParticipantId};
+use ponte_ledger::decode_events;
 use ponte_proto::v1 as pb;
 use prost::Message;
 
@@ -35,7 +35,7 @@ pub fn amount(data: &[u8]) {
     if let Ok(amount) = Amount::parse_positive(text) {
         assert!(amount > Amount::ZERO, "{text:?}");
     }
-    let _ = ponte_sdk::wire::amount_any("amount", text);
+    let _ = ponte_wire::amount_any("amount", text);
 }
 
 /// Directory keys (first byte picks the kind) and end-to-end ids: a key's
@@ -59,7 +59,7 @@ pub fn key(data: &[u8]) {
 pub fn payment_request(data: &[u8]) {
     let Ok(request) = pb::PaymentRequest::decode(data) else { return };
     let caller = ParticipantId::new(10000001).expect("valid code");
-    if let Ok(order) = crate::service::payment_order(caller, &request) {
+    if let Ok(order) = ponte_switch::service::payment_order(caller, &request) {
         assert_eq!(order.payer.participant, caller);
         assert_eq!(order.id.participant(), caller);
         assert!(order.amount > Amount::ZERO);
@@ -71,10 +71,10 @@ pub fn envelope_upload(data: &[u8]) {
     let Ok(upload) = pb::EnvelopeUpload::decode(data) else { return };
     let agency = ParticipantId::new(10000001).expect("valid code");
     if let Some(header) = &upload.header {
-        let _ = crate::disbursement_service::header_from_wire(agency, header);
+        let _ = ponte_switch::disbursement_service::header_from_wire(agency, header);
     }
     for (index, item) in upload.items.iter().enumerate() {
-        if let Ok(item) = crate::disbursement_service::item_from_wire(index, item) {
+        if let Ok(item) = ponte_switch::disbursement_service::item_from_wire(index, item) {
             assert!(item.amount > Amount::ZERO);
         }
     }

@@ -33,7 +33,7 @@ enum Command {
     Serve(ServeArgs),
     /// Start a switch on a temporary directory with simulated banks, run a
     /// burst of payments and print what happened.
-    Demo(ponte_switch::demo::DemoArgs),
+    Demo(ponte::demo::DemoArgs),
     /// Print every configuration setting with its default, as TOML.
     Config,
     /// A participant's directory keys: register, look up, list, delete
@@ -335,7 +335,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(args).await,
-            Command::Demo(args) => ponte_switch::demo::run(args).await,
+            Command::Demo(args) => ponte::demo::run(args).await,
             Command::Config => {
                 print!("{}", toml::to_string_pretty(&Config::default())?);
                 Ok(())
