@@ -9,7 +9,7 @@
 //! movements) and the part the switch does off it (sorting, netting,
 //! hashing).
 
-use ponte_ledger::{Command, Output, Reply};
+use ponte_ledger::{Output, op};
 use std::time::Instant;
 
 // As in the `ponte` binary.
@@ -35,15 +35,14 @@ fn main() {
             ponte_benches::execute_all(&mut engine, now, answers, &mut out);
             done += ponte_benches::ENGINE_BATCH;
         }
-        engine.execute(now, Command::CloseCycle, &mut out);
+        engine.execute(now, op::CloseCycle, &mut out);
     }
     println!("{} transfers held", engine.transfer_count());
     let caller = ponte_domain::ParticipantId::new(10_000_001).expect("a participant code");
     for id in [2, 1] {
         // What the engine thread does (a pause for the payments behind it)...
         let started = Instant::now();
-        let Reply::Movements(Ok((header, movements))) = engine.execute(now, Command::CycleReport { id }, &mut out)
-        else {
+        let Ok((header, movements)) = engine.execute(now, op::CycleMovements { id }, &mut out) else {
             panic!("the movements of a closed cycle")
         };
         let on_engine = started.elapsed();
@@ -53,8 +52,7 @@ fn main() {
         let report = ponte_settlement::report::build(header, movements).expect("a cycle nets");
         let off_engine = started.elapsed();
         let started = Instant::now();
-        let Reply::CycleTransfers(Ok(own)) = engine.execute(now, Command::CycleTransfers { caller, id }, &mut out)
-        else {
+        let Ok(own) = engine.execute(now, op::CycleTransfers { caller, id }, &mut out) else {
             panic!("cycle transfers of a closed cycle")
         };
         println!(

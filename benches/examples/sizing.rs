@@ -7,7 +7,7 @@
 //! `cargo run --release -p ponte-benches --example sizing -- [N]`
 
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
-use ponte_ledger::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
+use ponte_ledger::{Decision, Engine, EngineConfig, Output, PaymentOrder, op};
 use ponte_switch::journal::Journal;
 
 const NOW: i64 = 1_795_730_100_000;
@@ -48,12 +48,14 @@ fn run(n: u64, with_journal: bool) -> (u64, (u64, u64)) {
     let mut out = Output::default();
     for i in 0..20 {
         let cap = Amount::units(1_000_000_000_000);
-        engine.execute(
-            NOW,
-            Command::RegisterParticipant { id: pid(i), name: format!("Bank {i}"), net_debit_cap: cap },
-            &mut out,
-        );
-        engine.execute(NOW, Command::InboxOpened(pid(i)), &mut out);
+        engine
+            .execute(
+                NOW,
+                op::RegisterParticipant { id: pid(i), name: format!("Bank {i}"), net_debit_cap: cap },
+                &mut out,
+            )
+            .unwrap();
+        engine.execute(NOW, op::InboxOpened(pid(i)), &mut out);
     }
     journal.append([out.journal.as_slice()]).unwrap();
     let before = resident_bytes();
@@ -76,10 +78,10 @@ fn run(n: u64, with_journal: bool) -> (u64, (u64, u64)) {
                 lookup_by: None,
             };
             ids.push((order.id, order.payee.participant));
-            engine.execute(NOW, Command::Submit(order), &mut out);
+            engine.execute(NOW, op::Submit(order), &mut out);
         }
         for (id, payee) in ids {
-            engine.execute(NOW + 1, Command::Answer { payee, id, decision: Decision::Accept }, &mut out);
+            engine.execute(NOW + 1, op::Answer { payee, id, decision: Decision::Accept }, &mut out);
         }
         journal_bytes += out.journal.len() as u64;
         if with_journal {

@@ -4,7 +4,8 @@
 use ponte_directory::keys::{Brazil, Key, KeyType};
 use ponte_directory::registry::{NewKey, Owner, OwnerKind, Registry};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
-use ponte_ledger::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder};
+use ponte_ledger::op::{self, Operation};
+use ponte_ledger::{Decision, Engine, EngineConfig, Output, PaymentOrder};
 
 /// Participants of the engine benchmarks.
 pub const ENGINE_PARTICIPANTS: u32 = 20;
@@ -24,13 +25,13 @@ pub fn bench_engine(transfers_capacity: u64) -> Engine {
         Engine::new(EngineConfig { payee_inflight_max: u32::MAX, transfers_capacity, ..EngineConfig::default() });
     let mut out = Output::default();
     for n in 0..ENGINE_PARTICIPANTS {
-        let register = Command::RegisterParticipant {
+        let register = op::RegisterParticipant {
             id: bench_pid(n),
             name: format!("Bank {n}"),
             net_debit_cap: Amount::units(1_000_000_000_000),
         };
-        engine.execute(ENGINE_NOW, register, &mut out);
-        engine.execute(ENGINE_NOW, Command::InboxOpened(bench_pid(n)), &mut out);
+        engine.execute(ENGINE_NOW, register, &mut out).expect("a fresh participant registers");
+        engine.execute(ENGINE_NOW, op::InboxOpened(bench_pid(n)), &mut out);
     }
     engine
 }
@@ -67,24 +68,24 @@ pub fn payment_orders(counter: &mut u64) -> Vec<PaymentOrder> {
 /// One engine benchmark batch: [`ENGINE_BATCH`] payments submitted, and
 /// their payees' acceptances (built up front, as the network would deliver
 /// them).
-pub fn payment_batch(counter: &mut u64) -> (Vec<Command>, Vec<Command>) {
+pub fn payment_batch(counter: &mut u64) -> (Vec<op::Submit>, Vec<op::Answer>) {
     let orders = payment_orders(counter);
     let answers = orders
         .iter()
-        .map(|order| Command::Answer { payee: order.payee.participant, id: order.id, decision: Decision::Accept })
+        .map(|order| op::Answer { payee: order.payee.participant, id: order.id, decision: Decision::Accept })
         .collect();
-    (orders.into_iter().map(Command::Submit).collect(), answers)
+    (orders.into_iter().map(op::Submit).collect(), answers)
 }
 
-/// Executes `commands` in order as the switch's engine thread does: each
-/// one's transfer prefetched [`Engine::PREFETCH_AHEAD`] commands ahead.
-pub fn execute_all(engine: &mut Engine, now: i64, commands: Vec<Command>, out: &mut Output) {
-    let mut commands = commands.into_iter();
-    while let Some(command) = commands.next() {
-        if let Some(ahead) = commands.as_slice().get(Engine::PREFETCH_AHEAD - 1) {
+/// Executes `operations` in order as the switch's engine thread does: each
+/// one's transfer prefetched [`Engine::PREFETCH_AHEAD`] operations ahead.
+pub fn execute_all<O: Operation>(engine: &mut Engine, now: i64, operations: Vec<O>, out: &mut Output) {
+    let mut operations = operations.into_iter();
+    while let Some(operation) = operations.next() {
+        if let Some(ahead) = operations.as_slice().get(Engine::PREFETCH_AHEAD - 1) {
             engine.prefetch(ahead);
         }
-        engine.execute(now, command, out);
+        engine.execute(now, operation, out);
     }
 }
 

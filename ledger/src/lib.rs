@@ -1,6 +1,7 @@
 //! The payment engine: a deterministic state machine with no I/O.
 //!
-//! `Engine::execute(now, command, &mut output)` validates a command, decides
+//! `Engine::execute(now, operation, &mut output)` validates an operation
+//! (one of [`op`]: each its own input and result type), decides
 //! its outcome and records what changed as [`Event`]s. Every change of durable
 //! state goes through [`Engine::apply`], the same function that replays the
 //! journal on start, so a rebuilt engine is the engine that was running.
@@ -8,13 +9,14 @@
 //!
 //! The driver (the switch crate's `runtime`) owns the engine on one thread, feeds it
 //! batches of commands, appends `output.journal` to the store with one fsync,
-//! and only then carries out `output.effects` (answering callers, pushing
+//! and only then answers `output.finals` and carries out `output.effects` (pushing
 //! payments to payees).
 
 mod cycles;
 mod directory;
 mod disbursement;
 mod event;
+pub mod op;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -26,10 +28,9 @@ pub use disbursement::{
     EnvelopeItem, EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome, ItemView, check_item,
 };
 pub use event::{Event, decode_events};
+pub use op::{KeyList, Operation, Submitted};
 
-use ponte_directory::claims::{Claim, ClaimAction, ClaimError, ClaimKind};
 use ponte_directory::keys::Key;
-use ponte_directory::registry::{DirectoryError, Entry, LookupView, NewKey, Owner};
 use ponte_domain::{
     Account, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs, TransferEvent, TransferState,
 };
@@ -257,190 +258,11 @@ pub enum Decision {
     Reject(ReasonCode),
 }
 
-/// Everything the engine can be asked to do.
-#[derive(Debug, Clone)]
-pub enum Command {
-    Submit(PaymentOrder),
-    Answer {
-        payee: ParticipantId,
-        id: EndToEndId,
-        decision: Decision,
-    },
-    Return(ReturnOrder),
-    Status {
-        caller: ParticipantId,
-        id: EndToEndId,
-    },
-    RegisterParticipant {
-        id: ParticipantId,
-        name: String,
-        net_debit_cap: Amount,
-    },
-    SetLimit {
-        id: ParticipantId,
-        net_debit_cap: Amount,
-    },
-    SetStatus {
-        id: ParticipantId,
-        status: ParticipantStatus,
-    },
-    GetParticipant {
-        id: ParticipantId,
-    },
-    ListParticipants,
-    /// Registers a directory key for an account at the caller.
-    RegisterKey {
-        caller: ParticipantId,
-        key: NewKey,
-        account: Account,
-        owner: Owner,
-    },
-    DeleteKey {
-        caller: ParticipantId,
-        key: Key,
-    },
-    /// Points a key held by the caller at another of its accounts.
-    MoveKey {
-        caller: ParticipantId,
-        key: Key,
-        account: Account,
-    },
-    /// Looks a key up for an end user (rate limited).
-    LookupKey {
-        caller: ParticipantId,
-        end_user: EndUser,
-        key: Key,
-    },
-    /// The keys the caller holds and their reconciliation digest.
-    ListKeys {
-        caller: ParticipantId,
-    },
-    OpenClaim {
-        caller: ParticipantId,
-        kind: ClaimKind,
-        key: Key,
-        account: Account,
-        owner: Owner,
-    },
-    ActOnClaim {
-        caller: ParticipantId,
-        id: u64,
-        action: ClaimAction,
-    },
-    /// Claims the caller is party to.
-    ListClaims {
-        caller: ParticipantId,
-    },
-    /// The operator sets a participant's lookup category ('A' to 'H').
-    SetLookupCategory {
-        id: ParticipantId,
-        category: char,
-    },
-    /// The operator switches a participant between net debit cap and prefunded.
-    SetLiquidity {
-        id: ParticipantId,
-        liquidity: Liquidity,
-    },
-    /// The operator records money deposited to a prefunded participant's balance.
-    FundsIn {
-        id: ParticipantId,
-        amount: Amount,
-    },
-    /// The operator records money withdrawn (at most what is available).
-    FundsOut {
-        id: ParticipantId,
-        amount: Amount,
-    },
-    /// The operator closes the open settlement cycle now.
-    CloseCycle,
-    /// The operator confirms a closed cycle was posted in the RTGS.
-    ConfirmCycle {
-        id: u64,
-    },
-    ListCycles,
-    CycleReport {
-        id: u64,
-    },
-    /// A participant's own movements in a cycle (reconciliation).
-    CycleTransfers {
-        caller: ParticipantId,
-        id: u64,
-    },
-    /// A paying agency opens an envelope (header and control totals).
-    OpenEnvelope {
-        caller: ParticipantId,
-        header: EnvelopeHeader,
-        digest: u128,
-    },
-    /// The next items of an open envelope (at most ENVELOPE_CHUNK_ITEMS_MAX).
-    AddEnvelopeItems {
-        caller: ParticipantId,
-        number: u64,
-        items: Vec<EnvelopeItem>,
-    },
-    /// Checks the control totals and starts paying.
-    SealEnvelope {
-        caller: ParticipantId,
-        number: u64,
-    },
-    /// An envelope's progress; `caller` None is the operator.
-    GetEnvelope {
-        caller: Option<ParticipantId>,
-        agency: ParticipantId,
-        reference: String,
-    },
-    /// A page of an envelope's item outcomes.
-    EnvelopeItems {
-        caller: Option<ParticipantId>,
-        agency: ParticipantId,
-        reference: String,
-        offset: u32,
-        limit: u32,
-    },
-    /// A payee opened an inbox stream. Not journaled: connections do not survive a restart.
-    InboxOpened(ParticipantId),
-    InboxClosed(ParticipantId),
-}
-
 /// The final outcome of a payment or return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Settled { at: TimestampMs },
     Rejected { reason: ReasonCode },
-}
-
-/// The engine's immediate answer to a command.
-#[derive(Debug, Clone)]
-pub enum Reply {
-    /// The payment is reserved and waits for its payee; its outcome comes
-    /// later as an [`Effect::Final`] for the same id.
-    Pending,
-    /// The outcome is already known (new or from an earlier submission).
-    Final(Outcome),
-    Status(Option<TransferView>),
-    Participant(Result<ParticipantView, AdminError>),
-    Participants(Vec<ParticipantView>),
-    Key(Result<Entry, DirectoryError>),
-    Lookup(Result<LookupView, LookupError>),
-    Keys {
-        entries: Vec<Entry>,
-        digest: u64,
-    },
-    Claim(Result<Claim, ClaimError>),
-    Claims(Vec<Claim>),
-    Cycle(Result<ponte_settlement::report::CycleHeader, CycleError>),
-    Cycles(Vec<ponte_settlement::report::CycleHeader>),
-    /// A cycle's header and movements, for its report. The report itself
-    /// (sorting, netting, digest: seconds for millions of movements) is
-    /// built by the caller, off the engine thread ([`Engine::cycle_report`]
-    /// does both in one call).
-    Movements(
-        Result<(ponte_settlement::report::CycleHeader, Vec<ponte_settlement::report::SettledMovement>), CycleError>,
-    ),
-    CycleTransfers(Result<Vec<TransferView>, CycleError>),
-    Envelope(Result<EnvelopeView, EnvelopeError>),
-    EnvelopeItems(Result<Vec<ItemView>, EnvelopeError>),
-    Done,
 }
 
 /// What a caller may see of a transfer.
@@ -492,11 +314,10 @@ pub enum AdminError {
     NonPositiveAmount,
 }
 
-/// Work for the I/O layer, to carry out once the journal is durable.
+/// Work for the payee side, to carry out once the journal is durable: what
+/// a participant is told on its inbox.
 #[derive(Debug)]
 pub enum Effect {
-    /// A transfer reached its final state: answer whoever waits for `id`.
-    Final { id: EndToEndId, outcome: Outcome },
     /// Push an incoming payment to the payee's inbox.
     Deliver(Box<Delivery>),
     /// Tell the payee a payment is settled: it may credit its customer.
@@ -527,23 +348,28 @@ pub struct ReturnNotice {
     pub at: TimestampMs,
 }
 
-/// What one or more commands produced: encoded journal events and effects.
+/// What one or more operations produced: encoded journal events, final
+/// outcomes for whoever waits on them, and notices for payees.
 #[derive(Debug, Default)]
 pub struct Output {
     /// Events, postcard-encoded back to back; append as one journal record.
     pub journal: Vec<u8>,
     pub event_count: usize,
+    /// Payments and returns that reached their final state here after
+    /// answering [`Submitted::Pending`]: answer whoever waits for the id.
+    pub finals: Vec<(EndToEndId, Outcome)>,
     pub effects: Vec<Effect>,
 }
 
 impl Output {
     pub fn is_empty(&self) -> bool {
-        self.event_count == 0 && self.effects.is_empty()
+        self.event_count == 0 && self.finals.is_empty() && self.effects.is_empty()
     }
 
     pub fn clear(&mut self) {
         self.journal.clear();
         self.event_count = 0;
+        self.finals.clear();
         self.effects.clear();
     }
 }
@@ -645,113 +471,19 @@ impl Engine {
     /// TLB miss) to overlap the commands in between (~0.5 µs each).
     pub const PREFETCH_AHEAD: usize = 8;
 
-    /// Starts loading the memory `command` will look its transfer up in,
-    /// without waiting for it; call it [`Engine::PREFETCH_AHEAD`] commands
+    /// Starts loading the memory `operation` will look its transfer up in,
+    /// without waiting for it; call it [`Engine::PREFETCH_AHEAD`] operations
     /// ahead of executing. Only a hint to the CPU: no state changes.
-    pub fn prefetch(&self, command: &Command) {
-        match command {
-            Command::Submit(order) => self.transfers.prefetch(&order.id),
-            Command::Answer { id, .. } => self.transfers.prefetch(id),
-            Command::Return(order) => self.transfers.prefetch(&order.id),
-            _ => {}
+    pub fn prefetch<O: Operation>(&self, operation: &O) {
+        if let Some(id) = operation.transfer() {
+            self.transfers.prefetch(id);
         }
     }
 
-    /// Executes one command at `now`.
-    pub fn execute(&mut self, now: TimestampMs, command: Command, out: &mut Output) -> Reply {
-        match command {
-            Command::Submit(order) => self.submit(now, order, out),
-            Command::Answer { payee, id, decision } => {
-                self.answer(now, payee, id, decision, out);
-                Reply::Done
-            }
-            Command::Return(order) => self.return_payment(now, order, out),
-            Command::Status { caller, id } => Reply::Status(self.status(caller, &id)),
-            Command::RegisterParticipant { id, name, net_debit_cap } => {
-                Reply::Participant(self.register(id, name, net_debit_cap, out))
-            }
-            Command::SetLimit { id, net_debit_cap } => {
-                Reply::Participant(self.change_participant(id, Event::LimitSet { id, net_debit_cap }, out))
-            }
-            Command::SetStatus { id, status } => {
-                Reply::Participant(self.change_participant(id, Event::StatusSet { id, status }, out))
-            }
-            Command::GetParticipant { id } => {
-                Reply::Participant(self.view(id).ok_or(AdminError::UnknownParticipant(id)))
-            }
-            Command::ListParticipants => {
-                let mut all: Vec<_> = self.participants.keys().filter_map(|id| self.view(*id)).collect();
-                all.sort_by_key(|p| p.id);
-                Reply::Participants(all)
-            }
-            Command::RegisterKey { caller, key, account, owner } => {
-                Reply::Key(self.register_key(now, caller, key, account, owner, out))
-            }
-            Command::DeleteKey { caller, key } => Reply::Key(self.delete_key(caller, key, out)),
-            Command::MoveKey { caller, key, account } => Reply::Key(self.move_key(caller, key, account, out)),
-            Command::LookupKey { caller, end_user, key } => Reply::Lookup(self.lookup_key(now, caller, end_user, &key)),
-            Command::ListKeys { caller } => Reply::Keys {
-                entries: self.directory.registry.entries_of(caller).into_iter().cloned().collect(),
-                digest: self.directory.registry.digest_of(caller),
-            },
-            Command::OpenClaim { caller, kind, key, account, owner } => {
-                Reply::Claim(self.open_claim(now, caller, kind, key, account, owner, out))
-            }
-            Command::ActOnClaim { caller, id, action } => Reply::Claim(self.act_on_claim(now, caller, id, action, out)),
-            Command::ListClaims { caller } => {
-                Reply::Claims(self.directory.claims.of(caller).into_iter().cloned().collect())
-            }
-            Command::SetLookupCategory { id, category } => {
-                if !('A'..='H').contains(&category) {
-                    Reply::Participant(Err(AdminError::InvalidCategory))
-                } else {
-                    Reply::Participant(self.change_participant(id, Event::LookupCategorySet { id, category }, out))
-                }
-            }
-            Command::SetLiquidity { id, liquidity } => {
-                Reply::Participant(self.change_participant(id, Event::LiquiditySet { id, liquidity }, out))
-            }
-            Command::FundsIn { id, amount } => Reply::Participant(self.move_funds(id, amount, true, out)),
-            Command::FundsOut { id, amount } => Reply::Participant(self.move_funds(id, amount, false, out)),
-            Command::CloseCycle => {
-                self.ensure_cycle_open(now, out);
-                Reply::Cycle(Ok(self.close_cycle(now, out)))
-            }
-            Command::ConfirmCycle { id } => Reply::Cycle(self.confirm_cycle(now, id, out)),
-            Command::ListCycles => Reply::Cycles(self.cycles.values().map(|c| c.header).collect()),
-            Command::CycleReport { id } => Reply::Movements(self.cycle_report_parts(id)),
-            Command::CycleTransfers { caller, id } => Reply::CycleTransfers(if self.cycles.contains_key(&id) {
-                Ok(self.settled_in(id).filter_map(|t| self.view_for(caller, t)).collect())
-            } else {
-                Err(CycleError::Unknown(id))
-            }),
-            Command::OpenEnvelope { caller, header, digest } => {
-                Reply::Envelope(self.open_envelope(now, caller, header, digest, out))
-            }
-            Command::AddEnvelopeItems { caller, number, items } => {
-                Reply::Envelope(self.add_envelope_items(caller, number, items, out))
-            }
-            Command::SealEnvelope { caller, number } => Reply::Envelope(self.seal_envelope(now, caller, number, out)),
-            Command::GetEnvelope { caller, agency, reference } => {
-                Reply::Envelope(self.get_envelope(caller, agency, &reference))
-            }
-            Command::EnvelopeItems { caller, agency, reference, offset, limit } => {
-                Reply::EnvelopeItems(self.envelope_items(caller, agency, &reference, offset, limit))
-            }
-            Command::InboxOpened(id) => {
-                *self.online.entry(id).or_insert(0) += 1;
-                Reply::Done
-            }
-            Command::InboxClosed(id) => {
-                if let Some(count) = self.online.get_mut(&id) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.online.remove(&id);
-                    }
-                }
-                Reply::Done
-            }
-        }
+    /// Executes one operation at `now`, answering with exactly its result
+    /// type (see [`op`]).
+    pub fn execute<O: Operation>(&mut self, now: TimestampMs, operation: O, out: &mut Output) -> O::Result {
+        operation.execute(self, now, out)
     }
 
     /// Rejects every reserved payment whose payee deadline is at or before `now`.
@@ -767,12 +499,12 @@ impl Engine {
             debug_assert!(transfer.state == TransferState::Reserved && transfer.deadline == deadline);
             let (id, payee) = (transfer.id, transfer.payee.participant);
             self.record(Event::Rejected { id, reason: ReasonCode::PayeeTimeout, at: now }, out);
-            out.effects.push(Effect::Final { id, outcome: Outcome::Rejected { reason: ReasonCode::PayeeTimeout } });
+            out.finals.push((id, Outcome::Rejected { reason: ReasonCode::PayeeTimeout }));
             out.effects.push(Effect::Cancelled { payee, id, reason: ReasonCode::PayeeTimeout });
         }
     }
 
-    fn submit(&mut self, now: TimestampMs, mut order: PaymentOrder, out: &mut Output) -> Reply {
+    fn submit(&mut self, now: TimestampMs, mut order: PaymentOrder, out: &mut Output) -> Submitted {
         debug_assert_eq!(order.id.kind(), IdKind::Payment);
         let digest = order.digest();
         if let Some(existing) = self.transfers.get(&order.id) {
@@ -803,7 +535,7 @@ impl Engine {
                 },
                 out,
             );
-            return Reply::Final(Outcome::Rejected { reason });
+            return Submitted::Final(Outcome::Rejected { reason });
         }
         let deadline = now.saturating_add(self.config.payee_timeout_ms);
         self.record(
@@ -827,21 +559,21 @@ impl Engine {
             remittance: order.remittance,
             deadline,
         })));
-        Reply::Pending
+        Submitted::Pending
     }
 
-    fn resubmission(&self, existing: &Transfer, digest: u128) -> Reply {
+    fn resubmission(&self, existing: &Transfer, digest: u128) -> Submitted {
         if existing.digest != digest {
-            return Reply::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified });
+            return Submitted::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified });
         }
         match existing.state {
             TransferState::Settled => {
-                Reply::Final(Outcome::Settled { at: existing.settled_at.unwrap_or(existing.created_at) })
+                Submitted::Final(Outcome::Settled { at: existing.settled_at.unwrap_or(existing.created_at) })
             }
-            TransferState::Rejected => {
-                Reply::Final(Outcome::Rejected { reason: existing.reason.expect("rejected transfers carry a reason") })
-            }
-            TransferState::Received | TransferState::Reserved => Reply::Pending,
+            TransferState::Rejected => Submitted::Final(Outcome::Rejected {
+                reason: existing.reason.expect("rejected transfers carry a reason"),
+            }),
+            TransferState::Received | TransferState::Reserved => Submitted::Pending,
         }
     }
 
@@ -893,18 +625,18 @@ impl Engine {
         match decision {
             Decision::Accept => {
                 self.record(Event::Settled { id, at: now }, out);
-                out.effects.push(Effect::Final { id, outcome: Outcome::Settled { at: now } });
+                out.finals.push((id, Outcome::Settled { at: now }));
                 out.effects.push(Effect::Settled { payee, id, at: now });
             }
             Decision::Reject(reason) => {
                 let reason = if reason.is_payee_reason() { reason } else { ReasonCode::RejectedByPayee };
                 self.record(Event::Rejected { id, reason, at: now }, out);
-                out.effects.push(Effect::Final { id, outcome: Outcome::Rejected { reason } });
+                out.finals.push((id, Outcome::Rejected { reason }));
             }
         }
     }
 
-    fn return_payment(&mut self, now: TimestampMs, order: ReturnOrder, out: &mut Output) -> Reply {
+    fn return_payment(&mut self, now: TimestampMs, order: ReturnOrder, out: &mut Output) -> Submitted {
         debug_assert_eq!(order.id.kind(), IdKind::Return);
         let digest = order.digest();
         if let Some(existing) = self.transfers.get(&order.id) {
@@ -916,7 +648,7 @@ impl Engine {
             _ => {
                 // Nothing to link to: the refusal is not recorded, so the id
                 // can be used once the returner names the right original.
-                return Reply::Final(Outcome::Rejected { reason: ReasonCode::OriginalNotFound });
+                return Submitted::Final(Outcome::Rejected { reason: ReasonCode::OriginalNotFound });
             }
         };
         let (payer, payee) = (original.payee, original.payer);
@@ -935,7 +667,7 @@ impl Engine {
                 },
                 out,
             );
-            return Reply::Final(Outcome::Rejected { reason });
+            return Submitted::Final(Outcome::Rejected { reason });
         }
         self.record(
             Event::ReturnSettled {
@@ -958,7 +690,7 @@ impl Engine {
             reason: order.reason,
             at: now,
         })));
-        Reply::Final(Outcome::Settled { at: now })
+        Submitted::Final(Outcome::Settled { at: now })
     }
 
     fn check_return(&self, now: TimestampMs, order: &ReturnOrder, original: &Transfer) -> Option<ReasonCode> {

@@ -8,19 +8,19 @@
 //! [`ENVELOPE_CHUNK_ITEMS_MAX`] so retail payments keep flowing between
 //! them, and sealed. A refused envelope leaves nothing to pay.
 
-use crate::runtime::{EngineHandle, ReplyTo, Request};
+use crate::runtime::EngineHandle;
 use crate::service::status_of;
 use crate::tls::{Caller, caller_of, participant_of};
 use ponte_domain::{Amount, ParticipantId};
+use ponte_ledger::op::{self, Operation};
 use ponte_ledger::{
-    Beneficiary, Command, ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX, EnvelopeError, EnvelopeHeader, EnvelopeItem,
-    EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome, ItemView, Reply, check_item,
+    Beneficiary, ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX, EnvelopeError, EnvelopeHeader, EnvelopeItem,
+    EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome, ItemView, check_item,
 };
 use ponte_proto::v1 as pb;
 use ponte_wire::{self as wire, FieldError};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
-use tokio::sync::oneshot;
 use tonic::{Request as GrpcRequest, Response, Status, Streaming};
 
 /// Most items in one upload message.
@@ -35,19 +35,23 @@ impl DisbursementService {
         DisbursementService { engine }
     }
 
-    /// Runs a command, waiting for room in the engine's queue: an upload
-    /// already read is worth finishing, and the wait is its backpressure.
-    async fn run(&self, command: Command) -> Result<Reply, Status> {
-        let (tx, rx) = oneshot::channel();
-        self.engine.send(Request { command, reply: ReplyTo::Reply(tx) }).await.map_err(status_of)?;
-        rx.await.map_err(|_| Status::unavailable("the switch is shutting down"))
+    /// Runs an operation, waiting for room in the engine's queue: an
+    /// upload already read is worth finishing, and the wait is its
+    /// backpressure.
+    async fn run<O>(&self, operation: O) -> Result<O::Result, Status>
+    where
+        O: Operation + Send + 'static,
+        O::Result: Send + 'static,
+    {
+        self.engine.ask_waiting(operation).await.map_err(status_of)
     }
 
-    async fn envelope(&self, command: Command) -> Result<EnvelopeView, Status> {
-        match self.run(command).await? {
-            Reply::Envelope(result) => result.map_err(envelope_status),
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        }
+    /// Runs an envelope operation that answers with the envelope.
+    async fn envelope<O>(&self, operation: O) -> Result<EnvelopeView, Status>
+    where
+        O: Operation<Result = Result<EnvelopeView, EnvelopeError>> + Send + 'static,
+    {
+        self.run(operation).await?.map_err(envelope_status)
     }
 }
 
@@ -242,7 +246,7 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
         .map_err(|_| Status::internal("envelope check failed"))?;
         let digest = digest.map_err(envelope_status)?;
 
-        let opened = self.envelope(Command::OpenEnvelope { caller: agency, header, digest }).await?;
+        let opened = self.envelope(op::OpenEnvelope { caller: agency, header, digest }).await?;
         if opened.sealed_at.is_some() {
             return Ok(Response::new(status_to_wire(&opened)));
         }
@@ -253,9 +257,9 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
             if chunk.is_empty() {
                 break;
             }
-            self.envelope(Command::AddEnvelopeItems { caller: agency, number, items: chunk }).await?;
+            self.envelope(op::AddEnvelopeItems { caller: agency, number, items: chunk }).await?;
         }
-        let sealed = self.envelope(Command::SealEnvelope { caller: agency, number }).await?;
+        let sealed = self.envelope(op::SealEnvelope { caller: agency, number }).await?;
         Ok(Response::new(status_to_wire(&sealed)))
     }
 
@@ -265,7 +269,7 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
     ) -> Result<Response<pb::EnvelopeStatus>, Status> {
         let (caller, agency) = who(&request, &request.get_ref().agency)?;
         let reference = request.into_inner().reference;
-        let view = self.envelope(Command::GetEnvelope { caller, agency, reference }).await?;
+        let view = self.envelope(op::GetEnvelope { caller, agency, reference }).await?;
         Ok(Response::new(status_to_wire(&view)))
     }
 
@@ -278,15 +282,9 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
         if m.limit == 0 || m.limit > ITEMS_PAGE_MAX {
             return Err(Status::invalid_argument(format!("limit must be 1 to {ITEMS_PAGE_MAX}")));
         }
-        let command =
-            Command::EnvelopeItems { caller, agency, reference: m.reference, offset: m.offset, limit: m.limit };
-        match self.run(command).await? {
-            Reply::EnvelopeItems(Ok(items)) => {
-                Ok(Response::new(pb::ListEnvelopeItemsResponse { items: items.iter().map(outcome_to_wire).collect() }))
-            }
-            Reply::EnvelopeItems(Err(error)) => Err(envelope_status(error)),
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        }
+        let page = op::EnvelopeItems { caller, agency, reference: m.reference, offset: m.offset, limit: m.limit };
+        let items = self.run(page).await?.map_err(envelope_status)?;
+        Ok(Response::new(pb::ListEnvelopeItemsResponse { items: items.iter().map(outcome_to_wire).collect() }))
     }
 }
 

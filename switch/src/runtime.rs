@@ -19,7 +19,8 @@
 
 use crate::store::{ReplayError, Store, StoreError};
 use ponte_domain::{EndToEndId, ParticipantId, TimestampMs};
-use ponte_ledger::{Command, Effect, Engine, EngineConfig, Outcome, Output, Reply, decode_events};
+use ponte_ledger::op::{self, Operation};
+use ponte_ledger::{Effect, Engine, EngineConfig, Outcome, Output, Submitted, decode_events};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,20 +85,86 @@ impl Waiter {
     }
 }
 
-/// What travels with a command for its answer.
-#[derive(Debug)]
-pub enum ReplyTo {
-    Payment(Waiter),
-    Reply(oneshot::Sender<Reply>),
-    InboxOpened { stream: u64, frames: mpsc::Sender<Vec<Effect>> },
-    InboxClosed { stream: u64 },
-    Nothing,
+/// One request to the engine thread, each kind with the channel its
+/// answer goes back on. The pairing of an operation with its result type is
+/// fixed here, when the request is made, so the engine thread never has to
+/// guess what a reply is for.
+pub enum Request {
+    /// A payment: answered at once if final, else when its payee answers.
+    Submit(op::Submit, Waiter),
+    /// A return (final at once, or refused).
+    Return(op::Return, Waiter),
+    /// A payee's answer; nothing goes back.
+    Answer(op::Answer),
+    /// A payee's inbox stream opened: the engine counts it online, and the
+    /// journal thread starts sending it frames.
+    InboxOpened {
+        participant: ParticipantId,
+        stream: u64,
+        frames: mpsc::Sender<Vec<Effect>>,
+    },
+    InboxClosed {
+        participant: ParticipantId,
+        stream: u64,
+    },
+    /// Any other operation, with a reply channel of its own result type
+    /// (see [`EngineHandle::ask`]).
+    Ask(Box<dyn Job>),
 }
 
-#[derive(Debug)]
-pub struct Request {
-    pub command: Command,
-    pub reply: ReplyTo,
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Submit(submit, _) => write!(f, "Submit({})", submit.0.id),
+            Request::Return(give_back, _) => write!(f, "Return({})", give_back.0.id),
+            Request::Answer(answer) => write!(f, "Answer({})", answer.id),
+            Request::InboxOpened { participant, stream, .. } => write!(f, "InboxOpened({participant}, {stream})"),
+            Request::InboxClosed { participant, stream } => write!(f, "InboxClosed({participant}, {stream})"),
+            Request::Ask(_) => f.write_str("Ask"),
+        }
+    }
+}
+
+impl Request {
+    /// Starts loading the transfer this request will look up (see
+    /// [`Engine::prefetch`]).
+    fn prefetch(&self, engine: &Engine) {
+        match self {
+            Request::Submit(submit, _) => engine.prefetch(submit),
+            Request::Return(give_back, _) => engine.prefetch(give_back),
+            Request::Answer(answer) => engine.prefetch(answer),
+            _ => {}
+        }
+    }
+}
+
+/// An operation and the channel for its result, behind one type so the
+/// request queue can carry any of them.
+pub trait Job: Send {
+    /// Executes the operation; what comes back sends its result, and is
+    /// called by the journal thread once the batch is durable.
+    fn run(self: Box<Self>, engine: &mut Engine, now: TimestampMs, out: &mut Output) -> Reply;
+}
+
+/// Sends one operation's result to its caller.
+pub type Reply = Box<dyn FnOnce() + Send>;
+
+struct Asked<O: Operation> {
+    operation: O,
+    reply: oneshot::Sender<O::Result>,
+}
+
+impl<O> Job for Asked<O>
+where
+    O: Operation + Send + 'static,
+    O::Result: Send + 'static,
+{
+    fn run(self: Box<Self>, engine: &mut Engine, now: TimestampMs, out: &mut Output) -> Reply {
+        let result = engine.execute(now, self.operation, out);
+        let reply = self.reply;
+        // A caller that went away no longer needs the answer.
+        Box::new(move || drop(reply.send(result)))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -222,10 +289,28 @@ impl EngineHandle {
         self.requests.send(request).await.map_err(|_| SubmitError::Stopped)
     }
 
-    /// Runs a command that has an immediate reply.
-    pub async fn ask(&self, command: Command) -> Result<Reply, SubmitError> {
-        let (tx, rx) = oneshot::channel();
-        self.try_send(Request { command, reply: ReplyTo::Reply(tx) })?;
+    /// Runs an operation and waits for its result; refused at once when
+    /// the queue is full.
+    pub async fn ask<O>(&self, operation: O) -> Result<O::Result, SubmitError>
+    where
+        O: Operation + Send + 'static,
+        O::Result: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.try_send(Request::Ask(Box::new(Asked { operation, reply })))?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    /// As [`EngineHandle::ask`], waiting for room in the queue instead of
+    /// refusing: for work already admitted in parts (an envelope's chunks),
+    /// where the wait is backpressure on the one stream that sent it.
+    pub async fn ask_waiting<O>(&self, operation: O) -> Result<O::Result, SubmitError>
+    where
+        O: Operation + Send + 'static,
+        O::Result: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Ask(Box::new(Asked { operation, reply }))).await?;
         rx.await.map_err(|_| SubmitError::Stopped)
     }
 
@@ -377,7 +462,7 @@ enum Notice {
     /// Boxed: a reply (a query's answer) is several times the size of the
     /// other notices, and every notice in a batch's vector is as large as
     /// the largest kind; copying notices was a tenth of the engine thread.
-    Reply(oneshot::Sender<Reply>, Box<Reply>),
+    Reply(Reply),
     Effect(Effect),
     InboxOpened {
         participant: ParticipantId,
@@ -498,43 +583,31 @@ fn engine_loop(
         engine.expire(now, &mut out);
         stats.commands.fetch_add(pending.len() as u64, Ordering::Relaxed);
         let mut batch = pending.drain(..);
-        while let Some(Request { command, reply }) = batch.next() {
+        while let Some(request) = batch.next() {
             if let Some(ahead) = batch.as_slice().get(Engine::PREFETCH_AHEAD - 1) {
-                engine.prefetch(&ahead.command);
+                ahead.prefetch(&engine);
             }
-            let (payment_id, inbox_participant) = match &command {
-                Command::Submit(order) => (Some(order.id), None),
-                Command::Return(order) => (Some(order.id), None),
-                Command::InboxOpened(p) | Command::InboxClosed(p) => (None, Some(*p)),
-                _ => (None, None),
-            };
-            let answer = engine.execute(now, command, &mut out);
-            match (reply, answer) {
-                (ReplyTo::Payment(waiter), Reply::Pending) => {
-                    // Resolved by the Final effect of this id; ids are
-                    // pending only while reserved, so this map is bounded
-                    // by the engine's in-flight limits.
-                    let id = payment_id.expect("payment replies go with payment commands");
-                    waiters.add(id, waiter, intake, config.waiters_per_id_max);
+            match request {
+                Request::Submit(submit, waiter) => {
+                    let id = submit.0.id;
+                    let submitted = engine.execute(now, submit, &mut out);
+                    follow_payment(id, submitted, waiter, intake, &mut waiters, &mut notices, &config, &stats);
                 }
-                (ReplyTo::Payment(waiter), Reply::Final(outcome)) => {
-                    count_outcome(&stats, outcome);
-                    let id = payment_id.expect("payment replies go with payment commands");
-                    notices.push(Notice::Outcome(waiter, id, outcome, intake));
+                Request::Return(give_back, waiter) => {
+                    let id = give_back.0.id;
+                    let submitted = engine.execute(now, give_back, &mut out);
+                    follow_payment(id, submitted, waiter, intake, &mut waiters, &mut notices, &config, &stats);
                 }
-                (ReplyTo::Reply(tx), answer) => notices.push(Notice::Reply(tx, Box::new(answer))),
-                (ReplyTo::InboxOpened { stream, frames }, _) => {
-                    let participant = inbox_participant.expect("inbox reply goes with an inbox command");
+                Request::Answer(answer) => engine.execute(now, answer, &mut out),
+                Request::InboxOpened { participant, stream, frames } => {
+                    engine.execute(now, op::InboxOpened(participant), &mut out);
                     notices.push(Notice::InboxOpened { participant, stream, frames });
                 }
-                (ReplyTo::InboxClosed { stream }, _) => {
-                    let participant = inbox_participant.expect("inbox reply goes with an inbox command");
+                Request::InboxClosed { participant, stream } => {
+                    engine.execute(now, op::InboxClosed(participant), &mut out);
                     notices.push(Notice::InboxClosed { participant, stream });
                 }
-                (ReplyTo::Payment(_), other) => {
-                    unreachable!("payment command answered with {other:?}")
-                }
-                (ReplyTo::Nothing, _) => {}
+                Request::Ask(job) => notices.push(Notice::Reply(job.run(&mut engine, now, &mut out))),
             }
             drain_effects(&mut out, &mut waiters, &mut notices, &stats);
         }
@@ -586,6 +659,31 @@ fn engine_loop(
     }
 }
 
+/// Where a payment's or return's answer goes: to its caller now if final,
+/// else to the waiters of its id until the payee answers.
+#[allow(clippy::too_many_arguments)] // the engine loop's locals, passed by name
+fn follow_payment(
+    id: EndToEndId,
+    submitted: Submitted,
+    waiter: Waiter,
+    intake: std::time::Instant,
+    waiters: &mut Waiters,
+    notices: &mut Vec<Notice>,
+    config: &RuntimeConfig,
+    stats: &Stats,
+) {
+    match submitted {
+        // Resolved by the final outcome of this id; ids are pending only
+        // while reserved, so the waiters are bounded by the engine's
+        // in-flight limits.
+        Submitted::Pending => waiters.add(id, waiter, intake, config.waiters_per_id_max),
+        Submitted::Final(outcome) => {
+            count_outcome(stats, outcome);
+            notices.push(Notice::Outcome(waiter, id, outcome, intake));
+        }
+    }
+}
+
 /// Callers waiting for the final outcome of pending ids, with when each
 /// call came in. Every streamed or unary payment passes through here once,
 /// and nearly always alone, so the first waiter is kept inline (an empty
@@ -628,15 +726,11 @@ impl Waiters {
 }
 
 fn drain_effects(out: &mut Output, waiters: &mut Waiters, notices: &mut Vec<Notice>, stats: &Stats) {
-    for effect in out.effects.drain(..) {
-        match effect {
-            Effect::Final { id, outcome } => {
-                count_outcome(stats, outcome);
-                waiters.take(&id, |waiter, intake| notices.push(Notice::Outcome(waiter, id, outcome, intake)));
-            }
-            other => notices.push(Notice::Effect(other)),
-        }
+    for (id, outcome) in out.finals.drain(..) {
+        count_outcome(stats, outcome);
+        waiters.take(&id, |waiter, intake| notices.push(Notice::Outcome(waiter, id, outcome, intake)));
     }
+    notices.extend(out.effects.drain(..).map(Notice::Effect));
 }
 
 fn count_outcome(stats: &Stats, outcome: Outcome) {
@@ -741,13 +835,12 @@ fn carry_out(
 ) {
     match notice {
         Notice::Outcome(waiter, id, outcome, _) => waiter.send(id, outcome),
-        Notice::Reply(tx, reply) => drop(tx.send(*reply)),
+        Notice::Reply(reply) => reply(),
         Notice::Effect(effect) => {
             let participant = match &effect {
                 Effect::Deliver(delivery) => delivery.payee.participant,
                 Effect::Settled { payee, .. } | Effect::Cancelled { payee, .. } => *payee,
                 Effect::Returned(notice) => notice.to,
-                Effect::Final { .. } => unreachable!("final effects are resolved by the engine thread"),
             };
             // Spread over the participant's inbox streams, round robin. The
             // wire encoding happens on the stream's own task, not here.

@@ -13,7 +13,7 @@ use crate::service::{DirectoryService, OperatorService, PaymentsService, Service
 use crate::store::{Store, StoreError};
 use crate::tls::{DevPki, PkiError};
 use ponte_domain::{Amount, ParticipantId};
-use ponte_ledger::{Command, EngineConfig, Reply};
+use ponte_ledger::{EngineConfig, op};
 use ponte_proto::v1::directory_server::DirectoryServer;
 use ponte_proto::v1::disbursements_server::DisbursementsServer;
 use ponte_proto::v1::operator_server::OperatorServer;
@@ -247,11 +247,11 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
     let engine = runtime.handle.clone();
     if fresh {
         for (id, name, net_debit_cap) in dev_participants {
-            let reply = engine
-                .ask(Command::RegisterParticipant { id, name, net_debit_cap })
+            let registered = engine
+                .ask(op::RegisterParticipant { id, name, net_debit_cap })
                 .await
                 .map_err(|_| ServeError::Stopped)?;
-            if let Reply::Participant(Err(error)) = reply {
+            if let Err(error) = registered {
                 return Err(ServeError::Config(format!("dev participant {id}: {error}")));
             }
         }

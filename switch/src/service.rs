@@ -6,16 +6,17 @@
 //! field), and hands a command to the engine. Business outcomes come back as
 //! values; [`status_of`] is the one table from runtime errors to gRPC codes.
 
-use crate::runtime::{EngineHandle, ReplyTo, Request, SubmitError, Waiter};
+use crate::runtime::{EngineHandle, Request, SubmitError, Waiter};
 use crate::tls::{participant_of, require_operator};
 use futures::Stream;
 use ponte_directory::claims::ClaimError;
 use ponte_directory::keys::KeyType;
 use ponte_directory::registry::{DirectoryError, NewKey, OwnerKind};
 use ponte_domain::{Account, Amount, IdKind, ParticipantId, ReasonCode, TransferState};
+use ponte_ledger::op::{self, Operation};
 use ponte_ledger::{
-    AdminError, Command, Decision, Delivery, Effect, EndUser, LookupError, Outcome, ParticipantStatus, ParticipantView,
-    PaymentOrder, REMITTANCE_LEN_MAX, Reply, ReturnNotice, ReturnOrder, TransferView,
+    AdminError, Decision, Delivery, Effect, EndUser, LookupError, Outcome, ParticipantStatus, ParticipantView,
+    PaymentOrder, REMITTANCE_LEN_MAX, ReturnNotice, ReturnOrder, TransferView,
 };
 use ponte_proto::v1 as pb;
 use ponte_wire::{self as wire, FieldError};
@@ -235,7 +236,7 @@ fn inbox_down(effects: Vec<Effect>) -> pb::InboxDown {
     use pb::inbox_event::Event;
     let events = effects
         .into_iter()
-        .filter_map(|effect| {
+        .map(|effect| {
             let event = match effect {
                 Effect::Deliver(delivery) => {
                     let Delivery { id, payer, payee, amount, remittance, deadline } = *delivery;
@@ -266,9 +267,8 @@ fn inbox_down(effects: Vec<Effect>) -> pb::InboxDown {
                         settled_at_ms: at,
                     })
                 }
-                Effect::Final { .. } => return None,
             };
-            Some(pb::InboxEvent { event: Some(event) })
+            pb::InboxEvent { event: Some(event) }
         })
         .collect();
     pb::InboxDown { events }
@@ -289,9 +289,9 @@ impl PaymentsService {
     }
 
     async fn registered(&self, caller: ParticipantId) -> Result<(), Status> {
-        match self.engine.ask(Command::GetParticipant { id: caller }).await.map_err(status_of)? {
-            Reply::Participant(Ok(_)) => Ok(()),
-            _ => Err(Status::permission_denied(format!("participant {caller} is not registered at this switch"))),
+        match self.engine.ask(op::GetParticipant { id: caller }).await.map_err(status_of)? {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Status::permission_denied(format!("participant {caller} is not registered at this switch"))),
         }
     }
 }
@@ -303,9 +303,7 @@ impl pb::payments_server::Payments for PaymentsService {
         let message = request.into_inner();
         let order = payment_order(caller, &message)?;
         let (tx, rx) = oneshot::channel();
-        self.engine
-            .try_send(Request { command: Command::Submit(order), reply: ReplyTo::Payment(Waiter::Once(tx)) })
-            .map_err(status_of)?;
+        self.engine.try_send(Request::Submit(op::Submit(order), Waiter::Once(tx))).map_err(status_of)?;
         let outcome = rx
             .await
             .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by end-to-end id"))?;
@@ -397,10 +395,7 @@ impl pb::payments_server::Payments for PaymentsService {
                 for payment in batch.payments {
                     let sent = payment_order(caller, &payment).and_then(|order| {
                         engine
-                            .try_send(Request {
-                                command: Command::Submit(order),
-                                reply: ReplyTo::Payment(Waiter::Stream(results_tx.clone())),
-                            })
+                            .try_send(Request::Submit(op::Submit(order), Waiter::Stream(results_tx.clone())))
                             .map_err(status_of)
                     });
                     if let Err(status) = sent {
@@ -455,10 +450,7 @@ impl pb::payments_server::Payments for PaymentsService {
         let stream = self.engine.next_stream_id();
         let (frames_tx, frames_rx) = mpsc::channel(self.config.inbox_queue_max);
         self.engine
-            .send(Request {
-                command: Command::InboxOpened(caller),
-                reply: ReplyTo::InboxOpened { stream, frames: frames_tx },
-            })
+            .send(Request::InboxOpened { participant: caller, stream, frames: frames_tx })
             .await
             .map_err(status_of)?;
         let engine = self.engine.clone();
@@ -489,16 +481,13 @@ impl pb::payments_server::Payments for PaymentsService {
                         }
                         _ => continue,
                     };
-                    let answered =
-                        Request { command: Command::Answer { payee: caller, id, decision }, reply: ReplyTo::Nothing };
+                    let answered = Request::Answer(op::Answer { payee: caller, id, decision });
                     if engine.send(answered).await.is_err() {
                         return;
                     }
                 }
             }
-            let _ = engine
-                .send(Request { command: Command::InboxClosed(caller), reply: ReplyTo::InboxClosed { stream } })
-                .await;
+            let _ = engine.send(Request::InboxClosed { participant: caller, stream }).await;
         });
         let frames = ReceiverStream::new(frames_rx).map(move |effects| {
             frames_stats.streams.inbox.count(effects.len());
@@ -514,13 +503,12 @@ impl pb::payments_server::Payments for PaymentsService {
     ) -> Result<Response<pb::CycleTransfersResponse>, Status> {
         let caller = participant_of(&request)?;
         let id = request.get_ref().cycle;
-        match self.engine.ask(Command::CycleTransfers { caller, id }).await.map_err(status_of)? {
-            Reply::CycleTransfers(Ok(views)) => Ok(Response::new(pb::CycleTransfersResponse {
+        match self.engine.ask(op::CycleTransfers { caller, id }).await.map_err(status_of)? {
+            Ok(views) => Ok(Response::new(pb::CycleTransfersResponse {
                 cycle: id,
                 transfers: views.iter().map(transfer_to_wire).collect(),
             })),
-            Reply::CycleTransfers(Err(error)) => Err(Status::not_found(error.to_string())),
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
+            Err(error) => Err(Status::not_found(error.to_string())),
         }
     }
 
@@ -530,9 +518,11 @@ impl pb::payments_server::Payments for PaymentsService {
     ) -> Result<Response<pb::TransferStatus>, Status> {
         let caller = participant_of(&request)?;
         let id = wire::end_to_end_id("end_to_end_id", &request.get_ref().end_to_end_id).map_err(invalid)?;
-        match self.engine.ask(Command::Status { caller, id }).await.map_err(status_of)? {
-            Reply::Status(Some(view)) => Ok(Response::new(transfer_to_wire(&view))),
-            _ => Err(Status::not_found(format!("no payment or return {id} sent or received by participant {caller}"))),
+        match self.engine.ask(op::Status { caller, id }).await.map_err(status_of)? {
+            Some(view) => Ok(Response::new(transfer_to_wire(&view))),
+            None => {
+                Err(Status::not_found(format!("no payment or return {id} sent or received by participant {caller}")))
+            }
         }
     }
 
@@ -565,9 +555,7 @@ impl pb::payments_server::Payments for PaymentsService {
             remittance: remittance(&message.remittance)?,
         };
         let (tx, rx) = oneshot::channel();
-        self.engine
-            .try_send(Request { command: Command::Return(order), reply: ReplyTo::Payment(Waiter::Once(tx)) })
-            .map_err(status_of)?;
+        self.engine.try_send(Request::Return(op::Return(order), Waiter::Once(tx))).map_err(status_of)?;
         let outcome = rx
             .await
             .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by return id"))?;
@@ -586,20 +574,13 @@ impl OperatorService {
         OperatorService { engine }
     }
 
-    async fn cycle(&self, command: Command) -> Result<Response<pb::CycleInfo>, Status> {
-        match self.engine.ask(command).await.map_err(status_of)? {
-            Reply::Cycle(Ok(header)) => Ok(Response::new(cycle_to_wire(&header))),
-            Reply::Cycle(Err(error)) => Err(cycle_status(error)),
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        }
-    }
-
-    async fn participant(&self, command: Command) -> Result<Response<pb::Participant>, Status> {
-        match self.engine.ask(command).await.map_err(status_of)? {
-            Reply::Participant(Ok(view)) => Ok(Response::new(participant_to_wire(&view))),
-            Reply::Participant(Err(error)) => Err(admin_status(error)),
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        }
+    /// Runs an operator operation that answers with a participant.
+    async fn participant<O>(&self, operation: O) -> Result<Response<pb::Participant>, Status>
+    where
+        O: Operation<Result = Result<ParticipantView, AdminError>> + Send + 'static,
+    {
+        let view = self.engine.ask(operation).await.map_err(status_of)?.map_err(admin_status)?;
+        Ok(Response::new(participant_to_wire(&view)))
     }
 }
 
@@ -619,18 +600,15 @@ impl pb::operator_server::Operator for OperatorService {
     ) -> Result<Response<pb::Participant>, Status> {
         require_operator(&request)?;
         let m = request.into_inner();
-        let command = Command::RegisterParticipant {
-            id: code("code", &m.code)?,
-            name: m.name,
-            net_debit_cap: cap(&m.net_debit_cap)?,
-        };
+        let command =
+            op::RegisterParticipant { id: code("code", &m.code)?, name: m.name, net_debit_cap: cap(&m.net_debit_cap)? };
         self.participant(command).await
     }
 
     async fn set_limit(&self, request: GrpcRequest<pb::SetLimitRequest>) -> Result<Response<pb::Participant>, Status> {
         require_operator(&request)?;
         let m = request.into_inner();
-        self.participant(Command::SetLimit { id: code("code", &m.code)?, net_debit_cap: cap(&m.net_debit_cap)? }).await
+        self.participant(op::SetLimit { id: code("code", &m.code)?, net_debit_cap: cap(&m.net_debit_cap)? }).await
     }
 
     async fn set_participant_status(
@@ -646,7 +624,7 @@ impl pb::operator_server::Operator for OperatorService {
                 return Err(invalid(FieldError::new("status", "must be ACTIVE or SUSPENDED")));
             }
         };
-        self.participant(Command::SetStatus { id: code("code", &m.code)?, status }).await
+        self.participant(op::SetStatus { id: code("code", &m.code)?, status }).await
     }
 
     async fn get_participant(
@@ -655,7 +633,7 @@ impl pb::operator_server::Operator for OperatorService {
     ) -> Result<Response<pb::Participant>, Status> {
         require_operator(&request)?;
         let id = code("code", &request.get_ref().code)?;
-        self.participant(Command::GetParticipant { id }).await
+        self.participant(op::GetParticipant { id }).await
     }
 
     async fn set_lookup_category(
@@ -669,7 +647,7 @@ impl pb::operator_server::Operator for OperatorService {
             (Some(c), None) => c.to_ascii_uppercase(),
             _ => return Err(invalid(FieldError::new("category", "must be one letter from A to H"))),
         };
-        self.participant(Command::SetLookupCategory { id: code("code", &m.code)?, category }).await
+        self.participant(op::SetLookupCategory { id: code("code", &m.code)?, category }).await
     }
 
     async fn set_liquidity(
@@ -683,7 +661,7 @@ impl pb::operator_server::Operator for OperatorService {
             Ok(pb::Liquidity::Prefunded) => ponte_ledger::Liquidity::Prefunded,
             _ => return Err(invalid(FieldError::new("liquidity", "must be NET_DEBIT_CAP or PREFUNDED"))),
         };
-        self.participant(Command::SetLiquidity { id: code("code", &m.code)?, liquidity }).await
+        self.participant(op::SetLiquidity { id: code("code", &m.code)?, liquidity }).await
     }
 
     async fn move_funds(
@@ -694,8 +672,11 @@ impl pb::operator_server::Operator for OperatorService {
         let m = request.get_ref();
         let id = code("code", &m.code)?;
         let amount = wire::amount_positive("amount", &m.amount).map_err(invalid)?;
-        let command = if m.withdraw { Command::FundsOut { id, amount } } else { Command::FundsIn { id, amount } };
-        self.participant(command).await
+        if m.withdraw {
+            self.participant(op::FundsOut { id, amount }).await
+        } else {
+            self.participant(op::FundsIn { id, amount }).await
+        }
     }
 
     async fn list_cycles(
@@ -703,12 +684,8 @@ impl pb::operator_server::Operator for OperatorService {
         request: GrpcRequest<pb::ListCyclesRequest>,
     ) -> Result<Response<pb::ListCyclesResponse>, Status> {
         require_operator(&request)?;
-        match self.engine.ask(Command::ListCycles).await.map_err(status_of)? {
-            Reply::Cycles(all) => {
-                Ok(Response::new(pb::ListCyclesResponse { cycles: all.iter().map(cycle_to_wire).collect() }))
-            }
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        }
+        let all = self.engine.ask(op::ListCycles).await.map_err(status_of)?;
+        Ok(Response::new(pb::ListCyclesResponse { cycles: all.iter().map(cycle_to_wire).collect() }))
     }
 
     async fn close_cycle(
@@ -716,7 +693,8 @@ impl pb::operator_server::Operator for OperatorService {
         request: GrpcRequest<pb::CloseCycleRequest>,
     ) -> Result<Response<pb::CycleInfo>, Status> {
         require_operator(&request)?;
-        self.cycle(Command::CloseCycle).await
+        let header = self.engine.ask(op::CloseCycle).await.map_err(status_of)?;
+        Ok(Response::new(cycle_to_wire(&header)))
     }
 
     async fn confirm_cycle(
@@ -724,7 +702,8 @@ impl pb::operator_server::Operator for OperatorService {
         request: GrpcRequest<pb::ConfirmCycleRequest>,
     ) -> Result<Response<pb::CycleInfo>, Status> {
         require_operator(&request)?;
-        self.cycle(Command::ConfirmCycle { id: request.get_ref().id }).await
+        let confirmed = self.engine.ask(op::ConfirmCycle { id: request.get_ref().id }).await.map_err(status_of)?;
+        Ok(Response::new(cycle_to_wire(&confirmed.map_err(cycle_status)?)))
     }
 
     async fn cycle_report(
@@ -734,11 +713,8 @@ impl pb::operator_server::Operator for OperatorService {
         require_operator(&request)?;
         let m = request.get_ref();
         let format = pb::ReportFormat::try_from(m.format).unwrap_or(pb::ReportFormat::Json);
-        let (header, movements) = match self.engine.ask(Command::CycleReport { id: m.id }).await.map_err(status_of)? {
-            Reply::Movements(Ok(parts)) => parts,
-            Reply::Movements(Err(error)) => return Err(cycle_status(error)),
-            other => return Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        };
+        let movements = self.engine.ask(op::CycleMovements { id: m.id }).await.map_err(status_of)?;
+        let (header, movements) = movements.map_err(cycle_status)?;
         // Sorting, netting and hashing a large cycle takes seconds: on a
         // blocking thread, not the engine's and not a network worker.
         let built = tokio::task::spawn_blocking(move || {
@@ -761,17 +737,13 @@ impl pb::operator_server::Operator for OperatorService {
         request: GrpcRequest<pb::ListParticipantsRequest>,
     ) -> Result<Response<pb::ListParticipantsResponse>, Status> {
         require_operator(&request)?;
-        match self.engine.ask(Command::ListParticipants).await.map_err(status_of)? {
-            Reply::Participants(all) => {
-                let sum = all.iter().try_fold(Amount::ZERO, |acc, p| acc.checked_add(p.position));
-                let sum = sum.ok_or_else(|| Status::internal("position sum overflows"))?;
-                Ok(Response::new(pb::ListParticipantsResponse {
-                    participants: all.iter().map(participant_to_wire).collect(),
-                    position_sum: sum.to_string(),
-                }))
-            }
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        }
+        let all = self.engine.ask(op::ListParticipants).await.map_err(status_of)?;
+        let sum = all.iter().try_fold(Amount::ZERO, |acc, p| acc.checked_add(p.position));
+        let sum = sum.ok_or_else(|| Status::internal("position sum overflows"))?;
+        Ok(Response::new(pb::ListParticipantsResponse {
+            participants: all.iter().map(participant_to_wire).collect(),
+            position_sum: sum.to_string(),
+        }))
     }
 }
 
@@ -838,24 +810,30 @@ impl DirectoryService {
         DirectoryService { engine }
     }
 
-    async fn ask(&self, command: Command) -> Result<Reply, Status> {
-        self.engine.ask(command).await.map_err(status_of)
+    async fn ask<O>(&self, operation: O) -> Result<O::Result, Status>
+    where
+        O: Operation + Send + 'static,
+        O::Result: Send + 'static,
+    {
+        self.engine.ask(operation).await.map_err(status_of)
     }
 
-    async fn key_reply(&self, command: Command) -> Result<Response<pb::KeyEntry>, Status> {
-        match self.ask(command).await? {
-            Reply::Key(Ok(entry)) => Ok(Response::new(entry_to_wire(&entry))),
-            Reply::Key(Err(error)) => Err(directory_status(error)),
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        }
+    /// Runs a key operation that answers with the key's entry.
+    async fn key_reply<O>(&self, operation: O) -> Result<Response<pb::KeyEntry>, Status>
+    where
+        O: Operation<Result = Result<ponte_directory::registry::Entry, DirectoryError>> + Send + 'static,
+    {
+        let entry = self.ask(operation).await?.map_err(directory_status)?;
+        Ok(Response::new(entry_to_wire(&entry)))
     }
 
-    async fn claim_reply(&self, command: Command) -> Result<Response<pb::ClaimInfo>, Status> {
-        match self.ask(command).await? {
-            Reply::Claim(Ok(claim)) => Ok(Response::new(wire::claim_to_wire(&claim))),
-            Reply::Claim(Err(error)) => Err(claim_status(error)),
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        }
+    /// Runs a claim operation that answers with the claim.
+    async fn claim_reply<O>(&self, operation: O) -> Result<Response<pb::ClaimInfo>, Status>
+    where
+        O: Operation<Result = Result<ponte_directory::claims::Claim, ClaimError>> + Send + 'static,
+    {
+        let claim = self.ask(operation).await?.map_err(claim_status)?;
+        Ok(Response::new(wire::claim_to_wire(&claim)))
     }
 }
 
@@ -881,13 +859,13 @@ impl pb::directory_server::Directory for DirectoryService {
         };
         let account = wire::account_from_wire("account", m.account.as_ref()).map_err(invalid)?;
         let owner = wire::owner_from_wire("owner", m.owner.as_ref()).map_err(invalid)?;
-        self.key_reply(Command::RegisterKey { caller, key, account, owner }).await
+        self.key_reply(op::RegisterKey { caller, key, account, owner }).await
     }
 
     async fn delete_key(&self, request: GrpcRequest<pb::DeleteKeyRequest>) -> Result<Response<pb::KeyEntry>, Status> {
         let caller = participant_of(&request)?;
         let key = wire::key_from_wire("key", request.get_ref().key.as_ref()).map_err(invalid)?;
-        self.key_reply(Command::DeleteKey { caller, key }).await
+        self.key_reply(op::DeleteKey { caller, key }).await
     }
 
     async fn move_key(&self, request: GrpcRequest<pb::MoveKeyRequest>) -> Result<Response<pb::KeyEntry>, Status> {
@@ -895,7 +873,7 @@ impl pb::directory_server::Directory for DirectoryService {
         let m = request.get_ref();
         let key = wire::key_from_wire("key", m.key.as_ref()).map_err(invalid)?;
         let account = wire::account_from_wire("account", m.account.as_ref()).map_err(invalid)?;
-        self.key_reply(Command::MoveKey { caller, key, account }).await
+        self.key_reply(op::MoveKey { caller, key, account }).await
     }
 
     async fn lookup_key(
@@ -907,15 +885,15 @@ impl pb::directory_server::Directory for DirectoryService {
         let key = wire::key_from_wire("key", m.key.as_ref()).map_err(invalid)?;
         let user = m.end_user.as_ref().ok_or_else(|| invalid(FieldError::new("end_user", "is required")))?;
         let end_user = end_user("end_user", user)?;
-        match self.ask(Command::LookupKey { caller, end_user, key }).await? {
-            Reply::Lookup(Ok(view)) => Ok(Response::new(pb::LookupKeyResponse {
+        match self.ask(op::LookupKey { caller, end_user, key }).await? {
+            Ok(view) => Ok(Response::new(pb::LookupKeyResponse {
                 key: Some(wire::key_to_wire(&view.key)),
                 account: Some(account_to_wire(&view.account)),
                 owner_kind: wire::owner_kind_to_wire(view.owner_kind) as i32,
                 owner_name_masked: view.owner_name_masked,
                 owner_id_masked: view.owner_id_masked,
             })),
-            Reply::Lookup(Err(error)) => {
+            Err(error) => {
                 let message = error.to_string();
                 Err(match error {
                     LookupError::NotFound => Status::not_found(message),
@@ -930,7 +908,6 @@ impl pb::directory_server::Directory for DirectoryService {
                     LookupError::EndUser(_) => Status::invalid_argument(message),
                 })
             }
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
         }
     }
 
@@ -939,13 +916,11 @@ impl pb::directory_server::Directory for DirectoryService {
         request: GrpcRequest<pb::ListKeysRequest>,
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
         let caller = participant_of(&request)?;
-        match self.ask(Command::ListKeys { caller }).await? {
-            Reply::Keys { entries, digest } => Ok(Response::new(pb::ListKeysResponse {
-                entries: entries.iter().map(entry_to_wire).collect(),
-                digest: format!("{digest:016x}"),
-            })),
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        }
+        let keys = self.ask(op::ListKeys { caller }).await?;
+        Ok(Response::new(pb::ListKeysResponse {
+            entries: keys.entries.iter().map(entry_to_wire).collect(),
+            digest: format!("{:016x}", keys.digest),
+        }))
     }
 
     async fn open_claim(&self, request: GrpcRequest<pb::OpenClaimRequest>) -> Result<Response<pb::ClaimInfo>, Status> {
@@ -955,7 +930,7 @@ impl pb::directory_server::Directory for DirectoryService {
         let key = wire::key_from_wire("key", m.key.as_ref()).map_err(invalid)?;
         let account = wire::account_from_wire("account", m.account.as_ref()).map_err(invalid)?;
         let owner = wire::owner_from_wire("owner", m.owner.as_ref()).map_err(invalid)?;
-        self.claim_reply(Command::OpenClaim { caller, kind, key, account, owner }).await
+        self.claim_reply(op::OpenClaim { caller, kind, key, account, owner }).await
     }
 
     async fn act_on_claim(
@@ -965,7 +940,7 @@ impl pb::directory_server::Directory for DirectoryService {
         let caller = participant_of(&request)?;
         let m = request.get_ref();
         let action = wire::claim_action_from_wire(m.action).map_err(invalid)?;
-        self.claim_reply(Command::ActOnClaim { caller, id: m.claim_id, action }).await
+        self.claim_reply(op::ActOnClaim { caller, id: m.claim_id, action }).await
     }
 
     async fn list_claims(
@@ -973,12 +948,8 @@ impl pb::directory_server::Directory for DirectoryService {
         request: GrpcRequest<pb::ListClaimsRequest>,
     ) -> Result<Response<pb::ListClaimsResponse>, Status> {
         let caller = participant_of(&request)?;
-        match self.ask(Command::ListClaims { caller }).await? {
-            Reply::Claims(claims) => {
-                Ok(Response::new(pb::ListClaimsResponse { claims: claims.iter().map(wire::claim_to_wire).collect() }))
-            }
-            other => Err(Status::internal(format!("unexpected engine reply {other:?}"))),
-        }
+        let claims = self.ask(op::ListClaims { caller }).await?;
+        Ok(Response::new(pb::ListClaimsResponse { claims: claims.iter().map(wire::claim_to_wire).collect() }))
     }
 }
 

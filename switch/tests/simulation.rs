@@ -34,9 +34,10 @@ use ponte_directory::claims::{ClaimAction, ClaimError, ClaimKind, ClaimStatus};
 use ponte_directory::keys::{Brazil, Key, KeyType, parse};
 use ponte_directory::registry::{DirectoryError, NewKey, Owner, OwnerKind};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs};
+use ponte_ledger::op::{self, Operation};
 use ponte_ledger::{
-    Beneficiary, Command, Decision, Effect, Engine, EngineConfig, EnvelopeError, EnvelopeHeader, EnvelopeItem, Event,
-    ItemOutcome, Outcome, Output, PaymentOrder, Reply, ReturnOrder, decode_events,
+    Beneficiary, Decision, Engine, EngineConfig, EnvelopeError, EnvelopeHeader, EnvelopeItem, Event, ItemOutcome,
+    Outcome, Output, PaymentOrder, ReturnOrder, Submitted, decode_events,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -250,12 +251,12 @@ impl Sim {
         };
         for (i, code) in PARTICIPANTS.into_iter().enumerate() {
             let cap = [5_000_00, 2_000_00, 500_00, 100_00][i];
-            let reply = sim.run(Command::RegisterParticipant {
+            let reply = sim.run(op::RegisterParticipant {
                 id: pid(code),
                 name: format!("P{code}"),
                 net_debit_cap: Amount::from_minor(cap),
             });
-            assert!(matches!(reply, Reply::Participant(Ok(_))));
+            assert!(reply.is_ok());
             sim.model.cap.insert(code, cap);
             sim.open_inbox(code);
         }
@@ -269,11 +270,11 @@ impl Sim {
         )
     }
 
-    /// Runs a command, journals its events, checks its effects against the
-    /// model's expectations of final outcomes.
-    fn run(&mut self, command: Command) -> Reply {
+    /// Runs an operation, journals its events, checks the final outcomes it
+    /// produced against the model's expectations.
+    fn run<O: Operation>(&mut self, operation: O) -> O::Result {
         let mut out = Output::default();
-        let reply = self.engine.execute(self.now, command, &mut out);
+        let reply = self.engine.execute(self.now, operation, &mut out);
         self.absorb(out);
         reply
     }
@@ -283,14 +284,12 @@ impl Sim {
         if !out.journal.is_empty() {
             self.journal.push(out.journal);
         }
-        for effect in out.effects {
-            if let Effect::Final { id, outcome } = effect {
-                self.final_seen(id, outcome);
-            }
+        for (id, outcome) in out.finals {
+            self.final_seen(id, outcome);
         }
     }
 
-    /// A Final effect: the model must hold the id pending and expect this.
+    /// A final outcome: the model must hold the id pending and expect this.
     fn final_seen(&mut self, id: EndToEndId, outcome: Outcome) {
         let Some(t) = self.model.transfers.get(&id).cloned() else { self.fail(format!("final for unknown id {id}")) };
         match t.state {
@@ -426,8 +425,8 @@ impl Sim {
             control_total: Amount::from_minor(total),
         };
         let caller = pid(agency);
-        let number = match self.run(Command::OpenEnvelope { caller, header, digest: serial as u128 }) {
-            Reply::Envelope(Ok(view)) => view.number,
+        let number = match self.run(op::OpenEnvelope { caller, header, digest: serial as u128 }) {
+            Ok(view) => view.number,
             other => self.fail(format!("opening envelope {serial}: {other:?}")),
         };
         // The model's rules: an id twice in one envelope refuses it whole;
@@ -454,14 +453,14 @@ impl Sim {
                 narrative: i.disbursement_id.clone(),
             })
             .collect();
-        let added = self.run(Command::AddEnvelopeItems { caller, number, items: wire });
+        let added = self.run(op::AddEnvelopeItems { caller, number, items: wire });
         match (&added, repeated) {
-            (Reply::Envelope(Err(EnvelopeError::RepeatedDisbursementId(_))), true) => return,
-            (Reply::Envelope(Ok(_)), false) => {}
+            (Err(EnvelopeError::RepeatedDisbursementId(_)), true) => return,
+            (Ok(_), false) => {}
             _ => self.fail(format!("adding envelope {serial}'s items (repeated id: {repeated}): {added:?}")),
         }
-        match self.run(Command::SealEnvelope { caller, number }) {
-            Reply::Envelope(Ok(view)) => {
+        match self.run(op::SealEnvelope { caller, number }) {
+            Ok(view) => {
                 let flagged = items.iter().filter(|i| i.status == ItemStatus::Flagged).count() as u32;
                 if view.failed_count != flagged {
                     self.fail(format!("envelope {serial}: engine flagged {}, model {flagged}", view.failed_count));
@@ -502,16 +501,14 @@ impl Sim {
         let mut paid = std::collections::HashSet::new();
         for e in 0..self.model.envelopes.len() {
             let envelope = self.model.envelopes[e].clone();
-            let reply = self.run(Command::EnvelopeItems {
+            let reply = self.run(op::EnvelopeItems {
                 caller: Some(pid(envelope.agency)),
                 agency: pid(envelope.agency),
                 reference: envelope.reference.clone(),
                 offset: 0,
                 limit: 100,
             });
-            let Reply::EnvelopeItems(Ok(views)) = reply else {
-                self.fail(format!("items of {}: {reply:?}", envelope.reference))
-            };
+            let Ok(views) = reply else { self.fail(format!("items of {}: {reply:?}", envelope.reference)) };
             for (view, item) in views.iter().zip(&envelope.items) {
                 let agrees = match (view.outcome, item.status) {
                     (ItemOutcome::Waiting, ItemStatus::Waiting) => true,
@@ -565,7 +562,7 @@ impl Sim {
             }
             Some(held) => Ok(held.participant.code()),
         };
-        let reply = self.run(Command::OpenClaim {
+        let reply = self.run(op::OpenClaim {
             caller: pid(claimer),
             kind,
             key: phone_key(phone),
@@ -573,7 +570,7 @@ impl Sim {
             owner: Owner { kind: OwnerKind::Person, id: "52998224725".into(), name: "Maria Souza".into() },
         });
         match (expected, reply) {
-            (Ok(donor), Reply::Claim(Ok(claim)))
+            (Ok(donor), Ok(claim))
                 if claim.donor == pid(donor) && claim.claimer == pid(claimer) && claim.status == ClaimStatus::Open =>
             {
                 if self.model.claims.contains_key(&claim.id) {
@@ -592,7 +589,7 @@ impl Sim {
                     },
                 );
             }
-            (Err(e), Reply::Claim(Err(got))) if e == got => {}
+            (Err(e), Err(got)) if e == got => {}
             (expected, reply) => {
                 self.fail(format!("{kind:?} claim on phone {phone} by {claimer}: expected {expected:?}, got {reply:?}"))
             }
@@ -643,9 +640,9 @@ impl Sim {
                 }
             }
         };
-        let reply = self.run(Command::ActOnClaim { caller: pid(actor), id, action });
+        let reply = self.run(op::ActOnClaim { caller: pid(actor), id, action });
         match (expected, reply) {
-            (Ok(status), Reply::Claim(Ok(got))) if got.status == status && got.id == id => {
+            (Ok(status), Ok(got)) if got.status == status && got.id == id => {
                 let c = self.model.claims.get_mut(&id).unwrap();
                 c.status = status;
                 if status == S::Completed {
@@ -654,7 +651,7 @@ impl Sim {
                     self.stats.claims_completed += 1;
                 }
             }
-            (Err(e), Reply::Claim(Err(got))) if e == got => {}
+            (Err(e), Err(got)) if e == got => {}
             (expected, reply) => {
                 self.fail(format!("{action:?} on claim {id} by {actor}: expected {expected:?}, got {reply:?}"))
             }
@@ -662,7 +659,7 @@ impl Sim {
     }
 
     fn open_inbox(&mut self, code: u32) {
-        self.run(Command::InboxOpened(pid(code)));
+        self.run(op::InboxOpened(pid(code)));
         *self.model.online.entry(code).or_default() += 1;
     }
 
@@ -721,15 +718,15 @@ impl Sim {
     /// refused with a reason, records it in the model, and says whether the
     /// engine agreed.
     fn submit_new(&mut self, id: EndToEndId, mut t: ModelTransfer, expected: Option<ReasonCode>) -> bool {
-        let reply = self.run(Command::Submit(self.order(id, &t)));
+        let reply = self.run(op::Submit(self.order(id, &t)));
         self.ids.push(id);
         match (expected, &reply) {
-            (None, Reply::Pending) => {
+            (None, Submitted::Pending) => {
                 *self.model.reserved.entry(t.payer).or_default() += t.amount;
                 self.model.transfers.insert(id, t);
                 true
             }
-            (Some(reason), Reply::Final(Outcome::Rejected { reason: got })) if *got == reason => {
+            (Some(reason), Submitted::Final(Outcome::Rejected { reason: got })) if *got == reason => {
                 t.state = State::Final(Outcome::Rejected { reason });
                 self.model.transfers.insert(id, t);
                 self.stats.rejected += 1;
@@ -761,11 +758,11 @@ impl Sim {
         if modified {
             t.remittance.push('!');
         }
-        let reply = self.run(Command::Submit(self.order(id, &t)));
+        let reply = self.run(op::Submit(self.order(id, &t)));
         let ok = match (modified, t.state, &reply) {
-            (true, _, Reply::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified })) => true,
-            (false, State::Pending { .. }, Reply::Pending) => true,
-            (false, State::Final(expected), Reply::Final(got)) => expected == *got,
+            (true, _, Submitted::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified })) => true,
+            (false, State::Pending { .. }, Submitted::Pending) => true,
+            (false, State::Final(expected), Submitted::Final(got)) => expected == *got,
             _ => false,
         };
         if !ok {
@@ -803,7 +800,7 @@ impl Sim {
         };
         let settled_before = self.model.settled_ids;
         let finals_before = self.stats;
-        self.run(Command::Answer { payee: pid(payee), id, decision });
+        self.run(op::Answer { payee: pid(payee), id, decision });
         // A final outcome only for a pending payment answered by its payee.
         let answered = matches!(t.state, State::Pending { .. }) && right_payee && t.original.is_none();
         let expected = answered.then_some(match decision {
@@ -894,7 +891,7 @@ impl Sim {
         } else {
             None
         };
-        let reply = self.run(Command::Return(ReturnOrder {
+        let reply = self.run(op::Return(ReturnOrder {
             returner: pid(o.payee),
             id,
             original,
@@ -903,8 +900,8 @@ impl Sim {
             remittance: String::new(),
         }));
         let outcome = match (expected, &reply) {
-            (None, Reply::Final(outcome @ Outcome::Settled { .. })) => *outcome,
-            (Some(r), Reply::Final(outcome @ Outcome::Rejected { reason: got })) if *got == r => *outcome,
+            (None, Submitted::Final(outcome @ Outcome::Settled { .. })) => *outcome,
+            (Some(r), Submitted::Final(outcome @ Outcome::Rejected { reason: got })) if *got == r => *outcome,
             _ => self.fail(format!(
                 "return {id} of {original} ({amount}, {left} left): expected {expected:?}, got {reply:?}"
             )),
@@ -941,18 +938,18 @@ impl Sim {
         } else {
             Ok(())
         };
-        let reply = self.run(Command::RegisterKey {
+        let reply = self.run(op::RegisterKey {
             caller: pid(holder),
             key: NewKey::Chosen { kind: KeyType::Phone, value: phone_text(phone) },
             account,
             owner: Owner { kind: OwnerKind::Person, id: "52998224725".into(), name: "Maria Souza".into() },
         });
         match (expected, reply) {
-            (Ok(()), Reply::Key(Ok(entry))) if entry.account == account => {
+            (Ok(()), Ok(entry)) if entry.account == account => {
                 self.model.keys.insert(phone, account);
                 self.stats.keys_registered += 1;
             }
-            (Err(e), Reply::Key(Err(got))) if e == got => {}
+            (Err(e), Err(got)) if e == got => {}
             (expected, reply) => {
                 self.fail(format!("register phone {phone} at {account:?}: expected {expected:?}, got {reply:?}"))
             }
@@ -969,12 +966,12 @@ impl Sim {
             Some(_) if self.model.claim_in_progress(phone) => Err(DirectoryError::KeyExists),
             Some(_) => Ok(()),
         };
-        let reply = self.run(Command::DeleteKey { caller: pid(caller), key: phone_key(phone) });
+        let reply = self.run(op::DeleteKey { caller: pid(caller), key: phone_key(phone) });
         match (expected, reply) {
-            (Ok(()), Reply::Key(Ok(_))) => {
+            (Ok(()), Ok(_)) => {
                 self.model.keys.remove(&phone);
             }
-            (Err(e), Reply::Key(Err(got))) if e == got => {}
+            (Err(e), Err(got)) if e == got => {}
             (expected, reply) => {
                 self.fail(format!("delete phone {phone} by {caller}: expected {expected:?}, got {reply:?}"))
             }
@@ -1016,15 +1013,15 @@ impl Sim {
     fn set_limit(&mut self) {
         let code = self.pick(&PARTICIPANTS);
         let cap = self.rng.random_range(0..6_000_00);
-        let reply = self.run(Command::SetLimit { id: pid(code), net_debit_cap: Amount::from_minor(cap) });
-        assert!(matches!(reply, Reply::Participant(Ok(_))), "{reply:?}");
+        let reply = self.run(op::SetLimit { id: pid(code), net_debit_cap: Amount::from_minor(cap) });
+        assert!(reply.is_ok(), "{reply:?}");
         self.model.cap.insert(code, cap);
     }
 
     fn inbox_churn(&mut self) {
         let code = self.pick(&PARTICIPANTS);
         if self.model.online.contains_key(&code) && self.rng.random_bool(0.5) {
-            self.run(Command::InboxClosed(pid(code)));
+            self.run(op::InboxClosed(pid(code)));
             let count = self.model.online.get_mut(&code).unwrap();
             *count -= 1;
             if *count == 0 {
@@ -1037,7 +1034,7 @@ impl Sim {
 
     fn cycles(&mut self) {
         if self.rng.random_bool(0.5) || self.model.closed.is_empty() {
-            let Reply::Cycle(Ok(header)) = self.run(Command::CloseCycle) else { self.fail("close cycle refused") };
+            let header = self.run(op::CloseCycle);
             if header.id != self.model.current_cycle {
                 self.fail(format!(
                     "closed cycle {} but the model's open one is {}",
@@ -1048,8 +1045,8 @@ impl Sim {
             self.model.current_cycle += 1;
         } else {
             let id = self.model.closed.remove(0);
-            let reply = self.run(Command::ConfirmCycle { id });
-            if !matches!(reply, Reply::Cycle(Ok(_))) {
+            let reply = self.run(op::ConfirmCycle { id });
+            if !reply.is_ok() {
                 self.fail(format!("confirming cycle {id}: {reply:?}"));
             }
             self.model.open_nets.remove(&id);

@@ -155,7 +155,7 @@ fn a_second_writer_cannot_append_beside_the_first() {
 #[test]
 fn the_engine_rebuilds_the_same_ledger_from_the_store() {
     use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
-    use ponte_ledger::{Command, Decision, Engine, EngineConfig, Output, PaymentOrder, decode_events};
+    use ponte_ledger::{Decision, Engine, EngineConfig, Output, PaymentOrder, decode_events, op};
 
     for_each_backend("engine", |backend| {
         let now = 1_795_730_100_000_i64;
@@ -166,10 +166,10 @@ fn the_engine_rebuilds_the_same_ledger_from_the_store() {
         let mut out = Output::default();
         let mut store = backend.open();
         for (id, name) in [(a, "A"), (b, "B")] {
-            let command = Command::RegisterParticipant { id, name: name.into(), net_debit_cap: Amount::units(1_000) };
-            engine.execute(now, command, &mut out);
+            let command = op::RegisterParticipant { id, name: name.into(), net_debit_cap: Amount::units(1_000) };
+            engine.execute(now, command, &mut out).unwrap();
         }
-        engine.execute(now, Command::InboxOpened(b), &mut out);
+        engine.execute(now, op::InboxOpened(b), &mut out);
         let mut ids = Vec::new();
         for n in 0..50_i64 {
             let suffix = format!("{n:011}");
@@ -184,10 +184,10 @@ fn the_engine_rebuilds_the_same_ledger_from_the_store() {
                 payee_key: None,
                 lookup_by: None,
             };
-            engine.execute(now, Command::Submit(order), &mut out);
+            engine.execute(now, op::Submit(order), &mut out);
             // Accept every other payment; leave the rest reserved.
             if n % 2 == 0 {
-                engine.execute(now, Command::Answer { payee: b, id, decision: Decision::Accept }, &mut out);
+                engine.execute(now, op::Answer { payee: b, id, decision: Decision::Accept }, &mut out);
             }
             store.append(&[&out.journal]).unwrap();
             out.clear();
