@@ -59,7 +59,7 @@ pub fn key(data: &[u8]) {
 pub fn payment_request(data: &[u8]) {
     let Ok(request) = pb::PaymentRequest::decode(data) else { return };
     let caller = ParticipantId::new(10000001).expect("valid code");
-    if let Ok(order) = ponte_switch::service::payment_order(caller, &request) {
+    if let Ok(order) = ponte_switch::grpc::payments::payment_order(caller, &request) {
         assert_eq!(order.payer.participant, caller);
         assert_eq!(order.id.participant(), caller);
         assert!(order.amount > Amount::ZERO);
@@ -71,10 +71,10 @@ pub fn envelope_upload(data: &[u8]) {
     let Ok(upload) = pb::EnvelopeUpload::decode(data) else { return };
     let agency = ParticipantId::new(10000001).expect("valid code");
     if let Some(header) = &upload.header {
-        let _ = ponte_switch::disbursement_service::header_from_wire(agency, header);
+        let _ = ponte_switch::grpc::disbursements::header_from_wire(agency, header);
     }
     for (index, item) in upload.items.iter().enumerate() {
-        if let Ok(item) = ponte_switch::disbursement_service::item_from_wire(index, item) {
+        if let Ok(item) = ponte_switch::grpc::disbursements::item_from_wire(index, item) {
             assert!(item.amount > Amount::ZERO);
         }
     }

@@ -871,8 +871,7 @@ mod disbursement {
             let added = h.run(T0, command);
             added?;
         }
-        let sealed = h.run(T0, op::SealEnvelope { caller: pid(AGENCY), number });
-        sealed
+        h.run(T0, op::SealEnvelope { caller: pid(AGENCY), number })
     }
 
     fn drive(h: &mut Harness, budget: usize) -> usize {

@@ -13,9 +13,9 @@
 //! - [`runtime`]: the engine thread and the journal thread that drive the
 //!   engine over a bounded queue and make each batch durable before anyone
 //!   hears of it.
-//! - [`service`]: the gRPC services (`ponte.v1.Payments`, `ponte.v1.Operator`)
-//!   and the mapping between wire messages and domain types.
-//! - [`disbursement_service`]: `ponte.v1.Disbursements`, envelopes from paying agencies.
+//! - [`grpc`]: the gRPC services (payments, operator, directory,
+//!   disbursements), one file each, and the one table from errors to
+//!   status codes.
 //! - [`acceptor`]: the TLS front door: handshakes with CRL checking, and
 //!   connections closed when their certificate is revoked.
 //! - [`tls`]: mTLS identities: who a client certificate names, and the dev
@@ -25,11 +25,10 @@
 
 pub mod acceptor;
 pub mod cql;
-pub mod disbursement_service;
+pub mod grpc;
 pub mod journal;
 pub mod metrics;
 pub mod runtime;
 pub mod server;
-pub mod service;
 pub mod store;
 pub mod tls;

@@ -6,10 +6,9 @@
 //! is and stops it cleanly.
 
 use crate::cql::{CqlConfig, CqlStore};
-use crate::disbursement_service::DisbursementService;
+use crate::grpc::{DirectoryService, DisbursementService, OperatorService, PaymentsService, ServiceConfig};
 use crate::journal::Journal;
 use crate::runtime::{EngineHandle, Runtime, RuntimeConfig, StartError};
-use crate::service::{DirectoryService, OperatorService, PaymentsService, ServiceConfig};
 use crate::store::{Store, StoreError};
 use crate::tls::{DevPki, PkiError};
 use ponte_domain::{Amount, ParticipantId};

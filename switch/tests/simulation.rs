@@ -1046,7 +1046,7 @@ impl Sim {
         } else {
             let id = self.model.closed.remove(0);
             let reply = self.run(op::ConfirmCycle { id });
-            if !reply.is_ok() {
+            if reply.is_err() {
                 self.fail(format!("confirming cycle {id}: {reply:?}"));
             }
             self.model.open_nets.remove(&id);

@@ -8,8 +8,8 @@
 //! [`ENVELOPE_CHUNK_ITEMS_MAX`] so retail payments keep flowing between
 //! them, and sealed. A refused envelope leaves nothing to pay.
 
+use super::status::to_status;
 use crate::runtime::EngineHandle;
-use crate::service::status_of;
 use crate::tls::{Caller, caller_of, participant_of};
 use ponte_domain::{Amount, ParticipantId};
 use ponte_ledger::op::{self, Operation};
@@ -43,7 +43,7 @@ impl DisbursementService {
         O: Operation + Send + 'static,
         O::Result: Send + 'static,
     {
-        self.engine.ask_waiting(operation).await.map_err(status_of)
+        self.engine.ask_waiting(operation).await.map_err(to_status)
     }
 
     /// Runs an envelope operation that answers with the envelope.
@@ -51,23 +51,7 @@ impl DisbursementService {
     where
         O: Operation<Result = Result<EnvelopeView, EnvelopeError>> + Send + 'static,
     {
-        self.run(operation).await?.map_err(envelope_status)
-    }
-}
-
-fn invalid(error: FieldError) -> Status {
-    Status::invalid_argument(error.to_string())
-}
-
-/// The one place that maps envelope errors to gRPC codes.
-fn envelope_status(error: EnvelopeError) -> Status {
-    let message = error.to_string();
-    match error {
-        EnvelopeError::AgencyNotActive(_) | EnvelopeError::PayingAccountNotAgency => Status::permission_denied(message),
-        EnvelopeError::ReferenceReused(_) => Status::already_exists(message),
-        EnvelopeError::Unknown(_) => Status::not_found(message),
-        EnvelopeError::AlreadySealed => Status::failed_precondition(message),
-        _ => Status::invalid_argument(message),
+        self.run(operation).await?.map_err(to_status)
     }
 }
 
@@ -212,7 +196,7 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
         let first = upload.message().await?.ok_or_else(|| Status::invalid_argument("empty upload"))?;
         let header =
             first.header.as_ref().ok_or_else(|| Status::invalid_argument("the first message needs the header"))?;
-        let header = header_from_wire(agency, header).map_err(invalid)?;
+        let header = header_from_wire(agency, header).map_err(to_status)?;
         if header.control_count == 0 || header.control_count > ENVELOPE_ITEMS_MAX {
             return Err(Status::invalid_argument(format!("header.control_count must be 1 to {ENVELOPE_ITEMS_MAX}")));
         }
@@ -228,7 +212,7 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
             }
             if items.len() + m.items.len() > expected {
                 // Bounded memory: never hold more than the header announced.
-                return Err(envelope_status(EnvelopeError::ControlCountMismatch {
+                return Err(to_status(EnvelopeError::ControlCountMismatch {
                     expected: header.control_count,
                     found: (items.len() + m.items.len()) as u32,
                 }));
@@ -244,7 +228,7 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
         })
         .await
         .map_err(|_| Status::internal("envelope check failed"))?;
-        let digest = digest.map_err(envelope_status)?;
+        let digest = digest.map_err(to_status)?;
 
         let opened = self.envelope(op::OpenEnvelope { caller: agency, header, digest }).await?;
         if opened.sealed_at.is_some() {
@@ -283,7 +267,7 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
             return Err(Status::invalid_argument(format!("limit must be 1 to {ITEMS_PAGE_MAX}")));
         }
         let page = op::EnvelopeItems { caller, agency, reference: m.reference, offset: m.offset, limit: m.limit };
-        let items = self.run(page).await?.map_err(envelope_status)?;
+        let items = self.run(page).await?.map_err(to_status)?;
         Ok(Response::new(pb::ListEnvelopeItemsResponse { items: items.iter().map(outcome_to_wire).collect() }))
     }
 }

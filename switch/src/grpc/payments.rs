@@ -1,0 +1,472 @@
+//! `ponte.v1.Payments`: payments, returns, status, reconciliation and the
+//! payees' inbox streams.
+
+use super::ServiceConfig;
+use super::directory::end_user;
+use super::status::to_status;
+use crate::runtime::{EngineHandle, Request, SubmitError, Waiter};
+use crate::tls::participant_of;
+use futures::Stream;
+use ponte_domain::CURRENCY;
+use ponte_domain::{Account, IdKind, ParticipantId, ReasonCode, TransferState};
+use ponte_ledger::op::{self};
+use ponte_ledger::{
+    Decision, Delivery, Effect, Outcome, PaymentOrder, REMITTANCE_LEN_MAX, ReturnNotice, ReturnOrder, TransferView,
+};
+use ponte_proto::v1 as pb;
+use ponte_wire::{self as wire, FieldError};
+use ponte_wire::{account_to_wire, reason_to_wire};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request as GrpcRequest, Response, Status, Streaming};
+
+/// Moves what `rx` holds now into `out` (up to `max` in all), converted by
+/// `wire`; returns how many it moved.
+fn drain<T>(
+    rx: &mut mpsc::Receiver<T>,
+    out: &mut Vec<pb::PaymentResult>,
+    max: usize,
+    wire: impl Fn(T) -> pb::PaymentResult,
+) -> usize {
+    let before = out.len();
+    while out.len() < max {
+        match rx.try_recv() {
+            Ok(item) => out.push(wire(item)),
+            Err(_) => break,
+        }
+    }
+    out.len() - before
+}
+
+fn remittance(text: &str) -> Result<String, Status> {
+    if text.chars().count() > REMITTANCE_LEN_MAX {
+        return Err(to_status(FieldError::new("remittance", format_args!("at most {REMITTANCE_LEN_MAX} characters"))));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(to_status(FieldError::new("remittance", "must not contain control characters")));
+    }
+    Ok(text.to_owned())
+}
+
+/// Parses and checks a payment request from `caller`.
+pub fn payment_order(caller: ParticipantId, request: &pb::PaymentRequest) -> Result<PaymentOrder, Status> {
+    let id = wire::end_to_end_id("end_to_end_id", &request.end_to_end_id).map_err(to_status)?;
+    if id.kind() != IdKind::Payment {
+        return Err(to_status(FieldError::new("end_to_end_id", "a payment id starts with 'E'")));
+    }
+    if id.participant() != caller {
+        return Err(Status::permission_denied(format!(
+            "end_to_end_id: made by participant {}, but the caller is {caller}",
+            id.participant()
+        )));
+    }
+    let payer = wire::account_from_wire("payer", request.payer.as_ref()).map_err(to_status)?;
+    if payer.participant != caller {
+        return Err(Status::permission_denied(format!(
+            "participant {caller} cannot pay from an account at participant {}",
+            payer.participant
+        )));
+    }
+    let (payee, payee_key) = match request.payee.as_ref().and_then(|p| p.target.as_ref()) {
+        Some(pb::payee::Target::Account(account)) => {
+            (wire::account_from_wire("payee.account", Some(account)).map_err(to_status)?, None)
+        }
+        Some(pb::payee::Target::Key(key)) => {
+            (Account::unresolved(), Some(wire::key_from_wire("payee.key", Some(key)).map_err(to_status)?))
+        }
+        None => return Err(to_status(FieldError::new("payee", "is required"))),
+    };
+    let lookup_by = match &request.lookup_by {
+        Some(user) => Some(end_user("lookup_by", user)?),
+        None => None,
+    };
+    let amount = wire::amount_positive("amount", &request.amount).map_err(to_status)?;
+    if request.currency != CURRENCY {
+        return Err(to_status(FieldError::new("currency", format_args!("this switch settles in {CURRENCY}"))));
+    }
+    Ok(PaymentOrder { id, payer, payee, payee_key, lookup_by, amount, remittance: remittance(&request.remittance)? })
+}
+
+pub fn result_to_wire(id: &str, outcome: Outcome) -> pb::PaymentResult {
+    match outcome {
+        Outcome::Settled { at } => pb::PaymentResult {
+            end_to_end_id: id.to_owned(),
+            status: pb::PaymentStatus::Settled as i32,
+            settled_at_ms: at,
+            ..Default::default()
+        },
+        Outcome::Rejected { reason } => pb::PaymentResult {
+            end_to_end_id: id.to_owned(),
+            status: pb::PaymentStatus::Rejected as i32,
+            reason: Some(reason_to_wire(reason)),
+            ..Default::default()
+        },
+    }
+}
+
+fn item_error(id: &str, status: &Status) -> pb::PaymentResult {
+    pb::PaymentResult {
+        end_to_end_id: id.to_owned(),
+        error: Some(pb::ItemError { grpc_code: status.code() as i32, message: status.message().to_owned() }),
+        ..Default::default()
+    }
+}
+
+fn state_to_wire(state: TransferState) -> pb::PaymentStatus {
+    match state {
+        TransferState::Received => pb::PaymentStatus::Received,
+        TransferState::Reserved => pb::PaymentStatus::Reserved,
+        TransferState::Settled => pb::PaymentStatus::Settled,
+        TransferState::Rejected => pb::PaymentStatus::Rejected,
+    }
+}
+
+fn transfer_to_wire(view: &TransferView) -> pb::TransferStatus {
+    pb::TransferStatus {
+        end_to_end_id: view.id.to_string(),
+        status: state_to_wire(view.state) as i32,
+        reason: view.reason.map(reason_to_wire),
+        payer: Some(account_to_wire(&view.payer)),
+        payee: Some(account_to_wire(&view.payee)),
+        amount: view.amount.to_string(),
+        created_at_ms: view.created_at,
+        settled_at_ms: view.settled_at.unwrap_or(0),
+        returned_amount: view.returned.to_string(),
+        original_end_to_end_id: view.original.map(|o| o.to_string()).unwrap_or_default(),
+    }
+}
+
+/// Encodes a group of inbox frames for the wire.
+fn inbox_down(effects: Vec<Effect>) -> pb::InboxDown {
+    use pb::inbox_event::Event;
+    let events = effects
+        .into_iter()
+        .map(|effect| {
+            let event = match effect {
+                Effect::Deliver(delivery) => {
+                    let Delivery { id, payer, payee, amount, remittance, deadline } = *delivery;
+                    Event::Payment(pb::IncomingPayment {
+                        end_to_end_id: id.to_string(),
+                        payer: Some(account_to_wire(&payer)),
+                        payee: Some(account_to_wire(&payee)),
+                        amount: amount.to_string(),
+                        currency: CURRENCY.to_owned(),
+                        remittance,
+                        deadline_ms: deadline,
+                    })
+                }
+                Effect::Settled { id, at, .. } => {
+                    Event::Settled(pb::SettledNotice { end_to_end_id: id.to_string(), settled_at_ms: at })
+                }
+                Effect::Cancelled { id, reason, .. } => Event::Cancelled(pb::CancelledNotice {
+                    end_to_end_id: id.to_string(),
+                    reason: Some(reason_to_wire(reason)),
+                }),
+                Effect::Returned(notice) => {
+                    let ReturnNotice { id, original, amount, reason, at, .. } = *notice;
+                    Event::Returned(pb::ReturnNotice {
+                        return_id: id.to_string(),
+                        original_end_to_end_id: original.to_string(),
+                        amount: amount.to_string(),
+                        reason: Some(reason_to_wire(reason)),
+                        settled_at_ms: at,
+                    })
+                }
+            };
+            pb::InboxEvent { event: Some(event) }
+        })
+        .collect();
+    pb::InboxDown { events }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// `ponte.v1.Payments`.
+#[derive(Debug, Clone)]
+pub struct PaymentsService {
+    engine: EngineHandle,
+    config: Arc<ServiceConfig>,
+}
+
+impl PaymentsService {
+    pub fn new(engine: EngineHandle, config: ServiceConfig) -> PaymentsService {
+        PaymentsService { engine, config: Arc::new(config) }
+    }
+
+    async fn registered(&self, caller: ParticipantId) -> Result<(), Status> {
+        match self.engine.ask(op::GetParticipant { id: caller }).await.map_err(to_status)? {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Status::permission_denied(format!("participant {caller} is not registered at this switch"))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::payments_server::Payments for PaymentsService {
+    async fn submit(&self, request: GrpcRequest<pb::PaymentRequest>) -> Result<Response<pb::PaymentResult>, Status> {
+        let caller = participant_of(&request)?;
+        let message = request.into_inner();
+        let order = payment_order(caller, &message)?;
+        let (tx, rx) = oneshot::channel();
+        self.engine.try_send(Request::Submit(op::Submit(order), Waiter::Once(tx))).map_err(to_status)?;
+        let outcome = rx
+            .await
+            .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by end-to-end id"))?;
+        Ok(Response::new(result_to_wire(&message.end_to_end_id, outcome)))
+    }
+
+    type SubmitStreamStream = BoxStream<pb::ResultBatch>;
+
+    async fn submit_stream(
+        &self,
+        request: GrpcRequest<Streaming<pb::SubmitBatch>>,
+    ) -> Result<Response<Self::SubmitStreamStream>, Status> {
+        let caller = participant_of(&request)?;
+        let mut incoming = request.into_inner();
+        let inflight_max = self.config.stream_inflight_max;
+        // Every payment holds a permit until its result is sent back, and
+        // the results channel has room for all permits: the journal thread
+        // never finds it full.
+        let permits = Arc::new(Semaphore::new(inflight_max));
+        let (results_tx, results_rx) = mpsc::channel::<(ponte_domain::EndToEndId, Outcome)>(inflight_max);
+        let (errors_tx, errors_rx) = mpsc::channel::<pb::PaymentResult>(inflight_max);
+        // Payments refused for want of room never held a permit, so their
+        // answers must not return one: they travel apart.
+        let (refused_tx, refused_rx) = mpsc::channel::<pb::PaymentResult>(inflight_max);
+        let (fatal_tx, fatal_rx) = mpsc::channel::<Status>(1);
+        let engine = self.engine.clone();
+        let config = self.config.clone();
+        let reader_permits = permits.clone();
+        let stats = self.engine.stats_arc();
+        let results_stats = stats.clone();
+        tokio::spawn(async move {
+            // Set when a batch found no room within the admission wait: the
+            // batches behind it (already sent, waiting in the stream) are
+            // then admitted only if there is room at once, else refused at
+            // once. Waiting for each in turn would add the waits up, and
+            // an admitted payment would queue behind every refused batch.
+            let mut overloaded = false;
+            loop {
+                let batch = match incoming.next().await {
+                    Some(Ok(batch)) => batch,
+                    Some(Err(status)) => {
+                        tracing::debug!(%status, "submit stream ended by the client");
+                        break;
+                    }
+                    None => break,
+                };
+                if batch.payments.len() > config.submit_batch_max {
+                    let _ = fatal_tx
+                        .send(Status::invalid_argument(format!(
+                            "payments: at most {} per SubmitBatch",
+                            config.submit_batch_max
+                        )))
+                        .await;
+                    break;
+                }
+                stats.streams.submits.count(batch.payments.len());
+                let wanted = batch.payments.len() as u32;
+                let admitted = if overloaded {
+                    match reader_permits.clone().try_acquire_many_owned(wanted) {
+                        Ok(held) => Some(held),
+                        Err(tokio::sync::TryAcquireError::NoPermits) => None,
+                        Err(tokio::sync::TryAcquireError::Closed) => break,
+                    }
+                } else {
+                    let wait = std::time::Duration::from_millis(config.stream_admission_wait_ms);
+                    match tokio::time::timeout(wait, reader_permits.clone().acquire_many_owned(wanted)).await {
+                        Ok(Ok(held)) => Some(held),
+                        Ok(Err(_closed)) => break,
+                        Err(_elapsed) => None,
+                    }
+                };
+                overloaded = admitted.is_none();
+                let held = match admitted {
+                    Some(held) => held,
+                    None => {
+                        // Over capacity: refuse the batch now (nothing of it
+                        // executed; retryable with the same ids) instead of
+                        // queueing it behind the stream.
+                        let overloaded = to_status(SubmitError::Overloaded);
+                        for payment in &batch.payments {
+                            if refused_tx.send(item_error(&payment.end_to_end_id, &overloaded)).await.is_err() {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
+                };
+                held.forget();
+                for payment in batch.payments {
+                    let sent = payment_order(caller, &payment).and_then(|order| {
+                        engine
+                            .try_send(Request::Submit(op::Submit(order), Waiter::Stream(results_tx.clone())))
+                            .map_err(to_status)
+                    });
+                    if let Err(status) = sent {
+                        let _ = errors_tx.try_send(item_error(&payment.end_to_end_id, &status));
+                    }
+                }
+            }
+        });
+        // Each message carries every result ready at that moment (at most a
+        // batch): batching follows the load, with no timer adding latency.
+        let batch_max = self.config.submit_batch_max;
+        let state = (results_rx, errors_rx, refused_rx, fatal_rx, permits, results_stats);
+        let batches = futures::stream::unfold(
+            state,
+            move |(mut results, mut errors, mut refused, mut fatal, permits, stats)| async move {
+                let mut out = Vec::new();
+                // Answers of admitted payments give their permits back;
+                // refusals never held one.
+                let mut admitted = 0;
+                tokio::select! {
+                    biased;
+                    Some(status) = fatal.recv() => return Some((Err(status), (results, errors, refused, fatal, permits, stats))),
+                    Some((id, outcome)) = results.recv() => {
+                        out.push(result_to_wire(id.as_str(), outcome));
+                        admitted += 1;
+                    }
+                    Some(item) = errors.recv() => {
+                        out.push(item);
+                        admitted += 1;
+                    }
+                    Some(item) = refused.recv() => out.push(item),
+                    else => return None,
+                }
+                admitted +=
+                    drain(&mut results, &mut out, batch_max, |(id, outcome)| result_to_wire(id.as_str(), outcome));
+                admitted += drain(&mut errors, &mut out, batch_max, |item| item);
+                drain(&mut refused, &mut out, batch_max, |item| item);
+                permits.add_permits(admitted);
+                stats.streams.results.count(out.len());
+                Some((Ok(pb::ResultBatch { results: out }), (results, errors, refused, fatal, permits, stats)))
+            },
+        );
+        Ok(Response::new(Box::pin(batches)))
+    }
+
+    type InboxStream = BoxStream<pb::InboxDown>;
+
+    async fn inbox(&self, request: GrpcRequest<Streaming<pb::InboxUp>>) -> Result<Response<Self::InboxStream>, Status> {
+        let caller = participant_of(&request)?;
+        self.registered(caller).await?;
+        let mut answers = request.into_inner();
+        let stream = self.engine.next_stream_id();
+        let (frames_tx, frames_rx) = mpsc::channel(self.config.inbox_queue_max);
+        self.engine
+            .send(Request::InboxOpened { participant: caller, stream, frames: frames_tx })
+            .await
+            .map_err(to_status)?;
+        let engine = self.engine.clone();
+        let answers_max = self.config.answers_batch_max;
+        let stats = self.engine.stats_arc();
+        let frames_stats = stats.clone();
+        // Why the switch closed this inbox, told to the payee as the
+        // stream's final status (a clean end otherwise).
+        let (closed_tx, closed_rx) = oneshot::channel::<Status>();
+        tokio::spawn(async move {
+            while let Some(Ok(up)) = answers.next().await {
+                stats.streams.answers.count(up.answers.len());
+                if up.answers.len() > answers_max {
+                    tracing::warn!(participant = %caller, "inbox answers batch over the bound; stream closed");
+                    let _ = closed_tx.send(Status::invalid_argument(format!(
+                        "at most {answers_max} answers per InboxUp; this inbox stream is closed"
+                    )));
+                    break;
+                }
+                for answer in up.answers {
+                    let Ok(id) = wire::end_to_end_id("end_to_end_id", &answer.end_to_end_id) else {
+                        continue;
+                    };
+                    let decision = match pb::Decision::try_from(answer.decision) {
+                        Ok(pb::Decision::Accept) => Decision::Accept,
+                        Ok(pb::Decision::Reject) => {
+                            Decision::Reject(answer.reject_reason.parse().unwrap_or(ReasonCode::RejectedByPayee))
+                        }
+                        _ => continue,
+                    };
+                    let answered = Request::Answer(op::Answer { payee: caller, id, decision });
+                    if engine.send(answered).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = engine.send(Request::InboxClosed { participant: caller, stream }).await;
+        });
+        let frames = ReceiverStream::new(frames_rx).map(move |effects| {
+            frames_stats.streams.inbox.count(effects.len());
+            Ok(inbox_down(effects))
+        });
+        let reason = futures::stream::once(closed_rx).filter_map(|closed| closed.ok().map(Err));
+        Ok(Response::new(Box::pin(frames.chain(reason))))
+    }
+
+    async fn cycle_transfers(
+        &self,
+        request: GrpcRequest<pb::CycleTransfersRequest>,
+    ) -> Result<Response<pb::CycleTransfersResponse>, Status> {
+        let caller = participant_of(&request)?;
+        let id = request.get_ref().cycle;
+        match self.engine.ask(op::CycleTransfers { caller, id }).await.map_err(to_status)? {
+            Ok(views) => Ok(Response::new(pb::CycleTransfersResponse {
+                cycle: id,
+                transfers: views.iter().map(transfer_to_wire).collect(),
+            })),
+            Err(error) => Err(Status::not_found(error.to_string())),
+        }
+    }
+
+    async fn get_status(
+        &self,
+        request: GrpcRequest<pb::StatusRequest>,
+    ) -> Result<Response<pb::TransferStatus>, Status> {
+        let caller = participant_of(&request)?;
+        let id = wire::end_to_end_id("end_to_end_id", &request.get_ref().end_to_end_id).map_err(to_status)?;
+        match self.engine.ask(op::Status { caller, id }).await.map_err(to_status)? {
+            Some(view) => Ok(Response::new(transfer_to_wire(&view))),
+            None => {
+                Err(Status::not_found(format!("no payment or return {id} sent or received by participant {caller}")))
+            }
+        }
+    }
+
+    async fn r#return(&self, request: GrpcRequest<pb::ReturnRequest>) -> Result<Response<pb::PaymentResult>, Status> {
+        let caller = participant_of(&request)?;
+        let message = request.into_inner();
+        let id = wire::end_to_end_id("return_id", &message.return_id).map_err(to_status)?;
+        if id.kind() != IdKind::Return {
+            return Err(to_status(FieldError::new("return_id", "a return id starts with 'D'")));
+        }
+        if id.participant() != caller {
+            return Err(Status::permission_denied(format!(
+                "return_id: made by participant {}, but the caller is {caller}",
+                id.participant()
+            )));
+        }
+        let original =
+            wire::end_to_end_id("original_end_to_end_id", &message.original_end_to_end_id).map_err(to_status)?;
+        let amount = wire::amount_positive("amount", &message.amount).map_err(to_status)?;
+        let reason: ReasonCode =
+            message.reason.parse().ok().filter(|r: &ReasonCode| r.is_payee_reason()).ok_or_else(|| {
+                to_status(FieldError::new("reason", "must be a return reason code such as MD06, FR01 or BE08"))
+            })?;
+        let order = ReturnOrder {
+            returner: caller,
+            id,
+            original,
+            amount,
+            reason,
+            remittance: remittance(&message.remittance)?,
+        };
+        let (tx, rx) = oneshot::channel();
+        self.engine.try_send(Request::Return(op::Return(order), Waiter::Once(tx))).map_err(to_status)?;
+        let outcome = rx
+            .await
+            .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by return id"))?;
+        Ok(Response::new(result_to_wire(&message.return_id, outcome)))
+    }
+}
