@@ -23,6 +23,18 @@ macro_rules! reason_codes {
             /// Every code, in number order.
             pub const ALL: &'static [ReasonCode] = &[$( ReasonCode::$variant, )*];
 
+            /// How many codes there are: the size of a table indexed by [`ReasonCode::index`].
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// This code's position in [`ReasonCode::ALL`], below
+            /// [`ReasonCode::COUNT`]: a dense index for per-code tables
+            /// (the stable [`ReasonCode::number`] has gaps and may grow).
+            pub const fn index(self) -> usize {
+                // Variants are declared in the order of ALL, without explicit
+                // discriminants, so the discriminant is the position.
+                self as usize
+            }
+
             /// The ISO 20022-style four-character code, e.g. "AM04".
             pub const fn code(self) -> &'static str {
                 match self { $( ReasonCode::$variant => $code, )* }
@@ -122,6 +134,14 @@ mod tests {
             assert_eq!(ReasonCode::from_number(reason.number()), Some(reason));
             assert_eq!(reason.code().len(), 4);
         }
+    }
+
+    #[test]
+    fn indexes_are_dense_and_follow_all() {
+        for (position, &reason) in ReasonCode::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), position, "{reason:?}");
+        }
+        assert_eq!(ReasonCode::COUNT, ReasonCode::ALL.len());
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub fn spawn_publisher(engine: EngineHandle) -> tokio::task::JoinHandle<()> {
             metrics::counter!("ponte_payments_settled_total").absolute(load(&stats.settled));
             metrics::counter!("ponte_payments_rejected_total").absolute(load(&stats.rejected));
             for reason in ReasonCode::ALL {
-                let count = load(&stats.rejects_by_reason.0[usize::from(reason.number()) % 64]);
+                let count = stats.rejects_by_reason.get(*reason);
                 if count > 0 {
                     metrics::counter!("ponte_rejects_total", "reason" => reason.code()).absolute(count);
                 }

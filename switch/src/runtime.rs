@@ -18,7 +18,7 @@
 //! [`SubmitError::Overloaded`] at once (RESOURCE_EXHAUSTED on the wire).
 
 use crate::store::{ReplayError, Store, StoreError};
-use ponte_domain::{EndToEndId, ParticipantId, TimestampMs};
+use ponte_domain::{EndToEndId, ParticipantId, ReasonCode, TimestampMs};
 use ponte_ledger::op::{self, Operation};
 use ponte_ledger::{Effect, Engine, EngineConfig, Outcome, Output, Submitted, decode_events};
 use std::collections::HashMap;
@@ -233,13 +233,24 @@ impl StreamTraffic {
     }
 }
 
-/// One counter per reason code number (numbers are below 64).
+/// One counter per reason code, indexed by [`ReasonCode::index`], so no
+/// two codes can share a counter whatever their numbers.
 #[derive(Debug)]
-pub struct ReasonCounters(pub [AtomicU64; 64]);
+pub struct ReasonCounters([AtomicU64; ReasonCode::COUNT]);
 
 impl Default for ReasonCounters {
     fn default() -> Self {
         ReasonCounters(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl ReasonCounters {
+    pub fn count(&self, reason: ReasonCode) {
+        self.0[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, reason: ReasonCode) -> u64 {
+        self.0[reason.index()].load(Ordering::Relaxed)
     }
 }
 
@@ -737,7 +748,7 @@ fn count_outcome(stats: &Stats, outcome: Outcome) {
     match outcome {
         Outcome::Settled { .. } => stats.settled.fetch_add(1, Ordering::Relaxed),
         Outcome::Rejected { reason } => {
-            stats.rejects_by_reason.0[usize::from(reason.number()) % 64].fetch_add(1, Ordering::Relaxed);
+            stats.rejects_by_reason.count(reason);
             stats.rejected.fetch_add(1, Ordering::Relaxed)
         }
     };
