@@ -43,7 +43,7 @@ pub fn amount(data: &[u8]) {
 pub fn key(data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else { return };
     let Ok(text) = std::str::from_utf8(rest) else { return };
-    let kinds = [KeyType::PersonId, KeyType::BusinessId, KeyType::Phone, KeyType::Email, KeyType::Random];
+    let kinds = KeyType::ALL;
     let kind = kinds[usize::from(first) % kinds.len()];
     if let Ok(key) = parse_existing(&Brazil, kind, text) {
         let again = parse_existing(&Brazil, kind, key.value()).expect("a key's canonical form parses");

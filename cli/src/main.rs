@@ -142,33 +142,22 @@ struct ParticipantArgs {
     certs: PathBuf,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum KeyKind {
-    PersonId,
-    BusinessId,
-    Phone,
-    Email,
-    Random,
-}
-
-impl KeyKind {
-    fn key_type(self) -> ponte_sdk::KeyType {
-        match self {
-            KeyKind::PersonId => ponte_sdk::KeyType::PersonId,
-            KeyKind::BusinessId => ponte_sdk::KeyType::BusinessId,
-            KeyKind::Phone => ponte_sdk::KeyType::Phone,
-            KeyKind::Email => ponte_sdk::KeyType::Email,
-            KeyKind::Random => ponte_sdk::KeyType::Random,
-        }
-    }
+/// Key types on the command line, by the names in the directory's one name
+/// table (`person_id` or `person-id`, `phone`, ...; `cpf` and the wire names
+/// work too).
+fn key_type_arg(text: &str) -> Result<ponte_sdk::KeyType, String> {
+    ponte_sdk::KeyType::from_name(text).ok_or_else(|| {
+        let names: Vec<_> = ponte_sdk::KeyType::ALL.iter().map(|kind| kind.name()).collect();
+        format!("unknown key type {text:?}; one of {}", names.join(", "))
+    })
 }
 
 #[derive(Subcommand)]
 enum KeyAction {
     /// Register a key for one of the participant's accounts.
     Register {
-        #[arg(value_enum)]
-        kind: KeyKind,
+        #[arg(value_parser = key_type_arg)]
+        kind: ponte_sdk::KeyType,
         /// The key (empty for a random key: the directory makes one).
         #[arg(default_value = "")]
         value: String,
@@ -187,8 +176,8 @@ enum KeyAction {
     },
     /// Look a key up for an end user (rate limited).
     Lookup {
-        #[arg(value_enum)]
-        kind: KeyKind,
+        #[arg(value_parser = key_type_arg)]
+        kind: ponte_sdk::KeyType,
         value: String,
         /// The national id of the end user asking (a person's CPF by default).
         #[arg(long)]
@@ -200,8 +189,8 @@ enum KeyAction {
     List,
     /// Delete one of the participant's keys.
     Delete {
-        #[arg(value_enum)]
-        kind: KeyKind,
+        #[arg(value_parser = key_type_arg)]
+        kind: ponte_sdk::KeyType,
         value: String,
     },
 }
@@ -561,11 +550,11 @@ async fn key(connection: ParticipantArgs, action: KeyAction) -> anyhow::Result<(
         KeyAction::Register { kind, value, branch, account, owner_id, owner_name, business } => {
             let account = Account::new(me, &branch, &account, AccountType::Checking)?;
             let owner = Owner { kind: kind_of(business), id: owner_id, name: owner_name };
-            let entry = client.register_key(kind.key_type(), &value, &account, &owner).await?;
+            let entry = client.register_key(kind, &value, &account, &owner).await?;
             println!("registered {} {} -> {:?}", entry.key.kind().as_str(), entry.key.value(), entry.account);
         }
         KeyAction::Lookup { kind, value, end_user, end_user_business } => {
-            let key = parse_existing(&Brazil, kind.key_type(), &value)?;
+            let key = parse_existing(&Brazil, kind, &value)?;
             let user = EndUser { kind: kind_of(end_user_business), id: end_user };
             let found = client.lookup_key(&key, &user).await?;
             println!(
@@ -584,7 +573,7 @@ async fn key(connection: ParticipantArgs, action: KeyAction) -> anyhow::Result<(
             println!("{} keys, digest {digest:016x}", entries.len());
         }
         KeyAction::Delete { kind, value } => {
-            let key = parse_existing(&Brazil, kind.key_type(), &value)?;
+            let key = parse_existing(&Brazil, kind, &value)?;
             client.delete_key(&key).await?;
             println!("deleted");
         }

@@ -21,15 +21,58 @@ pub enum KeyType {
     Random,
 }
 
+/// The one name table of key types, used by the wire mapping (the
+/// `ponte.v1.KeyType` value names), the CLI, the disbursement CSV reader and
+/// the fuzz targets: (type, wire name, name in files and commands, other
+/// names files may use). A new key type is added here and in the enum.
+const KEY_TYPE_NAMES: [(KeyType, &str, &str, &[&str]); 5] = [
+    (KeyType::PersonId, "PERSON_ID", "person_id", &["cpf"]),
+    (KeyType::BusinessId, "BUSINESS_ID", "business_id", &["cnpj"]),
+    (KeyType::Phone, "PHONE", "phone", &[]),
+    (KeyType::Email, "EMAIL", "email", &[]),
+    (KeyType::Random, "RANDOM", "random", &[]),
+];
+
 impl KeyType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyType::PersonId => "PERSON_ID",
-            KeyType::BusinessId => "BUSINESS_ID",
-            KeyType::Phone => "PHONE",
-            KeyType::Email => "EMAIL",
-            KeyType::Random => "RANDOM",
+    /// Every key type, in the order of the name table.
+    pub const ALL: [KeyType; KEY_TYPE_NAMES.len()] = {
+        let mut all = [KeyType::PersonId; KEY_TYPE_NAMES.len()];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = KEY_TYPE_NAMES[i].0;
+            i += 1;
         }
+        all
+    };
+
+    fn names(self) -> &'static (KeyType, &'static str, &'static str, &'static [&'static str]) {
+        KEY_TYPE_NAMES.iter().find(|names| names.0 == self).expect("every key type is in the name table")
+    }
+
+    /// The wire name, as the `ponte.v1.KeyType` value is called ("PERSON_ID").
+    pub fn as_str(self) -> &'static str {
+        self.names().1
+    }
+
+    /// The name in files and commands ("person_id").
+    pub fn name(self) -> &'static str {
+        self.names().2
+    }
+
+    /// Reads any name of a key type (wire name, file name or another name
+    /// such as "cpf"), ignoring case, surrounding spaces, and `-` for `_`
+    /// (`person-id`, as command lines spell it).
+    pub fn from_name(text: &str) -> Option<KeyType> {
+        let text = text.trim().replace('-', "_");
+        let text = text.as_str();
+        KEY_TYPE_NAMES
+            .iter()
+            .find(|(_, wire, name, others)| {
+                text.eq_ignore_ascii_case(wire)
+                    || text.eq_ignore_ascii_case(name)
+                    || others.iter().any(|other| text.eq_ignore_ascii_case(other))
+            })
+            .map(|names| names.0)
     }
 }
 
@@ -372,7 +415,7 @@ mod tests {
         }
 
         #[test]
-        fn parsing_never_panics(kind in prop::sample::select(vec![KeyType::PersonId, KeyType::BusinessId, KeyType::Phone, KeyType::Email, KeyType::Random]), text in "\\PC{0,90}") {
+        fn parsing_never_panics(kind in prop::sample::select(KeyType::ALL.to_vec()), text in "\\PC{0,90}") {
             let _ = parse_existing(&Brazil, kind, &text);
         }
 
@@ -383,5 +426,19 @@ mod tests {
             let twice = parse(&Brazil, KeyType::Email, once.value()).unwrap();
             prop_assert_eq!(once, twice);
         }
+    }
+
+    #[test]
+    fn every_key_type_has_one_entry_in_the_name_table() {
+        assert_eq!(KeyType::ALL.len(), super::KEY_TYPE_NAMES.len());
+        for kind in KeyType::ALL {
+            assert_eq!(KeyType::ALL.iter().filter(|k| **k == kind).count(), 1);
+            assert_eq!(KeyType::from_name(kind.as_str()), Some(kind));
+            assert_eq!(KeyType::from_name(kind.name()), Some(kind));
+            assert_eq!(KeyType::from_name(&format!(" {} ", kind.name().to_uppercase())), Some(kind));
+        }
+        assert_eq!(KeyType::from_name("cpf"), Some(KeyType::PersonId));
+        assert_eq!(KeyType::from_name("business-id"), Some(KeyType::BusinessId));
+        assert_eq!(KeyType::from_name("passport"), None);
     }
 }

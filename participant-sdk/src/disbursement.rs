@@ -194,14 +194,7 @@ fn account_text(account: &Account) -> String {
 }
 
 fn key_type_of(text: &str) -> Option<KeyType> {
-    Some(match text.trim().to_ascii_lowercase().as_str() {
-        "phone" => KeyType::Phone,
-        "email" => KeyType::Email,
-        "person_id" | "cpf" => KeyType::PersonId,
-        "business_id" | "cnpj" => KeyType::BusinessId,
-        "random" => KeyType::Random,
-        _ => return None,
-    })
+    KeyType::from_name(text)
 }
 
 /// Reads a disbursement CSV file (see the module docs). Returns every item,

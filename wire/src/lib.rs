@@ -99,25 +99,26 @@ use ponte_directory::claims::{Claim, ClaimAction, ClaimKind, ClaimStatus};
 use ponte_directory::keys::{self, Brazil, Key, KeyType};
 use ponte_directory::registry::{Owner, OwnerKind};
 
+/// Key types cross the wire by the names in the directory's one name table:
+/// `ponte.v1.KeyType` value `KEY_TYPE_<name>` is [`KeyType::as_str`]'s
+/// `<name>`, so a new key type needs no mapping here.
 pub fn key_type_to_wire(kind: KeyType) -> pb::KeyType {
-    match kind {
-        KeyType::PersonId => pb::KeyType::PersonId,
-        KeyType::BusinessId => pb::KeyType::BusinessId,
-        KeyType::Phone => pb::KeyType::Phone,
-        KeyType::Email => pb::KeyType::Email,
-        KeyType::Random => pb::KeyType::Random,
-    }
+    (1..)
+        .map_while(|value| pb::KeyType::try_from(value).ok())
+        .find(|wire| wire_key_type_name(*wire) == Some(kind.as_str()))
+        .expect("every key type has a ponte.v1.KeyType value of its name")
 }
 
 pub fn key_type_from_wire(field: &'static str, kind: i32) -> Result<KeyType, FieldError> {
-    match pb::KeyType::try_from(kind) {
-        Ok(pb::KeyType::PersonId) => Ok(KeyType::PersonId),
-        Ok(pb::KeyType::BusinessId) => Ok(KeyType::BusinessId),
-        Ok(pb::KeyType::Phone) => Ok(KeyType::Phone),
-        Ok(pb::KeyType::Email) => Ok(KeyType::Email),
-        Ok(pb::KeyType::Random) => Ok(KeyType::Random),
-        _ => Err(FieldError::new(field, "must be PERSON_ID, BUSINESS_ID, PHONE, EMAIL or RANDOM")),
-    }
+    pb::KeyType::try_from(kind).ok().and_then(wire_key_type_name).and_then(KeyType::from_name).ok_or_else(|| {
+        let names: Vec<_> = KeyType::ALL.iter().map(|k| k.as_str()).collect();
+        FieldError::new(field, format_args!("must be one of {}", names.join(", ")))
+    })
+}
+
+/// `PHONE` for `KEY_TYPE_PHONE`; `None` for `KEY_TYPE_UNSPECIFIED`.
+fn wire_key_type_name(wire: pb::KeyType) -> Option<&'static str> {
+    wire.as_str_name().strip_prefix("KEY_TYPE_").filter(|name| *name != "UNSPECIFIED")
 }
 
 pub fn key_to_wire(key: &Key) -> pb::Key {
