@@ -325,7 +325,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("  reports written to {}", dir.display());
     }
     let confirmed = operator.confirm_cycle(closed.id).await?;
-    println!("  the central bank confirms the RTGS posting: cycle {} {}", confirmed.id, confirmed.status);
+    println!("  the central bank confirms the RTGS posting: cycle {} {}", confirmed.id, confirmed.status.as_str());
 
     for inbox in inboxes {
         inbox.stop().await;

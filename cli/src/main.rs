@@ -509,7 +509,7 @@ async fn settlement(connection: OperatorArgs, action: SettlementAction) -> anyho
         println!(
             "cycle {:>6}  {:<8} opened {}  closed {}  settled {}",
             c.id,
-            c.status,
+            c.status.as_str(),
             c.opened_at_ms,
             c.closed_at_ms.map_or("-".into(), |t| t.to_string()),
             c.settled_at_ms.map_or("-".into(), |t| t.to_string())

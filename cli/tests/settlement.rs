@@ -44,7 +44,7 @@ async fn closing_cycles_under_streaming_load_puts_each_payment_in_exactly_one() 
     assert_eq!(cycles.len(), 4, "three closed, one open");
 
     let mut seen: HashMap<EndToEndId, u64> = HashMap::new();
-    for cycle in cycles.iter().filter(|c| c.status == "CLOSED") {
+    for cycle in cycles.iter().filter(|c| c.status == ponte_sdk::CycleStatus::Closed) {
         let mine = a.cycle_transfers(cycle.id).await.unwrap();
         for t in &mine {
             assert_eq!(t.state, TransferState::Settled);
@@ -102,7 +102,7 @@ async fn prefunded_participants_over_the_operator_api() {
     let switch = TestSwitch::start().await;
     let operator = switch.operator().await;
     let info = operator.set_prefunded(pid(C), true).await.unwrap();
-    assert_eq!((info.liquidity, info.available), ("PREFUNDED", Amount::ZERO));
+    assert_eq!((info.liquidity, info.available), (ponte_sdk::Liquidity::Prefunded, Amount::ZERO));
     let info = operator.move_funds(pid(C), Amount::units(40), false).await.unwrap();
     assert_eq!((info.balance, info.available), (Amount::units(40), Amount::units(40)));
     let (a, c) = (switch.client(A).await, switch.client(C).await);

@@ -11,14 +11,17 @@
 //! - [`registry`]: entries, their limits and holders, lookups with masked
 //!   owners, reconciliation digests.
 //! - [`claims`]: ownership and portability claims with a resolution window.
-//! - [`buckets`]: token buckets for anti-scraping limits on lookups.
+//! - [`lookups`]: who may look keys up and how often: end users' and
+//!   participants' buckets, participant categories A to H.
+//! - [`buckets`]: the token buckets under those limits.
 //! - [`sharded`]: the map under the registry, which grows 1/256 at a time.
 //!
-//! Not yet wired into the switch: journal events, the gRPC service, the SDK
-//! and CLI, pay-by-key (see the issue "Alias directory").
+//! The switch's engine (`ponte-ledger`) owns one directory and journals
+//! every change of its entries and claims.
 
 pub mod buckets;
 pub mod claims;
 pub mod keys;
+pub mod lookups;
 pub mod registry;
 pub mod sharded;

@@ -16,14 +16,16 @@
 pub mod account;
 pub mod ids;
 pub mod money;
+pub mod participant;
 pub mod reason;
 pub mod transfer;
 
 pub use account::{Account, AccountError, AccountType};
 pub use ids::{EndToEndId, IdError, IdKind, ParticipantId};
 pub use money::{Amount, AmountError, CURRENCY};
+pub use participant::{Liquidity, ParticipantStatus};
 pub use reason::ReasonCode;
-pub use transfer::{TransferEvent, TransferState};
+pub use transfer::{Decision, TransferEvent, TransferState};
 
 /// Milliseconds since the Unix epoch (UTC). Time is always an input in Ponte:
 /// the engine never reads a clock, so tests and replays control it.

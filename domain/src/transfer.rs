@@ -9,6 +9,14 @@
 //! RECEIVED -> REJECTED (it needs no payee answer); a settled payment may have
 //! any number of returns, together never more than its amount.
 
+/// A payee's answer to a payment pushed to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Accept,
+    /// Refuse with a payee reason code (AC03, AC04, AC06, AG03, BE01, DS04).
+    Reject(crate::ReasonCode),
+}
+
 /// Where a transfer is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TransferState {

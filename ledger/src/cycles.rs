@@ -11,8 +11,7 @@
 use super::{Engine, Event, Output, Transfer, TransferState};
 use ponte_domain::{Amount, ParticipantId, TimestampMs};
 use ponte_settlement::report::{self, CycleHeader, CycleReport, CycleStatus, SettledMovement};
-use ponte_settlement::{Movement, NettingError};
-use std::collections::BTreeMap;
+use ponte_settlement::{Movement, NettingError, Positions};
 use std::ops::Range;
 
 /// A cycle as the engine keeps it.
@@ -20,7 +19,7 @@ use std::ops::Range;
 pub struct Cycle {
     pub header: CycleHeader,
     /// Net position per participant so far (credits minus debits).
-    pub nets: BTreeMap<ParticipantId, Amount>,
+    pub nets: Positions,
     pub movements: u64,
     /// The slab positions its movements lie between. Transfers are
     /// recorded in arrival order and settle within a payee deadline of it,
@@ -33,7 +32,7 @@ impl Cycle {
     pub(super) fn open(id: u64, at: TimestampMs) -> Cycle {
         Cycle {
             header: CycleHeader { id, status: CycleStatus::Open, opened_at: at, closed_at: None, settled_at: None },
-            nets: BTreeMap::new(),
+            nets: Positions::default(),
             movements: 0,
             span: 0..0,
         }
@@ -46,10 +45,7 @@ impl Cycle {
         } else {
             self.span.start.min(position)..self.span.end.max(position + 1)
         };
-        let debit = self.nets.entry(payer).or_insert(Amount::ZERO);
-        *debit = debit.checked_sub(amount).expect("cycle net overflow");
-        let credit = self.nets.entry(payee).or_insert(Amount::ZERO);
-        *credit = credit.checked_add(amount).expect("cycle net overflow");
+        self.nets.add(&Movement { payer, payee, amount }).expect("cycle net overflow");
         self.movements += 1;
     }
 }
@@ -157,7 +153,7 @@ impl Engine {
         assert_eq!(cycle.header.status, CycleStatus::Closed, "only closed cycles settle");
         cycle.header.status = CycleStatus::Settled;
         cycle.header.settled_at = Some(at);
-        let nets: Vec<(ParticipantId, Amount)> = cycle.nets.iter().map(|(p, a)| (*p, *a)).collect();
+        let nets: Vec<(ParticipantId, Amount)> = cycle.nets.iter().collect();
         for (participant, net) in nets {
             let p = self.participant_mut(participant);
             p.position = p.position.checked_sub(net).expect("position underflow");

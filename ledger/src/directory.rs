@@ -3,47 +3,21 @@
 //! a payment resolves is the key the directory holds at that point in the
 //! event order, and every change survives a restart.
 //!
-//! Lookup rate limits (token buckets) are not journaled: after a restart
-//! every bucket starts full, which errs on the side of letting payers pay.
+//! Lookup rate limits are the directory crate's (`lookups`); they are not
+//! journaled.
 
 use super::{Engine, Event, Output};
-use ponte_directory::buckets::{BucketPolicy, Exhausted, TokenBucket};
 use ponte_directory::claims::{Claim, ClaimAction, ClaimError, ClaimKind, Claims};
 use ponte_directory::keys::{Brazil, Key};
-use ponte_directory::registry::{DirectoryError, Entry, LookupView, NewKey, Owner, OwnerKind, Registry};
+use ponte_directory::lookups::{EndUser, LookupError, Lookups};
+use ponte_directory::registry::{DirectoryError, Entry, LookupView, NewKey, Owner, Registry};
 use ponte_domain::{Account, ParticipantId, TimestampMs};
-use std::collections::HashMap;
 
-/// Distinct end users with a partly used lookup bucket kept at most; above
-/// it, buckets that have refilled (equal to a fresh one) are forgotten.
-const USER_BUCKETS_MAX: usize = 1_000_000;
-
-/// The end user on whose behalf a participant looks a key up.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EndUser {
-    pub kind: OwnerKind,
-    /// Canonical national id.
-    pub id: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LookupError {
-    #[error("no such key")]
-    NotFound,
-    #[error("the end user's lookup limit is reached: retry in {retry_after_ms} ms")]
-    UserLimited { retry_after_ms: i64 },
-    #[error("the participant's lookup limit is reached: retry in {retry_after_ms} ms")]
-    ParticipantLimited { retry_after_ms: i64 },
-    #[error("end user id: {0}")]
-    EndUser(String),
-}
-
+/// The directory's state: entries, claims, and the lookup limits.
 pub struct DirectoryState {
     pub registry: Registry,
     pub claims: Claims,
-    user_buckets: HashMap<EndUser, TokenBucket>,
-    participant_buckets: HashMap<ParticipantId, TokenBucket>,
-    categories: HashMap<ParticipantId, char>,
+    pub lookups: Lookups,
 }
 
 impl std::fmt::Debug for DirectoryState {
@@ -57,32 +31,8 @@ impl Default for DirectoryState {
         DirectoryState {
             registry: Registry::new(Box::new(Brazil)),
             claims: Claims::default(),
-            user_buckets: HashMap::new(),
-            participant_buckets: HashMap::new(),
-            categories: HashMap::new(),
+            lookups: Lookups::default(),
         }
-    }
-}
-
-/// A participant's lookup category until the operator sets one.
-pub const DEFAULT_CATEGORY: char = 'A';
-
-impl DirectoryState {
-    fn participant_policy(&self, id: ParticipantId) -> BucketPolicy {
-        let category = self.categories.get(&id).copied().unwrap_or(DEFAULT_CATEGORY);
-        BucketPolicy::participant_category(category).unwrap_or(BucketPolicy::PERSON)
-    }
-
-    /// Gives back the token of a lookup that led to a payment.
-    pub fn give_back(&mut self, user: &EndUser, now: TimestampMs) {
-        if let Some(bucket) = self.user_buckets.get_mut(user) {
-            bucket.give_back(1, now);
-        }
-    }
-
-    pub fn set_category(&mut self, id: ParticipantId, category: char) {
-        self.categories.insert(id, category);
-        self.participant_buckets.remove(&id);
     }
 }
 
@@ -136,26 +86,7 @@ impl Engine {
         key: &Key,
     ) -> Result<LookupView, LookupError> {
         let found = self.directory.registry.lookup(key);
-        let user_policy = match end_user.kind {
-            OwnerKind::Person => BucketPolicy::PERSON,
-            OwnerKind::Business => BucketPolicy::BUSINESS,
-        };
-        let participant_policy = self.directory.participant_policy(caller);
-        let d = &mut self.directory;
-        if d.user_buckets.len() >= USER_BUCKETS_MAX {
-            d.user_buckets.retain(|_, bucket| bucket.available(now) < user_policy.capacity);
-        }
-        let user = d.user_buckets.entry(end_user).or_insert_with(|| TokenBucket::new(user_policy, now));
-        user.take_lookup(found.is_some(), now)
-            .map_err(|Exhausted { retry_after_ms }| LookupError::UserLimited { retry_after_ms })?;
-        let participant =
-            d.participant_buckets.entry(caller).or_insert_with(|| TokenBucket::new(participant_policy, now));
-        if let Err(Exhausted { retry_after_ms }) = participant.take_lookup(found.is_some(), now) {
-            // Not charged to the user for a lookup that did not happen.
-            let cost = if found.is_some() { user_policy.hit_cost } else { user_policy.miss_cost };
-            user.give_back(cost, now);
-            return Err(LookupError::ParticipantLimited { retry_after_ms });
-        }
+        self.directory.lookups.charge(now, caller, end_user, found.is_some())?;
         found.ok_or(LookupError::NotFound)
     }
 

@@ -22,13 +22,15 @@ mod table;
 mod tests;
 
 pub use cycles::{Cycle, CycleError};
-pub use directory::{DEFAULT_CATEGORY, DirectoryState, EndUser, LookupError};
+pub use directory::DirectoryState;
 pub use disbursement::{
     Beneficiary, Disbursements, ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX, EnvelopeError, EnvelopeHeader,
     EnvelopeItem, EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome, ItemView, check_item,
 };
 pub use event::{Event, decode_events};
 pub use op::{KeyList, Operation, Submitted};
+pub use ponte_directory::lookups::{DEFAULT_CATEGORY, EndUser, LookupError};
+pub use ponte_domain::{Decision, Liquidity, ParticipantStatus};
 
 use ponte_directory::keys::Key;
 use ponte_domain::{
@@ -94,13 +96,6 @@ impl Default for EngineConfig {
     }
 }
 
-/// Whether a participant may send and receive payments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ParticipantStatus {
-    Active,
-    Suspended,
-}
-
 /// A participant as the engine keeps it.
 #[derive(Debug, Clone)]
 pub struct ParticipantState {
@@ -122,26 +117,18 @@ pub struct ParticipantState {
     pub balance: Amount,
 }
 
-/// The two ways a central bank bounds a participant's exposure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Liquidity {
-    /// Deferred net settlement (UPI, UK FPS, Mojaloop): the position may go
-    /// down to `-net_debit_cap`, backed by collateral.
-    NetDebitCap,
-    /// Prefunded (Pix, TIPS, FedNow): the participant can send only what
-    /// it has deposited plus what it has received.
-    Prefunded,
-}
-
 impl ParticipantState {
     /// What it can still send: `net_debit_cap + position - reserved` (net
     /// debit cap) or `balance + position - reserved` (prefunded).
     pub fn available(&self) -> Amount {
-        let base = match self.liquidity {
-            Liquidity::NetDebitCap => self.net_debit_cap,
-            Liquidity::Prefunded => self.balance,
-        };
-        base.checked_add(self.position).and_then(|a| a.checked_sub(self.reserved)).unwrap_or(Amount::ZERO)
+        ponte_settlement::liquidity::Exposure {
+            liquidity: self.liquidity,
+            net_debit_cap: self.net_debit_cap,
+            balance: self.balance,
+            position: self.position,
+            reserved: self.reserved,
+        }
+        .available()
     }
 }
 
@@ -249,13 +236,6 @@ fn content_digest_streaming(parts: &[&[u8]]) -> u128 {
         hasher.update(part);
     }
     hasher.digest128()
-}
-
-/// The payee's answer to an incoming payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Accept,
-    Reject(ReasonCode),
 }
 
 /// The final outcome of a payment or return.
@@ -517,7 +497,7 @@ impl Engine {
                 None => reason = Some(ReasonCode::UnknownKey),
             }
             if let Some(user) = &order.lookup_by {
-                self.directory.give_back(user, now);
+                self.directory.lookups.give_back(user, now);
             }
         }
         let reason = reason.or_else(|| self.check_payment(now, &order));
@@ -1000,7 +980,7 @@ impl Engine {
                 d.registry.insert(entry.clone());
                 d.claims.store(claim.clone());
             }
-            Event::LookupCategorySet { id, category } => d.set_category(*id, *category),
+            Event::LookupCategorySet { id, category } => d.lookups.set_category(*id, *category),
             _ => unreachable!("not a directory event"),
         }
     }
@@ -1034,8 +1014,8 @@ impl Engine {
         let mut unsettled = HashMap::<ParticipantId, i128>::new();
         for cycle in self.cycles.values().filter(|c| c.header.status != ponte_settlement::report::CycleStatus::Settled)
         {
-            for (participant, net) in &cycle.nets {
-                *unsettled.entry(*participant).or_default() += i128::from(net.minor());
+            for (participant, net) in cycle.nets.iter() {
+                *unsettled.entry(participant).or_default() += i128::from(net.minor());
             }
         }
         for p in self.participants.values() {

@@ -194,7 +194,7 @@ impl Operation for SetLookupCategory {
     type Result = Result<ParticipantView, AdminError>;
     fn execute(self, engine: &mut Engine, _: TimestampMs, out: &mut Output) -> Self::Result {
         let SetLookupCategory { id, category } = self;
-        if !('A'..='H').contains(&category) {
+        if !ponte_directory::lookups::is_category(category) {
             return Err(AdminError::InvalidCategory);
         }
         engine.change_participant(id, Event::LookupCategorySet { id, category }, out)

@@ -133,7 +133,7 @@ pub struct KeyPayment {
 impl KeyPayment {
     pub(crate) fn to_wire(&self) -> pb::PaymentRequest {
         let target = pb::payee::Target::Key(wire::key_to_wire(&self.payee_key));
-        let lookup_by = self.lookup_by.as_ref().map(crate::directory::EndUser::to_wire);
+        let lookup_by = self.lookup_by.as_ref().map(wire::end_user_to_wire);
         payment_request(&self.id, &self.payer, target, self.amount, &self.remittance, lookup_by)
     }
 }
@@ -349,13 +349,7 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 fn transfer_from_wire(s: pb::TransferStatus) -> Result<TransferStatus, Error> {
-    let state = match pb::PaymentStatus::try_from(s.status) {
-        Ok(pb::PaymentStatus::Received) => TransferState::Received,
-        Ok(pb::PaymentStatus::Reserved) => TransferState::Reserved,
-        Ok(pb::PaymentStatus::Settled) => TransferState::Settled,
-        Ok(pb::PaymentStatus::Rejected) => TransferState::Rejected,
-        _ => return Err(Error::Protocol(format!("unknown status {}", s.status))),
-    };
+    let state = wire::transfer_state_from_wire(s.status)?;
     Ok(TransferStatus {
         id: wire::end_to_end_id("end_to_end_id", &s.end_to_end_id)?,
         state,

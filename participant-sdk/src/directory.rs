@@ -7,24 +7,12 @@ use crate::error::Error;
 use crate::wire;
 use ponte_directory::claims::{ClaimAction, ClaimKind, ClaimStatus};
 use ponte_directory::keys::{Key, KeyType};
+pub use ponte_directory::lookups::EndUser;
 use ponte_directory::registry::{Owner, OwnerKind};
 use ponte_domain::{Account, ParticipantId};
 use ponte_proto::v1 as pb;
 
 pub use ponte_directory::registry::entry_hash;
-
-/// The end user a lookup is made for (the payer), by national id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndUser {
-    pub kind: OwnerKind,
-    pub id: String,
-}
-
-impl EndUser {
-    pub(crate) fn to_wire(&self) -> pb::EndUser {
-        pb::EndUser { kind: wire::owner_kind_to_wire(self.kind) as i32, id: self.id.clone() }
-    }
-}
 
 /// A directory entry as its holder sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +103,10 @@ impl Client {
     /// limit was reached (its message says when to retry); `Error::NotFound`
     /// that no such key exists.
     pub async fn lookup_key(&self, key: &Key, end_user: &EndUser) -> Result<KeyLookup, Error> {
-        let request = pb::LookupKeyRequest { key: Some(wire::key_to_wire(key)), end_user: Some(end_user.to_wire()) };
+        let request = pb::LookupKeyRequest {
+            key: Some(wire::key_to_wire(key)),
+            end_user: Some(wire::end_user_to_wire(end_user)),
+        };
         let r = self.directory.clone().lookup_key(request).await?.into_inner();
         Ok(KeyLookup {
             key: wire::key_from_wire("key", r.key.as_ref())?,

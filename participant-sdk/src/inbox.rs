@@ -9,21 +9,13 @@ use crate::client::Client;
 use crate::wire;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use ponte_domain::{Account, Amount, EndToEndId, ReasonCode};
+use ponte_domain::{Account, Amount, Decision, EndToEndId, ReasonCode};
 use ponte_proto::v1 as pb;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-
-/// The payee's answer to an incoming payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Accept,
-    /// Refuse with a payee reason code (AC03, AC04, AC06, AG03, BE01, DS04).
-    Reject(ReasonCode),
-}
 
 /// A payment the switch asks this participant to accept.
 #[derive(Debug, Clone)]
@@ -274,13 +266,10 @@ async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H) -> 
                 })
             })();
             let (decision, reason) = match parsed {
-                Ok(payment) => match handler.on_payment(payment).await {
-                    Decision::Accept => (pb::Decision::Accept, String::new()),
-                    Decision::Reject(reason) => (pb::Decision::Reject, reason.code().to_owned()),
-                },
+                Ok(payment) => wire::decision_to_wire(handler.on_payment(payment).await),
                 Err(error) => {
                     tracing::warn!(%error, "unreadable incoming payment rejected");
-                    (pb::Decision::Reject, ReasonCode::RejectedByPayee.code().to_owned())
+                    wire::decision_to_wire(Decision::Reject(ReasonCode::RejectedByPayee))
                 }
             };
             return Some(pb::PayeeAnswer {

@@ -52,9 +52,13 @@ pub use client::{
     TransferStatus,
 };
 pub use error::Error;
-pub use inbox::{Decision, InboxHandle, InboxHandler, IncomingPayment, ReturnNotice};
-pub use operator::{CycleInfo, OperatorClient, ParticipantInfo, ParticipantStatus, ReportFormat};
+pub use inbox::{InboxHandle, InboxHandler, IncomingPayment, ReturnNotice};
+pub use operator::{CycleInfo, OperatorClient, ParticipantInfo, ReportFormat};
 pub use ponte_directory::claims::{ClaimAction, ClaimKind, ClaimStatus};
 pub use ponte_directory::keys::{Key, KeyType};
 pub use ponte_directory::registry::{Owner, OwnerKind};
-pub use ponte_domain::{Account, AccountType, Amount, EndToEndId, ParticipantId, ReasonCode, TransferState};
+pub use ponte_domain::{
+    Account, AccountType, Amount, Decision, EndToEndId, Liquidity, ParticipantId, ParticipantStatus, ReasonCode,
+    TransferState,
+};
+pub use ponte_settlement::report::CycleStatus;

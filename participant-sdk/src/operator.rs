@@ -3,16 +3,11 @@
 use crate::client::Identity;
 use crate::error::Error;
 use crate::wire;
-use ponte_domain::{Amount, ParticipantId};
+use ponte_domain::{Amount, Liquidity, ParticipantId, ParticipantStatus};
 use ponte_proto::v1 as pb;
 use ponte_proto::v1::operator_client::OperatorClient as RawOperatorClient;
+use ponte_settlement::report::CycleStatus;
 use tonic::transport::Channel;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParticipantStatus {
-    Active,
-    Suspended,
-}
 
 /// A participant as the operator sees it.
 #[derive(Debug, Clone)]
@@ -25,8 +20,7 @@ pub struct ParticipantInfo {
     pub reserved: Amount,
     pub available: Amount,
     pub online: bool,
-    /// "NET_DEBIT_CAP" or "PREFUNDED".
-    pub liquidity: &'static str,
+    pub liquidity: Liquidity,
     pub balance: Amount,
 }
 
@@ -34,19 +28,13 @@ impl ParticipantInfo {
     fn from_wire(p: pb::Participant) -> Result<ParticipantInfo, Error> {
         Ok(ParticipantInfo {
             code: p.code.parse().map_err(|e| Error::Protocol(format!("participant code: {e}")))?,
-            status: match pb::ParticipantStatus::try_from(p.status) {
-                Ok(pb::ParticipantStatus::Suspended) => ParticipantStatus::Suspended,
-                _ => ParticipantStatus::Active,
-            },
+            status: wire::participant_status_from_wire(p.status)?,
             net_debit_cap: wire::amount_any("net_debit_cap", &p.net_debit_cap)?,
             position: wire::amount_any("position", &p.position)?,
             reserved: wire::amount_any("reserved", &p.reserved)?,
             available: wire::amount_any("available", &p.available)?,
             online: p.online,
-            liquidity: match pb::Liquidity::try_from(p.liquidity) {
-                Ok(pb::Liquidity::Prefunded) => "PREFUNDED",
-                _ => "NET_DEBIT_CAP",
-            },
+            liquidity: wire::liquidity_from_wire(p.liquidity)?,
             balance: if p.balance.is_empty() { Amount::ZERO } else { wire::amount_any("balance", &p.balance)? },
             name: p.name,
         })
@@ -107,7 +95,7 @@ impl OperatorClient {
 
     /// Makes a participant prefunded (`true`) or net-debit-capped (`false`).
     pub async fn set_prefunded(&self, code: ParticipantId, prefunded: bool) -> Result<ParticipantInfo, Error> {
-        let liquidity = if prefunded { pb::Liquidity::Prefunded } else { pb::Liquidity::NetDebitCap };
+        let liquidity = wire::liquidity_to_wire(if prefunded { Liquidity::Prefunded } else { Liquidity::NetDebitCap });
         let request = pb::SetLiquidityRequest { code: code.to_string(), liquidity: liquidity as i32 };
         ParticipantInfo::from_wire(self.raw.clone().set_liquidity(request).await?.into_inner())
     }
@@ -163,8 +151,7 @@ impl OperatorClient {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CycleInfo {
     pub id: u64,
-    /// "OPEN", "CLOSED" or "SETTLED".
-    pub status: &'static str,
+    pub status: CycleStatus,
     pub opened_at_ms: i64,
     pub closed_at_ms: Option<i64>,
     pub settled_at_ms: Option<i64>,
@@ -172,12 +159,7 @@ pub struct CycleInfo {
 
 impl CycleInfo {
     fn from_wire(c: pb::CycleInfo) -> Result<CycleInfo, Error> {
-        let status = match pb::CycleStatus::try_from(c.status) {
-            Ok(pb::CycleStatus::Open) => "OPEN",
-            Ok(pb::CycleStatus::Closed) => "CLOSED",
-            Ok(pb::CycleStatus::Settled) => "SETTLED",
-            _ => return Err(Error::Protocol(format!("unknown cycle status {}", c.status))),
-        };
+        let status = wire::cycle_status_from_wire(c.status)?;
         Ok(CycleInfo {
             id: c.id,
             status,

@@ -7,12 +7,19 @@
 //! report that does not balance must never reach an RTGS).
 //!
 //! # Layout
+//! - [`liquidity`]: what a participant can still send under its limit
+//!   (net debit cap or prefunded balance).
+//! - [`Positions`]: net positions as movements arrive; the one place a net
+//!   position is computed (the engine keeps one per cycle, and [`net`]
+//!   uses it for the report).
 //! - [`net`]: per participant gross sent/received counts and values, net
 //!   position, and the settlement instructions to post.
+//! - [`report`]: a cycle's report (JSON, CSV, camt.053) and its digest.
 //!
-//! Cycles, limits, reports and their wiring into the switch are the next
-//! steps (see the issue "Settlement for the central bank").
+//! The switch's engine (`ponte-ledger`) keeps the cycles and the
+//! participants' limits, and calls into this crate for the rules.
 
+pub mod liquidity;
 pub mod report;
 
 use ponte_domain::{Amount, ParticipantId};
@@ -68,6 +75,34 @@ pub enum NettingError {
     Overflow,
 }
 
+/// Net positions (credits minus debits) per participant, as movements
+/// arrive. They always sum to zero: every movement takes from one
+/// participant exactly what it gives another.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions(BTreeMap<ParticipantId, Amount>);
+
+impl Positions {
+    /// Debits the payer and credits the payee.
+    #[inline] // on every settlement's path, across crates
+    pub fn add(&mut self, m: &Movement) -> Result<(), NettingError> {
+        let debit = self.0.entry(m.payer).or_insert(Amount::ZERO);
+        *debit = debit.checked_sub(m.amount).ok_or(NettingError::Overflow)?;
+        let credit = self.0.entry(m.payee).or_insert(Amount::ZERO);
+        *credit = credit.checked_add(m.amount).ok_or(NettingError::Overflow)?;
+        Ok(())
+    }
+
+    /// A participant's net position (zero if it never moved).
+    pub fn get(&self, participant: ParticipantId) -> Amount {
+        self.0.get(&participant).copied().unwrap_or(Amount::ZERO)
+    }
+
+    /// Every participant that moved, by code, with its net position.
+    pub fn iter(&self) -> impl Iterator<Item = (ParticipantId, Amount)> + '_ {
+        self.0.iter().map(|(p, a)| (*p, *a))
+    }
+}
+
 /// Nets a cycle's movements. Asserts that the net positions sum to zero.
 pub fn net(movements: impl IntoIterator<Item = Movement>) -> Result<Netting, NettingError> {
     let mut lines: BTreeMap<ParticipantId, Totals> = BTreeMap::new();
@@ -81,6 +116,7 @@ pub fn net(movements: impl IntoIterator<Item = Movement>) -> Result<Netting, Net
         received_value: Amount::ZERO,
         net_position: Amount::ZERO,
     };
+    let mut positions = Positions::default();
     for m in movements {
         if m.amount <= Amount::ZERO {
             return Err(NettingError::NonPositive);
@@ -90,6 +126,7 @@ pub fn net(movements: impl IntoIterator<Item = Movement>) -> Result<Netting, Net
         }
         count += 1;
         gross = gross.checked_add(m.amount).ok_or(NettingError::Overflow)?;
+        positions.add(&m)?;
         let payer = lines.entry(m.payer).or_insert_with(|| blank(m.payer));
         payer.sent_count += 1;
         payer.sent_value = payer.sent_value.checked_add(m.amount).ok_or(NettingError::Overflow)?;
@@ -99,7 +136,7 @@ pub fn net(movements: impl IntoIterator<Item = Movement>) -> Result<Netting, Net
     }
     let mut sum: i128 = 0;
     for line in lines.values_mut() {
-        line.net_position = line.received_value.checked_sub(line.sent_value).ok_or(NettingError::Overflow)?;
+        line.net_position = positions.get(line.participant);
         sum += i128::from(line.net_position.minor());
     }
     assert_eq!(sum, 0, "net positions must sum to zero");

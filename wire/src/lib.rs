@@ -3,6 +3,10 @@
 //! Shared by the SDK and the switch so both sides read and write the
 //! contract the same way. Parsing errors name the offending field.
 
+mod states;
+
+pub use states::*;
+
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, ParticipantId, ReasonCode};
 use ponte_proto::v1 as pb;
 use std::fmt;
@@ -97,6 +101,7 @@ pub fn amount_any(field: &'static str, text: &str) -> Result<Amount, FieldError>
 
 use ponte_directory::claims::{Claim, ClaimAction, ClaimKind, ClaimStatus};
 use ponte_directory::keys::{self, Brazil, Key, KeyType};
+use ponte_directory::lookups::EndUser;
 use ponte_directory::registry::{Owner, OwnerKind};
 
 /// Key types cross the wire by the names in the directory's one name table:
@@ -146,6 +151,10 @@ pub fn owner_kind_from_wire(field: &'static str, kind: i32) -> Result<OwnerKind,
         Ok(pb::OwnerKind::Business) => Ok(OwnerKind::Business),
         _ => Err(FieldError::new(field, "kind: must be PERSON or BUSINESS")),
     }
+}
+
+pub fn end_user_to_wire(user: &EndUser) -> pb::EndUser {
+    pb::EndUser { kind: owner_kind_to_wire(user.kind) as i32, id: user.id.clone() }
 }
 
 pub fn owner_to_wire(owner: &Owner) -> pb::OwnerInfo {

@@ -6,7 +6,7 @@ use crate::runtime::EngineHandle;
 use crate::tls::require_operator;
 use ponte_domain::{Amount, ParticipantId};
 use ponte_ledger::op::{self, Operation};
-use ponte_ledger::{AdminError, ParticipantStatus, ParticipantView};
+use ponte_ledger::{AdminError, ParticipantView};
 use ponte_proto::v1 as pb;
 use ponte_wire::{self as wire, FieldError};
 use tonic::{Request as GrpcRequest, Response, Status};
@@ -15,19 +15,13 @@ fn participant_to_wire(view: &ParticipantView) -> pb::Participant {
     pb::Participant {
         code: view.id.to_string(),
         name: view.name.clone(),
-        status: match view.status {
-            ParticipantStatus::Active => pb::ParticipantStatus::Active,
-            ParticipantStatus::Suspended => pb::ParticipantStatus::Suspended,
-        } as i32,
+        status: wire::participant_status_to_wire(view.status) as i32,
         net_debit_cap: view.net_debit_cap.to_string(),
         position: view.position.to_string(),
         reserved: view.reserved.to_string(),
         available: view.available.to_string(),
         online: view.online,
-        liquidity: match view.liquidity {
-            ponte_ledger::Liquidity::NetDebitCap => pb::Liquidity::NetDebitCap,
-            ponte_ledger::Liquidity::Prefunded => pb::Liquidity::Prefunded,
-        } as i32,
+        liquidity: wire::liquidity_to_wire(view.liquidity) as i32,
         balance: view.balance.to_string(),
     }
 }
@@ -86,13 +80,7 @@ impl pb::operator_server::Operator for OperatorService {
     ) -> Result<Response<pb::Participant>, Status> {
         require_operator(&request)?;
         let m = request.into_inner();
-        let status = match pb::ParticipantStatus::try_from(m.status) {
-            Ok(pb::ParticipantStatus::Active) => ParticipantStatus::Active,
-            Ok(pb::ParticipantStatus::Suspended) => ParticipantStatus::Suspended,
-            _ => {
-                return Err(to_status(FieldError::new("status", "must be ACTIVE or SUSPENDED")));
-            }
-        };
+        let status = wire::participant_status_from_wire(m.status).map_err(to_status)?;
         self.participant(op::SetStatus { id: code("code", &m.code)?, status }).await
     }
 
@@ -125,11 +113,7 @@ impl pb::operator_server::Operator for OperatorService {
     ) -> Result<Response<pb::Participant>, Status> {
         require_operator(&request)?;
         let m = request.get_ref();
-        let liquidity = match pb::Liquidity::try_from(m.liquidity) {
-            Ok(pb::Liquidity::NetDebitCap) => ponte_ledger::Liquidity::NetDebitCap,
-            Ok(pb::Liquidity::Prefunded) => ponte_ledger::Liquidity::Prefunded,
-            _ => return Err(to_status(FieldError::new("liquidity", "must be NET_DEBIT_CAP or PREFUNDED"))),
-        };
+        let liquidity = wire::liquidity_from_wire(m.liquidity).map_err(to_status)?;
         self.participant(op::SetLiquidity { id: code("code", &m.code)?, liquidity }).await
     }
 
@@ -217,14 +201,9 @@ impl pb::operator_server::Operator for OperatorService {
 }
 
 fn cycle_to_wire(header: &ponte_settlement::report::CycleHeader) -> pb::CycleInfo {
-    use ponte_settlement::report::CycleStatus;
     pb::CycleInfo {
         id: header.id,
-        status: match header.status {
-            CycleStatus::Open => pb::CycleStatus::Open,
-            CycleStatus::Closed => pb::CycleStatus::Closed,
-            CycleStatus::Settled => pb::CycleStatus::Settled,
-        } as i32,
+        status: wire::cycle_status_to_wire(header.status) as i32,
         opened_at_ms: header.opened_at,
         closed_at_ms: header.closed_at.unwrap_or(0),
         settled_at_ms: header.settled_at.unwrap_or(0),

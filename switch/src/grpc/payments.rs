@@ -8,10 +8,10 @@ use crate::runtime::{EngineHandle, Request, SubmitError, Waiter};
 use crate::tls::participant_of;
 use futures::Stream;
 use ponte_domain::CURRENCY;
-use ponte_domain::{Account, IdKind, ParticipantId, ReasonCode, TransferState};
+use ponte_domain::{Account, IdKind, ParticipantId, ReasonCode};
 use ponte_ledger::op::{self};
 use ponte_ledger::{
-    Decision, Delivery, Effect, Outcome, PaymentOrder, REMITTANCE_LEN_MAX, ReturnNotice, ReturnOrder, TransferView,
+    Delivery, Effect, Outcome, PaymentOrder, REMITTANCE_LEN_MAX, ReturnNotice, ReturnOrder, TransferView,
 };
 use ponte_proto::v1 as pb;
 use ponte_wire::{self as wire, FieldError};
@@ -115,19 +115,10 @@ fn item_error(id: &str, status: &Status) -> pb::PaymentResult {
     }
 }
 
-fn state_to_wire(state: TransferState) -> pb::PaymentStatus {
-    match state {
-        TransferState::Received => pb::PaymentStatus::Received,
-        TransferState::Reserved => pb::PaymentStatus::Reserved,
-        TransferState::Settled => pb::PaymentStatus::Settled,
-        TransferState::Rejected => pb::PaymentStatus::Rejected,
-    }
-}
-
 fn transfer_to_wire(view: &TransferView) -> pb::TransferStatus {
     pb::TransferStatus {
         end_to_end_id: view.id.to_string(),
-        status: state_to_wire(view.state) as i32,
+        status: wire::transfer_state_to_wire(view.state) as i32,
         reason: view.reason.map(reason_to_wire),
         payer: Some(account_to_wire(&view.payer)),
         payee: Some(account_to_wire(&view.payee)),
@@ -382,12 +373,8 @@ impl pb::payments_server::Payments for PaymentsService {
                     let Ok(id) = wire::end_to_end_id("end_to_end_id", &answer.end_to_end_id) else {
                         continue;
                     };
-                    let decision = match pb::Decision::try_from(answer.decision) {
-                        Ok(pb::Decision::Accept) => Decision::Accept,
-                        Ok(pb::Decision::Reject) => {
-                            Decision::Reject(answer.reject_reason.parse().unwrap_or(ReasonCode::RejectedByPayee))
-                        }
-                        _ => continue,
+                    let Some(decision) = wire::decision_from_wire(answer.decision, &answer.reject_reason) else {
+                        continue;
                     };
                     let answered = Request::Answer(op::Answer { payee: caller, id, decision });
                     if engine.send(answered).await.is_err() {

@@ -1,0 +1,95 @@
+//! The enums that cross the wire as `ponte.v1` enum values, each mapped in
+//! one place for the switch and the SDK alike.
+
+use crate::FieldError;
+use ponte_domain::{Decision, Liquidity, ParticipantStatus, ReasonCode, TransferState};
+use ponte_proto::v1 as pb;
+use ponte_settlement::report::CycleStatus;
+
+pub fn transfer_state_to_wire(state: TransferState) -> pb::PaymentStatus {
+    match state {
+        TransferState::Received => pb::PaymentStatus::Received,
+        TransferState::Reserved => pb::PaymentStatus::Reserved,
+        TransferState::Settled => pb::PaymentStatus::Settled,
+        TransferState::Rejected => pb::PaymentStatus::Rejected,
+    }
+}
+
+pub fn transfer_state_from_wire(status: i32) -> Result<TransferState, FieldError> {
+    match pb::PaymentStatus::try_from(status) {
+        Ok(pb::PaymentStatus::Received) => Ok(TransferState::Received),
+        Ok(pb::PaymentStatus::Reserved) => Ok(TransferState::Reserved),
+        Ok(pb::PaymentStatus::Settled) => Ok(TransferState::Settled),
+        Ok(pb::PaymentStatus::Rejected) => Ok(TransferState::Rejected),
+        _ => Err(FieldError::new("status", format_args!("unknown status {status}"))),
+    }
+}
+
+pub fn participant_status_to_wire(status: ParticipantStatus) -> pb::ParticipantStatus {
+    match status {
+        ParticipantStatus::Active => pb::ParticipantStatus::Active,
+        ParticipantStatus::Suspended => pb::ParticipantStatus::Suspended,
+    }
+}
+
+pub fn participant_status_from_wire(status: i32) -> Result<ParticipantStatus, FieldError> {
+    match pb::ParticipantStatus::try_from(status) {
+        Ok(pb::ParticipantStatus::Active) => Ok(ParticipantStatus::Active),
+        Ok(pb::ParticipantStatus::Suspended) => Ok(ParticipantStatus::Suspended),
+        _ => Err(FieldError::new("status", "must be ACTIVE or SUSPENDED")),
+    }
+}
+
+pub fn liquidity_to_wire(liquidity: Liquidity) -> pb::Liquidity {
+    match liquidity {
+        Liquidity::NetDebitCap => pb::Liquidity::NetDebitCap,
+        Liquidity::Prefunded => pb::Liquidity::Prefunded,
+    }
+}
+
+pub fn liquidity_from_wire(liquidity: i32) -> Result<Liquidity, FieldError> {
+    match pb::Liquidity::try_from(liquidity) {
+        Ok(pb::Liquidity::NetDebitCap) => Ok(Liquidity::NetDebitCap),
+        Ok(pb::Liquidity::Prefunded) => Ok(Liquidity::Prefunded),
+        _ => Err(FieldError::new("liquidity", "must be NET_DEBIT_CAP or PREFUNDED")),
+    }
+}
+
+pub fn cycle_status_to_wire(status: CycleStatus) -> pb::CycleStatus {
+    match status {
+        CycleStatus::Open => pb::CycleStatus::Open,
+        CycleStatus::Closed => pb::CycleStatus::Closed,
+        CycleStatus::Settled => pb::CycleStatus::Settled,
+    }
+}
+
+pub fn cycle_status_from_wire(status: i32) -> Result<CycleStatus, FieldError> {
+    match pb::CycleStatus::try_from(status) {
+        Ok(pb::CycleStatus::Open) => Ok(CycleStatus::Open),
+        Ok(pb::CycleStatus::Closed) => Ok(CycleStatus::Closed),
+        Ok(pb::CycleStatus::Settled) => Ok(CycleStatus::Settled),
+        _ => Err(FieldError::new("status", format_args!("unknown cycle status {status}"))),
+    }
+}
+
+/// A payee's decision as an `InboxUp` answer carries it: the decision and,
+/// for a refusal, the reason code.
+pub fn decision_to_wire(decision: Decision) -> (pb::Decision, String) {
+    match decision {
+        Decision::Accept => (pb::Decision::Accept, String::new()),
+        Decision::Reject(reason) => (pb::Decision::Reject, reason.code().to_owned()),
+    }
+}
+
+/// Reads a payee's answer; `None` for an answer without a decision. A
+/// refusal whose code the switch does not know counts as DS04 (the payee
+/// refused; its reason is its own).
+pub fn decision_from_wire(decision: i32, reject_reason: &str) -> Option<Decision> {
+    match pb::Decision::try_from(decision) {
+        Ok(pb::Decision::Accept) => Some(Decision::Accept),
+        Ok(pb::Decision::Reject) => {
+            Some(Decision::Reject(reject_reason.parse().unwrap_or(ReasonCode::RejectedByPayee)))
+        }
+        _ => None,
+    }
+}
