@@ -6,6 +6,11 @@
 
 use super::*;
 use crate::op::{self, *};
+use ponte_directory::keys::Key;
+use ponte_domain::Account;
+use ponte_domain::IdKind;
+use ponte_domain::ReasonCode;
+use std::collections::HashMap;
 
 use ponte_domain::AccountType;
 use proptest::prelude::*;
@@ -1134,6 +1139,10 @@ fn content_digests_match_the_streaming_definition() {
     for size in [0_usize, 1, 139, 140, 400, 480, 700] {
         let remittance = &long[..size];
         let parts: [&[u8]; 4] = [b"10000001", &1234_i64.to_le_bytes(), remittance, b""];
-        assert_eq!(super::content_digest_parts(&parts), super::content_digest_streaming(&parts), "size {size}");
+        assert_eq!(
+            crate::payments::content_digest_parts(&parts),
+            crate::payments::content_digest_streaming(&parts),
+            "size {size}"
+        );
     }
 }
