@@ -7,11 +7,12 @@ use crate::Event;
 use crate::Output;
 use crate::participants::ParticipantState;
 use crate::payments::Transfer;
-use ponte_domain::Amount;
 use ponte_domain::Liquidity;
 use ponte_domain::ParticipantStatus;
 use ponte_domain::TransferEvent;
 use ponte_domain::TransferState;
+use ponte_domain::{Amount, EndToEndId, ParticipantId, ReasonCode, TimestampMs};
+
 impl Engine {
     /// Applies an event, then appends it to the journal output.
     pub(crate) fn record(&mut self, event: Event<'_>, out: &mut Output) {
@@ -32,12 +33,24 @@ impl Engine {
             | Event::EnvelopeSealed { .. }
             | Event::EnvelopeDiscarded { .. }
             | Event::EnvelopeItemStarted { .. } => self.apply_envelope(event),
-            Event::KeyRegistered { .. }
-            | Event::KeyDeleted { .. }
-            | Event::KeyMoved { .. }
-            | Event::ClaimStored { .. }
-            | Event::ClaimCompleted { .. }
-            | Event::LookupCategorySet { .. } => self.apply_directory(event),
+            Event::KeyRegistered { ref entry } => self.directory.registry.insert(entry.clone()),
+            Event::KeyDeleted { ref key } => {
+                self.directory.registry.remove(key).expect("deleted key exists");
+            }
+            Event::KeyMoved { ref key, account } => self.directory.registry.set_account(key, account),
+            Event::ClaimStored { ref claim } => {
+                if !claim.status.is_final() {
+                    self.claim_deadline = self.claim_deadline.min(claim.resolve_by);
+                }
+                self.directory.claims.store(claim.clone());
+            }
+            Event::ClaimCompleted { ref claim, ref entry } => {
+                let d = &mut self.directory;
+                d.registry.remove(&claim.key).expect("claimed key exists");
+                d.registry.insert(entry.clone());
+                d.claims.store(claim.clone());
+            }
+            Event::LookupCategorySet { id, category } => self.directory.lookups.set_category(id, category),
             Event::LiquiditySet { id, liquidity } => self.participant_mut(id).liquidity = liquidity,
             Event::FundsMoved { id, amount } => {
                 let p = self.participant_mut(id);
@@ -48,153 +61,121 @@ impl Engine {
             }
             Event::CycleClosed { id, at } => self.apply_cycle_closed(id, at),
             Event::CycleSettled { id, at } => self.apply_cycle_settled(id, at),
-            Event::ParticipantRegistered { id, name, net_debit_cap } => {
-                let previous = self.participants.insert(
-                    id,
-                    ParticipantState {
-                        id,
-                        name: name.to_owned(),
-                        status: ParticipantStatus::Active,
-                        net_debit_cap,
-                        position: Amount::ZERO,
-                        reserved: Amount::ZERO,
-                        inflight_in: 0,
-                        liquidity: Liquidity::NetDebitCap,
-                        balance: Amount::ZERO,
-                    },
-                );
-                assert!(previous.is_none(), "participant {id} registered twice");
-            }
+            Event::ParticipantRegistered { id, name, net_debit_cap } => self.apply_registered(id, name, net_debit_cap),
             Event::LimitSet { id, net_debit_cap } => self.participant_mut(id).net_debit_cap = net_debit_cap,
             Event::StatusSet { id, status } => self.participant_mut(id).status = status,
             Event::Reserved { id, payer, payee, amount, digest, at, deadline, remittance: _ } => {
-                let transfer = Transfer {
-                    id,
-                    payer,
-                    payee,
-                    amount,
-                    state: TransferState::Received.next(TransferEvent::Reserve).expect("legal"),
-                    reason: None,
-                    created_at: at,
-                    settled_at: None,
-                    deadline,
-                    digest,
-                    returned: Amount::ZERO,
-                    cycle: 0,
-                };
-                let position =
-                    self.transfers.insert(transfer).unwrap_or_else(|| panic!("transfer {id} reserved twice"));
-                let payer_state = self.participant_mut(payer.participant);
-                payer_state.reserved = payer_state.reserved.checked_add(amount).expect("reserved overflow");
-                self.participant_mut(payee.participant).inflight_in += 1;
-                self.deadlines.push(deadline, position);
+                let reserved = TransferState::Received.next(TransferEvent::Reserve).expect("legal");
+                let transfer = Transfer::new(id, payer, payee, amount, digest, at, reserved);
+                self.apply_reserved(Transfer { deadline, ..transfer });
             }
-            Event::Settled { id, at } => {
-                let position = self.transfers.find(&id).expect("settled transfer exists");
-                let (payer, payee, amount) = {
-                    let t = self.transfers.at_mut(position);
-                    t.state = t.state.next(TransferEvent::Settle).expect("only reserved transfers settle");
-                    t.settled_at = Some(at);
-                    t.cycle = u32::try_from(self.current_cycle).expect("fewer than 4 billion cycles");
-                    (t.payer.participant, t.payee.participant, t.amount)
-                };
-                self.cycle_mut().add(position, payer, payee, amount);
-                let p = self.participant_mut(payer);
-                p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
-                p.position = p.position.checked_sub(amount).expect("position underflow");
-                let q = self.participant_mut(payee);
-                q.inflight_in -= 1;
-                q.position = q.position.checked_add(amount).expect("position overflow");
-                self.envelope_item_final(&id);
-            }
-            Event::Rejected { id, reason, at: _ } => {
-                let (payer, payee, amount) = {
-                    let t = self.transfers.get_mut(&id).expect("rejected transfer exists");
-                    t.state = t.state.next(TransferEvent::Reject).expect("only reserved transfers are rejected");
-                    t.reason = Some(reason);
-                    (t.payer.participant, t.payee.participant, t.amount)
-                };
-                let p = self.participant_mut(payer);
-                p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
-                self.participant_mut(payee).inflight_in -= 1;
-                self.envelope_item_final(&id);
-            }
+            Event::Settled { id, at } => self.apply_settled(id, at),
+            Event::Rejected { id, reason, at: _ } => self.apply_rejected(id, reason),
             Event::Refused { id, payer, payee, amount, digest, reason, at, original } => {
-                let transfer = Transfer {
-                    id,
-                    payer,
-                    payee,
-                    amount,
-                    state: TransferState::Received.next(TransferEvent::Reject).expect("legal"),
-                    reason: Some(reason),
-                    created_at: at,
-                    settled_at: None,
-                    deadline: at,
-                    digest,
-                    returned: Amount::ZERO,
-                    cycle: 0,
-                };
-                assert!(self.transfers.insert(transfer).is_some(), "transfer {id} recorded twice");
-                if let Some(original) = original {
-                    self.originals.insert(id, original);
-                }
-                self.envelope_item_final(&id);
+                let refused = TransferState::Received.next(TransferEvent::Reject).expect("legal");
+                let transfer = Transfer::new(id, payer, payee, amount, digest, at, refused);
+                self.apply_refused(Transfer { reason: Some(reason), ..transfer }, original);
             }
             Event::ReturnSettled { id, original, payer, payee, amount, digest, reason: _, at } => {
-                let transfer = Transfer {
-                    id,
-                    payer,
-                    payee,
-                    amount,
-                    state: TransferState::Received.next(TransferEvent::Settle).expect("legal"),
-                    reason: None,
-                    created_at: at,
-                    settled_at: Some(at),
-                    deadline: at,
-                    digest,
-                    returned: Amount::ZERO,
-                    cycle: u32::try_from(self.current_cycle).expect("fewer than 4 billion cycles"),
-                };
-                let position = self.transfers.insert(transfer).unwrap_or_else(|| panic!("return {id} recorded twice"));
-                self.cycle_mut().add(position, payer.participant, payee.participant, amount);
-                self.originals.insert(id, original);
-                let o = self.transfers.get_mut(&original).expect("original of a return exists");
-                o.returned = o.returned.checked_add(amount).expect("returned overflow");
-                assert!(o.returned <= o.amount, "return exceeds original {original}");
-                let p = self.participant_mut(payer.participant);
-                p.position = p.position.checked_sub(amount).expect("position underflow");
-                let q = self.participant_mut(payee.participant);
-                q.position = q.position.checked_add(amount).expect("position overflow");
+                let settled = TransferState::Received.next(TransferEvent::Settle).expect("legal");
+                let transfer = Transfer::new(id, payer, payee, amount, digest, at, settled);
+                self.apply_return_settled(Transfer { settled_at: Some(at), ..transfer }, original);
             }
         }
+    }
+
+    fn apply_registered(&mut self, id: ParticipantId, name: &str, net_debit_cap: Amount) {
+        let participant = ParticipantState {
+            id,
+            name: name.to_owned(),
+            status: ParticipantStatus::Active,
+            net_debit_cap,
+            position: Amount::ZERO,
+            reserved: Amount::ZERO,
+            inflight_in: 0,
+            liquidity: Liquidity::NetDebitCap,
+            balance: Amount::ZERO,
+        };
+        let previous = self.participants.insert(id, participant);
+        assert!(previous.is_none(), "participant {id} registered twice");
+    }
+
+    /// A payment holds its payer's liquidity and waits for its payee.
+    fn apply_reserved(&mut self, transfer: Transfer) {
+        let (id, payer, payee, amount, deadline) =
+            (transfer.id, transfer.payer.participant, transfer.payee.participant, transfer.amount, transfer.deadline);
+        let position = self.transfers.insert(transfer).unwrap_or_else(|| panic!("transfer {id} reserved twice"));
+        let payer_state = self.participant_mut(payer);
+        payer_state.reserved = payer_state.reserved.checked_add(amount).expect("reserved overflow");
+        self.participant_mut(payee).inflight_in += 1;
+        self.deadlines.push(deadline, position);
+    }
+
+    /// The payee accepted: positions move, in the open cycle.
+    fn apply_settled(&mut self, id: EndToEndId, at: TimestampMs) {
+        let position = self.transfers.find(&id).expect("settled transfer exists");
+        let (payer, payee, amount) = {
+            let t = self.transfers.at_mut(position);
+            t.state = t.state.next(TransferEvent::Settle).expect("only reserved transfers settle");
+            t.settled_at = Some(at);
+            t.cycle = u32::try_from(self.current_cycle).expect("fewer than 4 billion cycles");
+            (t.payer.participant, t.payee.participant, t.amount)
+        };
+        self.cycle_mut().add(position, payer, payee, amount);
+        let p = self.participant_mut(payer);
+        p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
+        p.position = p.position.checked_sub(amount).expect("position underflow");
+        let q = self.participant_mut(payee);
+        q.inflight_in -= 1;
+        q.position = q.position.checked_add(amount).expect("position overflow");
+        self.envelope_item_final(&id);
+    }
+
+    /// The payee refused or did not answer: the reservation is released.
+    fn apply_rejected(&mut self, id: EndToEndId, reason: ReasonCode) {
+        let (payer, payee, amount) = {
+            let t = self.transfers.get_mut(&id).expect("rejected transfer exists");
+            t.state = t.state.next(TransferEvent::Reject).expect("only reserved transfers are rejected");
+            t.reason = Some(reason);
+            (t.payer.participant, t.payee.participant, t.amount)
+        };
+        let p = self.participant_mut(payer);
+        p.reserved = p.reserved.checked_sub(amount).expect("reserved underflow");
+        self.participant_mut(payee).inflight_in -= 1;
+        self.envelope_item_final(&id);
+    }
+
+    /// A payment or return refused by the switch: recorded so its id keeps
+    /// its outcome, nothing moves.
+    fn apply_refused(&mut self, transfer: Transfer, original: Option<EndToEndId>) {
+        let id = transfer.id;
+        assert!(self.transfers.insert(transfer).is_some(), "transfer {id} recorded twice");
+        if let Some(original) = original {
+            self.originals.insert(id, original);
+        }
+        self.envelope_item_final(&id);
+    }
+
+    /// A return settles at once, in the open cycle, against its original.
+    fn apply_return_settled(&mut self, transfer: Transfer, original: EndToEndId) {
+        let (id, payer, payee, amount) =
+            (transfer.id, transfer.payer.participant, transfer.payee.participant, transfer.amount);
+        let transfer =
+            Transfer { cycle: u32::try_from(self.current_cycle).expect("fewer than 4 billion cycles"), ..transfer };
+        let position = self.transfers.insert(transfer).unwrap_or_else(|| panic!("return {id} recorded twice"));
+        self.cycle_mut().add(position, payer, payee, amount);
+        self.originals.insert(id, original);
+        let o = self.transfers.get_mut(&original).expect("original of a return exists");
+        o.returned = o.returned.checked_add(amount).expect("returned overflow");
+        assert!(o.returned <= o.amount, "return exceeds original {original}");
+        let p = self.participant_mut(payer);
+        p.position = p.position.checked_sub(amount).expect("position underflow");
+        let q = self.participant_mut(payee);
+        q.position = q.position.checked_add(amount).expect("position overflow");
     }
 
     pub(crate) fn cycle_mut(&mut self) -> &mut Cycle {
         let id = self.current_cycle;
         self.cycles.entry(id).or_insert_with(|| Cycle::open(id, 0))
-    }
-
-    pub(crate) fn apply_directory(&mut self, event: &Event<'_>) {
-        let d = &mut self.directory;
-        match event {
-            Event::KeyRegistered { entry } => d.registry.insert(entry.clone()),
-            Event::KeyDeleted { key } => {
-                d.registry.remove(key).expect("deleted key exists");
-            }
-            Event::KeyMoved { key, account } => d.registry.set_account(key, *account),
-            Event::ClaimStored { claim } => {
-                if !claim.status.is_final() {
-                    self.claim_deadline = self.claim_deadline.min(claim.resolve_by);
-                }
-                d.claims.store(claim.clone());
-            }
-            Event::ClaimCompleted { claim, entry } => {
-                d.registry.remove(&claim.key).expect("claimed key exists");
-                d.registry.insert(entry.clone());
-                d.claims.store(claim.clone());
-            }
-            Event::LookupCategorySet { id, category } => d.lookups.set_category(*id, *category),
-            _ => unreachable!("not a directory event"),
-        }
     }
 }

@@ -39,6 +39,35 @@ pub struct Transfer {
     pub cycle: u32,
 }
 
+impl Transfer {
+    /// A transfer recorded at `at` in `state`: no reason, not settled, not
+    /// returned, in no cycle, its deadline `at` (callers set what differs).
+    pub(crate) fn new(
+        id: EndToEndId,
+        payer: Account,
+        payee: Account,
+        amount: Amount,
+        digest: u128,
+        at: TimestampMs,
+        state: TransferState,
+    ) -> Transfer {
+        Transfer {
+            id,
+            payer,
+            payee,
+            amount,
+            state,
+            reason: None,
+            created_at: at,
+            settled_at: None,
+            deadline: at,
+            digest,
+            returned: Amount::ZERO,
+            cycle: 0,
+        }
+    }
+}
+
 /// A payment the payer asked for. The payer participant was authenticated
 /// by the caller and is `payer.participant`.
 #[derive(Debug, Clone)]
