@@ -11,7 +11,7 @@ use ponte_loadtest::echo::EchoServer;
 use ponte_proto::v1 as pb;
 use ponte_proto::v1::payments_client::PaymentsClient;
 use ponte_sdk::Identity;
-use ponte_switch::tls::DevPki;
+use ponte_switch::net::tls::DevPki;
 use std::time::{Duration, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 

@@ -4,7 +4,7 @@
 //! `cargo bench -p ponte-benches --bench journal`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ponte_switch::journal::Journal;
+use ponte_switch::store::redb::Journal;
 
 fn journal_group_commit(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();

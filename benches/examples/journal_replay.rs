@@ -3,7 +3,7 @@
 //! takes per gigabyte of journal, apart from applying the events.
 //! `cargo run --release -p ponte-benches --example journal_replay -- [MEGABYTES] [RECORD_BYTES]`
 
-use ponte_switch::journal::Journal;
+use ponte_switch::store::redb::Journal;
 use std::time::Instant;
 
 fn main() {

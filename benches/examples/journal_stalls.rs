@@ -2,7 +2,7 @@
 //! the distribution of append (commit + fsync) times, to find stalls.
 //! `cargo run --release -p ponte-benches --example journal_stalls -- [SECONDS] [RECORD_BYTES]`
 
-use ponte_switch::journal::Journal;
+use ponte_switch::store::redb::Journal;
 use std::time::{Duration, Instant};
 
 fn main() {

@@ -8,7 +8,7 @@
 
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
 use ponte_ledger::{Decision, Engine, EngineConfig, Output, PaymentOrder, op};
-use ponte_switch::journal::Journal;
+use ponte_switch::store::redb::Journal;
 
 const NOW: i64 = 1_795_730_100_000;
 

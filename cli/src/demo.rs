@@ -282,7 +282,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 
     let operator =
-        OperatorClient::connect(&endpoint, &Identity::from_dev_dir(&certs, ponte_switch::tls::OPERATOR_NAME)?).await?;
+        OperatorClient::connect(&endpoint, &Identity::from_dev_dir(&certs, ponte_switch::net::tls::OPERATOR_NAME)?)
+            .await?;
     let (participants, sum) = operator.participants().await?;
     println!("\nPositions (settled credits minus debits)");
     for p in &participants {

@@ -221,7 +221,7 @@ async fn a_revoked_certificate_is_cut_off_at_once_and_refused_afterwards() {
 
     // The operator revokes B's certificate while B has its inbox (and a
     // client connection) open.
-    let pki = ponte_switch::tls::DevPki::new(switch.certs());
+    let pki = ponte_switch::net::tls::DevPki::new(switch.certs());
     assert_eq!(pki.revoke(&B.to_string()).unwrap(), 1);
     assert_eq!(pki.revoke(&B.to_string()).unwrap(), 1, "revoking twice changes nothing");
 
@@ -255,7 +255,7 @@ async fn a_revoked_certificate_is_cut_off_at_once_and_refused_afterwards() {
     // A bad replacement list is refused and the revocation stays in force;
     // everyone else is served throughout.
     std::fs::write(pki.crl(), "-----BEGIN X509 CRL-----\nnot a list\n-----END X509 CRL-----\n").unwrap();
-    tokio::time::sleep(ponte_switch::acceptor::CRL_CHECK * 2).await;
+    tokio::time::sleep(ponte_switch::net::acceptor::CRL_CHECK * 2).await;
     let fresh = async {
         let client = ponte_sdk::Client::connect(&switch.endpoint(), pid(B), &switch.identity(&B.to_string())).await?;
         client.submit(&payment(&client, A, "1.00")).await

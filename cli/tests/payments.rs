@@ -319,7 +319,7 @@ async fn connections_without_a_valid_client_certificate_are_refused() {
     assert!(!matches!(attempt, Ok(Ok(()))), "a connection without a client certificate must fail");
     // A certificate from another CA, even with a valid participant name.
     let other = tempfile::tempdir().unwrap();
-    let pki = ponte_switch::tls::DevPki::new(other.path());
+    let pki = ponte_switch::net::tls::DevPki::new(other.path());
     pki.ensure(&["localhost".into()], &[pid(A)]).unwrap();
     let forged = ponte_sdk::Identity::from_files(
         &switch.certs().join("ca.pem"),

@@ -1,17 +1,13 @@
 //! Applying events: the only code that changes durable state, used live
 //! and on replay, so a rebuilt engine is the engine that was running.
 
-use crate::Cycle;
-use crate::Engine;
-use crate::Event;
-use crate::Output;
 use crate::participants::ParticipantState;
 use crate::payments::Transfer;
-use ponte_domain::Liquidity;
-use ponte_domain::ParticipantStatus;
-use ponte_domain::TransferEvent;
-use ponte_domain::TransferState;
-use ponte_domain::{Amount, EndToEndId, ParticipantId, ReasonCode, TimestampMs};
+use crate::{Cycle, Engine, Event, Output};
+use ponte_domain::{
+    Amount, EndToEndId, Liquidity, ParticipantId, ParticipantStatus, ReasonCode, TimestampMs, TransferEvent,
+    TransferState,
+};
 
 impl Engine {
     /// Applies an event, then appends it to the journal output.

@@ -1,9 +1,9 @@
 //! The ledger's invariants, checked from scratch.
 
 use crate::Engine;
-use ponte_domain::ParticipantId;
-use ponte_domain::TransferState;
+use ponte_domain::{ParticipantId, TransferState};
 use std::collections::HashMap;
+
 impl Engine {
     /// Checks the ledger's invariants from scratch; `Err` says which broke.
     /// Run after a replay (the switch refuses to start on a broken ledger)

@@ -14,8 +14,10 @@
 
 mod apply;
 mod cycles;
+mod digest;
 mod directory;
 mod disbursement;
+mod effects;
 mod event;
 mod invariants;
 pub mod op;
@@ -32,13 +34,14 @@ pub use disbursement::{
     Beneficiary, Disbursements, ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX, EnvelopeError, EnvelopeHeader,
     EnvelopeItem, EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome, ItemView, check_item,
 };
+pub use effects::{Delivery, Effect, ReturnNotice};
 pub use event::{Event, decode_events};
 pub use op::{KeyList, Operation, Submitted};
 pub use participants::{AdminError, ParticipantState, ParticipantView};
-pub use payments::{AnswerStats, Delivery, Effect, Outcome, PaymentOrder, Transfer, TransferView};
+pub use payments::{AnswerStats, Outcome, PaymentOrder, Transfer, TransferView};
 pub use ponte_directory::lookups::{DEFAULT_CATEGORY, EndUser, LookupError};
 pub use ponte_domain::{Decision, Liquidity, ParticipantStatus};
-pub use returns::{ReturnNotice, ReturnOrder};
+pub use returns::ReturnOrder;
 
 use ponte_domain::{Amount, EndToEndId, ParticipantId, TimestampMs, TransferState};
 use table::{DeadlineQueue, TransferTable};

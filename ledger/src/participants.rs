@@ -1,15 +1,9 @@
 //! Participants as the engine keeps them: admission, limits, status,
 //! prefunded balances, and what the operator sees.
 
-use crate::Engine;
-use crate::Event;
-use crate::Output;
-use crate::PARTICIPANT_NAME_LEN_MAX;
-use ponte_domain::Account;
-use ponte_domain::Amount;
-use ponte_domain::Liquidity;
-use ponte_domain::ParticipantId;
-use ponte_domain::ParticipantStatus;
+use crate::{Engine, Event, Output, PARTICIPANT_NAME_LEN_MAX};
+use ponte_domain::{Account, Amount, Liquidity, ParticipantId, ParticipantStatus};
+
 /// A participant as the engine keeps it.
 #[derive(Debug, Clone)]
 pub struct ParticipantState {

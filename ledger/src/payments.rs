@@ -1,23 +1,17 @@
 //! Payments: submission, the payee's answer, deadlines, and what either
 //! side may see of a transfer.
 
-use crate::Engine;
-use crate::Event;
-use crate::Output;
+use crate::digest::content_digest_parts;
+use crate::effects::{Delivery, Effect};
 use crate::op::Submitted;
-use crate::returns::ReturnNotice;
+use crate::{Engine, Event, Output};
 use ponte_directory::keys::Key;
 use ponte_directory::lookups::EndUser;
-use ponte_domain::Account;
-use ponte_domain::Amount;
-use ponte_domain::Decision;
-use ponte_domain::EndToEndId;
-use ponte_domain::IdKind;
-use ponte_domain::ParticipantId;
-use ponte_domain::ParticipantStatus;
-use ponte_domain::ReasonCode;
-use ponte_domain::TimestampMs;
-use ponte_domain::TransferState;
+use ponte_domain::{
+    Account, Amount, Decision, EndToEndId, IdKind, ParticipantId, ParticipantStatus, ReasonCode, TimestampMs,
+    TransferState,
+};
+
 /// A payment or return as the engine keeps it.
 #[derive(Debug, Clone)]
 pub struct Transfer {
@@ -124,30 +118,6 @@ pub struct TransferView {
     pub original: Option<EndToEndId>,
 }
 
-/// Work for the payee side, to carry out once the journal is durable: what
-/// a participant is told on its inbox.
-#[derive(Debug)]
-pub enum Effect {
-    /// Push an incoming payment to the payee's inbox.
-    Deliver(Box<Delivery>),
-    /// Tell the payee a payment is settled: it may credit its customer.
-    Settled { payee: ParticipantId, id: EndToEndId, at: TimestampMs },
-    /// Tell the payee a payment it was asked about is not going ahead.
-    Cancelled { payee: ParticipantId, id: EndToEndId, reason: ReasonCode },
-    /// Tell the original payer a return of its payment is settled.
-    Returned(Box<ReturnNotice>),
-}
-
-#[derive(Debug)]
-pub struct Delivery {
-    pub id: EndToEndId,
-    pub payer: Account,
-    pub payee: Account,
-    pub amount: Amount,
-    pub remittance: String,
-    pub deadline: TimestampMs,
-}
-
 /// Counters of answers that changed nothing (exposed for operators).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AnswerStats {
@@ -155,33 +125,6 @@ pub struct AnswerStats {
     pub late_or_duplicate: u64,
     /// Answers for an id the participant was never asked about.
     pub unknown: u64,
-}
-
-/// xxh3-128 of the parts, each prefixed by its length so ("ab","c") and
-/// ("a","bc") differ. Journals store these digests: the value must never change.
-pub(crate) fn content_digest_parts(parts: &[&[u8]]) -> u128 {
-    // One-shot hashing of the concatenation equals the streaming hasher's
-    // result, and is several times faster for these small inputs.
-    let mut buffer = [0_u8; 512];
-    let mut len = 0;
-    for part in parts {
-        let Some(slot) = buffer.get_mut(len..len + 4 + part.len()) else {
-            return content_digest_streaming(parts);
-        };
-        slot[..4].copy_from_slice(&(part.len() as u32).to_le_bytes());
-        slot[4..].copy_from_slice(part);
-        len += 4 + part.len();
-    }
-    xxhash_rust::xxh3::xxh3_128(&buffer[..len])
-}
-
-pub(crate) fn content_digest_streaming(parts: &[&[u8]]) -> u128 {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    for part in parts {
-        hasher.update(&(part.len() as u32).to_le_bytes());
-        hasher.update(part);
-    }
-    hasher.digest128()
 }
 
 impl Engine {

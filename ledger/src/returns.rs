@@ -1,22 +1,14 @@
 //! Returns: the payee gives back some or all of a settled payment,
 //! within the return window, never more than the original in total.
 
-use crate::Engine;
-use crate::Event;
-use crate::Output;
+use crate::digest::content_digest_parts;
+use crate::effects::{Effect, ReturnNotice};
 use crate::op::Submitted;
-use crate::payments::Effect;
-use crate::payments::Outcome;
-use crate::payments::Transfer;
-use crate::payments::content_digest_parts;
-use ponte_domain::Amount;
-use ponte_domain::EndToEndId;
-use ponte_domain::IdKind;
-use ponte_domain::ParticipantId;
-use ponte_domain::ParticipantStatus;
-use ponte_domain::ReasonCode;
-use ponte_domain::TimestampMs;
-use ponte_domain::TransferState;
+use crate::payments::{Outcome, Transfer};
+use crate::{Engine, Event, Output};
+use ponte_domain::{
+    Amount, EndToEndId, IdKind, ParticipantId, ParticipantStatus, ReasonCode, TimestampMs, TransferState,
+};
 
 /// A return the original payee asked for.
 #[derive(Debug, Clone)]
@@ -40,16 +32,6 @@ impl ReturnOrder {
             self.remittance.as_bytes(),
         ])
     }
-}
-
-#[derive(Debug)]
-pub struct ReturnNotice {
-    pub to: ParticipantId,
-    pub id: EndToEndId,
-    pub original: EndToEndId,
-    pub amount: Amount,
-    pub reason: ReasonCode,
-    pub at: TimestampMs,
 }
 
 impl Engine {

@@ -1140,8 +1140,8 @@ fn content_digests_match_the_streaming_definition() {
         let remittance = &long[..size];
         let parts: [&[u8]; 4] = [b"10000001", &1234_i64.to_le_bytes(), remittance, b""];
         assert_eq!(
-            crate::payments::content_digest_parts(&parts),
-            crate::payments::content_digest_streaming(&parts),
+            crate::digest::content_digest_parts(&parts),
+            crate::digest::content_digest_streaming(&parts),
             "size {size}"
         );
     }

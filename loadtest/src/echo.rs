@@ -8,7 +8,7 @@
 
 use ponte_proto::v1 as pb;
 use ponte_proto::v1::payments_server::{Payments, PaymentsServer};
-use ponte_switch::tls::DevPki;
+use ponte_switch::net::tls::DevPki;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;

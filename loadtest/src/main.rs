@@ -19,8 +19,8 @@ use ponte_loadtest::echo::EchoServer;
 use ponte_loadtest::payee::SimulatedPayee;
 use ponte_loadtest::report::{self, Machine, Report};
 use ponte_sdk::{Client, Identity};
+use ponte_switch::net::tls::DevPki;
 use ponte_switch::server::{self, Config, DevParticipant};
-use ponte_switch::tls::DevPki;
 use std::path::PathBuf;
 use std::time::Duration;
 

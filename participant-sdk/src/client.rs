@@ -125,7 +125,7 @@ pub struct KeyPayment {
     pub payer: Account,
     pub payee_key: ponte_directory::keys::Key,
     /// The end user who looked the key up (gives the lookup's token back).
-    pub lookup_by: Option<crate::directory::EndUser>,
+    pub lookup_by: Option<ponte_directory::lookups::EndUser>,
     pub amount: Amount,
     pub remittance: String,
 }

@@ -4,31 +4,26 @@
 //! The payment engine itself is the `ponte-ledger` crate (pure, no I/O);
 //! this crate drives it and connects it to disks and networks.
 //!
-//! - [`store`]: the storage trait every backend implements: a durable,
-//!   append-only journal of engine events.
-//! - [`journal`]: the embedded backend (redb), written in groups with one
-//!   fsync each.
-//! - [`cql`]: the Apache Cassandra / ScyllaDB backend, one fenced writer
-//!   node and any number of standbys.
+//! - [`store`]: the storage trait every backend implements (a durable,
+//!   append-only journal of engine events), with the embedded backend
+//!   ([`store::redb`], written in groups with one fsync each) and the
+//!   Apache Cassandra / ScyllaDB backend ([`store::cql`], one fenced
+//!   writer node and any number of standbys).
 //! - [`runtime`]: the engine thread and the journal thread that drive the
 //!   engine over a bounded queue and make each batch durable before anyone
 //!   hears of it.
 //! - [`grpc`]: the gRPC services (payments, operator, directory,
 //!   disbursements), one file each, and the one table from errors to
 //!   status codes.
-//! - [`acceptor`]: the TLS front door: handshakes with CRL checking, and
-//!   connections closed when their certificate is revoked.
-//! - [`tls`]: mTLS identities: who a client certificate names, and the dev
-//!   certificate authority `ponte serve` creates on first start.
+//! - [`net`]: the TLS front door (handshakes with CRL checking, revoked
+//!   connections closed) and mTLS identities (who a certificate names, the
+//!   dev certificate authority `ponte serve` creates on first start).
 //! - [`metrics`]: Prometheus metrics (throughput, latency, queue depths, rejects by reason).
 //! - [`server`]: wiring: configuration, start-up, shutdown.
 
-pub mod acceptor;
-pub mod cql;
 pub mod grpc;
-pub mod journal;
 pub mod metrics;
+pub mod net;
 pub mod runtime;
 pub mod server;
 pub mod store;
-pub mod tls;

@@ -5,12 +5,13 @@
 //! services over mTLS. The returned [`RunningSwitch`] says where everything
 //! is and stops it cleanly.
 
-use crate::cql::{CqlConfig, CqlStore};
 use crate::grpc::{DirectoryService, DisbursementService, OperatorService, PaymentsService, ServiceConfig};
-use crate::journal::Journal;
+use crate::net::acceptor::{TlsError, TlsFiles};
+use crate::net::tls::{DevPki, PkiError};
 use crate::runtime::{EngineHandle, Runtime, RuntimeConfig, StartError};
+use crate::store::cql::{CqlConfig, CqlStore};
+use crate::store::redb::Journal;
 use crate::store::{Store, StoreError};
-use crate::tls::{DevPki, PkiError};
 use ponte_domain::{Amount, ParticipantId};
 use ponte_ledger::{EngineConfig, op};
 use ponte_proto::v1::directory_server::DirectoryServer;
@@ -31,21 +32,6 @@ pub struct DevParticipant {
     pub code: String,
     pub name: String,
     pub net_debit_cap: String,
-}
-
-/// Certificate files for a production deployment. When absent the switch
-/// uses (and on first start creates) a development PKI in `DATA_DIR/certs`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFiles {
-    pub ca_cert: PathBuf,
-    pub server_cert: PathBuf,
-    pub server_key: PathBuf,
-    /// The CA's certificate revocation list (PEM), watched for changes
-    /// (absent: nothing is revoked). With the development PKI it is
-    /// `DATA_DIR/certs/crl.pem`, written by `ponte cert revoke`.
-    #[serde(default)]
-    pub crl: Option<PathBuf>,
 }
 
 /// The whole configuration: one TOML file, every field optional with a
@@ -150,7 +136,7 @@ pub enum ServeError {
     #[error(transparent)]
     Start(#[from] StartError),
     #[error("TLS setup: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("metrics: {0}")]
@@ -227,7 +213,7 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         }
     };
     let crl = tls_files.crl.clone();
-    let tls = crate::acceptor::Tls::load(tls_files, crl)?;
+    let tls = crate::net::acceptor::Tls::load(tls_files, crl)?;
 
     if let Some(addr) = config.metrics_listen {
         crate::metrics::install(addr).map_err(ServeError::Metrics)?;
@@ -285,8 +271,8 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
     // The mTLS handshakes (with the CRL) run in the acceptor; tonic gets
     // finished connections. The CRL watch ends with the server.
     let (crl_watch_stop, crl_watch_stopped) = tokio::sync::watch::channel(());
-    let crl_watch = crate::acceptor::spawn_crl_watch(tls.clone(), crl_watch_stopped);
-    let incoming = crate::acceptor::incoming(listener, tls);
+    let crl_watch = crate::net::acceptor::spawn_crl_watch(tls.clone(), crl_watch_stopped);
+    let incoming = crate::net::acceptor::incoming(listener, tls);
     let server = tokio::spawn(async move {
         let served = router
             .serve_with_incoming_shutdown(incoming, async {

@@ -13,8 +13,8 @@
 //! for a new keyspace exactly one becomes the writer; the schema is created
 //! and versioned, and a keyspace from a newer build is refused.
 
-use ponte_switch::cql::{CqlConfig, CqlStore, RECORD_BYTES_MAX};
-use ponte_switch::journal::Journal;
+use ponte_switch::store::cql::{CqlConfig, CqlStore, RECORD_BYTES_MAX};
+use ponte_switch::store::redb::Journal;
 use ponte_switch::store::{Store, StoreError};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

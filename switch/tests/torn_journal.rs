@@ -6,7 +6,7 @@
 //! or refuse with a clear error — never panic, never return a record that
 //! was not written.
 
-use ponte_switch::journal::Journal;
+use ponte_switch::store::redb::Journal;
 use std::path::Path;
 
 fn record(i: usize) -> Vec<u8> {

@@ -1,8 +1,8 @@
 //! `ponte.v1.Directory`: keys, lookups, reconciliation and claims.
 
 use super::status::to_status;
+use crate::net::tls::participant_of;
 use crate::runtime::EngineHandle;
-use crate::tls::participant_of;
 use ponte_directory::claims::ClaimError;
 use ponte_directory::keys::KeyType;
 use ponte_directory::registry::{DirectoryError, NewKey, OwnerKind};

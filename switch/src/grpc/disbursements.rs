@@ -9,8 +9,8 @@
 //! them, and sealed. A refused envelope leaves nothing to pay.
 
 use super::status::to_status;
+use crate::net::tls::{Caller, caller_of, participant_of};
 use crate::runtime::EngineHandle;
-use crate::tls::{Caller, caller_of, participant_of};
 use ponte_domain::{Amount, ParticipantId};
 use ponte_ledger::op::{self, Operation};
 use ponte_ledger::{

@@ -2,8 +2,8 @@
 //! limits and settlement cycles.
 
 use super::status::to_status;
+use crate::net::tls::require_operator;
 use crate::runtime::EngineHandle;
-use crate::tls::require_operator;
 use ponte_domain::{Amount, ParticipantId};
 use ponte_ledger::op::{self, Operation};
 use ponte_ledger::{AdminError, ParticipantView};

@@ -4,8 +4,8 @@
 use super::ServiceConfig;
 use super::directory::end_user;
 use super::status::to_status;
+use crate::net::tls::participant_of;
 use crate::runtime::{EngineHandle, Request, SubmitError, Waiter};
-use crate::tls::participant_of;
 use futures::Stream;
 use ponte_domain::CURRENCY;
 use ponte_domain::{Account, IdKind, ParticipantId, ReasonCode};

@@ -8,7 +8,7 @@
 //! `kill -9` or a torn write) leaves the file at its last committed state;
 //! redb verifies that on open.
 
-use crate::store::{ReplayError, Store, StoreError, Visit};
+use super::{ReplayError, Store, StoreError, Visit};
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
 
@@ -289,5 +289,17 @@ mod tests {
         std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
         let error = Journal::open(&path).unwrap_err();
         assert!(error.to_string().contains("journal store at"), "{error}");
+    }
+}
+
+impl From<JournalError> for StoreError {
+    fn from(error: JournalError) -> Self {
+        StoreError::Embedded(Box::new(error))
+    }
+}
+
+impl From<JournalError> for ReplayError {
+    fn from(error: JournalError) -> Self {
+        ReplayError::Store(StoreError::from(error))
     }
 }

@@ -19,7 +19,6 @@
 //! bounded by [`HANDSHAKE_TIMEOUT`], so slow or silent clients cannot hold
 //! up others.
 
-use crate::server::{ServeError, TlsFiles};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -37,6 +36,27 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
+
+/// Certificate files for a production deployment. When absent the switch
+/// uses (and on first start creates) a development PKI in `DATA_DIR/certs`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    /// The CA's certificate revocation list (PEM), watched for changes
+    /// (absent: nothing is revoked). With the development PKI it is
+    /// `DATA_DIR/certs/crl.pem`, written by `ponte cert revoke`.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
+}
+
+/// Why the TLS front door cannot be set up: the message names the file or
+/// the part (CA, CRL, server certificate) to check.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(pub String);
 
 /// How often the CRL file is checked for a new version.
 pub const CRL_CHECK: Duration = Duration::from_secs(2);
@@ -64,7 +84,7 @@ impl Tls {
     /// Loads the certificates and, when `crl` names a file that exists, the
     /// CRL. A CRL path whose file does not exist yet means "none revoked"
     /// until one appears there.
-    pub fn load(files: TlsFiles, crl: Option<PathBuf>) -> Result<Arc<Tls>, ServeError> {
+    pub fn load(files: TlsFiles, crl: Option<PathBuf>) -> Result<Arc<Tls>, TlsError> {
         let seen = crl.as_deref().and_then(stamp);
         let (config, revoked) = build(&files, crl.as_deref().filter(|_| seen.is_some()))?;
         Ok(Arc::new(Tls {
@@ -83,7 +103,7 @@ impl Tls {
 
     /// Reloads the CRL if its file changed since the last look. `Ok(true)`:
     /// a new CRL is in force.
-    pub fn reload_if_changed(&self) -> Result<bool, ServeError> {
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
         let Some(path) = &self.crl else { return Ok(false) };
         let now = stamp(path);
         let mut seen = self.crl_seen.lock().expect("not poisoned");
@@ -107,9 +127,9 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-fn build(files: &TlsFiles, crl: Option<&Path>) -> Result<(Arc<rustls::ServerConfig>, Revoked), ServeError> {
+fn build(files: &TlsFiles, crl: Option<&Path>) -> Result<(Arc<rustls::ServerConfig>, Revoked), TlsError> {
     let tls = |path: &Path, what: &str, e: &dyn std::fmt::Display| {
-        ServeError::Tls(format!("{}: cannot read the {what}: {e}", path.display()))
+        TlsError(format!("{}: cannot read the {what}: {e}", path.display()))
     };
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(&files.ca_cert).map_err(|e| tls(&files.ca_cert, "CA certificate", &e))? {
@@ -134,7 +154,7 @@ fn build(files: &TlsFiles, crl: Option<&Path>) -> Result<(Arc<rustls::ServerConf
         .with_crls(crls)
         .only_check_end_entity_revocation()
         .build()
-        .map_err(|e| ServeError::Tls(format!("client certificate verifier (CA or CRL): {e}")))?;
+        .map_err(|e| TlsError(format!("client certificate verifier (CA or CRL): {e}")))?;
     let chain: Vec<_> = CertificateDer::pem_file_iter(&files.server_cert)
         .and_then(|certs| certs.collect::<Result<_, _>>())
         .map_err(|e| tls(&files.server_cert, "server certificate", &e))?;
@@ -142,7 +162,7 @@ fn build(files: &TlsFiles, crl: Option<&Path>) -> Result<(Arc<rustls::ServerConf
     let mut config = rustls::ServerConfig::builder()
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|e| ServeError::Tls(format!("server certificate and key: {e}")))?;
+        .map_err(|e| TlsError(format!("server certificate and key: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok((Arc::new(config), Arc::new(revoked)))
 }

@@ -5,9 +5,9 @@
 //! function of its journal (see [`ponte_ledger`]), so one durable,
 //! append-only list of records is all a backend has to keep. Two backends:
 //!
-//! - [`crate::journal::Journal`]: the embedded default, a redb file with an
+//! - [`redb::Journal`]: the embedded default, a redb file with an
 //!   fsync per group commit. Nothing to install.
-//! - [`crate::cql::CqlStore`]: Apache Cassandra or ScyllaDB through the
+//! - [`cql::CqlStore`]: Apache Cassandra or ScyllaDB through the
 //!   `scylla` driver, for a deployment that keeps its state on a cluster.
 //!   One node at a time is the writer (a lease plus epoch fencing); other
 //!   nodes wait as standbys and take over when the writer is gone.
@@ -20,7 +20,11 @@
 //! - refuse, with an error and without acknowledging, once it can no longer
 //!   guarantee the two points above (disk error, fenced writer).
 
-use crate::journal::JournalError;
+pub mod cql;
+pub mod redb;
+
+pub use self::redb::Journal;
+pub use cql::CqlStore;
 
 /// A durable, append-only journal of records (each the encoded events of one
 /// engine batch). Used by one thread at a time: the journal thread.
@@ -60,8 +64,10 @@ pub type Visit<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error(transparent)]
-    Embedded(#[from] JournalError),
+    /// The embedded store's own error ([`redb::JournalError`]), boxed so
+    /// this trait's module does not depend on one of its backends.
+    #[error("{0}")]
+    Embedded(Box<dyn std::error::Error + Send + Sync>),
     #[error("store {target}: {detail}")]
     Cql { target: String, detail: String },
     #[error(
@@ -89,10 +95,4 @@ pub enum ReplayError {
     Store(#[from] StoreError),
     #[error("journal record {sequence} cannot be replayed: {reason}")]
     Record { sequence: u64, reason: String },
-}
-
-impl From<JournalError> for ReplayError {
-    fn from(error: JournalError) -> Self {
-        ReplayError::Store(StoreError::Embedded(error))
-    }
 }

@@ -50,7 +50,7 @@
 //! lease renewal. Its methods block: call them from the journal thread or a
 //! blocking task, never from inside an async task.
 
-use crate::store::{ReplayError, Store, StoreError, Visit};
+use super::{ReplayError, Store, StoreError, Visit};
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;

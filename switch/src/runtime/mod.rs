@@ -1,0 +1,295 @@
+//! Driving the engine: one engine thread, one journal thread, bounded queues.
+//!
+//! ```text
+//!  gRPC tasks --try_send--> [requests: bounded] --> engine thread
+//!                                                    | execute a batch (pure)
+//!                                                    v
+//!                                  [batches: bounded] --> journal thread
+//!                                                          | append + fsync (group)
+//!                                                          v
+//!                              answer callers, push inbox frames to payees
+//! ```
+//! The engine thread runs the next batch while the journal thread flushes
+//! the previous ones, so a slow disk widens the groups instead of stalling
+//! the engine. Nothing leaves the switch before the fsync that covers it:
+//! replies and inbox frames are sent by the journal thread after commit.
+//!
+//! Queue bounds make overload visible: when `requests` is full a caller gets
+//! [`SubmitError::Overloaded`] at once (RESOURCE_EXHAUSTED on the wire).
+
+use engine_thread::engine_loop;
+use handoff::{Journaling, SPARE_BUFFERS};
+use journal_thread::journal_loop;
+use requests::Asked;
+
+mod engine_thread;
+mod handoff;
+mod journal_thread;
+mod requests;
+mod stats;
+mod waiters;
+
+pub use requests::{Job, Reply, Request, Waiter};
+pub use stats::{ReasonCounters, Stats, StreamTraffic, Traffic};
+
+use crate::store::{ReplayError, Store, StoreError};
+use ponte_ledger::op::Operation;
+use ponte_ledger::{Engine, EngineConfig, decode_events};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Sizes of the runtime's queues and batches. Every one is a hard bound.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Commands waiting for the engine (default 65,536). Full: RESOURCE_EXHAUSTED.
+    pub request_queue_max: usize,
+    /// Commands the engine executes before handing a batch to the journal (default 4,096).
+    pub batch_size_max: usize,
+    /// Engine batches waiting for the journal (default 64).
+    pub journal_queue_max: usize,
+    /// Engine batches flushed together in one fsync (default 256).
+    pub group_batches_max: usize,
+    /// Callers waiting on the same pending end-to-end id (default 16).
+    pub waiters_per_id_max: usize,
+    /// Pace of bulk disbursement: envelope items started per second, after
+    /// each batch's retail commands, so a million-item envelope never
+    /// starves real-time payments (default 5,000).
+    pub disbursement_per_s: u32,
+    /// Disbursement items waiting for their payees at once (default 10,000).
+    pub disbursement_in_flight_max: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            request_queue_max: 65_536,
+            batch_size_max: 4_096,
+            journal_queue_max: 64,
+            group_batches_max: 256,
+            waiters_per_id_max: 16,
+            disbursement_per_s: 5_000,
+            disbursement_in_flight_max: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the switch is at capacity; retry with backoff")]
+    Overloaded,
+    #[error("the switch is shutting down")]
+    Stopped,
+}
+
+/// A cheap, cloneable handle the gRPC services use to reach the engine.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    requests: mpsc::Sender<Request>,
+    stats: Arc<Stats>,
+    next_stream: Arc<AtomicU64>,
+    config: Arc<EngineConfig>,
+}
+
+impl EngineHandle {
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Shared counters, for the metrics publisher.
+    pub fn stats_arc(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Commands waiting in the engine's queue.
+    pub fn request_queue_depth(&self) -> usize {
+        self.requests.max_capacity() - self.requests.capacity()
+    }
+
+    pub fn engine_config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Queues a command without waiting; refuses when the queue is full.
+    pub fn try_send(&self, request: Request) -> Result<(), SubmitError> {
+        self.requests.try_send(request).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+                SubmitError::Overloaded
+            }
+            mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
+        })
+    }
+
+    /// Queues a command, waiting for room. For commands that must not be
+    /// dropped (payee answers, inbox bookkeeping); the wait is backpressure
+    /// on the stream that sent them.
+    pub async fn send(&self, request: Request) -> Result<(), SubmitError> {
+        self.requests.send(request).await.map_err(|_| SubmitError::Stopped)
+    }
+
+    /// Runs an operation and waits for its result; refused at once when
+    /// the queue is full.
+    pub async fn ask<O>(&self, operation: O) -> Result<O::Result, SubmitError>
+    where
+        O: Operation + Send + 'static,
+        O::Result: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.try_send(Request::Ask(Box::new(Asked { operation, reply })))?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    /// As [`EngineHandle::ask`], waiting for room in the queue instead of
+    /// refusing: for work already admitted in parts (an envelope's chunks),
+    /// where the wait is backpressure on the one stream that sent it.
+    pub async fn ask_waiting<O>(&self, operation: O) -> Result<O::Result, SubmitError>
+    where
+        O: Operation + Send + 'static,
+        O::Result: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Ask(Box::new(Asked { operation, reply }))).await?;
+        rx.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    pub fn next_stream_id(&self) -> u64 {
+        self.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error("the journal replays into a ledger that breaks an invariant: {0}")]
+    Invariant(String),
+    #[error("cannot start the engine threads: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The running engine and journal threads.
+pub struct Runtime {
+    pub handle: EngineHandle,
+    /// Tells the engine thread to stop even while handles are still alive
+    /// (long-lived inbox streams hold some).
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    engine_thread: std::thread::JoinHandle<()>,
+    journal_thread: std::thread::JoinHandle<Result<(), StoreError>>,
+    /// Records replayed at start.
+    pub replayed_records: u64,
+    /// Becomes true when the journal thread ends (its store failed, or the
+    /// runtime was stopped).
+    journal_ended: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Runtime {
+    /// Opens the journal, replays it into a fresh engine, checks the
+    /// ledger's invariants, and starts the two threads. Must be called from
+    /// inside a tokio runtime (the engine thread uses its timer).
+    pub fn start(
+        mut journal: Box<dyn Store>,
+        engine_config: EngineConfig,
+        config: RuntimeConfig,
+    ) -> Result<Runtime, StartError> {
+        let mut engine = Engine::new(engine_config.clone());
+        let replayed_records = journal.replay(&mut |_, record| {
+            for event in decode_events(record) {
+                let event = event.map_err(|e| format!("undecodable event: {e}"))?;
+                engine.apply(&event);
+            }
+            Ok(())
+        })?;
+        engine.check_invariants().map_err(StartError::Invariant)?;
+        tracing::info!(store = %journal.describe(), records = replayed_records, transfers = engine.transfer_count(), "journal replayed");
+
+        let stats = Arc::new(Stats::default());
+        let (requests_tx, requests_rx) = mpsc::channel(config.request_queue_max);
+        let (batches_tx, batches_rx) = std_mpsc::sync_channel(config.journal_queue_max);
+        // Emptied batch buffers going back from the journal thread for reuse.
+        let (spares_tx, spares_rx) = std_mpsc::sync_channel(SPARE_BUFFERS);
+        let tokio = tokio::runtime::Handle::current();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let engine_thread = {
+            let stats = stats.clone();
+            let config = config.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("ponte-engine".into())
+                .spawn(move || {
+                    engine_loop(
+                        engine,
+                        requests_rx,
+                        Journaling { batches: batches_tx, spares: spares_rx },
+                        tokio,
+                        config,
+                        stats,
+                        stop,
+                    )
+                })
+                .map_err(StartError::Thread)?
+        };
+        let (ended_tx, journal_ended) = tokio::sync::watch::channel(false);
+        let journal_thread = {
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("ponte-journal".into())
+                .spawn(move || {
+                    let result = journal_loop(journal, batches_rx, spares_tx, config, stats);
+                    let _ = ended_tx.send(true);
+                    result
+                })
+                .map_err(StartError::Thread)?
+        };
+        Ok(Runtime {
+            handle: EngineHandle {
+                requests: requests_tx,
+                stats,
+                next_stream: Arc::new(AtomicU64::new(1)),
+                config: Arc::new(engine_config),
+            },
+            stop,
+            engine_thread,
+            journal_thread,
+            replayed_records,
+            journal_ended,
+        })
+    }
+
+    /// Watches for the end of the journal thread: once it is true nothing
+    /// more can be made durable.
+    pub fn journal_ended(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.journal_ended.clone()
+    }
+
+    /// Stops the engine (commands still queued are dropped: their callers
+    /// see the switch stop) and waits until the journal has flushed
+    /// everything already executed. Blocks: call from a blocking context.
+    pub fn join(self) -> Result<(), StoreError> {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.handle);
+        let _ = self.engine_thread.join();
+        match self.journal_thread.join() {
+            Ok(result) => result,
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every payment's outcome and every effect goes through a notice, so
+    /// their size is copied a few hundred thousand times a second.
+    #[test]
+    fn notices_stay_small() {
+        assert!(
+            std::mem::size_of::<super::handoff::Notice>() <= 96,
+            "{}",
+            std::mem::size_of::<super::handoff::Notice>()
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! Counters readable from any thread, without locks.
+
+use ponte_domain::ReasonCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters readable from any thread, without locks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub commands: AtomicU64,
+    pub batches: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub events: AtomicU64,
+    pub settled: AtomicU64,
+    pub rejected: AtomicU64,
+    pub overloaded: AtomicU64,
+    pub inbox_frames_dropped: AtomicU64,
+    /// Rejections by reason code number.
+    pub rejects_by_reason: ReasonCounters,
+    /// Payments reserved and waiting for their payee (set by the engine thread).
+    pub reserved: AtomicU64,
+    /// Engine batches waiting for the journal thread.
+    pub journal_queue_depth: std::sync::atomic::AtomicI64,
+    /// Late, duplicate or unknown payee answers (ignored, counted).
+    pub answers_ignored: AtomicU64,
+    /// Messages over the participants' payment streams, by kind.
+    pub streams: StreamTraffic,
+}
+
+/// Messages and the items they carried over one kind of stream.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub messages: AtomicU64,
+    pub items: AtomicU64,
+}
+
+impl Traffic {
+    pub fn count(&self, items: usize) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.items.fetch_add(items as u64, Ordering::Relaxed);
+    }
+}
+
+/// The participants' streams: how many payments a message carries is what
+/// the stream cost of a payment depends on.
+#[derive(Debug, Default)]
+pub struct StreamTraffic {
+    /// Submit-stream batches received (items: payments).
+    pub submits: Traffic,
+    /// Submit-stream result batches sent (items: results).
+    pub results: Traffic,
+    /// Inbox messages sent (items: payments to answer and notices).
+    pub inbox: Traffic,
+    /// Inbox answer batches received (items: answers).
+    pub answers: Traffic,
+}
+
+impl StreamTraffic {
+    /// (kind, traffic) for each kind, as named in metrics and reports.
+    pub fn kinds(&self) -> [(&'static str, &Traffic); 4] {
+        [("submits", &self.submits), ("results", &self.results), ("inbox", &self.inbox), ("answers", &self.answers)]
+    }
+}
+
+/// One counter per reason code, indexed by [`ReasonCode::index`], so no
+/// two codes can share a counter whatever their numbers.
+#[derive(Debug)]
+pub struct ReasonCounters([AtomicU64; ReasonCode::COUNT]);
+
+impl Default for ReasonCounters {
+    fn default() -> Self {
+        ReasonCounters(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl ReasonCounters {
+    pub fn count(&self, reason: ReasonCode) {
+        self.0[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, reason: ReasonCode) -> u64 {
+        self.0[reason.index()].load(Ordering::Relaxed)
+    }
+}
