@@ -208,6 +208,18 @@ impl Store for Journal {
     }
 }
 
+impl From<JournalError> for StoreError {
+    fn from(error: JournalError) -> Self {
+        StoreError::Embedded(Box::new(error))
+    }
+}
+
+impl From<JournalError> for ReplayError {
+    fn from(error: JournalError) -> Self {
+        ReplayError::Store(StoreError::from(error))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,17 +301,5 @@ mod tests {
         std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
         let error = Journal::open(&path).unwrap_err();
         assert!(error.to_string().contains("journal store at"), "{error}");
-    }
-}
-
-impl From<JournalError> for StoreError {
-    fn from(error: JournalError) -> Self {
-        StoreError::Embedded(Box::new(error))
-    }
-}
-
-impl From<JournalError> for ReplayError {
-    fn from(error: JournalError) -> Self {
-        ReplayError::Store(StoreError::from(error))
     }
 }

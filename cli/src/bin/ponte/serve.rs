@@ -1,0 +1,90 @@
+//! `ponte serve`: run the switch.
+
+use clap::Args;
+use ponte_switch::server;
+use ponte_switch::server::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "PONTE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory: journal and development certificates [default: ponte-data]
+    #[arg(long, env = "PONTE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Journal store: `embedded` (DATA_DIR/journal.redb) or
+    /// `cql://HOST:PORT[,HOST:PORT]/KEYSPACE[?replication_factor=N&node=NAME&lease_ttl_s=S]`
+    /// for Apache Cassandra / ScyllaDB [default: embedded]
+    #[arg(long, env = "PONTE_STORE")]
+    store: Option<String>,
+    /// Address to serve on [default: 127.0.0.1:7700]
+    #[arg(long, env = "PONTE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// How long a payee has to answer, in milliseconds [default: 5000]
+    #[arg(long, env = "PONTE_PAYEE_TIMEOUT_MS")]
+    payee_timeout_ms: Option<i64>,
+    /// Where to serve Prometheus metrics, or `off` [default: 127.0.0.1:9700]
+    #[arg(long, env = "PONTE_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+}
+
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(store) = args.store {
+        config.store = Some(store);
+    }
+    if let Some(ms) = args.payee_timeout_ms {
+        anyhow::ensure!(ms > 0, "--payee-timeout-ms must be positive");
+        config.engine.payee_timeout_ms = ms;
+    }
+    match args.metrics_listen.as_deref() {
+        None => {}
+        Some("off") => config.metrics_listen = None,
+        Some(addr) => {
+            config.metrics_listen = Some(addr.parse().map_err(|e| anyhow::anyhow!("--metrics-listen {addr:?}: {e}"))?)
+        }
+    }
+    let switch = server::start(config.clone()).await?;
+    println!("Ponte switch serving on {}", switch.endpoint());
+    println!("  data directory: {}", switch.data_dir.display());
+    println!("  journal store: {}", config.store.as_deref().unwrap_or("embedded (DATA_DIR/journal.redb)"));
+    println!("  journal records replayed: {}", switch.replayed_records);
+    if let Some(pki) = &switch.dev_pki {
+        let verb = if switch.created_certificates { "created" } else { "using" };
+        println!("  development certificates ({verb}): {}", pki.dir.display());
+        println!("    CA: ca.pem   server: server.pem/.key   operator: operator.pem/.key");
+        for p in &config.dev_participants {
+            println!("    participant {} ({}): {}.pem/.key", p.code, p.name, p.code);
+        }
+        println!("  try: cargo run --release -- participant list --certs {}", pki.dir.display());
+    }
+    if let Some(addr) = config.metrics_listen {
+        println!("  metrics: http://{addr}/metrics");
+    }
+    println!("Stop with Ctrl-C.");
+    let mut failed = switch.failed();
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal?,
+        _ = failed.wait_for(|failed| *failed) => {
+            // Nothing more can be made durable (disk error, or another node
+            // fenced this one): stop serving rather than answer from a
+            // ledger that can no longer be journaled.
+            switch.stop().await;
+            anyhow::bail!("the journal store failed or this node was fenced by another writer (see the log above); exiting");
+        }
+    }
+    println!("stopping...");
+    switch.stop().await;
+    Ok(())
+}
