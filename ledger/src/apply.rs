@@ -24,11 +24,17 @@ impl Engine {
     /// switch, or a bug): replaying it could only make the ledger wrong.
     pub fn apply(&mut self, event: &Event<'_>) {
         match *event {
-            Event::EnvelopeOpened { .. }
-            | Event::EnvelopeItemsAdded { .. }
-            | Event::EnvelopeSealed { .. }
-            | Event::EnvelopeDiscarded { .. }
-            | Event::EnvelopeItemStarted { .. } => self.apply_envelope(event),
+            Event::EnvelopeOpened { number, ref header, digest, at } => {
+                self.apply_envelope_opened(number, header, digest, at)
+            }
+            Event::EnvelopeItemsAdded { number, ref items, ref flagged } => {
+                self.apply_envelope_items(number, items, flagged)
+            }
+            Event::EnvelopeSealed { number, at } => self.apply_envelope_sealed(number, at),
+            Event::EnvelopeDiscarded { number } => self.apply_envelope_discarded(number),
+            Event::EnvelopeItemStarted { number, index, id, counter } => {
+                self.apply_envelope_item_started(number, index, id, counter)
+            }
             Event::KeyRegistered { ref entry } => self.directory.registry.insert(entry.clone()),
             Event::KeyDeleted { ref key } => {
                 self.directory.registry.remove(key).expect("deleted key exists");
