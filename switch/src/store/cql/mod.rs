@@ -50,17 +50,22 @@
 //! lease renewal. Its methods block: call them from the journal thread or a
 //! blocking task, never from inside an async task.
 
+use lease::advance_head;
+use lease::lease_owner;
+use lease::release_lease;
+use lease::renew_lease;
+use lease::take_over;
+use schema::connect;
+mod lease;
+mod schema;
+
 use super::{ReplayError, Store, StoreError, Visit};
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
-use scylla::response::query_result::QueryResult;
 use scylla::statement::prepared::PreparedStatement;
-use scylla::statement::{Consistency, SerialConsistency};
-use scylla::value::{CqlValue, Row};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Journal event format, as in the embedded journal.
 const FORMAT_VERSION: i64 = 1;
@@ -77,19 +82,6 @@ const INSERTS_IN_FLIGHT_MAX: usize = 32;
 const ATTEMPTS_MAX: u32 = 5;
 /// Rows per page when replaying.
 const REPLAY_PAGE_ROWS: i32 = 64;
-
-/// Schema migrations, in order (`{ks}` stands for the keyspace). Never edit
-/// a published one: add the next.
-const MIGRATIONS: &[(i32, &str, &[&str])] = &[(
-    1,
-    "journal, head and writer lease",
-    &[
-        "CREATE TABLE IF NOT EXISTS {ks}.journal (stream text, chunk bigint, seq bigint, epoch bigint, record blob, \
-         PRIMARY KEY ((stream, chunk), seq, epoch)) WITH CLUSTERING ORDER BY (seq ASC, epoch DESC)",
-        "CREATE TABLE IF NOT EXISTS {ks}.journal_head (stream text PRIMARY KEY, epoch bigint, head bigint, writer text, format bigint)",
-        "CREATE TABLE IF NOT EXISTS {ks}.writer_lease (stream text PRIMARY KEY, owner text)",
-    ],
-)];
 
 /// Where and how to reach the cluster; parsed from a `cql://` address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,136 +356,6 @@ fn cql_error(shared: &Shared, error: impl std::fmt::Display) -> StoreError {
     StoreError::Cql { target: shared.target.clone(), detail: error.to_string() }
 }
 
-async fn connect(config: CqlConfig, target: String) -> Result<Shared, StoreError> {
-    let cql = |detail: String| StoreError::Cql { target: target.clone(), detail };
-    let session = SessionBuilder::new()
-        .known_nodes(&config.nodes)
-        .connection_timeout(Duration::from_secs(5))
-        .build()
-        .await
-        .map_err(|e| cql(format!("cannot connect: {e}")))?;
-    migrate(&session, &config, &target).await?;
-    let prepare = async |text: &str, consistency: Consistency, idempotent: bool| {
-        // Table names are qualified (`{ks}`) rather than set by `USE keyspace`.
-        let text = text.replace("{ks}", &config.keyspace);
-        let text = text.as_str();
-        let mut statement = session
-            .prepare(text)
-            .await
-            .map_err(|e| StoreError::Cql { target: target.clone(), detail: format!("{text}: {e}") })?;
-        statement.set_consistency(consistency);
-        statement.set_serial_consistency(Some(SerialConsistency::Serial));
-        statement.set_is_idempotent(idempotent);
-        Ok::<_, StoreError>(statement)
-    };
-    use Consistency::{Quorum, Serial};
-    let statements = Statements {
-        insert_row: prepare(
-            "INSERT INTO {ks}.journal (stream, chunk, seq, epoch, record) VALUES (?, ?, ?, ?, ?)",
-            Quorum,
-            true,
-        )
-        .await?,
-        advance_head: prepare(
-            "UPDATE {ks}.journal_head SET head = ? WHERE stream = ? IF epoch = ? AND head = ?",
-            Quorum,
-            false,
-        )
-        .await?,
-        read_head: prepare("SELECT epoch, head, writer, format FROM {ks}.journal_head WHERE stream = ?", Serial, true)
-            .await?,
-        read_chunk: {
-            let mut s =
-                prepare("SELECT seq, epoch, record FROM {ks}.journal WHERE stream = ? AND chunk = ?", Quorum, true)
-                    .await?;
-            s.set_page_size(REPLAY_PAGE_ROWS);
-            s
-        },
-        init_head: prepare(
-            "INSERT INTO {ks}.journal_head (stream, epoch, head, writer, format) VALUES (?, 0, 0, '', ?) IF NOT EXISTS",
-            Quorum,
-            false,
-        )
-        .await?,
-        bump_epoch: prepare(
-            "UPDATE {ks}.journal_head SET epoch = ?, writer = ? WHERE stream = ? IF epoch = ?",
-            Quorum,
-            false,
-        )
-        .await?,
-        lease_acquire: prepare(
-            "INSERT INTO {ks}.writer_lease (stream, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?",
-            Quorum,
-            false,
-        )
-        .await?,
-        lease_renew: prepare(
-            "UPDATE {ks}.writer_lease USING TTL ? SET owner = ? WHERE stream = ? IF owner = ?",
-            Quorum,
-            false,
-        )
-        .await?,
-        lease_release: prepare("DELETE FROM {ks}.writer_lease WHERE stream = ? IF owner = ?", Quorum, false).await?,
-        lease_owner: prepare("SELECT owner FROM {ks}.writer_lease WHERE stream = ?", Serial, true).await?,
-    };
-    Ok(Shared { session, statements, config, target, lease_lost: AtomicBool::new(false) })
-}
-
-/// Creates the keyspace and applies the migrations it lacks, in order.
-async fn migrate(session: &Session, config: &CqlConfig, target: &str) -> Result<(), StoreError> {
-    let cql = |detail: String| StoreError::Cql { target: target.to_string(), detail };
-    let run =
-        async |text: String| session.query_unpaged(text.clone(), ()).await.map_err(|e| cql(format!("{text}: {e}")));
-    run(format!(
-        "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {}}}",
-        config.keyspace, config.replication_factor
-    ))
-    .await?;
-    let ks = &config.keyspace;
-    run(format!(
-        "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (version int PRIMARY KEY, description text, applied_at timestamp)"
-    ))
-    .await?;
-    let applied = session
-        .query_unpaged(format!("SELECT version FROM {ks}.schema_migrations"), ())
-        .await
-        .map_err(|e| cql(format!("read schema_migrations: {e}")))?
-        .into_rows_result()
-        .map_err(|e| cql(e.to_string()))?
-        .rows::<(i32,)>()
-        .map_err(|e| cql(e.to_string()))?
-        .map(|row| row.map(|(v,)| v))
-        .collect::<Result<Vec<i32>, _>>()
-        .map_err(|e| cql(e.to_string()))?;
-    let known = MIGRATIONS.last().map_or(0, |m| m.0);
-    if let Some(&found) = applied.iter().max()
-        && found > known
-    {
-        return Err(StoreError::SchemaTooNew { target: target.to_string(), found, known });
-    }
-    for (version, description, statements) in MIGRATIONS {
-        if applied.contains(version) {
-            continue;
-        }
-        for statement in *statements {
-            run(statement.replace("{ks}", ks)).await?;
-        }
-        session
-            .query_unpaged(
-                format!(
-                    "INSERT INTO {ks}.schema_migrations (version, description, applied_at) \
-                     VALUES (?, ?, toTimestamp(now())) IF NOT EXISTS"
-                ),
-                (version, description),
-            )
-            .await
-            .map_err(|e| cql(format!("record migration {version}: {e}")))?;
-        tracing::info!(%target, version, description, "schema migration applied");
-    }
-    session.await_schema_agreement().await.map_err(|e| cql(format!("schema agreement: {e}")))?;
-    Ok(())
-}
-
 /// Runs a statement that is safe to send again, retrying failures with capped backoff.
 async fn retry<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
     shared: &Shared,
@@ -524,215 +386,6 @@ async fn insert_row(shared: &Shared, seq: i64, epoch: i64, record: &[u8]) -> Res
     })
     .await
     .map(drop)
-}
-
-/// What a conditional statement answered: applied, or not with the row's
-/// current values by column name.
-struct Cas {
-    applied: bool,
-    columns: Vec<(String, Option<CqlValue>)>,
-}
-
-impl Cas {
-    fn read(shared: &Shared, result: QueryResult) -> Result<Cas, StoreError> {
-        let rows = result.into_rows_result().map_err(|e| cql_error(shared, e))?;
-        let names: Vec<String> = rows.column_specs().iter().map(|c| c.name().to_string()).collect();
-        let row = rows.first_row::<Row>().map_err(|e| cql_error(shared, e))?;
-        let mut columns: Vec<(String, Option<CqlValue>)> = names.into_iter().zip(row.columns).collect();
-        let applied = match columns.iter().position(|(n, _)| n == "[applied]") {
-            Some(i) => matches!(columns.remove(i).1, Some(CqlValue::Boolean(true))),
-            None => return Err(cql_error(shared, "conditional update answered without [applied]")),
-        };
-        Ok(Cas { applied, columns })
-    }
-
-    fn bigint(&self, name: &str) -> Option<i64> {
-        self.columns.iter().find(|(n, _)| n == name).and_then(|(_, v)| match v {
-            Some(CqlValue::BigInt(x)) => Some(*x),
-            _ => None,
-        })
-    }
-
-    fn text(&self, name: &str) -> Option<String> {
-        self.columns.iter().find(|(n, _)| n == name).and_then(|(_, v)| match v {
-            Some(CqlValue::Text(x)) => Some(x.clone()),
-            _ => None,
-        })
-    }
-}
-
-/// Moves the head from `old` to `new` if this node still holds `epoch`.
-async fn advance_head(shared: &Shared, epoch: i64, old: i64, new: i64) -> Result<(), StoreError> {
-    // An unknown outcome (timeout) is resolved by sending the same
-    // conditional update again: it cannot apply twice and tells us the head.
-    let result = retry(shared, "journal head update", || {
-        shared.session.execute_unpaged(&shared.statements.advance_head, (new, &shared.config.stream, epoch, old))
-    })
-    .await?;
-    let cas = Cas::read(shared, result)?;
-    if cas.applied {
-        return Ok(());
-    }
-    let (found_epoch, found_head) = (cas.bigint("epoch"), cas.bigint("head"));
-    // An earlier attempt whose answer was lost did apply: only this epoch
-    // can have moved the head to `new`.
-    if found_epoch == Some(epoch) && found_head == Some(new) {
-        return Ok(());
-    }
-    let by = read_head(shared).await.map(|h| h.writer).unwrap_or_else(|_| "unknown".into());
-    Err(StoreError::Fenced { target: shared.target.clone(), by, epoch: found_epoch.unwrap_or(epoch) })
-}
-
-struct Head {
-    epoch: i64,
-    head: i64,
-    writer: String,
-    format: i64,
-}
-
-async fn read_head(shared: &Shared) -> Result<Head, StoreError> {
-    let result = retry(shared, "read journal head", || {
-        shared.session.execute_unpaged(&shared.statements.read_head, (&shared.config.stream,))
-    })
-    .await?;
-    let row = result
-        .into_rows_result()
-        .map_err(|e| cql_error(shared, e))?
-        .maybe_first_row::<(Option<i64>, Option<i64>, Option<String>, Option<i64>)>()
-        .map_err(|e| cql_error(shared, e))?;
-    let Some((epoch, head, writer, format)) = row else {
-        return Err(StoreError::Damaged {
-            target: shared.target.clone(),
-            detail: "journal_head row is missing".into(),
-        });
-    };
-    Ok(Head {
-        epoch: epoch.unwrap_or(0),
-        head: head.unwrap_or(0),
-        writer: writer.unwrap_or_default(),
-        format: format.unwrap_or(FORMAT_VERSION),
-    })
-}
-
-async fn lease_owner(shared: &Shared) -> Option<String> {
-    let result = shared.session.execute_unpaged(&shared.statements.lease_owner, (&shared.config.stream,)).await.ok()?;
-    result.into_rows_result().ok()?.maybe_first_row::<(Option<String>,)>().ok()?.and_then(|(o,)| o)
-}
-
-async fn try_acquire_lease(shared: &Shared) -> Result<bool, StoreError> {
-    let ttl = shared.config.lease_ttl_s as i32;
-    let result = shared
-        .session
-        .execute_unpaged(&shared.statements.lease_acquire, (&shared.config.stream, &shared.config.node, ttl))
-        .await
-        .map_err(|e| cql_error(shared, format!("take the writer lease: {e}")))?;
-    let cas = Cas::read(shared, result)?;
-    // A lost answer to our own earlier attempt shows up as "held by us".
-    Ok(cas.applied || cas.text("owner").as_deref() == Some(shared.config.node.as_str()))
-}
-
-async fn release_lease(shared: &Shared) {
-    let _ = shared
-        .session
-        .execute_unpaged(&shared.statements.lease_release, (&shared.config.stream, &shared.config.node))
-        .await;
-}
-
-/// Waits for the lease (standby), then fences earlier writers by raising the
-/// epoch. Returns (epoch, head).
-async fn take_over(shared: &Shared) -> Result<(i64, i64), StoreError> {
-    let config = &shared.config;
-    let init = shared
-        .session
-        .execute_unpaged(&shared.statements.init_head, (&config.stream, FORMAT_VERSION))
-        .await
-        .map_err(|e| cql_error(shared, format!("create the journal head: {e}")))?;
-    Cas::read(shared, init)?;
-
-    let poll = Duration::from_millis(u64::from(config.lease_ttl_s) * 1000 / 4).max(Duration::from_millis(250));
-    let started = Instant::now();
-    let mut announced = false;
-    while !try_acquire_lease(shared).await? {
-        if !announced {
-            let owner = lease_owner(shared).await.unwrap_or_else(|| "unknown".into());
-            tracing::warn!(target = %shared.target, writer = %owner, node = %config.node,
-                "standby: another node is the journal writer; taking over when its lease lapses");
-            eprintln!(
-                "standby: node {owner:?} is the journal writer of {}; this node ({}) takes over when its lease lapses",
-                shared.target, config.node
-            );
-            announced = true;
-        }
-        if config.standby_wait_max.is_some_and(|max| started.elapsed() >= max) {
-            return Err(cql_error(shared, "the writer lease is held by another node".to_string()));
-        }
-        tokio::time::sleep(poll).await;
-    }
-
-    loop {
-        let head = read_head(shared).await?;
-        if head.format != FORMAT_VERSION {
-            release_lease(shared).await;
-            return Err(StoreError::Format {
-                target: shared.target.clone(),
-                found: head.format,
-                known: FORMAT_VERSION,
-            });
-        }
-        let epoch = head.epoch + 1;
-        let result = shared
-            .session
-            .execute_unpaged(&shared.statements.bump_epoch, (epoch, &config.node, &config.stream, head.epoch))
-            .await
-            .map_err(|e| cql_error(shared, format!("raise the writer epoch: {e}")))?;
-        let cas = Cas::read(shared, result)?;
-        let now = read_head(shared).await?;
-        if cas.applied || (now.epoch == epoch && now.writer == config.node) {
-            tracing::info!(target = %shared.target, node = %config.node, epoch, head = now.head, "journal writer");
-            return Ok((epoch, now.head));
-        }
-        // Another node raised it between our read and our CAS (it held the
-        // lease before us): read again and fence it in turn.
-    }
-}
-
-/// Renews the lease every third of its TTL. If it cannot be kept, marks it
-/// lost so appends refuse.
-async fn renew_lease(shared: Arc<Shared>) {
-    let config = &shared.config;
-    let ttl = Duration::from_secs(u64::from(config.lease_ttl_s));
-    let mut last_renewed = Instant::now();
-    loop {
-        tokio::time::sleep(ttl / 3).await;
-        let renewed = shared
-            .session
-            .execute_unpaged(
-                &shared.statements.lease_renew,
-                (config.lease_ttl_s as i32, &config.node, &config.stream, &config.node),
-            )
-            .await;
-        let kept = match renewed.map_err(|e| cql_error(&shared, e)).and_then(|r| Cas::read(&shared, r)) {
-            Ok(cas) if cas.applied => true,
-            // It lapsed (we were slow) and nobody took it: take it back. A
-            // standby that took it in between has raised the epoch, and our
-            // next head CAS finds out.
-            Ok(_) => try_acquire_lease(&shared).await.unwrap_or(false),
-            Err(error) => {
-                tracing::warn!(target = %shared.target, %error, "writer lease renewal failed");
-                if last_renewed.elapsed() < ttl {
-                    continue;
-                }
-                false
-            }
-        };
-        if kept {
-            last_renewed = Instant::now();
-        } else {
-            tracing::error!(target = %shared.target, node = %config.node, "writer lease lost; this node stops writing");
-            shared.lease_lost.store(true, Ordering::Relaxed);
-            return;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,153 @@
+//! Connecting to the cluster and creating or upgrading the keyspace's
+//! tables (migrations, each applied once, by version).
+
+use super::{CqlConfig, REPLAY_PAGE_ROWS, Shared, Statements};
+use crate::store::StoreError;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::{Consistency, SerialConsistency};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+pub(super) async fn connect(config: CqlConfig, target: String) -> Result<Shared, StoreError> {
+    let cql = |detail: String| StoreError::Cql { target: target.clone(), detail };
+    let session = SessionBuilder::new()
+        .known_nodes(&config.nodes)
+        .connection_timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .map_err(|e| cql(format!("cannot connect: {e}")))?;
+    migrate(&session, &config, &target).await?;
+    let prepare = async |text: &str, consistency: Consistency, idempotent: bool| {
+        // Table names are qualified (`{ks}`) rather than set by `USE keyspace`.
+        let text = text.replace("{ks}", &config.keyspace);
+        let text = text.as_str();
+        let mut statement = session
+            .prepare(text)
+            .await
+            .map_err(|e| StoreError::Cql { target: target.clone(), detail: format!("{text}: {e}") })?;
+        statement.set_consistency(consistency);
+        statement.set_serial_consistency(Some(SerialConsistency::Serial));
+        statement.set_is_idempotent(idempotent);
+        Ok::<_, StoreError>(statement)
+    };
+    use Consistency::{Quorum, Serial};
+    let statements = Statements {
+        insert_row: prepare(
+            "INSERT INTO {ks}.journal (stream, chunk, seq, epoch, record) VALUES (?, ?, ?, ?, ?)",
+            Quorum,
+            true,
+        )
+        .await?,
+        advance_head: prepare(
+            "UPDATE {ks}.journal_head SET head = ? WHERE stream = ? IF epoch = ? AND head = ?",
+            Quorum,
+            false,
+        )
+        .await?,
+        read_head: prepare("SELECT epoch, head, writer, format FROM {ks}.journal_head WHERE stream = ?", Serial, true)
+            .await?,
+        read_chunk: {
+            let mut s =
+                prepare("SELECT seq, epoch, record FROM {ks}.journal WHERE stream = ? AND chunk = ?", Quorum, true)
+                    .await?;
+            s.set_page_size(REPLAY_PAGE_ROWS);
+            s
+        },
+        init_head: prepare(
+            "INSERT INTO {ks}.journal_head (stream, epoch, head, writer, format) VALUES (?, 0, 0, '', ?) IF NOT EXISTS",
+            Quorum,
+            false,
+        )
+        .await?,
+        bump_epoch: prepare(
+            "UPDATE {ks}.journal_head SET epoch = ?, writer = ? WHERE stream = ? IF epoch = ?",
+            Quorum,
+            false,
+        )
+        .await?,
+        lease_acquire: prepare(
+            "INSERT INTO {ks}.writer_lease (stream, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?",
+            Quorum,
+            false,
+        )
+        .await?,
+        lease_renew: prepare(
+            "UPDATE {ks}.writer_lease USING TTL ? SET owner = ? WHERE stream = ? IF owner = ?",
+            Quorum,
+            false,
+        )
+        .await?,
+        lease_release: prepare("DELETE FROM {ks}.writer_lease WHERE stream = ? IF owner = ?", Quorum, false).await?,
+        lease_owner: prepare("SELECT owner FROM {ks}.writer_lease WHERE stream = ?", Serial, true).await?,
+    };
+    Ok(Shared { session, statements, config, target, lease_lost: AtomicBool::new(false) })
+}
+
+/// Creates the keyspace and applies the migrations it lacks, in order.
+pub(super) async fn migrate(session: &Session, config: &CqlConfig, target: &str) -> Result<(), StoreError> {
+    let cql = |detail: String| StoreError::Cql { target: target.to_string(), detail };
+    let run =
+        async |text: String| session.query_unpaged(text.clone(), ()).await.map_err(|e| cql(format!("{text}: {e}")));
+    run(format!(
+        "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {}}}",
+        config.keyspace, config.replication_factor
+    ))
+    .await?;
+    let ks = &config.keyspace;
+    run(format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (version int PRIMARY KEY, description text, applied_at timestamp)"
+    ))
+    .await?;
+    let applied = session
+        .query_unpaged(format!("SELECT version FROM {ks}.schema_migrations"), ())
+        .await
+        .map_err(|e| cql(format!("read schema_migrations: {e}")))?
+        .into_rows_result()
+        .map_err(|e| cql(e.to_string()))?
+        .rows::<(i32,)>()
+        .map_err(|e| cql(e.to_string()))?
+        .map(|row| row.map(|(v,)| v))
+        .collect::<Result<Vec<i32>, _>>()
+        .map_err(|e| cql(e.to_string()))?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if let Some(&found) = applied.iter().max()
+        && found > known
+    {
+        return Err(StoreError::SchemaTooNew { target: target.to_string(), found, known });
+    }
+    for (version, description, statements) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        for statement in *statements {
+            run(statement.replace("{ks}", ks)).await?;
+        }
+        session
+            .query_unpaged(
+                format!(
+                    "INSERT INTO {ks}.schema_migrations (version, description, applied_at) \
+                     VALUES (?, ?, toTimestamp(now())) IF NOT EXISTS"
+                ),
+                (version, description),
+            )
+            .await
+            .map_err(|e| cql(format!("record migration {version}: {e}")))?;
+        tracing::info!(%target, version, description, "schema migration applied");
+    }
+    session.await_schema_agreement().await.map_err(|e| cql(format!("schema agreement: {e}")))?;
+    Ok(())
+}
+
+/// Schema migrations, in order (`{ks}` stands for the keyspace). Never edit
+/// a published one: add the next.
+pub(super) const MIGRATIONS: &[(i32, &str, &[&str])] = &[(
+    1,
+    "journal, head and writer lease",
+    &[
+        "CREATE TABLE IF NOT EXISTS {ks}.journal (stream text, chunk bigint, seq bigint, epoch bigint, record blob, \
+         PRIMARY KEY ((stream, chunk), seq, epoch)) WITH CLUSTERING ORDER BY (seq ASC, epoch DESC)",
+        "CREATE TABLE IF NOT EXISTS {ks}.journal_head (stream text PRIMARY KEY, epoch bigint, head bigint, writer text, format bigint)",
+        "CREATE TABLE IF NOT EXISTS {ks}.writer_lease (stream text PRIMARY KEY, owner text)",
+    ],
+)];
