@@ -216,128 +216,39 @@ impl pb::payments_server::Payments for PaymentsService {
         request: GrpcRequest<Streaming<pb::SubmitBatch>>,
     ) -> Result<Response<Self::SubmitStreamStream>, Status> {
         let caller = participant_of(&request)?;
-        let mut incoming = request.into_inner();
+        let incoming = request.into_inner();
         let inflight_max = self.config.stream_inflight_max;
         // Every payment holds a permit until its result is sent back, and
         // the results channel has room for all permits: the journal thread
         // never finds it full.
         let permits = Arc::new(Semaphore::new(inflight_max));
-        let (results_tx, results_rx) = mpsc::channel::<(ponte_domain::EndToEndId, Outcome)>(inflight_max);
-        let (errors_tx, errors_rx) = mpsc::channel::<pb::PaymentResult>(inflight_max);
+        let (results_tx, results_rx) = mpsc::channel(inflight_max);
+        let (errors_tx, errors_rx) = mpsc::channel(inflight_max);
         // Payments refused for want of room never held a permit, so their
         // answers must not return one: they travel apart.
-        let (refused_tx, refused_rx) = mpsc::channel::<pb::PaymentResult>(inflight_max);
-        let (fatal_tx, fatal_rx) = mpsc::channel::<Status>(1);
-        let engine = self.engine.clone();
-        let config = self.config.clone();
-        let reader_permits = permits.clone();
-        let stats = self.engine.stats_arc();
-        let results_stats = stats.clone();
-        tokio::spawn(async move {
-            // Set when a batch found no room within the admission wait: the
-            // batches behind it (already sent, waiting in the stream) are
-            // then admitted only if there is room at once, else refused at
-            // once. Waiting for each in turn would add the waits up, and
-            // an admitted payment would queue behind every refused batch.
-            let mut overloaded = false;
-            loop {
-                let batch = match incoming.next().await {
-                    Some(Ok(batch)) => batch,
-                    Some(Err(status)) => {
-                        tracing::debug!(%status, "submit stream ended by the client");
-                        break;
-                    }
-                    None => break,
-                };
-                if batch.payments.len() > config.submit_batch_max {
-                    let _ = fatal_tx
-                        .send(Status::invalid_argument(format!(
-                            "payments: at most {} per SubmitBatch",
-                            config.submit_batch_max
-                        )))
-                        .await;
-                    break;
-                }
-                stats.streams.submits.count(batch.payments.len());
-                let wanted = batch.payments.len() as u32;
-                let admitted = if overloaded {
-                    match reader_permits.clone().try_acquire_many_owned(wanted) {
-                        Ok(held) => Some(held),
-                        Err(tokio::sync::TryAcquireError::NoPermits) => None,
-                        Err(tokio::sync::TryAcquireError::Closed) => break,
-                    }
-                } else {
-                    let wait = std::time::Duration::from_millis(config.stream_admission_wait_ms);
-                    match tokio::time::timeout(wait, reader_permits.clone().acquire_many_owned(wanted)).await {
-                        Ok(Ok(held)) => Some(held),
-                        Ok(Err(_closed)) => break,
-                        Err(_elapsed) => None,
-                    }
-                };
-                overloaded = admitted.is_none();
-                let held = match admitted {
-                    Some(held) => held,
-                    None => {
-                        // Over capacity: refuse the batch now (nothing of it
-                        // executed; retryable with the same ids) instead of
-                        // queueing it behind the stream.
-                        let overloaded = to_status(SubmitError::Overloaded);
-                        for payment in &batch.payments {
-                            if refused_tx.send(item_error(&payment.end_to_end_id, &overloaded)).await.is_err() {
-                                return;
-                            }
-                        }
-                        continue;
-                    }
-                };
-                held.forget();
-                for payment in batch.payments {
-                    let sent = payment_order(caller, &payment).and_then(|order| {
-                        engine
-                            .try_send(Request::Submit(op::Submit(order), Waiter::Stream(results_tx.clone())))
-                            .map_err(to_status)
-                    });
-                    if let Err(status) = sent {
-                        let _ = errors_tx.try_send(item_error(&payment.end_to_end_id, &status));
-                    }
-                }
-            }
-        });
-        // Each message carries every result ready at that moment (at most a
-        // batch): batching follows the load, with no timer adding latency.
-        let batch_max = self.config.submit_batch_max;
-        let state = (results_rx, errors_rx, refused_rx, fatal_rx, permits, results_stats);
-        let batches = futures::stream::unfold(
-            state,
-            move |(mut results, mut errors, mut refused, mut fatal, permits, stats)| async move {
-                let mut out = Vec::new();
-                // Answers of admitted payments give their permits back;
-                // refusals never held one.
-                let mut admitted = 0;
-                tokio::select! {
-                    biased;
-                    Some(status) = fatal.recv() => return Some((Err(status), (results, errors, refused, fatal, permits, stats))),
-                    Some((id, outcome)) = results.recv() => {
-                        out.push(result_to_wire(id.as_str(), outcome));
-                        admitted += 1;
-                    }
-                    Some(item) = errors.recv() => {
-                        out.push(item);
-                        admitted += 1;
-                    }
-                    Some(item) = refused.recv() => out.push(item),
-                    else => return None,
-                }
-                admitted +=
-                    drain(&mut results, &mut out, batch_max, |(id, outcome)| result_to_wire(id.as_str(), outcome));
-                admitted += drain(&mut errors, &mut out, batch_max, |item| item);
-                drain(&mut refused, &mut out, batch_max, |item| item);
-                permits.add_permits(admitted);
-                stats.streams.results.count(out.len());
-                Some((Ok(pb::ResultBatch { results: out }), (results, errors, refused, fatal, permits, stats)))
-            },
-        );
-        Ok(Response::new(Box::pin(batches)))
+        let (refused_tx, refused_rx) = mpsc::channel(inflight_max);
+        let (fatal_tx, fatal_rx) = mpsc::channel(1);
+        let reader = StreamReader {
+            caller,
+            engine: self.engine.clone(),
+            config: self.config.clone(),
+            permits: permits.clone(),
+            results: results_tx,
+            errors: errors_tx,
+            refused: refused_tx,
+            fatal: fatal_tx,
+            overloaded: false,
+        };
+        tokio::spawn(reader.run(incoming));
+        let results = ResultChannels {
+            results: results_rx,
+            errors: errors_rx,
+            refused: refused_rx,
+            fatal: fatal_rx,
+            permits,
+            stats: self.engine.stats_arc(),
+        };
+        Ok(Response::new(Box::pin(results.batches(self.config.submit_batch_max))))
     }
 
     type InboxStream = BoxStream<pb::InboxDown>;
@@ -455,5 +366,160 @@ impl pb::payments_server::Payments for PaymentsService {
             .await
             .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by return id"))?;
         Ok(Response::new(result_to_wire(&message.return_id, outcome)))
+    }
+}
+
+/// The task that reads a submit stream: admits each batch under the
+/// stream's in-flight bound and hands its payments to the engine.
+struct StreamReader {
+    caller: ParticipantId,
+    engine: EngineHandle,
+    config: Arc<ServiceConfig>,
+    permits: Arc<Semaphore>,
+    results: mpsc::Sender<(ponte_domain::EndToEndId, Outcome)>,
+    errors: mpsc::Sender<pb::PaymentResult>,
+    refused: mpsc::Sender<pb::PaymentResult>,
+    fatal: mpsc::Sender<Status>,
+    /// Set when a batch found no room within the admission wait: the
+    /// batches behind it (already sent, waiting in the stream) are then
+    /// admitted only if there is room at once, else refused at once.
+    /// Waiting for each in turn would add the waits up, and an admitted
+    /// payment would queue behind every refused batch.
+    overloaded: bool,
+}
+
+/// Whether a batch got room in the stream.
+enum Admission {
+    Admitted(tokio::sync::OwnedSemaphorePermit),
+    Refused,
+    /// The stream is closing.
+    Closed,
+}
+
+impl StreamReader {
+    async fn run(mut self, mut incoming: Streaming<pb::SubmitBatch>) {
+        let stats = self.engine.stats_arc();
+        loop {
+            let batch = match incoming.next().await {
+                Some(Ok(batch)) => batch,
+                Some(Err(status)) => {
+                    tracing::debug!(%status, "submit stream ended by the client");
+                    break;
+                }
+                None => break,
+            };
+            let batch_max = self.config.submit_batch_max;
+            if batch.payments.len() > batch_max {
+                let status = Status::invalid_argument(format!("payments: at most {batch_max} per SubmitBatch"));
+                let _ = self.fatal.send(status).await;
+                break;
+            }
+            stats.streams.submits.count(batch.payments.len());
+            match self.admit(batch.payments.len() as u32).await {
+                Admission::Admitted(held) => {
+                    held.forget();
+                    self.submit_all(batch);
+                }
+                Admission::Refused => {
+                    if self.refuse(&batch).await.is_err() {
+                        return;
+                    }
+                }
+                Admission::Closed => break,
+            }
+        }
+    }
+
+    async fn admit(&mut self, wanted: u32) -> Admission {
+        let permits = self.permits.clone();
+        let admitted = if self.overloaded {
+            match permits.try_acquire_many_owned(wanted) {
+                Ok(held) => Admission::Admitted(held),
+                Err(tokio::sync::TryAcquireError::NoPermits) => Admission::Refused,
+                Err(tokio::sync::TryAcquireError::Closed) => Admission::Closed,
+            }
+        } else {
+            let wait = std::time::Duration::from_millis(self.config.stream_admission_wait_ms);
+            match tokio::time::timeout(wait, permits.acquire_many_owned(wanted)).await {
+                Ok(Ok(held)) => Admission::Admitted(held),
+                Ok(Err(_closed)) => Admission::Closed,
+                Err(_elapsed) => Admission::Refused,
+            }
+        };
+        self.overloaded = matches!(admitted, Admission::Refused);
+        admitted
+    }
+
+    /// Over capacity: the batch is refused now (nothing of it executed;
+    /// retryable with the same ids) instead of queueing behind the stream.
+    /// Err once nobody reads the answers.
+    async fn refuse(&self, batch: &pb::SubmitBatch) -> Result<(), ()> {
+        let overloaded = to_status(SubmitError::Overloaded);
+        for payment in &batch.payments {
+            self.refused.send(item_error(&payment.end_to_end_id, &overloaded)).await.map_err(|_| ())?;
+        }
+        Ok(())
+    }
+
+    fn submit_all(&self, batch: pb::SubmitBatch) {
+        for payment in batch.payments {
+            let sent = payment_order(self.caller, &payment).and_then(|order| {
+                let waiter = Waiter::Stream(self.results.clone());
+                self.engine.try_send(Request::Submit(op::Submit(order), waiter)).map_err(to_status)
+            });
+            if let Err(status) = sent {
+                let _ = self.errors.try_send(item_error(&payment.end_to_end_id, &status));
+            }
+        }
+    }
+}
+
+/// What flows back on a submit stream: outcomes of admitted payments,
+/// their parse or queue errors, refusals of whole batches, and a fatal
+/// status that ends the stream.
+struct ResultChannels {
+    results: mpsc::Receiver<(ponte_domain::EndToEndId, Outcome)>,
+    errors: mpsc::Receiver<pb::PaymentResult>,
+    refused: mpsc::Receiver<pb::PaymentResult>,
+    fatal: mpsc::Receiver<Status>,
+    permits: Arc<Semaphore>,
+    stats: Arc<crate::runtime::Stats>,
+}
+
+impl ResultChannels {
+    /// Each message carries every result ready at that moment (at most a
+    /// batch): batching follows the load, with no timer adding latency.
+    fn batches(self, batch_max: usize) -> impl Stream<Item = Result<pb::ResultBatch, Status>> {
+        futures::stream::unfold(self, move |mut channels| async move {
+            let message = channels.next_batch(batch_max).await?;
+            Some((message, channels))
+        })
+    }
+
+    async fn next_batch(&mut self, batch_max: usize) -> Option<Result<pb::ResultBatch, Status>> {
+        let mut out = Vec::new();
+        // Answers of admitted payments give their permits back; refusals
+        // never held one.
+        let mut admitted = 0;
+        tokio::select! {
+            biased;
+            Some(status) = self.fatal.recv() => return Some(Err(status)),
+            Some((id, outcome)) = self.results.recv() => {
+                out.push(result_to_wire(id.as_str(), outcome));
+                admitted += 1;
+            }
+            Some(item) = self.errors.recv() => {
+                out.push(item);
+                admitted += 1;
+            }
+            Some(item) = self.refused.recv() => out.push(item),
+            else => return None,
+        }
+        admitted += drain(&mut self.results, &mut out, batch_max, |(id, outcome)| result_to_wire(id.as_str(), outcome));
+        admitted += drain(&mut self.errors, &mut out, batch_max, |item| item);
+        drain(&mut self.refused, &mut out, batch_max, |item| item);
+        self.permits.add_permits(admitted);
+        self.stats.streams.results.count(out.len());
+        Some(Ok(pb::ResultBatch { results: out }))
     }
 }
