@@ -6,7 +6,7 @@
 //! is and stops it cleanly.
 
 use crate::grpc::{DirectoryService, DisbursementService, OperatorService, PaymentsService, ServiceConfig};
-use crate::net::acceptor::{TlsError, TlsFiles};
+use crate::net::acceptor::{Tls, TlsError, TlsFiles};
 use crate::net::tls::{DevPki, PkiError};
 use crate::runtime::{EngineHandle, Runtime, RuntimeConfig, StartError};
 use crate::store::cql::{CqlConfig, CqlStore};
@@ -186,16 +186,12 @@ impl RunningSwitch {
     }
 }
 
-/// Starts a switch. Call from inside a multi-threaded tokio runtime.
-pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ServeError::Io { path, source }
-    };
-    std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
-    let dev_participants = config.dev_participants()?;
-
+/// The TLS front door's files: the configured ones, or the development
+/// PKI's (created on first start), and whether this start created them.
+fn load_tls(
+    config: &Config,
+    dev_participants: &[(ParticipantId, String, Amount)],
+) -> Result<(std::sync::Arc<Tls>, Option<DevPki>, bool), ServeError> {
     let (tls_files, dev_pki, created_certificates) = match &config.tls {
         Some(files) => (files.clone(), None, false),
         None => {
@@ -213,11 +209,15 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         }
     };
     let crl = tls_files.crl.clone();
-    let tls = crate::net::acceptor::Tls::load(tls_files, crl)?;
+    Ok((Tls::load(tls_files, crl)?, dev_pki, created_certificates))
+}
 
-    if let Some(addr) = config.metrics_listen {
-        crate::metrics::install(addr).map_err(ServeError::Metrics)?;
-    }
+/// Opens the store, replays it into the engine and starts the runtime; on
+/// a fresh store, registers the development participants.
+async fn start_runtime(
+    config: &Config,
+    dev_participants: Vec<(ParticipantId, String, Amount)>,
+) -> Result<Runtime, ServeError> {
     // Opening a store and replaying it block (and a Cassandra store may wait
     // as a standby for the writer lease): off the async workers.
     let (store, engine_config, runtime_config) = (config.store.clone(), config.engine.clone(), config.runtime.clone());
@@ -229,10 +229,10 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
     })
     .await
     .map_err(|_| ServeError::Stopped)??;
-    let engine = runtime.handle.clone();
     if fresh {
         for (id, name, net_debit_cap) in dev_participants {
-            let registered = engine
+            let registered = runtime
+                .handle
                 .ask(op::RegisterParticipant { id, name, net_debit_cap })
                 .await
                 .map_err(|_| ServeError::Stopped)?;
@@ -241,11 +241,11 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
             }
         }
     }
+    Ok(runtime)
+}
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
-    let local_addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+/// The four gRPC services with their message size bounds.
+fn services(config: &Config, engine: &EngineHandle) -> tonic::transport::server::Router {
     let bytes_max = config.service.message_bytes_max;
     let payments = PaymentsServer::new(PaymentsService::new(engine.clone(), config.service.clone()))
         .max_decoding_message_size(bytes_max)
@@ -258,14 +258,37 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
     let disbursements = DisbursementsServer::new(DisbursementService::new(engine.clone()))
         .max_decoding_message_size(bytes_max.max(8 * 1024 * 1024))
         .max_encoding_message_size(usize::MAX);
-    let router = Server::builder()
+    Server::builder()
         .max_concurrent_streams(Some(config.http2_streams_per_connection_max))
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(payments)
         .add_service(directory)
         .add_service(disbursements)
-        .add_service(operator);
+        .add_service(operator)
+}
+
+/// Starts a switch. Call from inside a multi-threaded tokio runtime.
+pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ServeError::Io { path, source }
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
+    let dev_participants = config.dev_participants()?;
+
+    let (tls, dev_pki, created_certificates) = load_tls(&config, &dev_participants)?;
+    if let Some(addr) = config.metrics_listen {
+        crate::metrics::install(addr).map_err(ServeError::Metrics)?;
+    }
+    let runtime = start_runtime(&config, dev_participants).await?;
+    let engine = runtime.handle.clone();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let router = services(&config, &engine);
     let publisher = crate::metrics::spawn_publisher(engine.clone());
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     // The mTLS handshakes (with the CRL) run in the acceptor; tonic gets
