@@ -137,29 +137,18 @@ async fn serve<H: InboxHandler>(
     handler: Arc<H>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (answers_tx, mut answers_rx) = mpsc::channel::<pb::PayeeAnswer>(HANDLERS_INFLIGHT_MAX);
-    // Answers ready at once go out through this sender; it is dropped with
-    // the writer on stop, so that our half of the stream ends.
-    let mut direct = Some(up.clone());
-    let writer = tokio::spawn(async move {
-        while let Some(first) = answers_rx.recv().await {
-            let mut answers = vec![first];
-            while answers.len() < ANSWERS_BATCH_MAX {
-                match answers_rx.try_recv() {
-                    Ok(a) => answers.push(a),
-                    Err(_) => break,
-                }
-            }
-            if up.send(pb::InboxUp { answers }).await.is_err() {
-                return;
-            }
-        }
-    });
-    let permits = Arc::new(Semaphore::new(HANDLERS_INFLIGHT_MAX));
+    let (answers_tx, answers_rx) = mpsc::channel::<pb::PayeeAnswer>(HANDLERS_INFLIGHT_MAX);
+    let mut answering = Answering {
+        // Answers ready at once go out through this sender; it is dropped
+        // with the writer on stop, so that our half of the stream ends.
+        direct: Some(up.clone()),
+        later: answers_tx,
+        permits: Arc::new(Semaphore::new(HANDLERS_INFLIGHT_MAX)),
+    };
+    let mut writer = Some(spawn_answer_writer(up, answers_rx));
     // Stopping closes our half of the stream; the switch then unregisters
     // the inbox and ends its half, which we wait for (bounded) so that once
     // `stop` returns the switch no longer counts this inbox as open.
-    let mut writer = Some(writer);
     let mut drain_until: Option<tokio::time::Instant> = None;
     loop {
         let message = match drain_until {
@@ -169,7 +158,7 @@ async fn serve<H: InboxHandler>(
                     if let Some(writer) = writer.take() {
                         writer.abort();
                     }
-                    direct = None;
+                    answering.direct = None;
                     drain_until = Some(tokio::time::Instant::now() + STOP_DRAIN_MAX);
                     continue;
                 }
@@ -192,18 +181,65 @@ async fn serve<H: InboxHandler>(
         // While closing, incoming payments cannot be answered any more
         // (they will time out); notices are still handled.
         let closing = drain_until.is_some();
-        let mut events = batch
+        let events = batch
             .events
             .into_iter()
             .filter_map(|e| e.event)
-            .filter(|e| !(closing && matches!(e, pb::inbox_event::Event::Payment(_))))
-            .peekable();
-        // Handlers that decide at once (no I/O) are answered from here, all
-        // in one message, with no task or channel in between; the others go
-        // on in one task per received message, each answer sent as it is ready.
+            .filter(|e| !(closing && matches!(e, pb::inbox_event::Event::Payment(_))));
+        answering.handle(events, &handler, &mut stop).await;
+    }
+    if let Some(writer) = writer {
+        writer.abort();
+    }
+}
+
+/// Sends the answers of handlers that took their time, batched as they
+/// come.
+fn spawn_answer_writer(
+    up: mpsc::Sender<pb::InboxUp>,
+    mut answers: mpsc::Receiver<pb::PayeeAnswer>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(first) = answers.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < ANSWERS_BATCH_MAX {
+                match answers.try_recv() {
+                    Ok(a) => batch.push(a),
+                    Err(_) => break,
+                }
+            }
+            if up.send(pb::InboxUp { answers: batch }).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Where the answers of one inbox stream go, and the bound on handlers
+/// running at once.
+struct Answering {
+    /// The stream itself, for answers ready at once; `None` once stopping.
+    direct: Option<mpsc::Sender<pb::InboxUp>>,
+    /// The writer task, for answers that come later.
+    later: mpsc::Sender<pb::PayeeAnswer>,
+    permits: Arc<Semaphore>,
+}
+
+impl Answering {
+    /// Runs the handlers of one received message. Handlers that decide at
+    /// once (no I/O) are answered from here, all in one message, with no
+    /// task or channel in between; the others go on in one task per
+    /// received message, each answer sent as it is ready.
+    async fn handle<H: InboxHandler>(
+        &self,
+        events: impl Iterator<Item = pb::inbox_event::Event>,
+        handler: &Arc<H>,
+        stop: &mut watch::Receiver<bool>,
+    ) {
+        let mut events = events.peekable();
         while events.peek().is_some() {
             let chunk: Vec<_> = events.by_ref().take(HANDLERS_INFLIGHT_MAX).collect();
-            let Ok(permit) = permits.clone().acquire_many_owned(chunk.len() as u32).await else { break };
+            let Ok(permit) = self.permits.clone().acquire_many_owned(chunk.len() as u32).await else { break };
             let mut running: FuturesUnordered<_> = chunk
                 .into_iter()
                 .map(|event| {
@@ -215,24 +251,9 @@ async fn serve<H: InboxHandler>(
             while let Some(Some(answer)) = futures::future::poll_immediate(running.next()).await {
                 ready.extend(answer);
             }
-            while let (Some(up), false) = (&direct, ready.is_empty()) {
-                let answers = if ready.len() <= ANSWERS_BATCH_MAX {
-                    std::mem::take(&mut ready)
-                } else {
-                    ready.drain(..ANSWERS_BATCH_MAX).collect()
-                };
-                // A stop request is seen even while the switch is slow to
-                // take answers; the stop branch above then drops `direct`.
-                let sent = tokio::select! {
-                    sent = up.send(pb::InboxUp { answers }) => sent.is_ok(),
-                    _ = stop.wait_for(|s| *s) => false,
-                };
-                if !sent {
-                    break;
-                }
-            }
+            self.send_ready(ready, stop).await;
             if !running.is_empty() {
-                let answers = answers_tx.clone();
+                let answers = self.later.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
                     while let Some(answer) = running.next().await {
@@ -244,9 +265,25 @@ async fn serve<H: InboxHandler>(
             }
         }
     }
-    drop(answers_tx);
-    if let Some(writer) = writer {
-        writer.abort();
+
+    /// Sends the answers ready at once on the stream, at most a batch per
+    /// message. A stop request is seen even while the switch is slow to
+    /// take answers; `serve` then drops `direct`.
+    async fn send_ready(&self, mut ready: Vec<pb::PayeeAnswer>, stop: &mut watch::Receiver<bool>) {
+        while let (Some(up), false) = (&self.direct, ready.is_empty()) {
+            let answers = if ready.len() <= ANSWERS_BATCH_MAX {
+                std::mem::take(&mut ready)
+            } else {
+                ready.drain(..ANSWERS_BATCH_MAX).collect()
+            };
+            let sent = tokio::select! {
+                sent = up.send(pb::InboxUp { answers }) => sent.is_ok(),
+                _ = stop.wait_for(|s| *s) => false,
+            };
+            if !sent {
+                break;
+            }
+        }
     }
 }
 
