@@ -18,6 +18,12 @@ pub(super) async fn connect(config: CqlConfig, target: String) -> Result<Shared,
         .await
         .map_err(|e| cql(format!("cannot connect: {e}")))?;
     migrate(&session, &config, &target).await?;
+    let statements = prepare_statements(&session, &config, &target).await?;
+    Ok(Shared { session, statements, config, target, lease_lost: AtomicBool::new(false) })
+}
+
+/// Every statement the store runs, prepared once per connection.
+async fn prepare_statements(session: &Session, config: &CqlConfig, target: &str) -> Result<Statements, StoreError> {
     let prepare = async |text: &str, consistency: Consistency, idempotent: bool| {
         // Table names are qualified (`{ks}`) rather than set by `USE keyspace`.
         let text = text.replace("{ks}", &config.keyspace);
@@ -25,7 +31,7 @@ pub(super) async fn connect(config: CqlConfig, target: String) -> Result<Shared,
         let mut statement = session
             .prepare(text)
             .await
-            .map_err(|e| StoreError::Cql { target: target.clone(), detail: format!("{text}: {e}") })?;
+            .map_err(|e| StoreError::Cql { target: target.to_string(), detail: format!("{text}: {e}") })?;
         statement.set_consistency(consistency);
         statement.set_serial_consistency(Some(SerialConsistency::Serial));
         statement.set_is_idempotent(idempotent);
@@ -81,7 +87,7 @@ pub(super) async fn connect(config: CqlConfig, target: String) -> Result<Shared,
         lease_release: prepare("DELETE FROM {ks}.writer_lease WHERE stream = ? IF owner = ?", Quorum, false).await?,
         lease_owner: prepare("SELECT owner FROM {ks}.writer_lease WHERE stream = ?", Serial, true).await?,
     };
-    Ok(Shared { session, statements, config, target, lease_lost: AtomicBool::new(false) })
+    Ok(statements)
 }
 
 /// Creates the keyspace and applies the migrations it lacks, in order.
