@@ -201,11 +201,37 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  switch on {endpoint}, journal in {}", dir.path().display());
 
+    let (clients, inboxes) = connect_banks(&endpoint, &certs, &args).await?;
+    let sample = run_burst(&clients, &args).await?;
+    pay_by_key(&clients).await?;
+    if let Some(payment) = sample {
+        idempotency_and_returns(&clients, payment).await?;
+    }
+    let operator =
+        OperatorClient::connect(&endpoint, &Identity::from_dev_dir(&certs, ponte_switch::net::tls::OPERATOR_NAME)?)
+            .await?;
+    show_positions(&operator).await?;
+    settle_cycle(&operator, &args).await?;
+
+    for inbox in inboxes {
+        inbox.stop().await;
+    }
+    drop(clients);
+    switch.stop().await;
+    Ok(())
+}
+
+/// Every bank connects; the online ones open their inbox.
+async fn connect_banks(
+    endpoint: &str,
+    certs: &std::path::Path,
+    args: &DemoArgs,
+) -> anyhow::Result<(BTreeMap<u32, Client>, Vec<ponte_sdk::InboxHandle>)> {
     let mut clients = BTreeMap::new();
     let mut inboxes = Vec::new();
     for bank in BANKS {
-        let identity = Identity::from_dev_dir(&certs, &bank.code.to_string())?;
-        let client = Client::connect(&endpoint, pid(bank.code), &identity).await?;
+        let identity = Identity::from_dev_dir(certs, &bank.code.to_string())?;
+        let client = Client::connect(endpoint, pid(bank.code), &identity).await?;
         if bank.online {
             let payee = DemoPayee {
                 slow_every: bank.slow_every,
@@ -219,7 +245,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         clients.insert(bank.code, client);
     }
 
-    // The burst: every sending bank streams its share.
+    Ok((clients, inboxes))
+}
+
+/// The burst: every sending bank streams its share. Returns a settled
+/// payment to show idempotency and returns with.
+async fn run_burst(clients: &BTreeMap<u32, Client>, args: &DemoArgs) -> anyhow::Result<Option<Payment>> {
     let tally: Tally = Arc::default();
     let settled_sample: Arc<Mutex<Option<Payment>>> = Arc::default();
     let started = Instant::now();
@@ -250,40 +281,37 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         outcomes as f64 / elapsed.as_secs_f64()
     );
 
-    pay_by_key(&clients).await?;
-
-    // Idempotency and returns, one by one.
     let sample = settled_sample.lock().expect("sample").clone();
-    if let Some(payment) = sample {
-        let payer = &clients[&payment.payer.participant.code()];
-        let again = payer.submit(&payment).await?;
-        println!("\nThe same payment {} submitted again: {}", payment.id, label(&Ok(again)));
-        let mut modified = payment.clone();
-        modified.amount = modified.amount.checked_add(Amount::from_minor(1)).expect("small amount");
-        println!("Its end-to-end id reused with another amount: {}", label(&Ok(payer.submit(&modified).await?)));
-        let payee = &clients[&payment.payee.participant.code()];
-        let half = Amount::from_minor(payment.amount.minor() / 2);
-        let first = Return {
-            id: payee.new_return_id(),
-            original: payment.id,
-            amount: half,
-            reason: ReasonCode::RefundRequested,
-            remittance: "refund".into(),
-        };
-        println!("The payee returns {half} of {}: {}", payment.amount, label(&Ok(payee.return_payment(&first).await?)));
-        let too_much = Return { id: payee.new_return_id(), amount: payment.amount, ..first };
-        println!(
-            "...then tries to return {} more: {}",
-            payment.amount,
-            label(&Ok(payee.return_payment(&too_much).await?))
-        );
-        let status = payer.status(&payment.id).await?;
-        println!("Status seen by the payer: {} with {} returned", status.state.as_str(), status.returned);
-    }
+    Ok(sample)
+}
 
-    let operator =
-        OperatorClient::connect(&endpoint, &Identity::from_dev_dir(&certs, ponte_switch::net::tls::OPERATOR_NAME)?)
-            .await?;
+/// The same payment again, its id reused with other content, and returns.
+async fn idempotency_and_returns(clients: &BTreeMap<u32, Client>, payment: Payment) -> anyhow::Result<()> {
+    let payer = &clients[&payment.payer.participant.code()];
+    let again = payer.submit(&payment).await?;
+    println!("\nThe same payment {} submitted again: {}", payment.id, label(&Ok(again)));
+    let mut modified = payment.clone();
+    modified.amount = modified.amount.checked_add(Amount::from_minor(1)).expect("small amount");
+    println!("Its end-to-end id reused with another amount: {}", label(&Ok(payer.submit(&modified).await?)));
+    let payee = &clients[&payment.payee.participant.code()];
+    let half = Amount::from_minor(payment.amount.minor() / 2);
+    let first = Return {
+        id: payee.new_return_id(),
+        original: payment.id,
+        amount: half,
+        reason: ReasonCode::RefundRequested,
+        remittance: "refund".into(),
+    };
+    println!("The payee returns {half} of {}: {}", payment.amount, label(&Ok(payee.return_payment(&first).await?)));
+    let too_much = Return { id: payee.new_return_id(), amount: payment.amount, ..first };
+    println!("...then tries to return {} more: {}", payment.amount, label(&Ok(payee.return_payment(&too_much).await?)));
+    let status = payer.status(&payment.id).await?;
+    println!("Status seen by the payer: {} with {} returned", status.state.as_str(), status.returned);
+    Ok(())
+}
+
+/// The operator's view of the positions: they sum to zero.
+async fn show_positions(operator: &OperatorClient) -> anyhow::Result<()> {
     let (participants, sum) = operator.participants().await?;
     println!("\nPositions (settled credits minus debits)");
     for p in &participants {
@@ -298,7 +326,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  sum of positions: {sum}");
     anyhow::ensure!(sum == Amount::ZERO, "positions do not net to zero");
 
-    // The central bank closes the cycle and gets its report.
+    Ok(())
+}
+
+/// The central bank closes the cycle, gets its report and confirms it.
+async fn settle_cycle(operator: &OperatorClient, args: &DemoArgs) -> anyhow::Result<()> {
     let closed = operator.close_cycle().await?;
     let (digest, json) = operator.cycle_report(closed.id, ponte_sdk::ReportFormat::Json).await?;
     let report: serde_json::Value = serde_json::from_str(&json)?;
@@ -328,11 +360,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let confirmed = operator.confirm_cycle(closed.id).await?;
     println!("  the central bank confirms the RTGS posting: cycle {} {}", confirmed.id, confirmed.status.as_str());
 
-    for inbox in inboxes {
-        inbox.stop().await;
-    }
-    drop(clients);
-    switch.stop().await;
     Ok(())
 }
 
