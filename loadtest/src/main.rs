@@ -117,179 +117,72 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    anyhow::ensure!((0.0..=1.0).contains(&args.reject_rate), "--reject-rate must be between 0 and 1");
-    anyhow::ensure!(args.participants >= 2, "--participants must be at least 2");
-    anyhow::ensure!((1..=1024).contains(&args.batch), "--batch must be 1 to 1024");
-    anyhow::ensure!((0.0..=1.0).contains(&args.key_share), "--key-share must be between 0 and 1");
-    anyhow::ensure!(
-        args.store.is_none() || args.target.is_none(),
-        "--store is for the load test's own switch, not with --target"
-    );
-    let keys = args.keys.unwrap_or(if args.target.is_some() { 0 } else { 1_000_000 });
-    anyhow::ensure!(keys <= 1_000_000_000, "--keys must be at most 1,000,000,000 (9-digit phone numbers)");
-    if let Some(rate) = args.rate {
-        anyhow::ensure!(rate > 0.0, "--rate must be positive");
-    }
+    let keys = check_args(&args)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     // The switch (when this tool starts one) runs on its own runtime, so
     // the load generator's tasks and the switch's do not share a scheduler
     // queue — as close to separate processes as one binary gets.
-    let server_runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("switch").enable_all().build()?;
-    let client_runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("load").enable_all().build()?;
-    let scratch = tempfile::tempdir()?;
-
-    // The echo ceiling, measured in this run.
-    let echo_ceiling = if args.echo_seconds > 0 {
-        let codes = country::codes(args.participants);
-        let pki = DevPki::new(scratch.path().join("echo-certs"));
-        pki.ensure(&["localhost".into(), "127.0.0.1".into()], &codes)?;
-        let echo = server_runtime.block_on(EchoServer::start(&pki))?;
-        let config = LoadConfig {
-            endpoint: format!("https://{}", echo.addr),
-            certs: pki.dir.clone(),
-            banks: country::zipf(&codes),
-            submission: if args.unary { Submission::Unary } else { Submission::Streams },
-            rate: None,
-            window: window(&args),
-            duration: Duration::from_secs(args.echo_seconds),
-            warmup: Duration::from_secs(1),
-            batch: args.batch,
-            progress: false,
-            keys: 0,
-            key_share: 0.0,
-        };
-        eprintln!("measuring the echo ceiling (tonic + TLS, no switch) for {} s...", args.echo_seconds);
-        let measured = client_runtime.block_on(async {
-            let channels = drive::connect(&config).await?;
-            drive::run(config, channels).await
-        })?;
-        server_runtime.block_on(echo.stop());
-        let per_s = measured.settled as f64 / measured.measured.as_secs_f64();
-        eprintln!("echo ceiling: {per_s:.0} messages/s");
-        Some(per_s)
-    } else {
-        None
+    let runtimes = Runtimes {
+        server: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("switch")
+            .enable_all()
+            .build()?,
+        client: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("load")
+            .enable_all()
+            .build()?,
     };
-
-    // The switch under test.
+    let scratch = tempfile::tempdir()?;
+    let echo_ceiling = measure_echo(&args, &runtimes, scratch.path())?;
     let transfers_capacity =
         args.target.is_none().then(|| args.transfers_capacity.unwrap_or_else(|| run_volume(&args)));
-    let (endpoint, certs, banks, own) = match &args.target {
-        Some(target) => (format!("https://{target}"), args.certs.clone(), country::zipf(&args.codes), None),
-        None => {
-            let codes = country::codes(args.participants);
-            let mut config = Config {
-                data_dir: scratch.path().join("switch"),
-                listen: ([127, 0, 0, 1], 0).into(),
-                store: args.store.clone(),
-                ..Config::default()
-            };
-            config.engine.payee_timeout_ms = args.payee_timeout_ms;
-            config.engine.transfers_capacity = transfers_capacity.unwrap_or(0);
-            if config.engine.transfers_capacity > 0 {
-                eprintln!("building the switch's transfer table for {} transfers...", config.engine.transfers_capacity);
-            }
-            config.runtime.disbursement_per_s = args.envelope_rate;
-            config.dev_participants = codes
-                .iter()
-                .map(|c| DevParticipant {
-                    code: c.to_string(),
-                    name: format!("Participant {c}"),
-                    net_debit_cap: "100000000000.00".into(),
-                })
-                .collect();
-            let switch = server_runtime.block_on(server::start(config))?;
-            let certs = switch.dev_pki.as_ref().expect("own switch uses the dev PKI").dir.clone();
-            (switch.endpoint(), certs, country::zipf(&codes), Some(switch))
-        }
-    };
-    let config = LoadConfig {
-        endpoint: endpoint.clone(),
-        certs: certs.clone(),
-        banks: banks.clone(),
-        submission: if args.unary { Submission::Unary } else { Submission::Streams },
-        rate: args.rate,
-        window: window(&args),
-        duration: args.duration,
-        warmup: args.warmup,
-        batch: args.batch,
-        progress: !args.quiet,
-        keys,
-        key_share: args.key_share,
-    };
+    let under_test = switch_under_test(&args, &runtimes, scratch.path(), transfers_capacity)?;
     let mode = if args.rate.is_some() { "open loop" } else { "closed loop" };
     eprintln!(
-        "driving {endpoint}: {} participants, {} submission, {mode}, {} s (+{} s warm-up)",
-        banks.len(),
+        "driving {}: {} participants, {} submission, {mode}, {} s (+{} s warm-up)",
+        under_test.endpoint,
+        under_test.banks.len(),
         if args.unary { "unary" } else { "stream" },
         args.duration.as_secs_f64(),
         args.warmup.as_secs_f64()
     );
-    let payee = SimulatedPayee { reject_rate: args.reject_rate, think_time: Duration::from_millis(args.think_time_ms) };
-    let key_registration = if keys > 0 {
-        eprintln!("registering {keys} phone keys in the directory...");
-        let took =
-            client_runtime.block_on(ponte_loadtest::keys::register(&endpoint, &certs, &banks, keys, !args.quiet))?;
-        eprintln!("{keys} keys registered in {:.1} s ({:.0}/s)", took.as_secs_f64(), keys as f64 / took.as_secs_f64());
-        Some(took.as_secs_f64())
-    } else {
-        None
-    };
+    let key_registration = register_keys(&args, &runtimes, &under_test, keys)?;
     anyhow::ensure!(args.envelope <= 1_000_000, "--envelope must be at most 1,000,000 items");
-    let own_stats = own.as_ref().map(|switch| switch.engine.stats_arc());
-    let (measured, envelope, stream_messages, cpu) = client_runtime.block_on(async {
-        let inboxes = open_inboxes(&endpoint, &certs, &banks, &payee).await?;
-        let channels = drive::connect(&config).await?;
-        let envelope = (args.envelope > 0).then(|| {
-            let (endpoint, certs, banks) = (endpoint.clone(), certs.clone(), banks.clone());
-            let items = args.envelope;
-            tokio::spawn(async move {
-                ponte_loadtest::envelope::run(&endpoint, &certs, &banks, items, Duration::from_secs(600)).await
-            })
-        });
-        // What the switch's streams carried and the CPU the run had, over
-        // the measured window.
-        let window = {
-            let (warmup, duration) = (args.warmup, args.duration);
-            tokio::spawn(async move {
-                tokio::time::sleep(warmup).await;
-                let traffic = own_stats.as_ref().map(|stats| report::snapshot(stats));
-                let cpu = report::CpuSample::now();
-                tokio::time::sleep(duration).await;
-                let traffic = own_stats.as_ref().zip(traffic).map(|(stats, before)| {
-                    report::stream_messages(&before, &report::snapshot(stats), duration.as_secs_f64())
-                });
-                let cpu = cpu.zip(report::CpuSample::now()).and_then(|(before, after)| before.until(&after));
-                (traffic, cpu)
-            })
-        };
-        let measured = drive::run(config, channels).await;
-        let (stream_messages, cpu) = match &measured {
-            Ok(_) => window.await.map_err(|e| anyhow::anyhow!("window task: {e}"))?,
-            // A failed run is reported at once, not after the window.
-            Err(_) => {
-                window.abort();
-                (None, None)
-            }
-        };
-        // The envelope may outlast the retail run; payees stay online for it.
-        let envelope = match envelope {
-            Some(task) => Some(task.await.map_err(|e| anyhow::anyhow!("envelope task: {e}"))??),
-            None => None,
-        };
-        for inbox in inboxes {
-            inbox.stop().await;
-        }
-        Ok::<_, anyhow::Error>((measured?, envelope, stream_messages, cpu))
-    })?;
+    let (measured, envelope, stream_messages, cpu) = runtimes.client.block_on(drive_load(&args, &under_test, keys))?;
+    let UnderTest { endpoint, banks, own, .. } = under_test;
     if let Some(switch) = own {
-        server_runtime.block_on(switch.stop());
+        runtimes.server.block_on(switch.stop());
     }
 
+    let measured_run = MeasuredRun { measured, envelope, stream_messages, cpu, echo_ceiling, key_registration };
+    let report = build_report(&args, measured_run, endpoint, banks.len(), keys, transfers_capacity, mode);
+    print_summary(&report, &args.out)
+}
+
+/// What one run measured, for its report.
+struct MeasuredRun {
+    measured: drive::Measured,
+    envelope: Option<ponte_loadtest::envelope::EnvelopeRun>,
+    stream_messages: Option<std::collections::BTreeMap<String, report::StreamKind>>,
+    cpu: Option<report::CpuUse>,
+    echo_ceiling: Option<f64>,
+    key_registration: Option<f64>,
+}
+
+fn build_report(
+    args: &Args,
+    run: MeasuredRun,
+    endpoint: String,
+    participants: usize,
+    keys: u64,
+    transfers_capacity: Option<u64>,
+    mode: &str,
+) -> Report {
+    let MeasuredRun { measured, envelope, stream_messages, cpu, echo_ceiling, key_registration } = run;
     let throughput = measured.settled as f64 / measured.measured.as_secs_f64();
-    let report = Report {
+    Report {
         throughput_per_s: throughput,
         settled: measured.settled,
         rejected: measured.rejected,
@@ -304,11 +197,11 @@ fn main() -> anyhow::Result<()> {
             }
             (None, _) => "own switch (embedded store, fsync group commit, mTLS)".into(),
         },
-        participants: banks.len(),
+        participants,
         duration_s: args.duration.as_secs_f64(),
         warmup_s: args.warmup.as_secs_f64(),
         rate_per_s: args.rate,
-        window: window(&args),
+        window: window(args),
         reject_rate: args.reject_rate,
         think_time_ms: args.think_time_ms,
         rejects_by_reason: measured.rejects_by_reason.clone(),
@@ -325,8 +218,201 @@ fn main() -> anyhow::Result<()> {
         ratio_to_echo: echo_ceiling.map(|e| throughput / e),
         machine: Machine::here(cpu),
         seconds: measured.seconds.clone(),
+    }
+}
+
+/// Checks the arguments; returns how many keys to register.
+fn check_args(args: &Args) -> anyhow::Result<u64> {
+    anyhow::ensure!((0.0..=1.0).contains(&args.reject_rate), "--reject-rate must be between 0 and 1");
+    anyhow::ensure!(args.participants >= 2, "--participants must be at least 2");
+    anyhow::ensure!((1..=1024).contains(&args.batch), "--batch must be 1 to 1024");
+    anyhow::ensure!((0.0..=1.0).contains(&args.key_share), "--key-share must be between 0 and 1");
+    anyhow::ensure!(
+        args.store.is_none() || args.target.is_none(),
+        "--store is for the load test's own switch, not with --target"
+    );
+    let keys = args.keys.unwrap_or(if args.target.is_some() { 0 } else { 1_000_000 });
+    anyhow::ensure!(keys <= 1_000_000_000, "--keys must be at most 1,000,000,000 (9-digit phone numbers)");
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(rate > 0.0, "--rate must be positive");
+    }
+    Ok(keys)
+}
+
+/// The switch's runtime and the load generator's, apart.
+struct Runtimes {
+    server: tokio::runtime::Runtime,
+    client: tokio::runtime::Runtime,
+}
+
+/// The switch being driven: its address, certificates, participants, and
+/// the switch itself when this tool started it.
+struct UnderTest {
+    endpoint: String,
+    certs: PathBuf,
+    banks: Vec<Bank>,
+    own: Option<server::RunningSwitch>,
+}
+
+/// The echo ceiling (the same messages through tonic and TLS with no
+/// switch behind), measured in this run.
+fn measure_echo(args: &Args, runtimes: &Runtimes, scratch: &std::path::Path) -> anyhow::Result<Option<f64>> {
+    if args.echo_seconds == 0 {
+        return Ok(None);
+    }
+    let codes = country::codes(args.participants);
+    let pki = DevPki::new(scratch.join("echo-certs"));
+    pki.ensure(&["localhost".into(), "127.0.0.1".into()], &codes)?;
+    let echo = runtimes.server.block_on(EchoServer::start(&pki))?;
+    let config = LoadConfig {
+        endpoint: format!("https://{}", echo.addr),
+        certs: pki.dir.clone(),
+        banks: country::zipf(&codes),
+        submission: if args.unary { Submission::Unary } else { Submission::Streams },
+        rate: None,
+        window: window(args),
+        duration: Duration::from_secs(args.echo_seconds),
+        warmup: Duration::from_secs(1),
+        batch: args.batch,
+        progress: false,
+        keys: 0,
+        key_share: 0.0,
     };
-    let svg = report::write(&report, &args.out)?;
+    eprintln!("measuring the echo ceiling (tonic + TLS, no switch) for {} s...", args.echo_seconds);
+    let measured = runtimes.client.block_on(async {
+        let channels = drive::connect(&config).await?;
+        drive::run(config, channels).await
+    })?;
+    runtimes.server.block_on(echo.stop());
+    let per_s = measured.settled as f64 / measured.measured.as_secs_f64();
+    eprintln!("echo ceiling: {per_s:.0} messages/s");
+    Ok(Some(per_s))
+}
+
+/// The switch at --target, or one started here on a scratch directory.
+fn switch_under_test(
+    args: &Args,
+    runtimes: &Runtimes,
+    scratch: &std::path::Path,
+    transfers_capacity: Option<u64>,
+) -> anyhow::Result<UnderTest> {
+    if let Some(target) = &args.target {
+        let banks = country::zipf(&args.codes);
+        return Ok(UnderTest { endpoint: format!("https://{target}"), certs: args.certs.clone(), banks, own: None });
+    }
+    let codes = country::codes(args.participants);
+    let mut config = Config {
+        data_dir: scratch.join("switch"),
+        listen: ([127, 0, 0, 1], 0).into(),
+        store: args.store.clone(),
+        ..Config::default()
+    };
+    config.engine.payee_timeout_ms = args.payee_timeout_ms;
+    config.engine.transfers_capacity = transfers_capacity.unwrap_or(0);
+    if config.engine.transfers_capacity > 0 {
+        eprintln!("building the switch's transfer table for {} transfers...", config.engine.transfers_capacity);
+    }
+    config.runtime.disbursement_per_s = args.envelope_rate;
+    config.dev_participants = codes
+        .iter()
+        .map(|c| DevParticipant {
+            code: c.to_string(),
+            name: format!("Participant {c}"),
+            net_debit_cap: "100000000000.00".into(),
+        })
+        .collect();
+    let switch = runtimes.server.block_on(server::start(config))?;
+    let certs = switch.dev_pki.as_ref().expect("own switch uses the dev PKI").dir.clone();
+    Ok(UnderTest { endpoint: switch.endpoint(), certs, banks: country::zipf(&codes), own: Some(switch) })
+}
+
+/// Registers the run's phone keys; how long it took, in seconds.
+fn register_keys(args: &Args, runtimes: &Runtimes, under_test: &UnderTest, keys: u64) -> anyhow::Result<Option<f64>> {
+    if keys == 0 {
+        return Ok(None);
+    }
+    let UnderTest { endpoint, certs, banks, .. } = under_test;
+    eprintln!("registering {keys} phone keys in the directory...");
+    let took = runtimes.client.block_on(ponte_loadtest::keys::register(endpoint, certs, banks, keys, !args.quiet))?;
+    eprintln!("{keys} keys registered in {:.1} s ({:.0}/s)", took.as_secs_f64(), keys as f64 / took.as_secs_f64());
+    Ok(Some(took.as_secs_f64()))
+}
+
+type Driven = (
+    drive::Measured,
+    Option<ponte_loadtest::envelope::EnvelopeRun>,
+    Option<std::collections::BTreeMap<String, report::StreamKind>>,
+    Option<report::CpuUse>,
+);
+
+/// The measured run: payees online, payers driving, the envelope (if any)
+/// beside them, and the window's stream traffic and CPU.
+async fn drive_load(args: &Args, under_test: &UnderTest, keys: u64) -> anyhow::Result<Driven> {
+    let UnderTest { endpoint, certs, banks, own } = under_test;
+    let config = LoadConfig {
+        endpoint: endpoint.clone(),
+        certs: certs.clone(),
+        banks: banks.clone(),
+        submission: if args.unary { Submission::Unary } else { Submission::Streams },
+        rate: args.rate,
+        window: window(args),
+        duration: args.duration,
+        warmup: args.warmup,
+        batch: args.batch,
+        progress: !args.quiet,
+        keys,
+        key_share: args.key_share,
+    };
+    let payee = SimulatedPayee { reject_rate: args.reject_rate, think_time: Duration::from_millis(args.think_time_ms) };
+    let own_stats = own.as_ref().map(|switch| switch.engine.stats_arc());
+    let inboxes = open_inboxes(endpoint, certs, banks, &payee).await?;
+    let channels = drive::connect(&config).await?;
+    let envelope = (args.envelope > 0).then(|| {
+        let (endpoint, certs, banks) = (endpoint.clone(), certs.clone(), banks.clone());
+        let items = args.envelope;
+        tokio::spawn(async move {
+            ponte_loadtest::envelope::run(&endpoint, &certs, &banks, items, Duration::from_secs(600)).await
+        })
+    });
+    // What the switch's streams carried and the CPU the run had, over the
+    // measured window.
+    let window = {
+        let (warmup, duration) = (args.warmup, args.duration);
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            let traffic = own_stats.as_ref().map(|stats| report::snapshot(stats));
+            let cpu = report::CpuSample::now();
+            tokio::time::sleep(duration).await;
+            let traffic = own_stats.as_ref().zip(traffic).map(|(stats, before)| {
+                report::stream_messages(&before, &report::snapshot(stats), duration.as_secs_f64())
+            });
+            let cpu = cpu.zip(report::CpuSample::now()).and_then(|(before, after)| before.until(&after));
+            (traffic, cpu)
+        })
+    };
+    let measured = drive::run(config, channels).await;
+    let (stream_messages, cpu) = match &measured {
+        Ok(_) => window.await.map_err(|e| anyhow::anyhow!("window task: {e}"))?,
+        // A failed run is reported at once, not after the window.
+        Err(_) => {
+            window.abort();
+            (None, None)
+        }
+    };
+    // The envelope may outlast the retail run; payees stay online for it.
+    let envelope = match envelope {
+        Some(task) => Some(task.await.map_err(|e| anyhow::anyhow!("envelope task: {e}"))??),
+        None => None,
+    };
+    for inbox in inboxes {
+        inbox.stop().await;
+    }
+    Ok((measured?, envelope, stream_messages, cpu))
+}
+
+/// Writes the report and its chart, and prints the summary lines.
+fn print_summary(report: &Report, out: &std::path::Path) -> anyhow::Result<()> {
+    let svg = report::write(report, out)?;
     let l = &report.latency_ms;
     println!(
         "{:.0} settled/s ({} settled, {} rejected, {} errors); latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
@@ -349,7 +435,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    println!("report: {}  chart: {}", args.out.display(), svg.display());
+    println!("report: {}  chart: {}", out.display(), svg.display());
     Ok(())
 }
 
