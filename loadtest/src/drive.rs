@@ -4,6 +4,7 @@
 //! switch cannot hide its stall — no coordinated omission).
 
 use crate::country::{Bank, holder_of, phone_key, pick_payee};
+use crate::recorder::{Recorder, Result_, classify, measured, spawn_progress};
 use hdrhistogram::Histogram;
 use ponte_domain::{CURRENCY, ParticipantId};
 use ponte_proto::v1 as pb;
@@ -81,86 +82,6 @@ pub struct Measured {
     pub sent: u64,
     /// Payments never answered before the drain ended.
     pub unanswered: u64,
-}
-
-struct Recorder {
-    start: Instant,
-    measure_from: Instant,
-    measure_until: Instant,
-    latency_us: Histogram<u64>,
-    second_hist: Vec<Histogram<u64>>,
-    seconds: Vec<Second>,
-    settled: u64,
-    rejected: u64,
-    errors: u64,
-    rejects_by_reason: BTreeMap<String, u64>,
-    errors_by_kind: BTreeMap<String, u64>,
-    sent: u64,
-    answered: u64,
-}
-
-enum Result_ {
-    Settled,
-    Rejected(String),
-    Error(String),
-}
-
-impl Recorder {
-    fn new(start: Instant, warmup: Duration, duration: Duration) -> Recorder {
-        Recorder {
-            start,
-            measure_from: start + warmup,
-            measure_until: start + warmup + duration,
-            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
-            second_hist: Vec::new(),
-            seconds: Vec::new(),
-            settled: 0,
-            rejected: 0,
-            errors: 0,
-            rejects_by_reason: BTreeMap::new(),
-            errors_by_kind: BTreeMap::new(),
-            sent: 0,
-            answered: 0,
-        }
-    }
-
-    fn record(&mut self, now: Instant, latency: Duration, result: Result_) {
-        self.answered += 1;
-        let second = now.saturating_duration_since(self.start).as_secs();
-        while self.seconds.len() as u64 <= second {
-            let s = self.seconds.len() as u64;
-            self.seconds.push(Second { second: s, settled: 0, rejected: 0, errors: 0, p50_ms: 0.0, p99_ms: 0.0 });
-            self.second_hist.push(Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds"));
-        }
-        let us = (latency.as_micros() as u64).clamp(1, 600_000_000);
-        let slot = &mut self.seconds[second as usize];
-        match &result {
-            Result_::Settled => slot.settled += 1,
-            Result_::Rejected(_) => slot.rejected += 1,
-            Result_::Error(_) => slot.errors += 1,
-        }
-        if !matches!(result, Result_::Error(_)) {
-            let _ = self.second_hist[second as usize].record(us);
-        }
-        if now < self.measure_from || now >= self.measure_until {
-            return;
-        }
-        match result {
-            Result_::Settled => {
-                self.settled += 1;
-                let _ = self.latency_us.record(us);
-            }
-            Result_::Rejected(reason) => {
-                self.rejected += 1;
-                let _ = self.latency_us.record(us);
-                *self.rejects_by_reason.entry(reason).or_default() += 1;
-            }
-            Result_::Error(kind) => {
-                self.errors += 1;
-                *self.errors_by_kind.entry(kind).or_default() += 1;
-            }
-        }
-    }
 }
 
 /// Makes end-to-end ids without allocation-heavy formatting: `E`, the
@@ -270,19 +191,6 @@ fn payment(
     }
 }
 
-fn classify(result: &pb::PaymentResult) -> Result_ {
-    if let Some(error) = &result.error {
-        return Result_::Error(format!("{:?}", tonic::Code::from(error.grpc_code)));
-    }
-    match pb::PaymentStatus::try_from(result.status) {
-        Ok(pb::PaymentStatus::Settled) => Result_::Settled,
-        Ok(pb::PaymentStatus::Rejected) => {
-            Result_::Rejected(result.reason.as_ref().map(|r| r.code.clone()).unwrap_or_default())
-        }
-        _ => Result_::Error("non-final status".into()),
-    }
-}
-
 /// Connects one channel per bank.
 pub async fn connect(config: &LoadConfig) -> anyhow::Result<Vec<Channel>> {
     let mut channels = Vec::new();
@@ -306,32 +214,7 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
     let banks = Arc::new(config.banks.clone());
     let inflight_total = Arc::new(std::sync::atomic::AtomicI64::new(0));
 
-    let progress = config.progress.then(|| {
-        let recorder = recorder.clone();
-        let inflight = inflight_total.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let r = recorder.lock().expect("recorder");
-                let elapsed = start.elapsed().as_secs();
-                if let Some(last) = elapsed.checked_sub(1).and_then(|s| r.seconds.get(s as usize)) {
-                    let hist = &r.second_hist[last.second as usize];
-                    eprintln!(
-                        "[{:>4}s] {:>8} settled/s {:>6} rejected/s {:>5} errors/s  p50 {:>7.2} ms  p99 {:>7.2} ms  in flight {:>6}",
-                        elapsed,
-                        last.settled,
-                        last.rejected,
-                        last.errors,
-                        hist.value_at_quantile(0.5) as f64 / 1000.0,
-                        hist.value_at_quantile(0.99) as f64 / 1000.0,
-                        inflight.load(std::sync::atomic::Ordering::Relaxed)
-                    );
-                }
-            }
-        })
-    });
+    let progress = config.progress.then(|| spawn_progress(recorder.clone(), inflight_total.clone(), start));
 
     let lane = |index: usize, ids: IdMaker, rate: Option<f64>| Lane {
         keys: Keys { count: config.keys, share: config.key_share },
@@ -360,14 +243,7 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
             }
         }
         Submission::Unary => {
-            // Callers spread over banks by weight, at least one each.
-            let callers = config.window.max(config.banks.len());
-            let mut per_bank: Vec<usize> =
-                config.banks.iter().map(|b| ((callers as f64 * b.weight).round() as usize).max(1)).collect();
-            let assigned: usize = per_bank.iter().sum();
-            if let Some(first) = per_bank.first_mut() {
-                *first += callers.saturating_sub(assigned);
-            }
+            let per_bank = unary_callers_per_bank(&config);
             for (index, count) in per_bank.into_iter().enumerate() {
                 let rate = config.rate.map(|r| r * config.banks[index].weight / count as f64);
                 for caller in 0..count {
@@ -391,28 +267,20 @@ pub async fn run(config: LoadConfig, channels: Vec<Channel>) -> anyhow::Result<M
         progress.abort();
         let _ = progress.await;
     }
-    let mut r = Arc::try_unwrap(recorder)
-        .map_err(|_| anyhow::anyhow!("recorder still shared"))?
-        .into_inner()
-        .expect("recorder");
-    for (second, hist) in r.seconds.iter_mut().zip(&r.second_hist) {
-        if !hist.is_empty() {
-            second.p50_ms = hist.value_at_quantile(0.5) as f64 / 1000.0;
-            second.p99_ms = hist.value_at_quantile(0.99) as f64 / 1000.0;
-        }
+    let recorder = Arc::try_unwrap(recorder).map_err(|_| anyhow::anyhow!("recorder still shared"))?;
+    Ok(measured(recorder.into_inner().expect("recorder"), config.duration))
+}
+
+/// Unary callers spread over banks by weight, at least one each.
+fn unary_callers_per_bank(config: &LoadConfig) -> Vec<usize> {
+    let callers = config.window.max(config.banks.len());
+    let mut per_bank: Vec<usize> =
+        config.banks.iter().map(|b| ((callers as f64 * b.weight).round() as usize).max(1)).collect();
+    let assigned: usize = per_bank.iter().sum();
+    if let Some(first) = per_bank.first_mut() {
+        *first += callers.saturating_sub(assigned);
     }
-    Ok(Measured {
-        latency_us: r.latency_us,
-        settled: r.settled,
-        rejected: r.rejected,
-        errors: r.errors,
-        rejects_by_reason: r.rejects_by_reason,
-        errors_by_kind: r.errors_by_kind,
-        seconds: r.seconds,
-        measured: config.duration,
-        sent: r.sent,
-        unanswered: r.sent.saturating_sub(r.answered),
-    })
+    per_bank
 }
 
 /// What one payer's load loop needs, in either submission mode.
@@ -440,42 +308,48 @@ struct StreamBank {
 /// How long after the end of sending outstanding payments may still finish.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
 
+/// Records each result a submit stream sends back and frees its permit,
+/// until the stream ends or the drain time after the run passes.
+fn receive_results(
+    mut results: tonic::Streaming<pb::ResultBatch>,
+    permits: Arc<Semaphore>,
+    sent_at: Arc<Mutex<HashMap<u64, Instant>>>,
+    lane: &Lane,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (recorder, inflight, stop_at) = (lane.recorder.clone(), lane.inflight.clone(), lane.stop_at);
+    async move {
+        loop {
+            let message = match tokio::time::timeout_at((stop_at + DRAIN_MAX).into(), results.message()).await {
+                Ok(Ok(Some(m))) => m,
+                _ => break,
+            };
+            let now = Instant::now();
+            let n = message.results.len();
+            {
+                let mut sent = sent_at.lock().expect("sent_at");
+                let mut recorder = recorder.lock().expect("recorder");
+                for result in &message.results {
+                    let at = IdMaker::seq_of(&result.end_to_end_id).and_then(|seq| sent.remove(&seq));
+                    let latency = at.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+                    recorder.record(now, latency, classify(result));
+                }
+            }
+            inflight.fetch_sub(n as i64, Relaxed);
+            permits.add_permits(n);
+        }
+    }
+}
+
 async fn stream_bank(mut s: StreamBank) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::SubmitBatch>(16);
     let mut client = PaymentsClient::new(s.lane.channel.clone()).max_decoding_message_size(64 << 20);
-    let mut results = client.submit_stream(ReceiverStream::new(rx)).await?.into_inner();
+    let results = client.submit_stream(ReceiverStream::new(rx)).await?.into_inner();
     let permits = Arc::new(Semaphore::new(s.window));
     let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::new(Mutex::new(HashMap::with_capacity(s.window * 2)));
 
-    let receiver = {
-        let permits = permits.clone();
-        let sent_at = sent_at.clone();
-        let recorder = s.lane.recorder.clone();
-        let inflight = s.lane.inflight.clone();
-        let stop_at = s.lane.stop_at;
-        tokio::spawn(async move {
-            loop {
-                let message = match tokio::time::timeout_at((stop_at + DRAIN_MAX).into(), results.message()).await {
-                    Ok(Ok(Some(m))) => m,
-                    _ => break,
-                };
-                let now = Instant::now();
-                let n = message.results.len();
-                {
-                    let mut sent = sent_at.lock().expect("sent_at");
-                    let mut recorder = recorder.lock().expect("recorder");
-                    for result in &message.results {
-                        let at = IdMaker::seq_of(&result.end_to_end_id).and_then(|seq| sent.remove(&seq));
-                        let latency = at.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
-                        recorder.record(now, latency, classify(result));
-                    }
-                }
-                inflight.fetch_sub(n as i64, Relaxed);
-                permits.add_permits(n);
-            }
-        })
-    };
+    let receiver = tokio::spawn(receive_results(results, permits.clone(), sent_at.clone(), &s.lane));
 
     let mut seq: u64 = 0;
     let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());

@@ -17,4 +17,5 @@ pub mod echo;
 pub mod envelope;
 pub mod keys;
 pub mod payee;
+mod recorder;
 pub mod report;
