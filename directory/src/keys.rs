@@ -63,15 +63,18 @@ impl KeyType {
     /// such as "cpf"), ignoring case, surrounding spaces, and `-` for `_`
     /// (`person-id`, as command lines spell it).
     pub fn from_name(text: &str) -> Option<KeyType> {
-        let text = text.trim().replace('-', "_");
-        let text = text.as_str();
+        let text = text.trim();
+        // Without allocating: every key a payment names is read through here.
+        let same = |name: &str| {
+            text.len() == name.len()
+                && text.bytes().zip(name.bytes()).all(|(t, n)| {
+                    let t = if t == b'-' { b'_' } else { t };
+                    t.eq_ignore_ascii_case(&n)
+                })
+        };
         KEY_TYPE_NAMES
             .iter()
-            .find(|(_, wire, name, others)| {
-                text.eq_ignore_ascii_case(wire)
-                    || text.eq_ignore_ascii_case(name)
-                    || others.iter().any(|other| text.eq_ignore_ascii_case(other))
-            })
+            .find(|(_, wire, name, others)| same(wire) || same(name) || others.iter().any(|other| same(other)))
             .map(|names| names.0)
     }
 }

@@ -23,12 +23,6 @@ pub fn to_status(error: impl ToStatus) -> Status {
     error.to_status()
 }
 
-impl ToStatus for Status {
-    fn to_status(self) -> Status {
-        self
-    }
-}
-
 impl ToStatus for SubmitError {
     fn to_status(self) -> Status {
         match self {
