@@ -9,11 +9,14 @@
 //! # Layout
 //! - [`liquidity`]: what a participant can still send under its limit
 //!   (net debit cap or prefunded balance).
-//! - [`Positions`]: net positions as movements arrive; the one place a net
-//!   position is computed (the engine keeps one per cycle, and [`net`]
-//!   uses it for the report).
+//! - [`Positions`]: net positions as movements arrive (the engine keeps one
+//!   per cycle, and the participants' positions are what unsettled cycles
+//!   net to).
 //! - [`net`]: per participant gross sent/received counts and values, net
-//!   position, and the settlement instructions to post.
+//!   position, and the settlement instructions to post. It recomputes the
+//!   nets from the cycle's movements on purpose: the report must be
+//!   checkable from its movements alone, not from the engine's running
+//!   totals.
 //! - [`report`]: a cycle's report (JSON, CSV, camt.053) and its digest.
 //!
 //! The switch's engine (`ponte-ledger`) keeps the cycles and the
@@ -116,7 +119,6 @@ pub fn net(movements: impl IntoIterator<Item = Movement>) -> Result<Netting, Net
         received_value: Amount::ZERO,
         net_position: Amount::ZERO,
     };
-    let mut positions = Positions::default();
     for m in movements {
         if m.amount <= Amount::ZERO {
             return Err(NettingError::NonPositive);
@@ -126,7 +128,6 @@ pub fn net(movements: impl IntoIterator<Item = Movement>) -> Result<Netting, Net
         }
         count += 1;
         gross = gross.checked_add(m.amount).ok_or(NettingError::Overflow)?;
-        positions.add(&m)?;
         let payer = lines.entry(m.payer).or_insert_with(|| blank(m.payer));
         payer.sent_count += 1;
         payer.sent_value = payer.sent_value.checked_add(m.amount).ok_or(NettingError::Overflow)?;
@@ -136,7 +137,7 @@ pub fn net(movements: impl IntoIterator<Item = Movement>) -> Result<Netting, Net
     }
     let mut sum: i128 = 0;
     for line in lines.values_mut() {
-        line.net_position = positions.get(line.participant);
+        line.net_position = line.received_value.checked_sub(line.sent_value).ok_or(NettingError::Overflow)?;
         sum += i128::from(line.net_position.minor());
     }
     assert_eq!(sum, 0, "net positions must sum to zero");
