@@ -71,7 +71,7 @@ pub fn envelope_upload(data: &[u8]) {
     let Ok(upload) = pb::EnvelopeUpload::decode(data) else { return };
     let agency = ParticipantId::new(10000001).expect("valid code");
     if let Some(header) = &upload.header {
-        let _ = ponte_switch::grpc::disbursements::header_from_wire(agency, header);
+        let _ = ponte_sdk::wire::header_from_wire(agency, header);
     }
     for (index, item) in upload.items.iter().enumerate() {
         if let Ok(item) = ponte_switch::grpc::disbursements::item_from_wire(index, item) {

@@ -13,7 +13,7 @@ mod common;
 
 use common::{A, B, Payee, PonteProcess, TestSwitch, account, free_port, pid, process_clients, spawn_ponte};
 use ponte_domain::{Amount, ReasonCode};
-use ponte_sdk::disbursement::{Beneficiary, Header, Item, ItemState};
+use ponte_sdk::disbursement::{Beneficiary, EnvelopeHeader, EnvelopeItem, ItemState};
 use ponte_sdk::{Client, Decision, Error, KeyType, Owner, OwnerKind};
 use std::collections::HashSet;
 use std::path::Path;
@@ -23,8 +23,8 @@ fn phone(text: &str) -> Beneficiary {
     Beneficiary::Key(ponte_directory::keys::parse(&ponte_directory::keys::Brazil, KeyType::Phone, text).unwrap())
 }
 
-fn item(id: &str, beneficiary: Beneficiary, amount: &str) -> Item {
-    Item {
+fn item(id: &str, beneficiary: Beneficiary, amount: &str) -> EnvelopeItem {
+    EnvelopeItem {
         disbursement_id: id.into(),
         beneficiary,
         amount: Amount::parse_positive(amount).unwrap(),
@@ -32,8 +32,9 @@ fn item(id: &str, beneficiary: Beneficiary, amount: &str) -> Item {
     }
 }
 
-fn header(reference: &str, items: &[Item]) -> Header {
-    Header {
+fn header(reference: &str, items: &[EnvelopeItem]) -> EnvelopeHeader {
+    EnvelopeHeader {
+        agency: pid(A),
         reference: reference.into(),
         programme: "Bolsa Teste".into(),
         cycle_reference: "2026-12".into(),
@@ -152,7 +153,11 @@ async fn an_envelope_that_does_not_match_its_control_totals_is_refused_whole() {
     let repeated = vec![items[0].clone(), items[0].clone()];
     let error = agency.submit_envelope(&header("ENV-R", &repeated), repeated).await.unwrap_err();
     assert!(matches!(&error, Error::InvalidArgument(m) if m.contains("more than once")), "{error}");
-    for reference in ["ENV-T", "ENV-C", "ENV-R"] {
+    let mut other_agency = header("ENV-O", &items);
+    other_agency.agency = pid(B);
+    let error = agency.submit_envelope(&other_agency, items.clone()).await.unwrap_err();
+    assert!(matches!(&error, Error::InvalidArgument(m) if m.contains("agency")), "{error}");
+    for reference in ["ENV-T", "ENV-C", "ENV-R", "ENV-O"] {
         assert!(matches!(agency.envelope(reference).await, Err(Error::NotFound(_))), "{reference} left a trace");
     }
     let operator = switch.operator().await;
@@ -182,7 +187,7 @@ async fn a_switch_killed_mid_envelope_pays_nobody_twice_and_the_rest_gets_paid()
     let (agency, b, _) = process_clients(dir.path(), &server.endpoint).await;
     let inbox = Payee::accepting().serve(&b).await;
     let count = 1_000;
-    let items: Vec<Item> = (0..count)
+    let items: Vec<EnvelopeItem> = (0..count)
         .map(|i| item(&format!("K{i:05}"), Beneficiary::Account(account(B, &format!("{}", 1000 + i))), "1.25"))
         .collect();
     let h = header("ENV-KILL", &items);
@@ -206,7 +211,7 @@ async fn a_switch_killed_mid_envelope_pays_nobody_twice_and_the_rest_gets_paid()
         report.items.iter().filter(|i| !i.end_to_end_id.is_empty()).map(|i| i.end_to_end_id.as_str()).collect();
     assert_eq!(ids.len(), report.items.iter().filter(|i| !i.end_to_end_id.is_empty()).count(), "one payment per item");
     // Items whose payment was in flight at the kill timed out (AB03, transient).
-    let failed: Vec<Item> = report
+    let failed: Vec<EnvelopeItem> = report
         .items
         .iter()
         .filter(|i| i.state == ItemState::Failed)

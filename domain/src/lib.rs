@@ -25,7 +25,7 @@ pub use ids::{EndToEndId, IdError, IdKind, ParticipantId};
 pub use money::{Amount, AmountError, CURRENCY};
 pub use participant::{Liquidity, ParticipantStatus};
 pub use reason::ReasonCode;
-pub use transfer::{Decision, TransferEvent, TransferState};
+pub use transfer::{Decision, TransferEvent, TransferState, TransferView};
 
 /// Milliseconds since the Unix epoch (UTC). Time is always an input in Ponte:
 /// the engine never reads a clock, so tests and replays control it.

@@ -17,6 +17,25 @@ pub enum Decision {
     Reject(crate::ReasonCode),
 }
 
+/// What one side of a transfer may see of it: the engine's answer to a
+/// status or reconciliation query, carried on the wire as `TransferStatus`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferView {
+    pub id: crate::EndToEndId,
+    pub state: TransferState,
+    /// Why it was rejected (set only when `state` is `Rejected`).
+    pub reason: Option<crate::ReasonCode>,
+    pub payer: crate::Account,
+    pub payee: crate::Account,
+    pub amount: crate::Amount,
+    pub created_at: crate::TimestampMs,
+    pub settled_at: Option<crate::TimestampMs>,
+    /// The sum of the settled returns of this payment.
+    pub returned: crate::Amount,
+    /// For a return: the payment it returns.
+    pub original: Option<crate::EndToEndId>,
+}
+
 /// Where a transfer is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TransferState {

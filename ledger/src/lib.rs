@@ -38,8 +38,9 @@ pub use effects::{Delivery, Effect, ReturnNotice};
 pub use event::{Event, decode_events};
 pub use op::{KeyList, Operation, Submitted};
 pub use participants::{AdminError, ParticipantState, ParticipantView};
-pub use payments::{AnswerStats, Outcome, PaymentOrder, Transfer, TransferView};
+pub use payments::{AnswerStats, Outcome, PaymentOrder, Transfer};
 pub use ponte_directory::lookups::{DEFAULT_CATEGORY, EndUser, LookupError};
+pub use ponte_domain::TransferView;
 pub use ponte_domain::{Decision, Liquidity, ParticipantStatus};
 pub use returns::ReturnOrder;
 

@@ -9,7 +9,7 @@ use ponte_directory::keys::Key;
 use ponte_directory::lookups::EndUser;
 use ponte_domain::{
     Account, Amount, Decision, EndToEndId, IdKind, ParticipantId, ParticipantStatus, ReasonCode, TimestampMs,
-    TransferState,
+    TransferState, TransferView,
 };
 
 /// A payment or return as the engine keeps it.
@@ -101,21 +101,6 @@ impl PaymentOrder {
 pub enum Outcome {
     Settled { at: TimestampMs },
     Rejected { reason: ReasonCode },
-}
-
-/// What a caller may see of a transfer.
-#[derive(Debug, Clone)]
-pub struct TransferView {
-    pub id: EndToEndId,
-    pub state: TransferState,
-    pub reason: Option<ReasonCode>,
-    pub payer: Account,
-    pub payee: Account,
-    pub amount: Amount,
-    pub created_at: TimestampMs,
-    pub settled_at: Option<TimestampMs>,
-    pub returned: Amount,
-    pub original: Option<EndToEndId>,
 }
 
 /// Counters of answers that changed nothing (exposed for operators).

@@ -5,7 +5,7 @@
 
 use crate::country::Bank;
 use ponte_domain::{Account, AccountType, Amount};
-use ponte_sdk::disbursement::{Beneficiary, Header, Item};
+use ponte_sdk::disbursement::{Beneficiary, EnvelopeHeader, EnvelopeItem};
 use ponte_sdk::{Client, Identity};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -37,10 +37,10 @@ pub async fn run(
     anyhow::ensure!(banks.len() >= 2, "an envelope needs an agency and a beneficiary bank");
     let agency = banks[0].code;
     let client = Client::connect(endpoint, agency, &Identity::from_dev_dir(certs, &agency.to_string())?).await?;
-    let list: Vec<Item> = (0..items)
+    let list: Vec<EnvelopeItem> = (0..items)
         .map(|i| {
             let bank = &banks[1 + (i as usize % (banks.len() - 1))];
-            Item {
+            EnvelopeItem {
                 disbursement_id: format!("BEN{i:09}"),
                 beneficiary: Beneficiary::Account(
                     Account::new(bank.code, "1", &format!("{}", 100_000 + i), AccountType::Payment).expect("valid"),
@@ -51,7 +51,8 @@ pub async fn run(
         })
         .collect();
     let total = list.iter().try_fold(Amount::ZERO, |sum, i| sum.checked_add(i.amount)).expect("no overflow");
-    let header = Header {
+    let header = EnvelopeHeader {
+        agency,
         reference: format!("LOAD-{}", std::process::id()),
         programme: "load test".into(),
         cycle_reference: "load".into(),

@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::wire;
-use ponte_domain::{Account, Amount, CURRENCY, EndToEndId, IdKind, ParticipantId, ReasonCode, TransferState};
+use ponte_domain::{Account, Amount, CURRENCY, EndToEndId, IdKind, ParticipantId, ReasonCode, TransferView};
 use ponte_proto::v1 as pb;
 use ponte_proto::v1::payments_client::PaymentsClient;
 use std::path::Path;
@@ -183,21 +183,6 @@ pub struct StreamedResult {
     pub outcome: Result<PaymentOutcome, Error>,
 }
 
-/// What the switch knows about a payment or return.
-#[derive(Debug, Clone)]
-pub struct TransferStatus {
-    pub id: EndToEndId,
-    pub state: TransferState,
-    pub reason: Option<ReasonCode>,
-    pub payer: Account,
-    pub payee: Account,
-    pub amount: Amount,
-    pub created_at_ms: i64,
-    pub settled_at_ms: Option<i64>,
-    pub returned: Amount,
-    pub original: Option<EndToEndId>,
-}
-
 /// A connection to the switch as one participant. Cheap to clone; clones
 /// share the connection.
 #[derive(Debug, Clone)]
@@ -264,17 +249,17 @@ impl Client {
     }
 
     /// The state of a payment or return this participant sent or received.
-    pub async fn status(&self, id: &EndToEndId) -> Result<TransferStatus, Error> {
+    pub async fn status(&self, id: &EndToEndId) -> Result<TransferView, Error> {
         let s =
             self.payments.clone().get_status(pb::StatusRequest { end_to_end_id: id.to_string() }).await?.into_inner();
-        transfer_from_wire(s)
+        Ok(wire::transfer_from_wire(&s)?)
     }
 
     /// This participant's own payments and returns in settlement cycle
     /// `cycle`: their totals match its line in the central bank's report.
-    pub async fn cycle_transfers(&self, cycle: u64) -> Result<Vec<TransferStatus>, Error> {
+    pub async fn cycle_transfers(&self, cycle: u64) -> Result<Vec<TransferView>, Error> {
         let r = self.payments.clone().cycle_transfers(pb::CycleTransfersRequest { cycle }).await?.into_inner();
-        r.transfers.into_iter().map(transfer_from_wire).collect()
+        Ok(r.transfers.iter().map(wire::transfer_from_wire).collect::<Result<_, _>>()?)
     }
 
     /// Returns (part of) a settled payment this participant received.
@@ -346,24 +331,4 @@ impl SubmitReceiver {
 
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-fn transfer_from_wire(s: pb::TransferStatus) -> Result<TransferStatus, Error> {
-    let state = wire::transfer_state_from_wire(s.status)?;
-    Ok(TransferStatus {
-        id: wire::end_to_end_id("end_to_end_id", &s.end_to_end_id)?,
-        state,
-        reason: s.reason.as_ref().map(|r| wire::reason_from_wire(Some(r))).transpose()?,
-        payer: wire::account_from_wire("payer", s.payer.as_ref())?,
-        payee: wire::account_from_wire("payee", s.payee.as_ref())?,
-        amount: wire::amount_positive("amount", &s.amount)?,
-        created_at_ms: s.created_at_ms,
-        settled_at_ms: (s.settled_at_ms != 0).then_some(s.settled_at_ms),
-        returned: wire::amount_any("returned_amount", &s.returned_amount)?,
-        original: if s.original_end_to_end_id.is_empty() {
-            None
-        } else {
-            Some(wire::end_to_end_id("original_end_to_end_id", &s.original_end_to_end_id)?)
-        },
-    })
 }

@@ -3,10 +3,11 @@
 //!
 //! ```no_run
 //! # async fn run(client: ponte_sdk::Client) -> Result<(), Box<dyn std::error::Error>> {
-//! use ponte_sdk::disbursement::{Header, read_csv};
+//! use ponte_sdk::disbursement::{EnvelopeHeader, read_csv};
 //! let items = read_csv(&std::fs::read_to_string("beneficiaries.csv")?)
 //!     .map_err(|problems| format!("{} bad lines, first: {}", problems.len(), problems[0]))?;
-//! let header = Header {
+//! let header = EnvelopeHeader {
+//!     agency: client.participant(),
 //!     reference: "BOLSA-2026-12".into(),
 //!     programme: "Bolsa Família".into(),
 //!     cycle_reference: "2026-12".into(),
@@ -36,7 +37,7 @@
 
 use crate::error::Error;
 use crate::wire;
-use crate::{Client, Key, KeyType};
+use crate::{Client, KeyType};
 use ponte_directory::keys::{Brazil, parse_existing};
 use ponte_domain::{Account, AccountType, Amount, ParticipantId, ReasonCode};
 use ponte_proto::v1 as pb;
@@ -48,31 +49,10 @@ pub const ITEMS_PAGE: u32 = 10_000;
 /// Lines a CSV file may hold (the switch takes at most 1,000,000 items).
 pub const CSV_ITEMS_MAX: usize = 1_000_000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Beneficiary {
-    Key(Key),
-    Account(Account),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item {
-    pub disbursement_id: String,
-    pub beneficiary: Beneficiary,
-    pub amount: Amount,
-    pub narrative: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    pub reference: String,
-    pub programme: String,
-    pub cycle_reference: String,
-    /// ISO 4217 code, the switch's currency ([`ponte_domain::CURRENCY`]).
-    pub currency: String,
-    pub paying_account: Account,
-    pub control_count: u32,
-    pub control_total: Amount,
-}
+pub use ponte_disbursement::{
+    Beneficiary, DISBURSEMENT_ID_LEN_MAX, ENVELOPE_ITEMS_MAX, EnvelopeHeader, EnvelopeItem, NARRATIVE_LEN_MAX,
+    PROGRAMME_LEN_MAX, REFERENCE_LEN_MAX,
+};
 
 /// An envelope's progress.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -199,7 +179,7 @@ fn key_type_of(text: &str) -> Option<KeyType> {
 
 /// Reads a disbursement CSV file (see the module docs). Returns every item,
 /// or every problem found (at most 100 are listed), each with its line.
-pub fn read_csv(text: &str) -> Result<Vec<Item>, Vec<CsvProblem>> {
+pub fn read_csv(text: &str) -> Result<Vec<EnvelopeItem>, Vec<CsvProblem>> {
     const PROBLEMS_MAX: usize = 100;
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
     let mut problems = Vec::new();
@@ -247,7 +227,7 @@ pub fn read_csv(text: &str) -> Result<Vec<Item>, Vec<CsvProblem>> {
             if disbursement_id.is_empty() {
                 return Err("disbursement_id is required".to_string());
             }
-            Ok(Item { disbursement_id, beneficiary, amount, narrative: field(4).to_string() })
+            Ok(EnvelopeItem { disbursement_id, beneficiary, amount, narrative: field(4).to_string() })
         })();
         match item {
             Ok(item) => items.push(item),
@@ -260,18 +240,6 @@ pub fn read_csv(text: &str) -> Result<Vec<Item>, Vec<CsvProblem>> {
         }
     }
     if problems.is_empty() { Ok(items) } else { Err(problems) }
-}
-
-fn item_to_wire(item: &Item) -> pb::DisbursementItem {
-    pb::DisbursementItem {
-        disbursement_id: item.disbursement_id.clone(),
-        beneficiary: Some(match &item.beneficiary {
-            Beneficiary::Key(key) => pb::disbursement_item::Beneficiary::Key(wire::key_to_wire(key)),
-            Beneficiary::Account(a) => pb::disbursement_item::Beneficiary::Account(wire::account_to_wire(a)),
-        }),
-        amount: item.amount.to_string(),
-        narrative: item.narrative.clone(),
-    }
 }
 
 fn status_from_wire(m: pb::EnvelopeStatus) -> EnvelopeStatus {
@@ -347,23 +315,28 @@ impl Client {
     /// Uploads an envelope as a stream and waits until the switch has
     /// accepted it whole (it is then being paid) or refused it whole.
     /// Sending the same envelope again returns its status; nobody is paid twice.
-    pub async fn submit_envelope(&self, header: &Header, items: Vec<Item>) -> Result<EnvelopeStatus, Error> {
-        let wire_header = pb::EnvelopeHeader {
-            reference: header.reference.clone(),
-            programme: header.programme.clone(),
-            cycle_reference: header.cycle_reference.clone(),
-            paying_account: Some(wire::account_to_wire(&header.paying_account)),
-            control_count: header.control_count,
-            control_total: header.control_total.to_string(),
-            currency: header.currency.clone(),
-        };
+    /// `header.agency` must be this client's participant: the switch takes
+    /// the agency from the caller's certificate.
+    pub async fn submit_envelope(
+        &self,
+        header: &EnvelopeHeader,
+        items: Vec<EnvelopeItem>,
+    ) -> Result<EnvelopeStatus, Error> {
+        if header.agency != self.participant() {
+            return Err(Error::InvalidArgument(format!(
+                "the envelope's agency {} is not this client's participant {}",
+                header.agency,
+                self.participant()
+            )));
+        }
+        let wire_header = wire::header_to_wire(header);
         // Messages are built as the stream is sent: a million items never
         // sit in memory twice.
         let mut header = Some(wire_header);
         let mut items = items.into_iter();
         let messages = futures::stream::iter(std::iter::from_fn(move || {
             let batch: Vec<pb::DisbursementItem> =
-                items.by_ref().take(UPLOAD_BATCH_ITEMS).map(|i| item_to_wire(&i)).collect();
+                items.by_ref().take(UPLOAD_BATCH_ITEMS).map(|i| wire::item_to_wire(&i)).collect();
             if batch.is_empty() && header.is_none() {
                 return None;
             }

@@ -49,7 +49,6 @@ pub use ponte_wire as wire;
 
 pub use client::{
     Client, Identity, KeyPayment, Payment, PaymentOutcome, Return, StreamedResult, SubmitReceiver, SubmitSender,
-    TransferStatus,
 };
 pub use error::Error;
 pub use inbox::{InboxHandle, InboxHandler, IncomingPayment, ReturnNotice};
@@ -59,6 +58,6 @@ pub use ponte_directory::keys::{Key, KeyType};
 pub use ponte_directory::registry::{Owner, OwnerKind};
 pub use ponte_domain::{
     Account, AccountType, Amount, Decision, EndToEndId, Liquidity, ParticipantId, ParticipantStatus, ReasonCode,
-    TransferState,
+    TransferState, TransferView,
 };
 pub use ponte_settlement::report::CycleStatus;

@@ -3,8 +3,10 @@
 //! Shared by the SDK and the switch so both sides read and write the
 //! contract the same way. Parsing errors name the offending field.
 
+mod disbursement;
 mod states;
 
+pub use disbursement::*;
 pub use states::*;
 
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, ParticipantId, ReasonCode};

@@ -2,7 +2,7 @@
 //! one place for the switch and the SDK alike.
 
 use crate::FieldError;
-use ponte_domain::{Decision, Liquidity, ParticipantStatus, ReasonCode, TransferState};
+use ponte_domain::{Decision, Liquidity, ParticipantStatus, ReasonCode, TransferState, TransferView};
 use ponte_proto::v1 as pb;
 use ponte_settlement::report::CycleStatus;
 
@@ -92,4 +92,40 @@ pub fn decision_from_wire(decision: i32, reject_reason: &str) -> Option<Decision
         }
         _ => None,
     }
+}
+
+/// A transfer as one of its sides sees it (the answer to `GetStatus` and
+/// each row of `CycleTransfers`).
+pub fn transfer_to_wire(view: &TransferView) -> pb::TransferStatus {
+    pb::TransferStatus {
+        end_to_end_id: view.id.to_string(),
+        status: transfer_state_to_wire(view.state) as i32,
+        reason: view.reason.map(crate::reason_to_wire),
+        payer: Some(crate::account_to_wire(&view.payer)),
+        payee: Some(crate::account_to_wire(&view.payee)),
+        amount: view.amount.to_string(),
+        created_at_ms: view.created_at,
+        settled_at_ms: view.settled_at.unwrap_or(0),
+        returned_amount: view.returned.to_string(),
+        original_end_to_end_id: view.original.map(|o| o.to_string()).unwrap_or_default(),
+    }
+}
+
+pub fn transfer_from_wire(s: &pb::TransferStatus) -> Result<TransferView, FieldError> {
+    Ok(TransferView {
+        id: crate::end_to_end_id("end_to_end_id", &s.end_to_end_id)?,
+        state: transfer_state_from_wire(s.status)?,
+        reason: s.reason.as_ref().map(|r| crate::reason_from_wire(Some(r))).transpose()?,
+        payer: crate::account_from_wire("payer", s.payer.as_ref())?,
+        payee: crate::account_from_wire("payee", s.payee.as_ref())?,
+        amount: crate::amount_positive("amount", &s.amount)?,
+        created_at: s.created_at_ms,
+        settled_at: (s.settled_at_ms != 0).then_some(s.settled_at_ms),
+        returned: crate::amount_any("returned_amount", &s.returned_amount)?,
+        original: if s.original_end_to_end_id.is_empty() {
+            None
+        } else {
+            Some(crate::end_to_end_id("original_end_to_end_id", &s.original_end_to_end_id)?)
+        },
+    })
 }

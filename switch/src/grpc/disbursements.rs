@@ -14,11 +14,11 @@ use crate::runtime::EngineHandle;
 use ponte_domain::{Amount, ParticipantId};
 use ponte_ledger::op::{self, Operation};
 use ponte_ledger::{
-    Beneficiary, ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX, EnvelopeError, EnvelopeHeader, EnvelopeItem,
-    EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome, ItemView, check_item,
+    ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX, EnvelopeError, EnvelopeHeader, EnvelopeItem, EnvelopeView,
+    ITEMS_PAGE_MAX, ItemOutcome, ItemView, check_item,
 };
 use ponte_proto::v1 as pb;
-use ponte_wire::{self as wire, FieldError};
+use ponte_wire as wire;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use tonic::{Request as GrpcRequest, Response, Status, Streaming};
@@ -55,72 +55,17 @@ impl DisbursementService {
     }
 }
 
-/// Parses an envelope header sent by `agency`.
-pub fn header_from_wire(agency: ParticipantId, h: &pb::EnvelopeHeader) -> Result<EnvelopeHeader, FieldError> {
-    Ok(EnvelopeHeader {
-        agency,
-        reference: h.reference.clone(),
-        programme: h.programme.clone(),
-        cycle_reference: h.cycle_reference.clone(),
-        currency: h.currency.clone(),
-        paying_account: wire::account_from_wire("header.paying_account", h.paying_account.as_ref())?,
-        control_count: h.control_count,
-        control_total: wire::amount_any("header.control_total", &h.control_total)?,
-    })
-}
-
-pub fn header_to_wire(h: &EnvelopeHeader) -> pb::EnvelopeHeader {
-    pb::EnvelopeHeader {
-        reference: h.reference.clone(),
-        programme: h.programme.clone(),
-        cycle_reference: h.cycle_reference.clone(),
-        paying_account: Some(wire::account_to_wire(&h.paying_account)),
-        control_count: h.control_count,
-        control_total: h.control_total.to_string(),
-        currency: h.currency.clone(),
-    }
-}
-
 /// Parses and checks one uploaded item (`index` names it in errors).
 pub fn item_from_wire(index: usize, m: &pb::DisbursementItem) -> Result<EnvelopeItem, Status> {
-    let at = |e: FieldError| Status::invalid_argument(format!("item {index}: {e}"));
-    let beneficiary = match &m.beneficiary {
-        Some(pb::disbursement_item::Beneficiary::Key(key)) => {
-            Beneficiary::Key(wire::key_from_wire("key", Some(key)).map_err(at)?)
-        }
-        Some(pb::disbursement_item::Beneficiary::Account(account)) => {
-            Beneficiary::Account(wire::account_from_wire("account", Some(account)).map_err(at)?)
-        }
-        None => return Err(at(FieldError::new("beneficiary", "a key or an account is required"))),
-    };
-    let item = EnvelopeItem {
-        disbursement_id: m.disbursement_id.clone(),
-        beneficiary,
-        amount: wire::amount_positive("amount", &m.amount).map_err(at)?,
-        narrative: m.narrative.clone(),
-    };
+    let item = wire::item_from_wire(m).map_err(|e| Status::invalid_argument(format!("item {index}: {e}")))?;
     check_item(&item).map_err(|reason| Status::invalid_argument(format!("item {index}: {reason}")))?;
     Ok(item)
-}
-
-pub fn item_to_wire(item: &EnvelopeItem) -> pb::DisbursementItem {
-    pb::DisbursementItem {
-        disbursement_id: item.disbursement_id.clone(),
-        beneficiary: Some(match &item.beneficiary {
-            Beneficiary::Key(key) => pb::disbursement_item::Beneficiary::Key(wire::key_to_wire(key)),
-            Beneficiary::Account(account) => {
-                pb::disbursement_item::Beneficiary::Account(wire::account_to_wire(account))
-            }
-        }),
-        amount: item.amount.to_string(),
-        narrative: item.narrative.clone(),
-    }
 }
 
 fn status_to_wire(v: &EnvelopeView) -> pb::EnvelopeStatus {
     pb::EnvelopeStatus {
         agency: v.header.agency.to_string(),
-        header: Some(header_to_wire(&v.header)),
+        header: Some(wire::header_to_wire(&v.header)),
         received: v.received,
         paid_count: v.paid_count,
         paid_value: v.paid_value.to_string(),
@@ -144,7 +89,7 @@ fn outcome_to_wire(v: &ItemView) -> pb::EnvelopeItemOutcome {
     };
     pb::EnvelopeItemOutcome {
         index: v.index,
-        item: Some(item_to_wire(&v.item)),
+        item: Some(wire::item_to_wire(&v.item)),
         state: state as i32,
         end_to_end_id: id.map(|id| id.to_string()).unwrap_or_default(),
         reason,
@@ -196,7 +141,7 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
         let first = upload.message().await?.ok_or_else(|| Status::invalid_argument("empty upload"))?;
         let header =
             first.header.as_ref().ok_or_else(|| Status::invalid_argument("the first message needs the header"))?;
-        let header = header_from_wire(agency, header).map_err(to_status)?;
+        let header = wire::header_from_wire(agency, header).map_err(to_status)?;
         if header.control_count == 0 || header.control_count > ENVELOPE_ITEMS_MAX {
             return Err(Status::invalid_argument(format!("header.control_count must be 1 to {ENVELOPE_ITEMS_MAX}")));
         }

@@ -10,9 +10,7 @@ use futures::Stream;
 use ponte_domain::CURRENCY;
 use ponte_domain::{Account, IdKind, ParticipantId, ReasonCode};
 use ponte_ledger::op::{self};
-use ponte_ledger::{
-    Delivery, Effect, Outcome, PaymentOrder, REMITTANCE_LEN_MAX, ReturnNotice, ReturnOrder, TransferView,
-};
+use ponte_ledger::{Delivery, Effect, Outcome, PaymentOrder, REMITTANCE_LEN_MAX, ReturnNotice, ReturnOrder};
 use ponte_proto::v1 as pb;
 use ponte_wire::{self as wire, FieldError};
 use ponte_wire::{account_to_wire, reason_to_wire};
@@ -112,21 +110,6 @@ fn item_error(id: &str, status: &Status) -> pb::PaymentResult {
         end_to_end_id: id.to_owned(),
         error: Some(pb::ItemError { grpc_code: status.code() as i32, message: status.message().to_owned() }),
         ..Default::default()
-    }
-}
-
-fn transfer_to_wire(view: &TransferView) -> pb::TransferStatus {
-    pb::TransferStatus {
-        end_to_end_id: view.id.to_string(),
-        status: wire::transfer_state_to_wire(view.state) as i32,
-        reason: view.reason.map(reason_to_wire),
-        payer: Some(account_to_wire(&view.payer)),
-        payee: Some(account_to_wire(&view.payee)),
-        amount: view.amount.to_string(),
-        created_at_ms: view.created_at,
-        settled_at_ms: view.settled_at.unwrap_or(0),
-        returned_amount: view.returned.to_string(),
-        original_end_to_end_id: view.original.map(|o| o.to_string()).unwrap_or_default(),
     }
 }
 
@@ -312,7 +295,7 @@ impl pb::payments_server::Payments for PaymentsService {
         match self.engine.ask(op::CycleTransfers { caller, id }).await.map_err(to_status)? {
             Ok(views) => Ok(Response::new(pb::CycleTransfersResponse {
                 cycle: id,
-                transfers: views.iter().map(transfer_to_wire).collect(),
+                transfers: views.iter().map(wire::transfer_to_wire).collect(),
             })),
             Err(error) => Err(Status::not_found(error.to_string())),
         }
@@ -325,7 +308,7 @@ impl pb::payments_server::Payments for PaymentsService {
         let caller = participant_of(&request)?;
         let id = wire::end_to_end_id("end_to_end_id", &request.get_ref().end_to_end_id).map_err(to_status)?;
         match self.engine.ask(op::Status { caller, id }).await.map_err(to_status)? {
-            Some(view) => Ok(Response::new(transfer_to_wire(&view))),
+            Some(view) => Ok(Response::new(wire::transfer_to_wire(&view))),
             None => {
                 Err(Status::not_found(format!("no payment or return {id} sent or received by participant {caller}")))
             }

@@ -57,7 +57,7 @@ pub(crate) enum DisburseAction {
 
 pub(crate) async fn disburse(connection: ParticipantArgs, action: DisburseAction) -> anyhow::Result<()> {
     use ponte_sdk::Client;
-    use ponte_sdk::disbursement::{AccountText, Header, read_csv};
+    use ponte_sdk::disbursement::{AccountText, EnvelopeHeader, read_csv};
     let me = connection.participant;
     let identity = Identity::from_dev_dir(&connection.certs, &me.to_string())?;
     let client = Client::connect(&connection.endpoint, me, &identity).await?;
@@ -74,7 +74,8 @@ pub(crate) async fn disburse(connection: ParticipantArgs, action: DisburseAction
                 }
             };
             let paying_account = format!("{me}/{account}").parse::<AccountText>().map_err(anyhow::Error::msg)?.0;
-            let header = Header {
+            let header = EnvelopeHeader {
+                agency: me,
                 reference: reference.clone(),
                 programme,
                 cycle_reference: cycle_ref,

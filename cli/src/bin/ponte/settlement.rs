@@ -90,7 +90,7 @@ pub(crate) async fn reconcile(connection: ParticipantArgs, cycle: u64, format: R
                 if sent { "SENT" } else { "RECEIVED" },
                 counterparty.to_string(),
                 t.amount.to_string(),
-                t.settled_at_ms.map_or_else(String::new, |at| at.to_string()),
+                t.settled_at.map_or_else(String::new, |at| at.to_string()),
                 kind.to_owned(),
             )
         })
