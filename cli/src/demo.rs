@@ -186,6 +186,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..Config::default()
     };
     config.engine.payee_timeout_ms = args.payee_timeout_ms;
+    // The demo's customers, ids and phone numbers are Brazilian.
+    config.engine.country = ponte_sdk::Country::from_code("BR")?;
     config.dev_participants = BANKS
         .iter()
         .map(|b| DevParticipant { code: b.code.to_string(), name: b.name.into(), net_debit_cap: b.cap.into() })
@@ -383,7 +385,7 @@ async fn pay_by_key(clients: &BTreeMap<u32, Client>) -> anyhow::Result<()> {
     let random = payee.register_key(KeyType::Random, "", &account, &owner).await?;
     println!("  ...and a random key the directory makes: {}", random.key.value());
     let me = EndUser { kind: OwnerKind::Person, id: "11144477735".into() };
-    let phone = ponte_directory::keys::parse(payee_profile(), KeyType::Phone, "+5561988880000")?;
+    let phone = ponte_directory::keys::parse(&payer.country(), KeyType::Phone, "+5561988880000")?;
     let found = payer.lookup_key(&phone, &me).await?;
     println!(
         "  Banco Atlântico looks up the phone key: {} at participant {} account {}",
@@ -400,14 +402,10 @@ async fn pay_by_key(clients: &BTreeMap<u32, Client>) -> anyhow::Result<()> {
         remittance: "paid by key".into(),
     };
     println!("  ...and pays 42.00 to it: {}", label(&Ok(payer.submit_to_key(&payment).await?)));
-    let nobody = ponte_directory::keys::parse(payee_profile(), KeyType::Email, "nobody@example.com")?;
+    let nobody = ponte_directory::keys::parse(&payer.country(), KeyType::Email, "nobody@example.com")?;
     let stray = KeyPayment { id: payer.new_payment_id(), payee_key: nobody, lookup_by: None, ..payment };
     println!("  A payment to a key nobody registered: {}", label(&Ok(payer.submit_to_key(&stray).await?)));
     Ok(())
-}
-
-fn payee_profile() -> &'static ponte_directory::keys::Brazil {
-    &ponte_directory::keys::Brazil
 }
 
 /// One bank's burst over a submit stream, with at most `INFLIGHT` payments awaiting outcomes.

@@ -6,7 +6,8 @@
 //! panic, a hang or an unbounded allocation is a bug — and checks what its
 //! parser promises (round trips, canonical forms, who may act).
 
-use ponte_directory::keys::{Brazil, KeyType, parse_existing};
+use ponte_directory::country::PROFILES;
+use ponte_directory::keys::{Country, KeyType, parse_existing};
 use ponte_domain::{Amount, EndToEndId, ParticipantId};
 use ponte_ledger::decode_events;
 use ponte_proto::v1 as pb;
@@ -45,9 +46,11 @@ pub fn key(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(rest) else { return };
     let kinds = KeyType::ALL;
     let kind = kinds[usize::from(first) % kinds.len()];
-    if let Ok(key) = parse_existing(&Brazil, kind, text) {
-        let again = parse_existing(&Brazil, kind, key.value()).expect("a key's canonical form parses");
-        assert_eq!(again, key, "{text:?}");
+    for &country in PROFILES {
+        if let Ok(key) = parse_existing(country, kind, text) {
+            let again = parse_existing(country, kind, key.value()).expect("a key's canonical form parses");
+            assert_eq!(again, key, "{text:?}");
+        }
     }
     if let Ok(id) = EndToEndId::parse(text) {
         assert_eq!(EndToEndId::parse(id.as_str()).ok(), Some(id));
@@ -59,7 +62,7 @@ pub fn key(data: &[u8]) {
 pub fn payment_request(data: &[u8]) {
     let Ok(request) = pb::PaymentRequest::decode(data) else { return };
     let caller = ParticipantId::new(10000001).expect("valid code");
-    if let Ok(order) = ponte_switch::grpc::payments::payment_order(caller, &request) {
+    if let Ok(order) = ponte_switch::grpc::payments::payment_order(Country::DEFAULT, caller, &request) {
         assert_eq!(order.payer.participant, caller);
         assert_eq!(order.id.participant(), caller);
         assert!(order.amount > Amount::ZERO);
@@ -74,7 +77,7 @@ pub fn envelope_upload(data: &[u8]) {
         let _ = ponte_sdk::wire::header_from_wire(agency, header);
     }
     for (index, item) in upload.items.iter().enumerate() {
-        if let Ok(item) = ponte_switch::grpc::disbursements::item_from_wire(index, item) {
+        if let Ok(item) = ponte_switch::grpc::disbursements::item_from_wire(Country::DEFAULT, index, item) {
             assert!(item.amount > Amount::ZERO);
         }
     }
@@ -83,7 +86,7 @@ pub fn envelope_upload(data: &[u8]) {
 /// The disbursement CSV reader: items, or at most 100 problems with lines.
 pub fn disbursement_csv(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    match ponte_sdk::disbursement::read_csv(text) {
+    match ponte_sdk::disbursement::read_csv(&Country::DEFAULT, text) {
         Ok(items) => assert!(items.iter().all(|i| i.amount > Amount::ZERO && !i.disbursement_id.is_empty())),
         Err(problems) => assert!(!problems.is_empty() && problems.len() <= 100),
     }

@@ -1,10 +1,10 @@
 //! Key types, their validation and their one canonical form.
 //!
-//! National ids are validated by a [`CountryProfile`]; [`Brazil`] (CPF for
-//! people, CNPJ — numeric and the alphanumeric form in use since July 2026 —
-//! for businesses) is the default. Phones are E.164, emails are lowercased
+//! National ids and phone country codes are checked by the country profile
+//! the switch is configured with ([`Country`], see `crate::country`). Phones are E.164, emails are lowercased
 //! and bounded, random keys are UUIDs the directory makes.
 
+pub use crate::country::{Brazil, Country, CountryProfile};
 use std::fmt;
 
 /// The kinds of key a payer can pay.
@@ -148,78 +148,6 @@ pub enum KeyError {
 
 /// Longest email key, as in the Pix DICT rules.
 pub const EMAIL_LEN_MAX: usize = 77;
-
-/// What differs per country: national id formats and check digits, and
-/// which phone country codes are accepted.
-pub trait CountryProfile: Send + Sync {
-    /// Checks and canonicalises a person's national id.
-    fn person_id(&self, text: &str) -> Result<String, KeyError>;
-    /// Checks and canonicalises a business's national id.
-    fn business_id(&self, text: &str) -> Result<String, KeyError>;
-    /// Whether phones with this E.164 country code (no '+') are accepted.
-    fn phone_country(&self, digits: &str) -> bool;
-}
-
-/// Brazil: CPF (11 digits), CNPJ (14 characters), phones under +55.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Brazil;
-
-/// Punctuation people write ids with ("123.456.789-09", "12.345.678/0001-95").
-fn strip_id_punctuation(text: &str) -> String {
-    text.chars().filter(|c| !matches!(c, '.' | '-' | '/')).collect()
-}
-
-impl CountryProfile for Brazil {
-    fn person_id(&self, text: &str) -> Result<String, KeyError> {
-        let digits = strip_id_punctuation(text);
-        if digits.len() != 11 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(KeyError::PersonIdLength(11));
-        }
-        let d: Vec<u32> = digits.bytes().map(|b| u32::from(b - b'0')).collect();
-        // All-equal sequences pass the arithmetic but are not issued.
-        if d.iter().all(|&x| x == d[0]) {
-            return Err(KeyError::PersonIdCheckDigit);
-        }
-        let check = |len: usize| -> u32 {
-            let sum: u32 = (0..len).map(|i| d[i] * (len as u32 + 1 - i as u32)).sum();
-            (sum * 10) % 11 % 10
-        };
-        if check(9) != d[9] || check(10) != d[10] {
-            return Err(KeyError::PersonIdCheckDigit);
-        }
-        Ok(digits)
-    }
-
-    fn business_id(&self, text: &str) -> Result<String, KeyError> {
-        let id = strip_id_punctuation(text).to_ascii_uppercase();
-        let bytes = id.as_bytes();
-        if bytes.len() != 14
-            || !bytes[..12].iter().all(u8::is_ascii_alphanumeric)
-            || !bytes[12..].iter().all(u8::is_ascii_digit)
-        {
-            return Err(KeyError::BusinessIdFormat(14));
-        }
-        // Each character counts as its ASCII code minus 48 ('0' = 0, 'A' = 17),
-        // which keeps numeric CNPJs valid as before.
-        let value: Vec<u32> = bytes.iter().map(|&b| u32::from(b) - 48).collect();
-        if bytes.iter().all(|&b| b == bytes[0]) {
-            return Err(KeyError::BusinessIdCheckDigit);
-        }
-        let check = |len: usize| -> u32 {
-            let sum: u32 = (0..len).map(|i| value[i] * (2 + ((len - 1 - i) as u32 % 8))).sum();
-            let r = sum % 11;
-            if r < 2 { 0 } else { 11 - r }
-        };
-        if check(12) != value[12] || check(13) != value[13] {
-            return Err(KeyError::BusinessIdCheckDigit);
-        }
-        Ok(id)
-    }
-
-    fn phone_country(&self, digits: &str) -> bool {
-        digits.starts_with("55")
-    }
-}
 
 /// Parses `text` as a key of `kind`, into its canonical form.
 /// Random keys cannot be parsed for creation (see [`KeyError::RandomNotChosen`]);

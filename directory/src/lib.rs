@@ -6,8 +6,9 @@
 //! and random bytes are arguments), so the switch's engine can own it.
 //!
 //! # Layout
-//! - [`keys`]: key types, validation, canonical forms, masking; country
-//!   profiles ([`keys::Brazil`] by default: CPF/CNPJ).
+//! - [`keys`]: key types, validation, canonical forms, masking.
+//! - [`country`]: country profiles chosen by configuration (national ids,
+//!   phone country codes); [`country::Brazil`] by default: CPF/CNPJ.
 //! - [`registry`]: entries, their limits and holders, lookups with masked
 //!   owners, reconciliation digests.
 //! - [`claims`]: ownership and portability claims with a resolution window.
@@ -21,6 +22,7 @@
 
 pub mod buckets;
 pub mod claims;
+pub mod country;
 pub mod keys;
 pub mod lookups;
 pub mod registry;

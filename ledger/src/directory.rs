@@ -8,7 +8,7 @@
 
 use super::{Engine, Event, Output};
 use ponte_directory::claims::{Claim, ClaimAction, ClaimError, ClaimKind, Claims};
-use ponte_directory::keys::{Brazil, Key};
+use ponte_directory::keys::{Country, Key};
 use ponte_directory::lookups::{EndUser, LookupError, Lookups};
 use ponte_directory::registry::{DirectoryError, Entry, LookupView, NewKey, Owner, Registry};
 use ponte_domain::{Account, ParticipantId, TimestampMs};
@@ -26,10 +26,11 @@ impl std::fmt::Debug for DirectoryState {
     }
 }
 
-impl Default for DirectoryState {
-    fn default() -> Self {
+impl DirectoryState {
+    /// An empty directory holding keys to `country`'s rules.
+    pub fn new(country: Country) -> Self {
         DirectoryState {
-            registry: Registry::new(Box::new(Brazil)),
+            registry: Registry::new(Box::new(country)),
             claims: Claims::default(),
             lookups: Lookups::default(),
         }

@@ -85,6 +85,10 @@ pub struct EngineConfig {
     /// page fault or a table resize, and missing memory shows at start,
     /// not at peak.
     pub transfers_capacity: u64,
+    /// The country profile whose rules the directory holds keys and end
+    /// users to (national ids, phone country code), by ISO code (default
+    /// "BR"; an unknown code stops the switch at start with the known ones).
+    pub country: ponte_directory::keys::Country,
 }
 
 impl Default for EngineConfig {
@@ -100,6 +104,7 @@ impl Default for EngineConfig {
             cycle_close_every_ms: 3_600_000,
             disbursement_offline_wait_ms: 600_000,
             transfers_capacity: 0,
+            country: ponte_directory::keys::Country::DEFAULT,
         }
     }
 }
@@ -159,6 +164,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
         let transfers = TransferTable::with_capacity(usize::try_from(config.transfers_capacity).unwrap_or(usize::MAX));
+        let directory = DirectoryState::new(config.country);
         Engine {
             config,
             participants: table::Map::default(),
@@ -167,7 +173,7 @@ impl Engine {
             deadlines: DeadlineQueue::default(),
             online: table::Map::default(),
             answer_stats: AnswerStats::default(),
-            directory: DirectoryState::default(),
+            directory,
             claim_deadline: i64::MAX,
             current_cycle: 1,
             cycles: std::collections::BTreeMap::new(),

@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::wire;
+use ponte_directory::keys::Country;
 use ponte_domain::{Account, Amount, CURRENCY, EndToEndId, IdKind, ParticipantId, ReasonCode, TransferView};
 use ponte_proto::v1 as pb;
 use ponte_proto::v1::payments_client::PaymentsClient;
@@ -188,6 +189,8 @@ pub struct StreamedResult {
 #[derive(Debug, Clone)]
 pub struct Client {
     participant: ParticipantId,
+    /// The country whose key rules keys are read by (the switch's).
+    country: Country,
     payments: PaymentsClient<Channel>,
     pub(crate) directory: ponte_proto::v1::directory_client::DirectoryClient<Channel>,
     pub(crate) disbursements: ponte_proto::v1::disbursements_client::DisbursementsClient<Channel>,
@@ -199,6 +202,7 @@ impl Client {
         let channel = identity.channel(endpoint).await?;
         Ok(Client {
             participant,
+            country: Country::DEFAULT,
             payments: PaymentsClient::new(channel.clone()).max_decoding_message_size(16 * 1024 * 1024),
             directory: ponte_proto::v1::directory_client::DirectoryClient::new(channel.clone())
                 .max_decoding_message_size(64 * 1024 * 1024),
@@ -210,6 +214,17 @@ impl Client {
 
     pub fn participant(&self) -> ParticipantId {
         self.participant
+    }
+
+    /// Reads keys to `country`'s rules: set it to the switch's
+    /// `[engine] country` (the default is Brazil, `BR`).
+    pub fn with_country(mut self, country: Country) -> Client {
+        self.country = country;
+        self
+    }
+
+    pub fn country(&self) -> Country {
+        self.country
     }
 
     pub(crate) fn raw(&self) -> PaymentsClient<Channel> {

@@ -6,7 +6,7 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::wire;
 use ponte_directory::claims::{ClaimAction, ClaimKind, ClaimStatus};
-use ponte_directory::keys::{Key, KeyType};
+use ponte_directory::keys::{Country, Key, KeyType};
 pub use ponte_directory::lookups::EndUser;
 use ponte_directory::registry::{Owner, OwnerKind};
 use ponte_domain::{Account, ParticipantId};
@@ -45,22 +45,22 @@ pub struct ClaimInfo {
     pub resolve_by_ms: i64,
 }
 
-fn entry_from_wire(e: pb::KeyEntry) -> Result<KeyEntry, Error> {
+fn entry_from_wire(country: Country, e: pb::KeyEntry) -> Result<KeyEntry, Error> {
     Ok(KeyEntry {
-        key: wire::key_from_wire("key", e.key.as_ref())?,
+        key: wire::key_from_wire(&country, "key", e.key.as_ref())?,
         account: wire::account_from_wire("account", e.account.as_ref())?,
         owner: wire::owner_from_wire("owner", e.owner.as_ref())?,
         created_at_ms: e.created_at_ms,
     })
 }
 
-fn claim_from_wire(c: pb::ClaimInfo) -> Result<ClaimInfo, Error> {
+fn claim_from_wire(country: Country, c: pb::ClaimInfo) -> Result<ClaimInfo, Error> {
     let code =
         |text: &str| text.parse::<ParticipantId>().map_err(|e| Error::Protocol(format!("participant code: {e}")));
     Ok(ClaimInfo {
         id: c.id,
         kind: wire::claim_kind_from_wire(c.kind)?,
-        key: wire::key_from_wire("key", c.key.as_ref())?,
+        key: wire::key_from_wire(&country, "key", c.key.as_ref())?,
         claimer: code(&c.claimer)?,
         donor: code(&c.donor)?,
         status: wire::claim_status_from_wire(c.status)?,
@@ -85,18 +85,18 @@ impl Client {
             account: Some(wire::account_to_wire(account)),
             owner: Some(wire::owner_to_wire(owner)),
         };
-        entry_from_wire(self.directory.clone().register_key(request).await?.into_inner())
+        entry_from_wire(self.country(), self.directory.clone().register_key(request).await?.into_inner())
     }
 
     pub async fn delete_key(&self, key: &Key) -> Result<KeyEntry, Error> {
         let request = pb::DeleteKeyRequest { key: Some(wire::key_to_wire(key)) };
-        entry_from_wire(self.directory.clone().delete_key(request).await?.into_inner())
+        entry_from_wire(self.country(), self.directory.clone().delete_key(request).await?.into_inner())
     }
 
     pub async fn move_key(&self, key: &Key, account: &Account) -> Result<KeyEntry, Error> {
         let request =
             pb::MoveKeyRequest { key: Some(wire::key_to_wire(key)), account: Some(wire::account_to_wire(account)) };
-        entry_from_wire(self.directory.clone().move_key(request).await?.into_inner())
+        entry_from_wire(self.country(), self.directory.clone().move_key(request).await?.into_inner())
     }
 
     /// Looks a key up for `end_user`. `Error::Overloaded` means a lookup
@@ -109,7 +109,7 @@ impl Client {
         };
         let r = self.directory.clone().lookup_key(request).await?.into_inner();
         Ok(KeyLookup {
-            key: wire::key_from_wire("key", r.key.as_ref())?,
+            key: wire::key_from_wire(&self.country(), "key", r.key.as_ref())?,
             account: wire::account_from_wire("account", r.account.as_ref())?,
             owner_kind: wire::owner_kind_from_wire("owner_kind", r.owner_kind)?,
             owner_name_masked: r.owner_name_masked,
@@ -122,7 +122,7 @@ impl Client {
     pub async fn list_keys(&self) -> Result<(Vec<KeyEntry>, u64), Error> {
         let r = self.directory.clone().list_keys(pb::ListKeysRequest {}).await?.into_inner();
         let digest = u64::from_str_radix(&r.digest, 16).map_err(|e| Error::Protocol(format!("digest: {e}")))?;
-        let entries = r.entries.into_iter().map(entry_from_wire).collect::<Result<_, _>>()?;
+        let entries = r.entries.into_iter().map(|e| entry_from_wire(self.country(), e)).collect::<Result<_, _>>()?;
         Ok((entries, digest))
     }
 
@@ -141,17 +141,17 @@ impl Client {
             account: Some(wire::account_to_wire(account)),
             owner: Some(wire::owner_to_wire(owner)),
         };
-        claim_from_wire(self.directory.clone().open_claim(request).await?.into_inner())
+        claim_from_wire(self.country(), self.directory.clone().open_claim(request).await?.into_inner())
     }
 
     pub async fn act_on_claim(&self, id: u64, action: ClaimAction) -> Result<ClaimInfo, Error> {
         let request = pb::ActOnClaimRequest { claim_id: id, action: wire::claim_action_to_wire(action) as i32 };
-        claim_from_wire(self.directory.clone().act_on_claim(request).await?.into_inner())
+        claim_from_wire(self.country(), self.directory.clone().act_on_claim(request).await?.into_inner())
     }
 
     /// Claims this participant is party to, as claimer or donor.
     pub async fn claims(&self) -> Result<Vec<ClaimInfo>, Error> {
         let r = self.directory.clone().list_claims(pb::ListClaimsRequest {}).await?.into_inner();
-        r.claims.into_iter().map(claim_from_wire).collect()
+        r.claims.into_iter().map(|c| claim_from_wire(self.country(), c)).collect()
     }
 }

@@ -4,7 +4,7 @@
 //! ```no_run
 //! # async fn run(client: ponte_sdk::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! use ponte_sdk::disbursement::{EnvelopeHeader, read_csv};
-//! let items = read_csv(&std::fs::read_to_string("beneficiaries.csv")?)
+//! let items = read_csv(&client.country(), &std::fs::read_to_string("beneficiaries.csv")?)
 //!     .map_err(|problems| format!("{} bad lines, first: {}", problems.len(), problems[0]))?;
 //! let header = EnvelopeHeader {
 //!     agency: client.participant(),
@@ -38,7 +38,7 @@
 use crate::error::Error;
 use crate::wire;
 use crate::{Client, KeyType};
-use ponte_directory::keys::{Brazil, parse_existing};
+use ponte_directory::keys::{Country, CountryProfile, parse_existing};
 use ponte_domain::{Account, AccountType, Amount, ParticipantId, ReasonCode};
 use ponte_proto::v1 as pb;
 
@@ -179,7 +179,7 @@ fn key_type_of(text: &str) -> Option<KeyType> {
 
 /// Reads a disbursement CSV file (see the module docs). Returns every item,
 /// or every problem found (at most 100 are listed), each with its line.
-pub fn read_csv(text: &str) -> Result<Vec<EnvelopeItem>, Vec<CsvProblem>> {
+pub fn read_csv(country: &dyn CountryProfile, text: &str) -> Result<Vec<EnvelopeItem>, Vec<CsvProblem>> {
     const PROBLEMS_MAX: usize = 100;
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
     let mut problems = Vec::new();
@@ -219,7 +219,7 @@ pub fn read_csv(text: &str) -> Result<Vec<EnvelopeItem>, Vec<CsvProblem>> {
                 kind => {
                     let kind = key_type_of(kind).ok_or_else(|| format!("unknown beneficiary_type {kind:?}"))?;
                     // The key's value is personal data: not repeated in the message.
-                    Beneficiary::Key(parse_existing(&Brazil, kind, field(2)).map_err(|e| format!("beneficiary: {e}"))?)
+                    Beneficiary::Key(parse_existing(country, kind, field(2)).map_err(|e| format!("beneficiary: {e}"))?)
                 }
             };
             let amount = Amount::parse_positive(field(3)).map_err(|e| format!("amount: {e}"))?;
@@ -264,11 +264,11 @@ fn status_from_wire(m: pb::EnvelopeStatus) -> EnvelopeStatus {
     }
 }
 
-fn outcome_from_wire(m: pb::EnvelopeItemOutcome) -> Result<ItemOutcome, Error> {
+fn outcome_from_wire(country: Country, m: pb::EnvelopeItemOutcome) -> Result<ItemOutcome, Error> {
     let item = m.item.unwrap_or_default();
     let (beneficiary_type, beneficiary) = match &item.beneficiary {
         Some(pb::disbursement_item::Beneficiary::Key(key)) => {
-            let key = wire::key_from_wire("key", Some(key)).map_err(|e| Error::Protocol(e.to_string()))?;
+            let key = wire::key_from_wire(&country, "key", Some(key)).map_err(|e| Error::Protocol(e.to_string()))?;
             (key.kind().as_str().to_ascii_lowercase(), key.value().to_string())
         }
         Some(pb::disbursement_item::Beneficiary::Account(a)) => {
@@ -357,7 +357,7 @@ impl Client {
         let request =
             pb::ListEnvelopeItemsRequest { agency: String::new(), reference: reference.into(), offset, limit };
         let page = self.disbursements.clone().list_envelope_items(request).await?.into_inner();
-        page.items.into_iter().map(outcome_from_wire).collect()
+        page.items.into_iter().map(|m| outcome_from_wire(self.country(), m)).collect()
     }
 
     /// The whole report: the envelope's totals and every item's outcome.
@@ -385,7 +385,7 @@ mod tests {
                     B1,phone,+5561988880000,600.00,Bolsa dezembro\n\
                     B2,person_id,529.982.247-25,600.5,\n\
                     B3,account,10000002/1/123456/savings,450.00,\"Bolsa, dezembro\"\n";
-        let items = read_csv(text).unwrap();
+        let items = read_csv(&Country::DEFAULT, text).unwrap();
         assert_eq!(items.len(), 3);
         assert_eq!(items[1].amount, Amount::from_minor(600_50));
         assert!(matches!(&items[1].beneficiary, Beneficiary::Key(k) if k.value() == "52998224725"));
@@ -405,12 +405,12 @@ mod tests {
                     B6,pigeon,x,1.00,unknown type\n\
                     ,phone,+5561988880002,1.00,no id\n\
                     B8,phone,+5561988880003,1.00\n";
-        let problems = read_csv(text).unwrap_err();
+        let problems = read_csv(&Country::DEFAULT, text).unwrap_err();
         let lines: Vec<u64> = problems.iter().map(|p| p.line).collect();
         assert_eq!(lines, [3, 4, 5, 6, 7, 8, 9], "{problems:?}");
         for p in &problems {
             assert!(!p.reason.contains("111.111.111-12") && !p.reason.contains("12345"), "{p}");
         }
-        assert!(read_csv("id,amount\nB1,1.00\n").unwrap_err()[0].reason.contains("header line"));
+        assert!(read_csv(&Country::DEFAULT, "id,amount\nB1,1.00\n").unwrap_err()[0].reason.contains("header line"));
     }
 }

@@ -54,7 +54,7 @@ pub use error::Error;
 pub use inbox::{InboxHandle, InboxHandler, IncomingPayment, ReturnNotice};
 pub use operator::{CycleInfo, OperatorClient, ParticipantInfo, ReportFormat};
 pub use ponte_directory::claims::{ClaimAction, ClaimKind, ClaimStatus};
-pub use ponte_directory::keys::{Key, KeyType};
+pub use ponte_directory::keys::{Country, Key, KeyType};
 pub use ponte_directory::registry::{Owner, OwnerKind};
 pub use ponte_domain::{
     Account, AccountType, Amount, Decision, EndToEndId, Liquidity, ParticipantId, ParticipantStatus, ReasonCode,

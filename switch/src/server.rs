@@ -350,4 +350,18 @@ mod tests {
         std::fs::write(&path, "[engine]\npayee_timeout_ms = 1500\n").unwrap();
         assert_eq!(Config::from_file(&path).unwrap().engine.payee_timeout_ms, 1500);
     }
+
+    #[test]
+    fn the_country_profile_is_chosen_by_configuration_and_an_unknown_one_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ponte.toml");
+        assert_eq!(Config::default().engine.country.code(), "BR");
+        std::fs::write(&path, "[engine]\ncountry = \"br\"\n").unwrap();
+        assert_eq!(Config::from_file(&path).unwrap().engine.country.code(), "BR");
+        std::fs::write(&path, "[engine]\ncountry = \"ZZ\"\n").unwrap();
+        let error = Config::from_file(&path).unwrap_err();
+        assert!(matches!(error, ServeError::Config(_)), "{error}");
+        let error = error.to_string();
+        assert!(error.contains("unknown country \"ZZ\"") && error.contains("profiles for BR"), "{error}");
+    }
 }

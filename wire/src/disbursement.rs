@@ -1,6 +1,7 @@
 //! Envelope headers and items (`ponte.v1.Disbursements`).
 
 use crate::{FieldError, account_from_wire, account_to_wire, amount_any, amount_positive, key_from_wire, key_to_wire};
+use ponte_directory::keys::CountryProfile;
 use ponte_disbursement::{Beneficiary, EnvelopeHeader, EnvelopeItem};
 use ponte_domain::ParticipantId;
 use ponte_proto::v1 as pb;
@@ -32,11 +33,12 @@ pub fn header_to_wire(h: &EnvelopeHeader) -> pb::EnvelopeHeader {
     }
 }
 
-/// Parses one item's fields (their bounds are [`ponte_disbursement::check_item`]'s).
-pub fn item_from_wire(m: &pb::DisbursementItem) -> Result<EnvelopeItem, FieldError> {
+/// Parses one item's fields, a key beneficiary to `country`'s rules (the
+/// item's bounds are [`ponte_disbursement::check_item`]'s).
+pub fn item_from_wire(country: &dyn CountryProfile, m: &pb::DisbursementItem) -> Result<EnvelopeItem, FieldError> {
     Ok(EnvelopeItem {
         disbursement_id: m.disbursement_id.clone(),
-        beneficiary: beneficiary_from_wire(m.beneficiary.as_ref())?,
+        beneficiary: beneficiary_from_wire(country, m.beneficiary.as_ref())?,
         amount: amount_positive("amount", &m.amount)?,
         narrative: m.narrative.clone(),
     })
@@ -59,10 +61,13 @@ pub fn beneficiary_to_wire(beneficiary: &Beneficiary) -> pb::disbursement_item::
 }
 
 pub fn beneficiary_from_wire(
+    country: &dyn CountryProfile,
     beneficiary: Option<&pb::disbursement_item::Beneficiary>,
 ) -> Result<Beneficiary, FieldError> {
     match beneficiary {
-        Some(pb::disbursement_item::Beneficiary::Key(key)) => Ok(Beneficiary::Key(key_from_wire("key", Some(key))?)),
+        Some(pb::disbursement_item::Beneficiary::Key(key)) => {
+            Ok(Beneficiary::Key(key_from_wire(country, "key", Some(key))?))
+        }
         Some(pb::disbursement_item::Beneficiary::Account(account)) => {
             Ok(Beneficiary::Account(account_from_wire("account", Some(account))?))
         }

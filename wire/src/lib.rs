@@ -102,7 +102,7 @@ pub fn amount_any(field: &'static str, text: &str) -> Result<Amount, FieldError>
 // ------------------------------------------------------------- directory
 
 use ponte_directory::claims::{Claim, ClaimAction, ClaimKind, ClaimStatus};
-use ponte_directory::keys::{self, Brazil, Key, KeyType};
+use ponte_directory::keys::{self, CountryProfile, Key, KeyType};
 use ponte_directory::lookups::EndUser;
 use ponte_directory::registry::{Owner, OwnerKind};
 
@@ -132,12 +132,16 @@ pub fn key_to_wire(key: &Key) -> pb::Key {
     pb::Key { r#type: key_type_to_wire(key.kind()) as i32, value: key.value().to_owned() }
 }
 
-/// Parses a key that names an existing entry (random keys included). The
-/// error never contains the value.
-pub fn key_from_wire(field: &'static str, key: Option<&pb::Key>) -> Result<Key, FieldError> {
+/// Parses a key that names an existing entry (random keys included), to
+/// `country`'s rules. The error never contains the value.
+pub fn key_from_wire(
+    country: &dyn CountryProfile,
+    field: &'static str,
+    key: Option<&pb::Key>,
+) -> Result<Key, FieldError> {
     let key = key.ok_or_else(|| FieldError::new(field, "is required"))?;
     let kind = key_type_from_wire(field, key.r#type)?;
-    keys::parse_existing(&Brazil, kind, &key.value).map_err(|e| FieldError::new(field, e))
+    keys::parse_existing(country, kind, &key.value).map_err(|e| FieldError::new(field, e))
 }
 
 pub fn owner_kind_to_wire(kind: OwnerKind) -> pb::OwnerKind {
@@ -157,6 +161,22 @@ pub fn owner_kind_from_wire(field: &'static str, kind: i32) -> Result<OwnerKind,
 
 pub fn end_user_to_wire(user: &EndUser) -> pb::EndUser {
     pb::EndUser { kind: owner_kind_to_wire(user.kind) as i32, id: user.id.clone() }
+}
+
+/// Reads an end user; the id must be a valid national id of its kind in
+/// `country`. The error never contains the id.
+pub fn end_user_from_wire(
+    country: &dyn CountryProfile,
+    field: &'static str,
+    user: &pb::EndUser,
+) -> Result<EndUser, FieldError> {
+    let kind = owner_kind_from_wire(field, user.kind)?;
+    let id = match kind {
+        OwnerKind::Person => country.person_id(&user.id),
+        OwnerKind::Business => country.business_id(&user.id),
+    }
+    .map_err(|e| FieldError::new(field, format_args!("id: {e}")))?;
+    Ok(EndUser { kind, id })
 }
 
 pub fn owner_to_wire(owner: &Owner) -> pb::OwnerInfo {

@@ -4,27 +4,13 @@ use super::status::to_status;
 use crate::net::tls::participant_of;
 use crate::runtime::EngineHandle;
 use ponte_directory::claims::ClaimError;
-use ponte_directory::keys::KeyType;
-use ponte_directory::registry::{DirectoryError, NewKey, OwnerKind};
-use ponte_ledger::EndUser;
+use ponte_directory::keys::{Country, KeyType};
+use ponte_directory::registry::{DirectoryError, NewKey};
 use ponte_ledger::op::{self, Operation};
 use ponte_proto::v1 as pb;
 use ponte_wire::account_to_wire;
 use ponte_wire::{self as wire, FieldError};
 use tonic::{Request as GrpcRequest, Response, Status};
-
-/// Reads an end user; the id must be a valid national id of its kind.
-pub(crate) fn end_user(field: &'static str, user: &pb::EndUser) -> Result<EndUser, Status> {
-    let kind = wire::owner_kind_from_wire(field, user.kind).map_err(to_status)?;
-    let profile = ponte_directory::keys::Brazil;
-    use ponte_directory::keys::CountryProfile;
-    let id = match kind {
-        OwnerKind::Person => profile.person_id(&user.id),
-        OwnerKind::Business => profile.business_id(&user.id),
-    }
-    .map_err(|e| to_status(FieldError::new(field, format_args!("id: {e}"))))?;
-    Ok(EndUser { kind, id })
-}
 
 fn entry_to_wire(entry: &ponte_directory::registry::Entry) -> pb::KeyEntry {
     pb::KeyEntry {
@@ -44,6 +30,11 @@ pub struct DirectoryService {
 impl DirectoryService {
     pub fn new(engine: EngineHandle) -> DirectoryService {
         DirectoryService { engine }
+    }
+
+    /// The country whose rules keys and end users are read by.
+    fn country(&self) -> Country {
+        self.engine.engine_config().country
     }
 
     async fn ask<O>(&self, operation: O) -> Result<O::Result, Status>
@@ -100,14 +91,14 @@ impl pb::directory_server::Directory for DirectoryService {
 
     async fn delete_key(&self, request: GrpcRequest<pb::DeleteKeyRequest>) -> Result<Response<pb::KeyEntry>, Status> {
         let caller = participant_of(&request)?;
-        let key = wire::key_from_wire("key", request.get_ref().key.as_ref()).map_err(to_status)?;
+        let key = wire::key_from_wire(&self.country(), "key", request.get_ref().key.as_ref()).map_err(to_status)?;
         self.key_reply(op::DeleteKey { caller, key }).await
     }
 
     async fn move_key(&self, request: GrpcRequest<pb::MoveKeyRequest>) -> Result<Response<pb::KeyEntry>, Status> {
         let caller = participant_of(&request)?;
         let m = request.get_ref();
-        let key = wire::key_from_wire("key", m.key.as_ref()).map_err(to_status)?;
+        let key = wire::key_from_wire(&self.country(), "key", m.key.as_ref()).map_err(to_status)?;
         let account = wire::account_from_wire("account", m.account.as_ref()).map_err(to_status)?;
         self.key_reply(op::MoveKey { caller, key, account }).await
     }
@@ -118,9 +109,9 @@ impl pb::directory_server::Directory for DirectoryService {
     ) -> Result<Response<pb::LookupKeyResponse>, Status> {
         let caller = participant_of(&request)?;
         let m = request.get_ref();
-        let key = wire::key_from_wire("key", m.key.as_ref()).map_err(to_status)?;
+        let key = wire::key_from_wire(&self.country(), "key", m.key.as_ref()).map_err(to_status)?;
         let user = m.end_user.as_ref().ok_or_else(|| to_status(FieldError::new("end_user", "is required")))?;
-        let end_user = end_user("end_user", user)?;
+        let end_user = wire::end_user_from_wire(&self.country(), "end_user", user).map_err(to_status)?;
         let view = self.ask(op::LookupKey { caller, end_user, key }).await?.map_err(to_status)?;
         Ok(Response::new(pb::LookupKeyResponse {
             key: Some(wire::key_to_wire(&view.key)),
@@ -147,7 +138,7 @@ impl pb::directory_server::Directory for DirectoryService {
         let caller = participant_of(&request)?;
         let m = request.get_ref();
         let kind = wire::claim_kind_from_wire(m.kind).map_err(to_status)?;
-        let key = wire::key_from_wire("key", m.key.as_ref()).map_err(to_status)?;
+        let key = wire::key_from_wire(&self.country(), "key", m.key.as_ref()).map_err(to_status)?;
         let account = wire::account_from_wire("account", m.account.as_ref()).map_err(to_status)?;
         let owner = wire::owner_from_wire("owner", m.owner.as_ref()).map_err(to_status)?;
         self.claim_reply(op::OpenClaim { caller, kind, key, account, owner }).await

@@ -11,6 +11,7 @@
 use super::status::to_status;
 use crate::net::tls::{Caller, caller_of, participant_of};
 use crate::runtime::EngineHandle;
+use ponte_directory::keys::Country;
 use ponte_domain::{Amount, ParticipantId};
 use ponte_ledger::op::{self, Operation};
 use ponte_ledger::{
@@ -56,8 +57,8 @@ impl DisbursementService {
 }
 
 /// Parses and checks one uploaded item (`index` names it in errors).
-pub fn item_from_wire(index: usize, m: &pb::DisbursementItem) -> Result<EnvelopeItem, Status> {
-    let item = wire::item_from_wire(m).map_err(|e| Status::invalid_argument(format!("item {index}: {e}")))?;
+pub fn item_from_wire(country: Country, index: usize, m: &pb::DisbursementItem) -> Result<EnvelopeItem, Status> {
+    let item = wire::item_from_wire(&country, m).map_err(|e| Status::invalid_argument(format!("item {index}: {e}")))?;
     check_item(&item).map_err(|reason| Status::invalid_argument(format!("item {index}: {reason}")))?;
     Ok(item)
 }
@@ -163,7 +164,7 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
                 }));
             }
             for wire_item in &m.items {
-                items.push(item_from_wire(items.len(), wire_item)?);
+                items.push(item_from_wire(self.engine.engine_config().country, items.len(), wire_item)?);
             }
             message = upload.message().await?;
         }

@@ -2,11 +2,11 @@
 //! payees' inbox streams.
 
 use super::ServiceConfig;
-use super::directory::end_user;
 use super::status::to_status;
 use crate::net::tls::participant_of;
 use crate::runtime::{EngineHandle, Request, SubmitError, Waiter};
 use futures::Stream;
+use ponte_directory::keys::Country;
 use ponte_domain::CURRENCY;
 use ponte_domain::{Account, IdKind, ParticipantId, ReasonCode};
 use ponte_ledger::op::{self};
@@ -50,7 +50,11 @@ fn remittance(text: &str) -> Result<String, Status> {
 }
 
 /// Parses and checks a payment request from `caller`.
-pub fn payment_order(caller: ParticipantId, request: &pb::PaymentRequest) -> Result<PaymentOrder, Status> {
+pub fn payment_order(
+    country: Country,
+    caller: ParticipantId,
+    request: &pb::PaymentRequest,
+) -> Result<PaymentOrder, Status> {
     let id = wire::end_to_end_id("end_to_end_id", &request.end_to_end_id).map_err(to_status)?;
     if id.kind() != IdKind::Payment {
         return Err(to_status(FieldError::new("end_to_end_id", "a payment id starts with 'E'")));
@@ -73,12 +77,12 @@ pub fn payment_order(caller: ParticipantId, request: &pb::PaymentRequest) -> Res
             (wire::account_from_wire("payee.account", Some(account)).map_err(to_status)?, None)
         }
         Some(pb::payee::Target::Key(key)) => {
-            (Account::unresolved(), Some(wire::key_from_wire("payee.key", Some(key)).map_err(to_status)?))
+            (Account::unresolved(), Some(wire::key_from_wire(&country, "payee.key", Some(key)).map_err(to_status)?))
         }
         None => return Err(to_status(FieldError::new("payee", "is required"))),
     };
     let lookup_by = match &request.lookup_by {
-        Some(user) => Some(end_user("lookup_by", user)?),
+        Some(user) => Some(wire::end_user_from_wire(&country, "lookup_by", user).map_err(to_status)?),
         None => None,
     };
     let amount = wire::amount_positive("amount", &request.amount).map_err(to_status)?;
@@ -183,7 +187,7 @@ impl pb::payments_server::Payments for PaymentsService {
     async fn submit(&self, request: GrpcRequest<pb::PaymentRequest>) -> Result<Response<pb::PaymentResult>, Status> {
         let caller = participant_of(&request)?;
         let message = request.into_inner();
-        let order = payment_order(caller, &message)?;
+        let order = payment_order(self.engine.engine_config().country, caller, &message)?;
         let (tx, rx) = oneshot::channel();
         self.engine.try_send(Request::Submit(op::Submit(order), Waiter::Once(tx))).map_err(to_status)?;
         let outcome = rx
@@ -446,7 +450,7 @@ impl StreamReader {
 
     fn submit_all(&self, batch: pb::SubmitBatch) {
         for payment in batch.payments {
-            let sent = payment_order(self.caller, &payment).and_then(|order| {
+            let sent = payment_order(self.engine.engine_config().country, self.caller, &payment).and_then(|order| {
                 let waiter = Waiter::Stream(self.results.clone());
                 self.engine.try_send(Request::Submit(op::Submit(order), waiter)).map_err(to_status)
             });

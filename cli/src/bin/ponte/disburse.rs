@@ -4,7 +4,6 @@ use crate::ParticipantArgs;
 use crate::settlement::ReconcileFormat;
 use clap::Subcommand;
 use ponte_domain::Amount;
-use ponte_sdk::Identity;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -56,15 +55,13 @@ pub(crate) enum DisburseAction {
 }
 
 pub(crate) async fn disburse(connection: ParticipantArgs, action: DisburseAction) -> anyhow::Result<()> {
-    use ponte_sdk::Client;
     use ponte_sdk::disbursement::{AccountText, EnvelopeHeader, read_csv};
     let me = connection.participant;
-    let identity = Identity::from_dev_dir(&connection.certs, &me.to_string())?;
-    let client = Client::connect(&connection.endpoint, me, &identity).await?;
+    let client = connection.client().await?;
     match action {
         DisburseAction::Submit { file, reference, count, total, programme, cycle_ref, currency, account, wait } => {
             let text = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let items = match read_csv(&text) {
+            let items = match read_csv(&connection.country, &text) {
                 Ok(items) => items,
                 Err(problems) => {
                     for problem in &problems {

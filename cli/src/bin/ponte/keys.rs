@@ -2,7 +2,6 @@
 
 use crate::ParticipantArgs;
 use clap::Subcommand;
-use ponte_sdk::Identity;
 
 /// Key types on the command line, by the names in the directory's one name
 /// table (`person_id` or `person-id`, `phone`, ...; `cpf` and the wire names
@@ -58,12 +57,11 @@ pub(crate) enum KeyAction {
 }
 
 pub(crate) async fn key(connection: ParticipantArgs, action: KeyAction) -> anyhow::Result<()> {
-    use ponte_directory::keys::{Brazil, parse_existing};
+    use ponte_directory::keys::parse_existing;
     use ponte_sdk::directory::EndUser;
-    use ponte_sdk::{Account, AccountType, Client, Owner, OwnerKind};
+    use ponte_sdk::{Account, AccountType, Owner, OwnerKind};
     let me = connection.participant;
-    let identity = Identity::from_dev_dir(&connection.certs, &me.to_string())?;
-    let client = Client::connect(&connection.endpoint, me, &identity).await?;
+    let client = connection.client().await?;
     let kind_of = |business: bool| if business { OwnerKind::Business } else { OwnerKind::Person };
     match action {
         KeyAction::Register { kind, value, branch, account, owner_id, owner_name, business } => {
@@ -73,7 +71,7 @@ pub(crate) async fn key(connection: ParticipantArgs, action: KeyAction) -> anyho
             println!("registered {} {} -> {:?}", entry.key.kind().as_str(), entry.key.value(), entry.account);
         }
         KeyAction::Lookup { kind, value, end_user, end_user_business } => {
-            let key = parse_existing(&Brazil, kind, &value)?;
+            let key = parse_existing(&connection.country, kind, &value)?;
             let user = EndUser { kind: kind_of(end_user_business), id: end_user };
             let found = client.lookup_key(&key, &user).await?;
             println!(
@@ -92,7 +90,7 @@ pub(crate) async fn key(connection: ParticipantArgs, action: KeyAction) -> anyho
             println!("{} keys, digest {digest:016x}", entries.len());
         }
         KeyAction::Delete { kind, value } => {
-            let key = parse_existing(&Brazil, kind, &value)?;
+            let key = parse_existing(&connection.country, kind, &value)?;
             client.delete_key(&key).await?;
             println!("deleted");
         }

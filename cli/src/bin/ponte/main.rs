@@ -120,6 +120,19 @@ pub(crate) struct ParticipantArgs {
     /// Directory holding ca.pem and the participant's certificate and key.
     #[arg(long, env = "PONTE_CERTS", default_value = "ponte-data/certs", global = true)]
     pub(crate) certs: PathBuf,
+    /// The switch's country (its `[engine] country`): keys and CSV files
+    /// are read to its rules.
+    #[arg(long, env = "PONTE_COUNTRY", default_value = "BR", global = true)]
+    pub(crate) country: ponte_sdk::Country,
+}
+
+impl ParticipantArgs {
+    /// Connects to the switch as the acting participant.
+    pub(crate) async fn client(&self) -> anyhow::Result<ponte_sdk::Client> {
+        let identity = ponte_sdk::Identity::from_dev_dir(&self.certs, &self.participant.to_string())?;
+        let client = ponte_sdk::Client::connect(&self.endpoint, self.participant, &identity).await?;
+        Ok(client.with_country(self.country))
+    }
 }
 
 fn main() -> ExitCode {

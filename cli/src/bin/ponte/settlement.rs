@@ -76,8 +76,7 @@ pub(crate) async fn settlement(connection: OperatorArgs, action: SettlementActio
 
 pub(crate) async fn reconcile(connection: ParticipantArgs, cycle: u64, format: ReconcileFormat) -> anyhow::Result<()> {
     let me = connection.participant;
-    let identity = Identity::from_dev_dir(&connection.certs, &me.to_string())?;
-    let client = ponte_sdk::Client::connect(&connection.endpoint, me, &identity).await?;
+    let client = connection.client().await?;
     let transfers = client.cycle_transfers(cycle).await?;
     let rows: Vec<(String, &'static str, String, String, String, String)> = transfers
         .iter()
