@@ -6,7 +6,7 @@
 //! [`PROFILES`]; configuration, the wire layer, the CLI and the CSV reader
 //! find it there by its code.
 
-use crate::keys::KeyError;
+use crate::key_error::KeyError;
 
 /// Every country profile this build knows, by code.
 pub static PROFILES: &[&dyn CountryProfile] = &[&Brazil];

@@ -23,6 +23,7 @@
 pub mod buckets;
 pub mod claims;
 pub mod country;
+mod key_error;
 pub mod keys;
 pub mod lookups;
 pub mod registry;
