@@ -97,6 +97,11 @@ pub struct Transfer {
 }
 
 impl Claims {
+    /// Every claim, open or final, by id.
+    pub fn all(&self) -> impl Iterator<Item = &Claim> {
+        self.claims.values()
+    }
+
     pub fn get(&self, id: u64) -> Option<&Claim> {
         self.claims.get(&id)
     }

@@ -235,6 +235,11 @@ impl Registry {
         assert!(previous.is_none(), "key registered twice");
     }
 
+    /// Every entry, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
     /// Checks that `caller` holds `key`.
     pub fn check_holder(&self, caller: ParticipantId, key: &Key) -> Result<&Entry, DirectoryError> {
         let entry = self.entries.get(key).ok_or(DirectoryError::NotFound)?;

@@ -15,7 +15,7 @@ use ponte_settlement::{Movement, NettingError, Positions};
 use std::ops::Range;
 
 /// A cycle as the engine keeps it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Cycle {
     pub header: CycleHeader,
     /// Net position per participant so far (credits minus debits).

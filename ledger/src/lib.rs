@@ -24,6 +24,7 @@ pub mod op;
 mod participants;
 mod payments;
 mod returns;
+pub mod snapshot;
 mod table;
 #[cfg(test)]
 mod tests;

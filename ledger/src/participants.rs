@@ -5,7 +5,7 @@ use crate::{Engine, Event, Output, PARTICIPANT_NAME_LEN_MAX};
 use ponte_domain::{Account, Amount, Liquidity, ParticipantId, ParticipantStatus};
 
 /// A participant as the engine keeps it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ParticipantState {
     pub id: ParticipantId,
     pub name: String,

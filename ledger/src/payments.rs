@@ -13,7 +13,7 @@ use ponte_domain::{
 };
 
 /// A payment or return as the engine keeps it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Transfer {
     pub id: EndToEndId,
     pub payer: Account,

@@ -115,12 +115,28 @@ impl Harness {
 
     fn replayed(&self) -> Engine {
         let mut engine = Engine::new(self.engine.config().clone());
-        for record in &self.journal {
-            for event in decode_events(record) {
-                engine.apply(&event.unwrap());
-            }
-        }
+        replay_into(&mut engine, &self.journal);
         engine
+    }
+
+    /// The live engine, its full replay and its restored snapshot are the
+    /// same state: their snapshots are the same bytes, and the restored one
+    /// passes the invariants.
+    fn assert_snapshots_agree(&self) {
+        let records = self.journal.len() as u64;
+        let live = self.engine.snapshot(records);
+        assert_eq!(self.replayed().snapshot(records), live, "a replay differs from the live engine");
+        let (restored, header) = Engine::restore(self.engine.config().clone(), &live).unwrap();
+        assert_eq!(header.journal_records, records);
+        assert_eq!(restored.snapshot(records), live, "a restored snapshot differs from the live engine");
+    }
+}
+
+fn replay_into(engine: &mut Engine, records: &[Vec<u8>]) {
+    for record in records {
+        for event in decode_events(record) {
+            engine.apply(&event.unwrap());
+        }
     }
 }
 
@@ -374,6 +390,53 @@ fn replay_rebuilds_the_same_ledger() {
     }
     assert_eq!(rebuilt.transfer_count(), h.engine.transfer_count());
     assert_eq!(rebuilt.next_deadline(), h.engine.next_deadline());
+    h.assert_snapshots_agree();
+}
+
+#[test]
+fn a_snapshot_plus_the_journal_after_it_is_the_live_engine() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+    for n in 0..20 {
+        h.pay(T0, id(1, n), 1, 2, 1_00 + n as i64);
+    }
+    let cut = h.journal.len();
+    let snapshot = h.engine.snapshot(cut as u64);
+    for n in 0..20 {
+        if n % 2 == 0 {
+            h.answer(T0 + 10, 2, id(1, n), Decision::Accept);
+        }
+    }
+    give_back(&mut h, T0 + 20, 2, 1, id(1, 0), 50);
+    h.expire(T0 + 60_000);
+    let (mut restored, header) = Engine::restore(h.engine.config().clone(), &snapshot).unwrap();
+    assert_eq!(header.journal_records, cut as u64);
+    // Restored mid-flight: ten payments still reserved, their deadlines queued.
+    assert_eq!(restored.participant(pid(1)).unwrap().reserved, Amount::from_minor(20 * 1_00 + 190));
+    replay_into(&mut restored, &h.journal[cut..]);
+    let records = h.journal.len() as u64;
+    assert_eq!(restored.snapshot(records), h.engine.snapshot(records));
+}
+
+#[test]
+fn a_torn_damaged_or_foreign_snapshot_is_refused_never_half_read() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+    h.pay(T0, id(1, 1), 1, 2, 1_00);
+    let good = h.engine.snapshot(h.journal.len() as u64);
+    let config = h.engine.config().clone();
+    let refuse = |bytes: &[u8]| Engine::restore(config.clone(), bytes).map(|_| ()).unwrap_err();
+    assert_eq!(refuse(&good[..good.len() - 1]), snapshot::SnapshotError::Checksum);
+    assert_eq!(refuse(&good[..10]), snapshot::SnapshotError::NotASnapshot);
+    for at in [20, good.len() / 2, good.len() - 17] {
+        let mut damaged = good.clone();
+        damaged[at] ^= 0x40;
+        assert_eq!(refuse(&damaged), snapshot::SnapshotError::Checksum, "byte {at} flipped");
+    }
+    let mut foreign = good.clone();
+    foreign[0] = b'X';
+    assert_eq!(refuse(&foreign), snapshot::SnapshotError::NotASnapshot);
+    let mut newer = good.clone();
+    newer[8..12].copy_from_slice(&(snapshot::SNAPSHOT_FORMAT + 1).to_le_bytes());
+    assert_eq!(refuse(&newer), snapshot::SnapshotError::Format { found: snapshot::SNAPSHOT_FORMAT + 1 });
 }
 
 /// One step of a random workload.
@@ -411,7 +474,12 @@ proptest! {
         let mut now = T0;
         let mut sent: Vec<(EndToEndId, u32, u32, i64)> = Vec::new();
         let mut open: HashMap<u32, u32> = caps.iter().map(|&(c, _)| (c, 1)).collect();
-        for op in ops {
+        let halfway = ops.len() / 2;
+        let mut midway = None;
+        for (step, op) in ops.into_iter().enumerate() {
+            if step == halfway {
+                midway = Some((h.journal.len(), h.engine.snapshot(h.journal.len() as u64)));
+            }
             match op {
                 Op::Pay { payer, payee, minor, n } => {
                     let i = id(payer, n % 100_000_000_000);
@@ -474,6 +542,13 @@ proptest! {
         }
         let rebuilt = h.replayed();
         prop_assert_eq!(rebuilt.check_invariants(), Ok(()));
+        // A snapshot taken halfway, plus the journal after it, is the live engine.
+        let (cut, snapshot) = midway.expect("at least one step");
+        let (mut restored, _) = Engine::restore(h.engine.config().clone(), &snapshot).unwrap();
+        replay_into(&mut restored, &h.journal[cut..]);
+        let records = h.journal.len() as u64;
+        prop_assert!(restored.snapshot(records) == h.engine.snapshot(records), "snapshot + tail differs from the live engine");
+        prop_assert!(rebuilt.snapshot(records) == h.engine.snapshot(records), "replay differs from the live engine");
         for &(code, _) in &caps {
             let (a, b) = (h.engine.participant(pid(code)).unwrap(), rebuilt.participant(pid(code)).unwrap());
             prop_assert_eq!((a.position, a.reserved), (b.position, b.reserved));
@@ -569,6 +644,7 @@ mod directory {
         assert_eq!(rebuilt.directory().registry.get(&phone()).unwrap().account, account(2, "5555"));
         assert!(rebuilt.directory().registry.get(&random.key).is_none());
         assert_eq!(rebuilt.directory().registry.digest_of(pid(2)), h.engine.directory().registry.digest_of(pid(2)));
+        h.assert_snapshots_agree();
     }
 
     #[test]
@@ -601,6 +677,7 @@ mod directory {
         let rebuilt = h.replayed();
         assert_eq!(rebuilt.directory().registry.get(&phone()).unwrap().account, account(2, "20"));
         assert_eq!(rebuilt.directory().claims.get(claim.id).unwrap().status, ClaimStatus::Completed);
+        h.assert_snapshots_agree();
     }
 
     #[test]
@@ -686,6 +763,7 @@ mod cycles {
         rebuilt.check_invariants().unwrap();
         assert_eq!(rebuilt.cycle_report(1).unwrap(), one.clone_with_status(CycleStatus::Settled, Some(T0 + 30)));
         assert_eq!(rebuilt.open_cycle(), 2);
+        h.assert_snapshots_agree();
     }
 
     /// A cycle's movements are found in its span of the transfer slab: a
@@ -715,6 +793,7 @@ mod cycles {
         let rebuilt = h.replayed();
         assert_eq!(rebuilt.cycle_movements(2).len(), 3, "the spans are rebuilt by replay");
         assert_eq!(rebuilt.cycle_report(2).unwrap(), h.engine.cycle_report(2).unwrap());
+        h.assert_snapshots_agree();
     }
 
     #[test]
@@ -987,6 +1066,7 @@ mod disbursement {
         let mut rebuilt = h.replayed();
         rebuilt.check_invariants().unwrap();
         assert_eq!(view(&mut rebuilt, "ENV-1"), v, "the journal rebuilds the same progress");
+        h.assert_snapshots_agree();
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub enum NettingError {
 /// Net positions (credits minus debits) per participant, as movements
 /// arrive. They always sum to zero: every movement takes from one
 /// participant exactly what it gives another.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Positions(BTreeMap<ParticipantId, Amount>);
 
 impl Positions {

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
 /// Where a cycle is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CycleStatus {
     /// Settled payments are landing in it.
     Open,
@@ -34,7 +34,7 @@ impl CycleStatus {
 }
 
 /// A cycle's identity and times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CycleHeader {
     pub id: u64,
     pub status: CycleStatus,

@@ -24,6 +24,7 @@
 
 mod apply;
 mod paying;
+pub(crate) mod snapshot;
 
 use crate::{Engine, Event, Output};
 use apply::beneficiary_hash;
@@ -108,14 +109,14 @@ pub struct EnvelopeView {
     pub number: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Slot {
     item: EnvelopeItem,
     transfer: Option<EndToEndId>,
     flagged: Option<ReasonCode>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Envelope {
     header: EnvelopeHeader,
     digest: u128,
@@ -126,6 +127,7 @@ struct Envelope {
     total: Amount,
     /// Beneficiary hash -> items with it, while items arrive (dropped at
     /// the seal): finds repeated beneficiaries per chunk, exactly.
+    #[serde(with = "snapshot::sorted_map")]
     beneficiaries: HashMap<u64, Vec<u32>>,
     /// Next slot to consider when driving.
     next: usize,

@@ -1,0 +1,188 @@
+//! Snapshots: the engine's whole durable state as one checksummed file, so
+//! that a restart loads the newest snapshot and replays only the journal
+//! records written after it.
+//!
+//! Layout (all integers little-endian):
+//! ```text
+//! magic "PONTESNP" | format u32 | journal_records u64 | body (postcard) | xxh3-128 of all before it
+//! ```
+//! `journal_records` is how many journal records the state includes: the
+//! engine restored from the snapshot, with records `journal_records..`
+//! applied, is the engine that replayed the whole journal.
+//!
+//! The body is written in a fixed order (maps sorted, transfers in arrival
+//! order), so two engines in the same state write the same bytes: the
+//! tests compare a live engine, its replay and its restored snapshot that
+//! way. What is not durable (who is online, lookup buckets, answer
+//! counters, the disbursement driver's offline list) is not in it, as it
+//! is not in the journal.
+
+use crate::cycles::Cycle;
+use crate::disbursement::{Disbursements, snapshot::Image as DisbursementImage};
+use crate::{DirectoryState, Engine, EngineConfig, ParticipantState, Transfer};
+use ponte_directory::claims::Claim;
+use ponte_directory::registry::Entry;
+use ponte_domain::EndToEndId;
+
+const MAGIC: &[u8; 8] = b"PONTESNP";
+/// Bumped whenever the body's layout changes; older snapshots are then
+/// refused (the journal they cover is replayed instead, or the previous
+/// snapshot used).
+pub const SNAPSHOT_FORMAT: u32 = 1;
+const HEADER_BYTES: usize = 8 + 4 + 8;
+const CHECKSUM_BYTES: usize = 16;
+
+/// Why a snapshot cannot be used. The caller falls back to an older one
+/// or to the whole journal; never to a wrong state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("not a Ponte snapshot (bad magic or shorter than its header)")]
+    NotASnapshot,
+    #[error("snapshot format {found}; this build reads format {SNAPSHOT_FORMAT}")]
+    Format { found: u32 },
+    #[error("snapshot checksum mismatch: the file is torn or damaged")]
+    Checksum,
+    #[error("snapshot body cannot be decoded: {0}")]
+    Body(String),
+    #[error("restored state breaks an invariant: {0}")]
+    Invariant(String),
+}
+
+/// What a snapshot file says about itself before its body is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    pub format: u32,
+    pub journal_records: u64,
+}
+
+#[derive(serde::Serialize)]
+struct BodyRef<'a> {
+    current_cycle: u64,
+    participants: Vec<&'a ParticipantState>,
+    transfers: Transfers<'a>,
+    originals: Vec<(EndToEndId, EndToEndId)>,
+    entries: Vec<&'a Entry>,
+    claims: Vec<&'a Claim>,
+    cycles: Vec<&'a Cycle>,
+    disbursements: DisbursementImage,
+}
+
+/// The same fields, owned, as read back.
+#[derive(serde::Deserialize)]
+struct Body {
+    current_cycle: u64,
+    participants: Vec<ParticipantState>,
+    transfers: Vec<Transfer>,
+    originals: Vec<(EndToEndId, EndToEndId)>,
+    entries: Vec<Entry>,
+    claims: Vec<Claim>,
+    cycles: Vec<Cycle>,
+    disbursements: DisbursementImage,
+}
+
+/// Transfers in arrival order, written straight from the table.
+struct Transfers<'a>(&'a Engine);
+
+impl serde::Serialize for Transfers<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        // The length first (postcard needs it), then each transfer in place.
+        let mut seq = serializer.serialize_seq(Some(self.0.transfers.len()))?;
+        for transfer in self.0.transfers.values() {
+            seq.serialize_element(transfer)?;
+        }
+        seq.end()
+    }
+}
+
+impl Engine {
+    /// The engine's durable state as a snapshot covering the first
+    /// `journal_records` journal records (the caller knows how many it
+    /// applied).
+    pub fn snapshot(&self, journal_records: u64) -> Vec<u8> {
+        let mut participants: Vec<_> = self.participants.values().collect();
+        participants.sort_unstable_by_key(|p| p.id);
+        let mut originals: Vec<_> = self.originals.iter().map(|(r, o)| (*r, *o)).collect();
+        originals.sort_unstable();
+        let mut entries: Vec<_> = self.directory.registry.entries().collect();
+        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let body = BodyRef {
+            current_cycle: self.current_cycle,
+            participants,
+            transfers: Transfers(self),
+            originals,
+            entries,
+            claims: self.directory.claims.all().collect(),
+            cycles: self.cycles.values().collect(),
+            disbursements: self.disbursements.image(),
+        };
+        let mut out = Vec::with_capacity(HEADER_BYTES + 160 * self.transfers.len() + 4096);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&SNAPSHOT_FORMAT.to_le_bytes());
+        out.extend_from_slice(&journal_records.to_le_bytes());
+        let mut out = postcard::to_extend(&body, out).expect("encoding to a Vec cannot fail");
+        let checksum = xxhash_rust::xxh3::xxh3_128(&out);
+        out.extend_from_slice(&checksum.to_le_bytes());
+        out
+    }
+
+    /// Rebuilds an engine from a snapshot, checking its checksum and the
+    /// ledger's invariants. `config` is the switch's current configuration
+    /// (not part of the state).
+    pub fn restore(config: EngineConfig, bytes: &[u8]) -> Result<(Engine, SnapshotHeader), SnapshotError> {
+        let header = snapshot_header(bytes)?;
+        let (content, checksum) = bytes.split_at(bytes.len() - CHECKSUM_BYTES);
+        let checksum = u128::from_le_bytes(checksum.try_into().expect("16 bytes"));
+        if xxhash_rust::xxh3::xxh3_128(content) != checksum {
+            return Err(SnapshotError::Checksum);
+        }
+        let body: Body =
+            postcard::from_bytes(&content[HEADER_BYTES..]).map_err(|e| SnapshotError::Body(e.to_string()))?;
+        let engine = Engine::from_body(config, body);
+        engine.check_invariants().map_err(SnapshotError::Invariant)?;
+        Ok((engine, header))
+    }
+
+    fn from_body(config: EngineConfig, body: Body) -> Engine {
+        let mut engine = Engine::new(config);
+        engine.current_cycle = body.current_cycle;
+        for participant in body.participants {
+            engine.participants.insert(participant.id, participant);
+        }
+        for transfer in body.transfers {
+            let reserved = (transfer.state == ponte_domain::TransferState::Reserved).then_some(transfer.deadline);
+            let position = engine.transfers.insert(transfer).expect("a snapshot holds each id once");
+            if let Some(deadline) = reserved {
+                engine.deadlines.push(deadline, position);
+            }
+        }
+        engine.originals.extend(body.originals);
+        let directory: &mut DirectoryState = &mut engine.directory;
+        for entry in body.entries {
+            directory.registry.insert(entry);
+        }
+        for claim in body.claims {
+            if !claim.status.is_final() {
+                engine.claim_deadline = engine.claim_deadline.min(claim.resolve_by);
+            }
+            directory.claims.store(claim);
+        }
+        engine.cycles = body.cycles.into_iter().map(|c| (c.header.id, c)).collect();
+        engine.disbursements = Disbursements::from_image(body.disbursements);
+        engine
+    }
+}
+
+/// Reads a snapshot's header without decoding its body (to pick the newest
+/// usable file).
+pub fn snapshot_header(bytes: &[u8]) -> Result<SnapshotHeader, SnapshotError> {
+    if bytes.len() < HEADER_BYTES + CHECKSUM_BYTES || &bytes[..8] != MAGIC {
+        return Err(SnapshotError::NotASnapshot);
+    }
+    let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if format != SNAPSHOT_FORMAT {
+        return Err(SnapshotError::Format { found: format });
+    }
+    let journal_records = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    Ok(SnapshotHeader { format, journal_records })
+}
