@@ -32,7 +32,7 @@ fn main() {
     let journal = Journal::open(&path).unwrap();
     let mut total = 0usize;
     let count = journal
-        .replay(|_, record| {
+        .replay(0, |_, record| {
             total += record.len();
             Ok(())
         })

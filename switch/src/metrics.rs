@@ -51,6 +51,11 @@ pub fn spawn_publisher(engine: EngineHandle) -> tokio::task::JoinHandle<()> {
                 metrics::counter!("ponte_stream_messages_total", "kind" => kind).absolute(load(&traffic.messages));
                 metrics::counter!("ponte_stream_items_total", "kind" => kind).absolute(load(&traffic.items));
             }
+            metrics::counter!("ponte_snapshots_written_total").absolute(load(&stats.snapshots_written));
+            metrics::counter!("ponte_snapshot_failures_total").absolute(load(&stats.snapshot_failures));
+            metrics::gauge!("ponte_snapshot_journal_records").set(load(&stats.snapshot_records) as f64);
+            metrics::gauge!("ponte_snapshot_bytes").set(load(&stats.snapshot_bytes) as f64);
+            metrics::gauge!("ponte_journal_records").set(load(&stats.journal_records) as f64);
             metrics::gauge!("ponte_payments_reserved").set(load(&stats.reserved) as f64);
             metrics::gauge!("ponte_request_queue_depth").set(engine.request_queue_depth() as f64);
             metrics::gauge!("ponte_journal_queue_depth").set(stats.journal_queue_depth.load(Ordering::Relaxed) as f64);

@@ -83,7 +83,7 @@ fn for_each_backend(tag: &str, check: impl Fn(&dyn Backend)) {
 fn all_records(store: &mut dyn Store) -> Vec<(u64, Vec<u8>)> {
     let mut seen = Vec::new();
     let count = store
-        .replay(&mut |seq, record| {
+        .replay(0, &mut |seq, record| {
             seen.push((seq, record.to_vec()));
             Ok(())
         })
@@ -197,7 +197,7 @@ fn the_engine_rebuilds_the_same_ledger_from_the_store() {
         let mut rebuilt = Engine::new(EngineConfig::default());
         let mut store = backend.open();
         store
-            .replay(&mut |_, record| {
+            .replay(0, &mut |_, record| {
                 for event in decode_events(record) {
                     rebuilt.apply(&event.map_err(|e| e.to_string())?);
                 }

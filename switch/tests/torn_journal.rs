@@ -29,7 +29,7 @@ fn check(path: &Path, what: &str) -> Result<usize, String> {
         let journal = Journal::open(path).map_err(|e| e.to_string())?;
         let mut seen = 0;
         journal
-            .replay(|seq, bytes| {
+            .replay(0, |seq, bytes| {
                 if seq as usize != seen || bytes != record(seen).as_slice() {
                     return Err(format!("record {seq} is not what was written"));
                 }

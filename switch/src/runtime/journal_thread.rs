@@ -160,5 +160,6 @@ fn append_group(
         return Err(error);
     }
     stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+    stats.journal_records.store(journal.len(), Ordering::Release);
     Ok(())
 }

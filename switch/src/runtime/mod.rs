@@ -25,7 +25,9 @@ use requests::Asked;
 mod engine_thread;
 mod handoff;
 mod journal_thread;
+mod recovery;
 mod requests;
+mod snapshot_thread;
 mod stats;
 mod waiters;
 
@@ -33,8 +35,8 @@ pub use requests::{Job, Reply, Request, Waiter};
 pub use stats::{ReasonCounters, Stats, StreamTraffic, Traffic};
 
 use crate::store::{ReplayError, Store, StoreError};
+use ponte_ledger::EngineConfig;
 use ponte_ledger::op::Operation;
-use ponte_ledger::{Engine, EngineConfig, decode_events};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -60,6 +62,14 @@ pub struct RuntimeConfig {
     pub disbursement_per_s: u32,
     /// Disbursement items waiting for their payees at once (default 10,000).
     pub disbursement_in_flight_max: usize,
+    /// Write a snapshot of the engine this often, when the journal grew
+    /// (default 60,000 ms; 0: never). A restart loads the newest snapshot
+    /// and replays only the journal after it; records the kept snapshots
+    /// cover are trimmed.
+    pub snapshot_every_ms: u64,
+    /// Snapshots kept (default 2): the journal is kept from the oldest, so
+    /// a damaged newest snapshot falls back to the one before.
+    pub snapshots_kept: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -72,6 +82,8 @@ impl Default for RuntimeConfig {
             waiters_per_id_max: 16,
             disbursement_per_s: 5_000,
             disbursement_in_flight_max: 10_000,
+            snapshot_every_ms: 60_000,
+            snapshots_kept: 2,
         }
     }
 }
@@ -170,6 +182,11 @@ pub enum StartError {
     Invariant(String),
     #[error("cannot start the engine threads: {0}")]
     Thread(std::io::Error),
+    #[error(
+        "the journal starts at record {first} (older records were trimmed behind a snapshot) but the newest \
+         usable snapshot covers {snapshot}: restore the snapshots folder from a backup"
+    )]
+    Trimmed { first: u64, snapshot: u64 },
 }
 
 /// The running engine and journal threads.
@@ -180,6 +197,7 @@ pub struct Runtime {
     stop: Arc<std::sync::atomic::AtomicBool>,
     engine_thread: std::thread::JoinHandle<()>,
     journal_thread: std::thread::JoinHandle<Result<(), StoreError>>,
+    snapshot_thread: Option<std::thread::JoinHandle<()>>,
     /// Records replayed at start.
     pub replayed_records: u64,
     /// Becomes true when the journal thread ends (its store failed, or the
@@ -196,18 +214,18 @@ impl Runtime {
         engine_config: EngineConfig,
         config: RuntimeConfig,
     ) -> Result<Runtime, StartError> {
-        let mut engine = Engine::new(engine_config.clone());
-        let replayed_records = journal.replay(&mut |_, record| {
-            for event in decode_events(record) {
-                let event = event.map_err(|e| format!("undecodable event: {e}"))?;
-                engine.apply(&event);
-            }
-            Ok(())
-        })?;
-        engine.check_invariants().map_err(StartError::Invariant)?;
-        tracing::info!(store = %journal.describe(), records = replayed_records, transfers = engine.transfer_count(), "journal replayed");
+        let recovered = recovery::recover(journal.as_mut(), &engine_config)?;
+        let (engine, replayed_records) = (recovered.engine, recovered.replayed);
+        tracing::info!(
+            store = %journal.describe(),
+            snapshot = recovered.from_snapshot,
+            records = replayed_records,
+            transfers = engine.transfer_count(),
+            "journal replayed"
+        );
 
         let stats = Arc::new(Stats::default());
+        stats.journal_records.store(journal.len(), Ordering::Release);
         let (requests_tx, requests_rx) = mpsc::channel(config.request_queue_max);
         let (batches_tx, batches_rx) = std_mpsc::sync_channel(config.journal_queue_max);
         // Emptied batch buffers going back from the journal thread for reuse.
@@ -233,6 +251,21 @@ impl Runtime {
                 })
                 .map_err(StartError::Thread)?
         };
+        let snapshot_thread = match journal.snapshots() {
+            Some(snapshots) if config.snapshot_every_ms > 0 => {
+                let follower = snapshot_thread::SnapshotThread {
+                    snapshots,
+                    config: engine_config.clone(),
+                    every: std::time::Duration::from_millis(config.snapshot_every_ms),
+                    keep: config.snapshots_kept,
+                    stats: stats.clone(),
+                    stop: stop.clone(),
+                };
+                let spawned = std::thread::Builder::new().name("ponte-snapshot".into()).spawn(move || follower.run());
+                Some(spawned.map_err(StartError::Thread)?)
+            }
+            _ => None,
+        };
         let (ended_tx, journal_ended) = tokio::sync::watch::channel(false);
         let journal_thread = {
             let stats = stats.clone();
@@ -255,6 +288,7 @@ impl Runtime {
             stop,
             engine_thread,
             journal_thread,
+            snapshot_thread,
             replayed_records,
             journal_ended,
         })
@@ -273,6 +307,9 @@ impl Runtime {
         self.stop.store(true, Ordering::Relaxed);
         drop(self.handle);
         let _ = self.engine_thread.join();
+        if let Some(snapshots) = self.snapshot_thread {
+            let _ = snapshots.join();
+        }
         match self.journal_thread.join() {
             Ok(result) => result,
             Err(_) => Ok(()),

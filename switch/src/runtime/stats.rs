@@ -24,6 +24,14 @@ pub struct Stats {
     pub answers_ignored: AtomicU64,
     /// Messages over the participants' payment streams, by kind.
     pub streams: StreamTraffic,
+    /// Journal records acknowledged (set by the journal thread after each
+    /// append; the snapshot follower reads up to here).
+    pub journal_records: AtomicU64,
+    /// Snapshots written, and the journal records and bytes of the latest.
+    pub snapshots_written: AtomicU64,
+    pub snapshot_records: AtomicU64,
+    pub snapshot_bytes: AtomicU64,
+    pub snapshot_failures: AtomicU64,
 }
 
 /// Messages and the items they carried over one kind of stream.

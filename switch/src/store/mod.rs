@@ -16,12 +16,13 @@
 //! A backend must:
 //! - make every record of an [`Store::append`] durable before it returns Ok,
 //!   and keep them in order, numbered from 0 with no gaps;
-//! - replay exactly the acknowledged records, oldest first;
+//! - replay exactly the acknowledged records from a given one, oldest first;
 //! - refuse, with an error and without acknowledging, once it can no longer
 //!   guarantee the two points above (disk error, fenced writer).
 
 pub mod cql;
 pub mod redb;
+mod snapshot_files;
 
 pub use self::redb::Journal;
 pub use cql::CqlStore;
@@ -51,9 +52,50 @@ pub trait Store: Send + 'static {
         Ok(())
     }
 
-    /// Calls `visit` with every acknowledged record, oldest first, and
-    /// returns how many there were.
-    fn replay(&mut self, visit: &mut Visit<'_>) -> Result<u64, ReplayError>;
+    /// The first record still held: 0, or the first after those trimmed
+    /// because a snapshot covers them.
+    fn first(&self) -> u64 {
+        0
+    }
+
+    /// Calls `visit` with every acknowledged record from record `from`
+    /// (at least [`Store::first`]), oldest first, and returns how many
+    /// there were.
+    fn replay(&mut self, from: u64, visit: &mut Visit<'_>) -> Result<u64, ReplayError>;
+
+    /// The engine snapshots kept beside this journal, and a reader of the
+    /// journal for another thread; `None` when this backend keeps none (the
+    /// whole journal is then replayed at start).
+    fn snapshots(&self) -> Option<Box<dyn Snapshots>> {
+        None
+    }
+}
+
+/// Engine snapshots and the journal behind them, used by the snapshot
+/// thread while the journal thread keeps writing. A snapshot is saved
+/// whole and durable before anything it covers is trimmed.
+pub trait Snapshots: Send + 'static {
+    /// Where the snapshots live, for logs.
+    fn describe(&self) -> String;
+
+    /// Calls `visit` with acknowledged records `from..to`, oldest first.
+    fn read(&mut self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<u64, ReplayError>;
+
+    /// The saved snapshots, by the journal records each covers, newest first.
+    fn list(&mut self) -> Result<Vec<u64>, StoreError>;
+
+    /// The bytes of the snapshot covering `journal_records` records.
+    fn load(&mut self, journal_records: u64) -> Result<Vec<u8>, StoreError>;
+
+    /// Saves a snapshot durably (all or nothing: a crash leaves the
+    /// previous ones as they were).
+    fn save(&mut self, journal_records: u64, snapshot: &[u8]) -> Result<(), StoreError>;
+
+    fn remove(&mut self, journal_records: u64) -> Result<(), StoreError>;
+
+    /// Drops journal records before `before` (a durable snapshot covers
+    /// them), a bounded amount at a time so the writer never waits long.
+    fn trim(&mut self, before: u64) -> Result<(), StoreError>;
 }
 
 /// What [`Store::replay`] calls with each record's sequence number and
@@ -85,6 +127,8 @@ pub enum StoreError {
     Damaged { target: String, detail: String },
     #[error("store {target}: a record of {bytes} bytes is over the {max}-byte bound")]
     RecordTooLarge { target: String, bytes: usize, max: usize },
+    #[error("snapshot {path}: {source}")]
+    Snapshot { path: std::path::PathBuf, source: std::io::Error },
     #[error("bad store address {address:?}: {reason}")]
     Address { address: String, reason: String },
 }

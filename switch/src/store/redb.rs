@@ -8,13 +8,21 @@
 //! `kill -9` or a torn write) leaves the file at its last committed state;
 //! redb verifies that on open.
 
-use super::{ReplayError, Store, StoreError, Visit};
-use redb::{Builder, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use super::snapshot_files::SnapshotDir;
+use super::{ReplayError, Snapshots, Store, StoreError, Visit};
+use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const FORMAT_KEY: &str = "format_version";
+/// The first record still held; records before it were trimmed because a
+/// snapshot covers them (absent: 0).
+const FIRST_KEY: &str = "first_record";
+/// Records deleted per trim transaction: short enough that the journal
+/// thread, waiting for its next append, never waits long.
+const TRIM_CHUNK: u64 = 4_096;
 /// Bumped whenever the record layout changes. 2: each record starts with
 /// the xxh3-64 of the rest, checked on replay (redb does not verify leaf
 /// contents on read: a flipped bit would replay as a different event).
@@ -53,9 +61,10 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, JournalError> {
 
 /// The durable journal. One writer (the journal thread) at a time.
 pub struct Journal {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
     next_sequence: u64,
+    first: u64,
     /// Whether records carry checksums (format 2 and later).
     checksummed: bool,
 }
@@ -94,7 +103,7 @@ impl Journal {
         };
         let txn = db.begin_write().map_err(|e| store(e.into()))?;
         let mut checksummed = true;
-        let next_sequence = {
+        let (first, next_sequence) = {
             let mut meta = txn.open_table(META).map_err(|e| store(e.into()))?;
             let found = meta.get(FORMAT_KEY).map_err(|e| store(e.into()))?.map(|v| v.value());
             match found {
@@ -105,12 +114,14 @@ impl Journal {
                     meta.insert(FORMAT_KEY, FORMAT_VERSION).map_err(|e| store(e.into()))?;
                 }
             }
+            let first = meta.get(FIRST_KEY).map_err(|e| store(e.into()))?.map_or(0, |v| v.value());
             let records = txn.open_table(RECORDS).map_err(|e| store(e.into()))?;
             let last = records.last().map_err(|e| store(e.into()))?.map(|(k, _)| k.value());
-            last.map_or(0, |k| k + 1)
+            // Trimmed to nothing, the journal goes on from its first record.
+            (first, last.map_or(first, |k| k + 1).max(first))
         };
         txn.commit().map_err(|e| store(e.into()))?;
-        Ok(Journal { db, path, next_sequence, checksummed })
+        Ok(Journal { db: Arc::new(db), path, next_sequence, first, checksummed })
     }
 
     pub fn path(&self) -> &Path {
@@ -159,34 +170,122 @@ impl Journal {
         Ok(())
     }
 
-    /// Calls `visit` with every record, oldest first.
-    pub fn replay(&self, visit: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<u64, ReplayError> {
-        guarded(&self.path, || self.replay_unguarded(visit))?
+    /// Calls `visit` with every record from `from`, oldest first.
+    pub fn replay(&self, from: u64, visit: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<u64, ReplayError> {
+        let reader = Reader { db: &self.db, path: &self.path, checksummed: self.checksummed };
+        guarded(&self.path, || reader.read(from..u64::MAX, visit))?
+    }
+}
+
+/// Reads records with their checksums checked, from any thread.
+struct Reader<'a> {
+    db: &'a Database,
+    path: &'a Path,
+    checksummed: bool,
+}
+
+impl Reader<'_> {
+    fn store_error(&self, e: impl Into<redb::Error>) -> JournalError {
+        JournalError::Store { path: self.path.to_path_buf(), source: Box::new(e.into()) }
     }
 
-    fn replay_unguarded(&self, mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<u64, ReplayError> {
+    fn read(
+        &self,
+        range: std::ops::Range<u64>,
+        mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>,
+    ) -> Result<u64, ReplayError> {
         let txn = self.db.begin_read().map_err(|e| self.store_error(e))?;
         let table = txn.open_table(RECORDS).map_err(|e| self.store_error(e))?;
-        let count = table.len().map_err(|e| self.store_error(e))?;
-        for entry in table.iter().map_err(|e| self.store_error(e))? {
+        let mut count = 0;
+        for entry in table.range(range).map_err(|e| self.store_error(e))? {
             let (key, value) = entry.map_err(|e| self.store_error(e))?;
             let (sequence, stored) = (key.value(), value.value());
-            let record = if self.checksummed {
-                let damaged = |detail: String| JournalError::Damaged { path: self.path.clone(), detail };
-                if stored.len() < CHECKSUM_BYTES {
-                    return Err(damaged(format!("record {sequence} is shorter than its checksum")).into());
-                }
-                let (sum, record) = stored.split_at(CHECKSUM_BYTES);
-                if u64::from_le_bytes(sum.try_into().expect("8 bytes")) != xxhash_rust::xxh3::xxh3_64(record) {
-                    return Err(damaged(format!("record {sequence} fails its checksum")).into());
-                }
-                record
-            } else {
-                stored
-            };
-            visit(sequence, record).map_err(|reason| ReplayError::Record { sequence, reason })?;
+            visit(sequence, self.unframe(sequence, stored)?)
+                .map_err(|reason| ReplayError::Record { sequence, reason })?;
+            count += 1;
         }
         Ok(count)
+    }
+
+    /// The record inside its stored frame, its checksum checked.
+    fn unframe<'s>(&self, sequence: u64, stored: &'s [u8]) -> Result<&'s [u8], JournalError> {
+        if !self.checksummed {
+            return Ok(stored);
+        }
+        let damaged = |detail: String| JournalError::Damaged { path: self.path.to_path_buf(), detail };
+        if stored.len() < CHECKSUM_BYTES {
+            return Err(damaged(format!("record {sequence} is shorter than its checksum")));
+        }
+        let (sum, record) = stored.split_at(CHECKSUM_BYTES);
+        if u64::from_le_bytes(sum.try_into().expect("8 bytes")) != xxhash_rust::xxh3::xxh3_64(record) {
+            return Err(damaged(format!("record {sequence} fails its checksum")));
+        }
+        Ok(record)
+    }
+}
+
+/// The embedded store's snapshots (files in `snapshots/` beside the
+/// journal) and its journal, read and trimmed from the snapshot thread.
+struct EmbeddedSnapshots {
+    db: Arc<Database>,
+    path: PathBuf,
+    checksummed: bool,
+    files: SnapshotDir,
+}
+
+impl Snapshots for EmbeddedSnapshots {
+    fn describe(&self) -> String {
+        self.files.path().display().to_string()
+    }
+
+    fn read(&mut self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<u64, ReplayError> {
+        let reader = Reader { db: &self.db, path: &self.path, checksummed: self.checksummed };
+        guarded(&self.path, || reader.read(from..to, visit))?
+    }
+
+    fn list(&mut self) -> Result<Vec<u64>, StoreError> {
+        self.files.list()
+    }
+
+    fn load(&mut self, journal_records: u64) -> Result<Vec<u8>, StoreError> {
+        self.files.load(journal_records)
+    }
+
+    fn save(&mut self, journal_records: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.files.save(journal_records, snapshot)
+    }
+
+    fn remove(&mut self, journal_records: u64) -> Result<(), StoreError> {
+        self.files.remove(journal_records)
+    }
+
+    fn trim(&mut self, before: u64) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let store = |e: redb::Error| StoreError::from(JournalError::Store { path: path.clone(), source: Box::new(e) });
+        loop {
+            let mut txn = self.db.begin_write().map_err(|e| store(e.into()))?;
+            // Not fsynced on its own: the next append's commit makes it
+            // durable, and a crash before that only brings back records a
+            // snapshot already covers.
+            txn.set_durability(Durability::None).map_err(|e| StoreError::Embedded(Box::new(e)))?;
+            let done = {
+                let mut meta = txn.open_table(META).map_err(|e| store(e.into()))?;
+                let first = meta.get(FIRST_KEY).map_err(|e| store(e.into()))?.map_or(0, |v| v.value());
+                if first >= before {
+                    true
+                } else {
+                    let end = before.min(first + TRIM_CHUNK);
+                    let mut table = txn.open_table(RECORDS).map_err(|e| store(e.into()))?;
+                    table.retain_in(first..end, |_, _| false).map_err(|e| store(e.into()))?;
+                    meta.insert(FIRST_KEY, end).map_err(|e| store(e.into()))?;
+                    false
+                }
+            };
+            txn.commit().map_err(|e| store(e.into()))?;
+            if done {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -203,8 +302,21 @@ impl Store for Journal {
         Journal::append(self, records.iter().copied()).map_err(StoreError::from)
     }
 
-    fn replay(&mut self, visit: &mut Visit<'_>) -> Result<u64, ReplayError> {
-        Journal::replay(self, visit)
+    fn first(&self) -> u64 {
+        self.first
+    }
+
+    fn replay(&mut self, from: u64, visit: &mut Visit<'_>) -> Result<u64, ReplayError> {
+        Journal::replay(self, from, visit)
+    }
+
+    fn snapshots(&self) -> Option<Box<dyn Snapshots>> {
+        Some(Box::new(EmbeddedSnapshots {
+            db: self.db.clone(),
+            path: self.path.clone(),
+            checksummed: self.checksummed,
+            files: SnapshotDir::new(self.path.with_file_name("snapshots")),
+        }))
     }
 }
 
@@ -238,12 +350,58 @@ mod tests {
         assert_eq!(journal.len(), 3);
         let mut seen = Vec::new();
         journal
-            .replay(|seq, bytes| {
+            .replay(0, |seq, bytes| {
                 seen.push((seq, bytes.to_vec()));
                 Ok(())
             })
             .unwrap();
         assert_eq!(seen, [(0, b"one".to_vec()), (1, b"two".to_vec()), (2, b"three".to_vec())]);
+    }
+
+    fn records_from(journal: &Journal, from: u64) -> Vec<u64> {
+        let mut seen = Vec::new();
+        journal
+            .replay(from, |seq, _| {
+                seen.push(seq);
+                Ok(())
+            })
+            .unwrap();
+        seen
+    }
+
+    #[test]
+    fn trimming_drops_records_before_a_point_and_survives_reopen_even_when_all_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.redb");
+        let records: Vec<Vec<u8>> = (0..10_000_u32).map(|n| n.to_le_bytes().to_vec()).collect();
+        {
+            let mut journal = Journal::open(&path).unwrap();
+            journal.append(records.iter().map(Vec::as_slice)).unwrap();
+            let mut snapshots = Store::snapshots(&journal).unwrap();
+            // More than one trim chunk, while the writer keeps the file open.
+            snapshots.trim(9_000).unwrap();
+            assert_eq!(records_from(&journal, 0), (9_000..10_000).collect::<Vec<_>>());
+            let mut read = Vec::new();
+            snapshots
+                .read(9_500, 9_503, &mut |seq, bytes| {
+                    read.push((seq, bytes.to_vec()));
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(
+                read,
+                [(9_500, records[9_500].clone()), (9_501, records[9_501].clone()), (9_502, records[9_502].clone())]
+            );
+            journal.append([&b"after"[..]]).unwrap();
+        }
+        let journal = Journal::open(&path).unwrap();
+        assert_eq!((Store::first(&journal), journal.len()), (9_000, 10_001));
+        Store::snapshots(&journal).unwrap().trim(10_001).unwrap();
+        drop(journal);
+        let mut journal = Journal::open(&path).unwrap();
+        assert_eq!((Store::first(&journal), journal.len()), (10_001, 10_001), "trimmed to nothing, numbering goes on");
+        journal.append([&b"next"[..]]).unwrap();
+        assert_eq!(records_from(&journal, 0), [10_001]);
     }
 
     #[test]
@@ -261,7 +419,7 @@ mod tests {
         journal.append([&b"new"[..]]).unwrap();
         let mut seen = Vec::new();
         journal
-            .replay(|_, bytes| {
+            .replay(0, |_, bytes| {
                 seen.push(bytes.to_vec());
                 Ok(())
             })
@@ -282,7 +440,7 @@ mod tests {
             txn.open_table(RECORDS).unwrap().insert(0, stored.as_slice()).unwrap();
             txn.commit().unwrap();
         }
-        let error = Journal::open(&path).unwrap().replay(|_, _| Ok(())).unwrap_err().to_string();
+        let error = Journal::open(&path).unwrap().replay(0, |_, _| Ok(())).unwrap_err().to_string();
         assert!(error.contains("record 0 fails its checksum") && error.contains("restore"), "{error}");
     }
 

@@ -310,13 +310,14 @@ impl Store for CqlStore {
         Ok(())
     }
 
-    fn replay(&mut self, visit: &mut Visit<'_>) -> Result<u64, ReplayError> {
+    fn replay(&mut self, from: u64, visit: &mut Visit<'_>) -> Result<u64, ReplayError> {
         let shared = self.shared.clone();
         let head = self.head;
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
         self.block_on(async move {
-            let mut expected = 0_i64;
+            let mut expected = from;
             let chunks = if head == 0 { 0 } else { (head - 1) / CHUNK_RECORDS + 1 };
-            for chunk in 0..chunks {
+            for chunk in from / CHUNK_RECORDS..chunks {
                 let pager = retry(&shared, "read journal", || {
                     shared.session.execute_iter(shared.statements.read_chunk.clone(), (&shared.config.stream, chunk))
                 })
@@ -347,7 +348,7 @@ impl Store for CqlStore {
                     detail: format!("the head says {head} records, {expected} were found"),
                 }));
             }
-            Ok(head as u64)
+            Ok((head - from.min(head)) as u64)
         })
     }
 }

@@ -1,0 +1,95 @@
+//! Start-up: the newest usable snapshot, then the journal after it.
+//!
+//! A snapshot that cannot be read, fails its checksum or restores into a
+//! ledger that breaks an invariant is skipped with a warning naming it and
+//! why, and the next older one is tried; with none usable the whole journal
+//! is replayed, which is only possible while nothing was trimmed. Never a
+//! wrong state: a journal trimmed past every usable snapshot refuses to
+//! start and says so.
+
+use super::StartError;
+use crate::store::{Snapshots, Store};
+use ponte_ledger::{Engine, EngineConfig, decode_events};
+
+/// The engine rebuilt, and how.
+pub(super) struct Recovered {
+    pub engine: Engine,
+    /// Journal records the snapshot it started from covered (0: none).
+    pub from_snapshot: u64,
+    /// Records replayed after it.
+    pub replayed: u64,
+}
+
+pub(super) fn recover(journal: &mut dyn Store, config: &EngineConfig) -> Result<Recovered, StartError> {
+    let first = journal.first();
+    let (mut engine, from_snapshot) = match journal.snapshots() {
+        Some(mut snapshots) => newest_usable(snapshots.as_mut(), config, journal.len()),
+        None => None,
+    }
+    .unwrap_or_else(|| (Engine::new(config.clone()), 0));
+    if from_snapshot < first {
+        return Err(StartError::Trimmed { first, snapshot: from_snapshot });
+    }
+    let replayed = replay(journal, &mut engine, from_snapshot)?;
+    engine.check_invariants().map_err(StartError::Invariant)?;
+    Ok(Recovered { engine, from_snapshot, replayed })
+}
+
+/// Applies the journal's records from `from` to `engine`.
+pub(super) fn replay(journal: &mut dyn Store, engine: &mut Engine, from: u64) -> Result<u64, StartError> {
+    Ok(journal.replay(from, &mut |_, record| apply_record(engine, record))?)
+}
+
+pub(super) fn apply_record(engine: &mut Engine, record: &[u8]) -> Result<(), String> {
+    for event in decode_events(record) {
+        let event = event.map_err(|e| format!("undecodable event: {e}"))?;
+        engine.apply(&event);
+    }
+    Ok(())
+}
+
+/// The newest snapshot that restores, with the journal records it covers;
+/// snapshots claiming more records than the journal holds are not this
+/// journal's and are skipped.
+pub(super) fn newest_usable(
+    snapshots: &mut dyn Snapshots,
+    config: &EngineConfig,
+    journal_len: u64,
+) -> Option<(Engine, u64)> {
+    let listed = match snapshots.list() {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list snapshots; replaying the journal from its start");
+            return None;
+        }
+    };
+    for records in listed {
+        let started = std::time::Instant::now();
+        let restored = if records > journal_len {
+            Err(format!("it covers {records} journal records but the journal holds {journal_len}"))
+        } else {
+            snapshots
+                .load(records)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| Engine::restore(config.clone(), &bytes).map_err(|e| e.to_string()))
+        };
+        match restored {
+            Ok((engine, _)) => {
+                tracing::info!(
+                    snapshot = records,
+                    transfers = engine.transfer_count(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot loaded"
+                );
+                return Some((engine, records));
+            }
+            Err(reason) => tracing::warn!(
+                snapshot = records,
+                at = %snapshots.describe(),
+                %reason,
+                "snapshot unusable; trying the previous one"
+            ),
+        }
+    }
+    None
+}

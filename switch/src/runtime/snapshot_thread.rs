@@ -1,0 +1,129 @@
+//! The snapshot thread: a second engine that follows the journal and, at an
+//! interval, writes its whole state as a snapshot, then trims the journal
+//! records the snapshots cover.
+//!
+//! It never touches the serving engine, so a snapshot costs the engine
+//! thread no pause at all: the follower reads the records the journal
+//! thread made durable (from the store, at its own pace), applies them as
+//! a replay would, and serialises itself. The price is a second copy of
+//! the engine's state in memory and the CPU to apply each record twice.
+//!
+//! Failures here never stop the switch: the snapshot is retried at the
+//! next interval, counted in `ponte_snapshot_failures_total`, and until one
+//! succeeds a restart replays a longer journal.
+
+use super::recovery::{apply_record, newest_usable};
+use super::stats::Stats;
+use crate::store::Snapshots;
+use ponte_ledger::{Engine, EngineConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often the follower reads the records made durable since its last look.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+pub(super) struct SnapshotThread {
+    pub snapshots: Box<dyn Snapshots>,
+    pub config: EngineConfig,
+    /// Write a snapshot this often (when records were added since the last).
+    pub every: Duration,
+    /// Snapshots kept; the journal is trimmed before the oldest of them, so
+    /// a damaged newest one falls back to the previous.
+    pub keep: usize,
+    pub stats: Arc<Stats>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl SnapshotThread {
+    pub(super) fn run(mut self) {
+        let Some((mut engine, mut applied)) = self.start() else { return };
+        let mut last = Instant::now();
+        let mut last_records = applied;
+        while !self.sleep(FOLLOW_EVERY) {
+            match self.follow(&mut engine, applied) {
+                Ok(to) => applied = to,
+                Err(error) => {
+                    tracing::error!(%error, "the snapshot follower cannot read the journal; snapshots stop");
+                    self.stats.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+            if last.elapsed() >= self.every && applied > last_records {
+                match self.write(&engine, applied) {
+                    Ok(()) => last_records = applied,
+                    Err(error) => {
+                        tracing::warn!(%error, records = applied, "snapshot failed; retrying at the next interval");
+                        self.stats.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                last = Instant::now();
+            }
+        }
+    }
+
+    /// The follower's engine: the newest usable snapshot (as at start-up)
+    /// and every durable record after it.
+    fn start(&mut self) -> Option<(Engine, u64)> {
+        let durable = self.stats.journal_records.load(Ordering::Acquire);
+        let (mut engine, from) = newest_usable(self.snapshots.as_mut(), &self.config, durable)
+            .unwrap_or_else(|| (Engine::new(self.config.clone()), 0));
+        match self.follow(&mut engine, from) {
+            Ok(applied) => Some((engine, applied)),
+            Err(error) => {
+                tracing::error!(%error, "the snapshot follower cannot start; no snapshots are written");
+                None
+            }
+        }
+    }
+
+    /// Sleeps up to `wait`; true when the runtime stops.
+    fn sleep(&self, wait: Duration) -> bool {
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if self.stop.load(Ordering::Relaxed) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+        }
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Applies the records made durable since `from`; returns where it got to.
+    fn follow(&mut self, engine: &mut Engine, from: u64) -> Result<u64, String> {
+        let to = self.stats.journal_records.load(Ordering::Acquire);
+        if to <= from {
+            return Ok(from);
+        }
+        self.snapshots.read(from, to, &mut |_, record| apply_record(engine, record)).map_err(|e| e.to_string())?;
+        Ok(to)
+    }
+
+    /// Saves a snapshot covering `records`, drops the oldest beyond
+    /// `keep`, and trims the journal before the oldest kept.
+    fn write(&mut self, engine: &Engine, records: u64) -> Result<(), crate::store::StoreError> {
+        let started = Instant::now();
+        let bytes = engine.snapshot(records);
+        self.snapshots.save(records, &bytes)?;
+        let took = started.elapsed();
+        let listed = self.snapshots.list()?;
+        for &old in listed.iter().skip(self.keep.max(1)) {
+            self.snapshots.remove(old)?;
+        }
+        let oldest_kept = listed.iter().take(self.keep.max(1)).copied().min().unwrap_or(0);
+        self.snapshots.trim(oldest_kept)?;
+        self.stats.snapshots_written.fetch_add(1, Ordering::Relaxed);
+        self.stats.snapshot_records.store(records, Ordering::Relaxed);
+        self.stats.snapshot_bytes.store(bytes.len() as u64, Ordering::Relaxed);
+        metrics::histogram!("ponte_snapshot_seconds").record(took.as_secs_f64());
+        tracing::info!(
+            records,
+            bytes = bytes.len(),
+            transfers = engine.transfer_count(),
+            ms = took.as_millis() as u64,
+            trimmed_before = oldest_kept,
+            "snapshot written"
+        );
+        Ok(())
+    }
+}
