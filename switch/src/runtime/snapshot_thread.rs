@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// How often the follower reads the records made durable since its last look.
+/// How often, at most, the follower reads the records made durable since
+/// its last look (more often when snapshots are asked for more often).
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
 pub(super) struct SnapshotThread {
@@ -40,7 +41,7 @@ impl SnapshotThread {
         let Some((mut engine, mut applied)) = self.start() else { return };
         let mut last = Instant::now();
         let mut last_records = applied;
-        while !self.sleep(FOLLOW_EVERY) {
+        while !self.sleep(FOLLOW_EVERY.min(self.every)) {
             match self.follow(&mut engine, applied) {
                 Ok(to) => applied = to,
                 Err(error) => {
