@@ -420,16 +420,24 @@ fn a_snapshot_plus_the_journal_after_it_is_the_live_engine() {
 #[test]
 fn a_torn_damaged_or_foreign_snapshot_is_refused_never_half_read() {
     let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
-    h.pay(T0, id(1, 1), 1, 2, 1_00);
+    for n in 0..30 {
+        h.pay(T0, id(1, n), 1, 2, 1_00 + n as i64);
+        if n % 2 == 0 {
+            h.answer(T0, 2, id(1, n), Decision::Accept);
+        }
+    }
     let good = h.engine.snapshot(h.journal.len() as u64);
     let config = h.engine.config().clone();
     let refuse = |bytes: &[u8]| Engine::restore(config.clone(), bytes).map(|_| ()).unwrap_err();
     assert_eq!(refuse(&good[..good.len() - 1]), snapshot::SnapshotError::Checksum);
     assert_eq!(refuse(&good[..10]), snapshot::SnapshotError::NotASnapshot);
-    for at in [20, good.len() / 2, good.len() - 17] {
+    for at in (20..good.len()).step_by(7) {
         let mut damaged = good.clone();
         damaged[at] ^= 0x40;
         assert_eq!(refuse(&damaged), snapshot::SnapshotError::Checksum, "byte {at} flipped");
+    }
+    for len in (36..good.len()).step_by(11) {
+        assert_eq!(refuse(&good[..len]), snapshot::SnapshotError::Checksum, "torn at {len} bytes");
     }
     let mut foreign = good.clone();
     foreign[0] = b'X';
