@@ -16,7 +16,9 @@
 //! across envelopes — paid, in progress or failed — and repeated within
 //! one), and restarts: the
 //! engine rebuilt from its journal at random points, compared field by
-//! field with the one it replaces.
+//! field with the one it replaces, and byte for byte through its snapshot;
+//! snapshots are taken at random points, and a restart may start from the
+//! last one plus the journal after it instead of the whole journal.
 //!
 //! An independent reference model — plain maps, written from the rules in
 //! docs/PAYMENTS.md, sharing no code with the engine — predicts every
@@ -197,6 +199,8 @@ struct Sim {
     now: TimestampMs,
     engine: Engine,
     journal: Vec<Vec<u8>>,
+    /// A snapshot taken at a random point: (journal records it covers, bytes).
+    snapshot: Option<(usize, Vec<u8>)>,
     model: Model,
     /// Ids in the order they were made, to pick from.
     ids: Vec<EndToEndId>,
@@ -213,6 +217,7 @@ struct Stats {
     settled: u64,
     rejected: u64,
     restarts: u64,
+    restarts_from_snapshot: u64,
     returns: u64,
     keys_registered: u64,
     key_payments_reserved: u64,
@@ -241,6 +246,7 @@ impl Sim {
             now: T0,
             engine: Engine::new(config),
             journal: Vec::new(),
+            snapshot: None,
             model: Model { current_cycle: 1, ..Model::default() },
             ids: Vec::new(),
             next_suffix: 0,
@@ -1084,6 +1090,29 @@ impl Sim {
                 self.fail(format!("{id} differs after replay"));
             }
         }
+        let records = self.journal.len() as u64;
+        let live = self.engine.snapshot(records);
+        if rebuilt.snapshot(records) != live {
+            self.fail("the replayed engine's snapshot differs from the live engine's");
+        }
+        if let Some((cut, bytes)) = self.snapshot.take() {
+            let (mut restored, _) = Engine::restore(config(), &bytes)
+                .unwrap_or_else(|e| self.fail(format!("the snapshot at record {cut} does not restore: {e}")));
+            for record in &self.journal[cut..] {
+                for event in decode_events(record) {
+                    restored.apply(&event.unwrap_or_else(|e| self.fail(format!("undecodable journal: {e}"))));
+                }
+            }
+            if restored.snapshot(records) != live {
+                self.fail(format!(
+                    "the snapshot at record {cut} plus the journal after it differs from the live engine"
+                ));
+            }
+            if self.rng.random_bool(0.5) {
+                rebuilt = restored;
+                self.stats.restarts_from_snapshot += 1;
+            }
+        }
         self.engine = rebuilt;
         self.stats.restarts += 1;
         let online: Vec<u32> = self.model.online.keys().copied().collect();
@@ -1135,6 +1164,10 @@ impl Sim {
 
     fn step(&mut self) {
         self.drive();
+        if self.rng.random_range(0..30) == 0 {
+            let records = self.journal.len();
+            self.snapshot = Some((records, self.engine.snapshot(records as u64)));
+        }
         match self.rng.random_range(0..120) {
             110..=113 => self.disburse(),
             114..=115 => self.open_claim(),
@@ -1203,6 +1236,7 @@ fn the_engine_matches_the_reference_model_under_random_workloads() {
         total.settled += stats.settled;
         total.rejected += stats.rejected;
         total.restarts += stats.restarts;
+        total.restarts_from_snapshot += stats.restarts_from_snapshot;
         total.returns += stats.returns;
         total.keys_registered += stats.keys_registered;
         total.key_payments_reserved += stats.key_payments_reserved;
@@ -1213,12 +1247,13 @@ fn the_engine_matches_the_reference_model_under_random_workloads() {
         total.claims_lapsed += stats.claims_lapsed;
     }
     eprintln!(
-        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts, {} keys registered, {} key payments reserved, {} envelopes ({} items paid, {} flagged DUPL), {} claims completed, {} lapsed",
+        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts ({} from a snapshot), {} keys registered, {} key payments reserved, {} envelopes ({} items paid, {} flagged DUPL), {} claims completed, {} lapsed",
         seeds.len(),
         total.settled,
         total.rejected,
         total.returns,
         total.restarts,
+        total.restarts_from_snapshot,
         total.keys_registered,
         total.key_payments_reserved,
         total.envelopes,
@@ -1229,6 +1264,7 @@ fn the_engine_matches_the_reference_model_under_random_workloads() {
     );
     assert!(total.settled > seeds.len() as u64 * 50, "the workload settled too little to prove anything: {total:?}");
     assert!(total.restarts > 0 && total.returns > 0, "{total:?}");
+    assert!(total.restarts_from_snapshot > 0, "no restart started from a snapshot: {total:?}");
     assert!(total.keys_registered > 0 && total.key_payments_reserved > 0, "{total:?}");
     assert!(total.items_paid > 0 && total.items_flagged > 0, "{total:?}");
     assert!(total.claims_completed > 0 && total.claims_lapsed > 0, "{total:?}");
