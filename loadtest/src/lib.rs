@@ -10,6 +10,8 @@
 //! - [`echo`]: a trivial echo service on the same tonic + TLS stack: the
 //!   ceiling the switch is measured against.
 //! - [`report`]: the JSON report and the SVG chart.
+//! - [`soak`]: soak mode: the switch as a child process, its memory, disk
+//!   and restart time over a long run.
 
 pub mod country;
 pub mod drive;
@@ -19,3 +21,4 @@ pub mod keys;
 pub mod payee;
 mod recorder;
 pub mod report;
+pub mod soak;

@@ -18,6 +18,7 @@ use ponte_loadtest::drive::{self, LoadConfig, Submission};
 use ponte_loadtest::echo::EchoServer;
 use ponte_loadtest::payee::SimulatedPayee;
 use ponte_loadtest::report::{self, Machine, Report};
+use ponte_loadtest::soak;
 use ponte_sdk::{Client, Identity};
 use ponte_switch::net::tls::DevPki;
 use ponte_switch::server::{self, Config, DevParticipant};
@@ -101,6 +102,22 @@ struct Args {
     /// table as payments arrive].
     #[arg(long)]
     transfers_capacity: Option<u64>,
+    /// Soak mode: run the switch as a separate process, sample its resident
+    /// memory and data directory once a second, then SIGKILL it and time a
+    /// restart; writes `--out` (e.g. soak.json) and a chart beside it.
+    #[arg(long)]
+    soak: bool,
+    /// Soak: the switch's duplicate window (`engine.id_age_ms_max`), short so
+    /// that the steady state comes in minutes. Ids carry their minute, so
+    /// keep it over 60 s.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    soak_window: Duration,
+    /// Soak: the switch's snapshot interval (`runtime.snapshot_every_ms`).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    snapshot_every: Duration,
+    /// Runs as the soak's switch with this configuration file (used by --soak).
+    #[arg(long, hide = true)]
+    serve_config: Option<PathBuf>,
 }
 
 /// The transfers a run can create, for sizing its own switch's table.
@@ -119,6 +136,12 @@ fn main() -> anyhow::Result<()> {
         .init();
     let keys = check_args(&args)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Some(config) = &args.serve_config {
+        return serve_child(config);
+    }
+    if args.soak {
+        return run_soak(&args, keys);
+    }
     // The switch (when this tool starts one) runs on its own runtime, so
     // the load generator's tasks and the switch's do not share a scheduler
     // queue — as close to separate processes as one binary gets.
@@ -301,16 +324,20 @@ fn switch_under_test(
         return Ok(UnderTest { endpoint: format!("https://{target}"), certs: args.certs.clone(), banks, own: None });
     }
     let codes = country::codes(args.participants);
-    let mut config = Config {
-        data_dir: scratch.join("switch"),
-        listen: ([127, 0, 0, 1], 0).into(),
-        store: args.store.clone(),
-        ..Config::default()
-    };
+    let config = own_config(args, scratch.join("switch"), &codes, transfers_capacity.unwrap_or(0));
+    let switch = runtimes.server.block_on(server::start(config))?;
+    let certs = switch.dev_pki.as_ref().expect("own switch uses the dev PKI").dir.clone();
+    Ok(UnderTest { endpoint: switch.endpoint(), certs, banks: country::zipf(&codes), own: Some(switch) })
+}
+
+/// The configuration of the switch this tool starts.
+fn own_config(args: &Args, data_dir: PathBuf, codes: &[ParticipantId], transfers_capacity: u64) -> Config {
+    let mut config =
+        Config { data_dir, listen: ([127, 0, 0, 1], 0).into(), store: args.store.clone(), ..Config::default() };
     config.engine.payee_timeout_ms = args.payee_timeout_ms;
-    config.engine.transfers_capacity = transfers_capacity.unwrap_or(0);
-    if config.engine.transfers_capacity > 0 {
-        eprintln!("building the switch's transfer table for {} transfers...", config.engine.transfers_capacity);
+    config.engine.transfers_capacity = transfers_capacity;
+    if transfers_capacity > 0 {
+        eprintln!("building the switch's transfer table for {transfers_capacity} transfers...");
     }
     config.runtime.disbursement_per_s = args.envelope_rate;
     config.dev_participants = codes
@@ -321,9 +348,98 @@ fn switch_under_test(
             net_debit_cap: "100000000000.00".into(),
         })
         .collect();
-    let switch = runtimes.server.block_on(server::start(config))?;
-    let certs = switch.dev_pki.as_ref().expect("own switch uses the dev PKI").dir.clone();
-    Ok(UnderTest { endpoint: switch.endpoint(), certs, banks: country::zipf(&codes), own: Some(switch) })
+    config
+}
+
+/// The soak's switch: this binary, started by [`run_soak`] as a child.
+fn serve_child(config: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let config = Config::from_file(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let switch = server::start(config).await?;
+        println!("{}{}", soak::SERVING, switch.endpoint());
+        std::io::stdout().flush()?;
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
+
+/// Soak mode (see [`soak`]): the switch as a child process, watched.
+fn run_soak(args: &Args, keys: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(args.target.is_none(), "--soak runs its own switch, not with --target");
+    let scratch = tempfile::tempdir()?;
+    let codes = country::codes(args.participants);
+    let data_dir = scratch.path().join("switch");
+    let mut config = own_config(args, data_dir.clone(), &codes, args.transfers_capacity.unwrap_or(0));
+    config.metrics_listen = None;
+    config.engine.id_age_ms_max = args.soak_window.as_millis() as i64;
+    config.runtime.snapshot_every_ms = args.snapshot_every.as_millis() as u64;
+    let config_path = scratch.path().join("soak.toml");
+    std::fs::write(&config_path, toml::to_string(&config)?)?;
+    let switch = soak::spawn(&config_path, Duration::from_secs(600))?;
+    let pid = switch.child.id();
+    let under_test = UnderTest {
+        endpoint: switch.endpoint.clone(),
+        certs: data_dir.join("certs"),
+        banks: country::zipf(&codes),
+        own: None,
+    };
+    let client = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    if keys > 0 {
+        eprintln!("registering {keys} phone keys in the directory...");
+        client.block_on(ponte_loadtest::keys::register(
+            &under_test.endpoint,
+            &under_test.certs,
+            &under_test.banks,
+            keys,
+            !args.quiet,
+        ))?;
+    }
+    eprintln!(
+        "soaking {} for {} s (pid {pid}, data in {})",
+        under_test.endpoint,
+        args.duration.as_secs(),
+        data_dir.display()
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = client.spawn(soak::sample(pid, data_dir, stop.clone()));
+    let (measured, ..) = client.block_on(drive_load(args, &under_test, keys))?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let samples = client.block_on(sampler)?;
+    eprintln!("killing the switch (SIGKILL) and restarting it on the same data directory...");
+    let (restarted, restart_ms) = soak::kill_and_restart(switch, &config_path)?;
+    drop(restarted);
+    let rss: Vec<u64> = samples.iter().map(|s| s.rss_bytes).collect();
+    let (rss_mean, rss_deviation) = soak::band(&rss);
+    let report = soak::SoakReport {
+        store: args.store.clone().unwrap_or_else(|| "embedded".into()),
+        duration_s: measured.measured.as_secs_f64(),
+        settled: measured.settled,
+        throughput_per_s: measured.seconds.iter().map(|s| s.settled).collect(),
+        rss_bytes: rss,
+        disk_bytes: samples.iter().map(|s| s.disk_bytes).collect(),
+        restart_ms,
+        id_age_ms_max: config.engine.id_age_ms_max,
+        snapshot_every_ms: config.runtime.snapshot_every_ms,
+        rss_last80_mean_bytes: rss_mean,
+        rss_last80_max_deviation: rss_deviation,
+    };
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
+    let svg = args.out.with_extension("svg");
+    std::fs::write(&svg, soak::chart(&report))?;
+    println!(
+        "soak: {} settled in {:.0} s ({:.0}/s); resident memory over the last 80%: mean {} MB, within {:.1}%; data directory at the end {} MB; restart after SIGKILL {} ms",
+        report.settled,
+        report.duration_s,
+        report.settled as f64 / report.duration_s.max(1e-9),
+        rss_mean / 1_000_000,
+        rss_deviation * 100.0,
+        report.disk_bytes.last().copied().unwrap_or(0) / 1_000_000,
+        restart_ms
+    );
+    println!("report: {} and {}", args.out.display(), svg.display());
+    Ok(())
 }
 
 /// Registers the run's phone keys; how long it took, in seconds.

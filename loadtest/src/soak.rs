@@ -1,0 +1,210 @@
+//! Soak mode: the switch as a separate process, watched for hours.
+//!
+//! The load test starts its own binary as the switch (`--serve-config`), so
+//! the switch's resident memory is its own and it can be killed. While the
+//! load runs, a sampler reads the switch's resident memory and its data
+//! directory's size once a second; after the run the switch is SIGKILLed
+//! and restarted on the same data directory, and the time until it serves
+//! again is the restart time. The report (`soak.json`) and its chart
+//! (`soak.svg`) show whether memory and disk stay in a band while payments
+//! pile up.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What the child prints once it serves, before its endpoint.
+pub const SERVING: &str = "soak switch serving on ";
+
+/// A switch running as a child process.
+pub struct SwitchProcess {
+    pub child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for SwitchProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts this binary as a switch with the configuration at `config` and
+/// waits (at most `within`) until it serves.
+pub fn spawn(config: &Path, within: Duration) -> anyhow::Result<SwitchProcess> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--serve-config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(endpoint) = line.strip_prefix(SERVING) {
+                let _ = tx.send(endpoint.to_owned());
+            }
+        }
+    });
+    match rx.recv_timeout(within) {
+        Ok(endpoint) => Ok(SwitchProcess { child, endpoint }),
+        Err(_) => {
+            let _ = child.kill();
+            anyhow::bail!("the soak switch did not serve within {} s", within.as_secs())
+        }
+    }
+}
+
+/// SIGKILLs the switch, starts it again on the same configuration, and
+/// returns it with the milliseconds until it served.
+pub fn kill_and_restart(mut switch: SwitchProcess, config: &Path) -> anyhow::Result<(SwitchProcess, u64)> {
+    switch.child.kill()?;
+    switch.child.wait()?;
+    let started = Instant::now();
+    let restarted = spawn(config, Duration::from_secs(600))?;
+    Ok((restarted, started.elapsed().as_millis() as u64))
+}
+
+/// Resident memory of process `pid`, in bytes (Linux `/proc`).
+pub fn resident_bytes(pid: u32) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+    let pages = statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// Bytes of the files under `dir`, recursively.
+pub fn disk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// One second of a soak.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Sample {
+    pub rss_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+/// Samples `pid` and `dir` once a second until `stop` is set.
+pub async fn sample(pid: u32, dir: PathBuf, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        tick.tick().await;
+        let dir = dir.clone();
+        let disk = tokio::task::spawn_blocking(move || disk_bytes(&dir)).await.unwrap_or(0);
+        samples.push(Sample { rss_bytes: resident_bytes(pid), disk_bytes: disk });
+    }
+    samples
+}
+
+/// The soak report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SoakReport {
+    pub store: String,
+    pub duration_s: f64,
+    pub settled: u64,
+    pub throughput_per_s: Vec<u64>,
+    pub rss_bytes: Vec<u64>,
+    pub disk_bytes: Vec<u64>,
+    /// SIGKILL to serving again on the same data directory.
+    pub restart_ms: u64,
+    /// The switch's duplicate window (`engine.id_age_ms_max`) and snapshot interval.
+    pub id_age_ms_max: i64,
+    pub snapshot_every_ms: u64,
+    /// Over the last 80% of the samples: mean resident memory, and the
+    /// largest distance from it as a share of it.
+    pub rss_last80_mean_bytes: u64,
+    pub rss_last80_max_deviation: f64,
+}
+
+/// Mean of the last 80% of `values`, and the largest relative distance from it.
+pub fn band(values: &[u64]) -> (u64, f64) {
+    let tail = &values[values.len() / 5..];
+    if tail.is_empty() {
+        return (0, 0.0);
+    }
+    let mean = tail.iter().map(|&v| v as f64).sum::<f64>() / tail.len() as f64;
+    let deviation = tail.iter().map(|&v| (v as f64 - mean).abs() / mean.max(1.0)).fold(0.0, f64::max);
+    (mean as u64, deviation)
+}
+
+/// Three panels over time: resident memory, data directory size, and
+/// settled payments per second.
+pub fn chart(report: &SoakReport) -> String {
+    let (w, h, pad) = (900.0, 220.0, 60.0);
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" font-family="sans-serif" font-size="12">"#,
+        3.0 * h + 40.0
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{pad}" y="20" font-size="14">Ponte soak: {} settled in {:.0} s, restart {} ms ({})</text>"#,
+        report.settled, report.duration_s, report.restart_ms, report.store
+    );
+    let mb = |v: &u64| *v as f64 / 1e6;
+    let panels = [
+        ("resident memory (MB)", "#1f77b4", report.rss_bytes.iter().map(mb).collect::<Vec<_>>()),
+        ("data directory (MB)", "#ff7f0e", report.disk_bytes.iter().map(mb).collect()),
+        ("settled payments per second", "#2ca02c", report.throughput_per_s.iter().map(|v| *v as f64).collect()),
+    ];
+    for (k, (title, color, values)) in panels.iter().enumerate() {
+        let top = 30.0 + h * k as f64;
+        let bottom = top + h - pad;
+        let max = values.iter().copied().fold(1.0_f64, f64::max) * 1.1;
+        let n = values.len().max(2) as f64;
+        let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
+        let y = |v: f64| bottom - (bottom - top - 20.0) * v / max;
+        let _ = writeln!(svg, r#"<text x="{pad}" y="{}">{title}</text>"#, top + 12.0);
+        let _ = writeln!(svg, r#"<line x1="{pad}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/>"#, w - pad);
+        let _ = writeln!(svg, r#"<line x1="{pad}" y1="{}" x2="{pad}" y2="{bottom}" stroke="black"/>"#, top + 20.0);
+        for frac in [0.0, 0.5, 1.0] {
+            let v = max * frac;
+            let _ = writeln!(svg, r#"<text x="{}" y="{}" text-anchor="end">{v:.0}</text>"#, pad - 4.0, y(v) + 4.0);
+        }
+        let _ = writeln!(svg, r#"<text x="{}" y="{}" text-anchor="end">seconds</text>"#, w - pad, bottom + 16.0);
+        let points: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect();
+        let _ =
+            writeln!(svg, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, points.join(" "));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_band_is_measured_over_the_last_eighty_percent() {
+        // A warm-up ramp, then a steady band of 100 +- 10.
+        let values = [10, 20, 90, 100, 110, 100, 90, 100, 110, 100];
+        let (mean, deviation) = band(&values);
+        assert_eq!(mean, 100);
+        assert!((deviation - 0.1).abs() < 1e-9, "{deviation}");
+        assert_eq!(band(&[]), (0, 0.0));
+    }
+
+    #[test]
+    fn the_data_directory_size_counts_nested_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("snapshots")).unwrap();
+        std::fs::write(dir.path().join("journal.redb"), [0_u8; 1000]).unwrap();
+        std::fs::write(dir.path().join("snapshots/s.bin"), [0_u8; 24]).unwrap();
+        assert_eq!(disk_bytes(dir.path()), 1024);
+        assert_eq!(disk_bytes(&dir.path().join("missing")), 0);
+    }
+}
