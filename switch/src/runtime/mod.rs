@@ -63,9 +63,11 @@ pub struct RuntimeConfig {
     /// Disbursement items waiting for their payees at once (default 10,000).
     pub disbursement_in_flight_max: usize,
     /// Write a snapshot of the engine this often, when the journal grew
-    /// (default 60,000 ms; 0: never). A restart loads the newest snapshot
-    /// and replays only the journal after it; records the kept snapshots
-    /// cover are trimmed.
+    /// (default 0: never). A restart loads the newest snapshot and replays
+    /// only the journal after it; records the kept snapshots cover are
+    /// trimmed. Off by default while the engine still holds every transfer
+    /// ever made: the snapshot thread's second engine doubles the memory and
+    /// applies every record a second time (docs/STORAGE.md, BENCHMARKS.md).
     pub snapshot_every_ms: u64,
     /// Snapshots kept (default 2): the journal is kept from the oldest, so
     /// a damaged newest snapshot falls back to the one before.
@@ -82,7 +84,7 @@ impl Default for RuntimeConfig {
             waiters_per_id_max: 16,
             disbursement_per_s: 5_000,
             disbursement_in_flight_max: 10_000,
-            snapshot_every_ms: 60_000,
+            snapshot_every_ms: 0,
             snapshots_kept: 2,
         }
     }

@@ -21,8 +21,9 @@ const FORMAT_KEY: &str = "format_version";
 /// snapshot covers them (absent: 0).
 const FIRST_KEY: &str = "first_record";
 /// Records deleted per trim transaction: short enough that the journal
-/// thread, waiting for its next append, never waits long.
-const TRIM_CHUNK: u64 = 4_096;
+/// thread, waiting for its next append, never waits long (a loaded
+/// switch's records are tens of kilobytes each).
+const TRIM_CHUNK: u64 = 256;
 /// Bumped whenever the record layout changes. 2: each record starts with
 /// the xxh3-64 of the rest, checked on replay (redb does not verify leaf
 /// contents on read: a flipped bit would replay as a different event).
