@@ -111,3 +111,52 @@ async fn a_restart_loads_the_newest_snapshot_and_replays_only_the_journal_after_
     let error = ponte_switch::server::start(switch.config.clone()).await.err().expect("refuses to start").to_string();
     assert!(error.contains("trimmed") && error.contains("snapshot"), "{error}");
 }
+
+/// On Cassandra (`PONTE_TEST_CQL`, which `scripts/test-all` sets): the node
+/// that takes over a keyspace starts from the newest snapshot in it and
+/// replays only the records after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_on_cassandra_starts_from_the_snapshot_and_replays_only_the_tail() {
+    let Ok(address) = std::env::var("PONTE_TEST_CQL") else {
+        eprintln!("SKIPPED on Cassandra: set PONTE_TEST_CQL=HOST:PORT (scripts/test-all does)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.store = Some(format!("cql://{address}/snapshots_{}?lease_ttl_s=2", std::process::id()));
+    config.runtime.snapshot_every_ms = 100;
+    let switch = ponte_switch::server::start(config.clone()).await.unwrap();
+    let mut switch = TestSwitch { dir, switch: Some(switch), config };
+    let (a, b) = (switch.client(A).await, switch.client(B).await);
+    let inbox = Payee::accepting().serve(&b).await;
+    let mut paid = Vec::new();
+    for _ in 0..20 {
+        paid.push(pay(&a, "1.00").await);
+    }
+    let covered = snapshot_covers_everything(&switch).await;
+    inbox.stop().await;
+    // Stop snapshotting, then journal more: the next node must replay these.
+    switch.switch.take().unwrap().stop().await;
+    switch.config.runtime.snapshot_every_ms = 0;
+    switch.switch = Some(ponte_switch::server::start(switch.config.clone()).await.unwrap());
+    let (a, b) = (switch.client(A).await, switch.client(B).await);
+    let inbox = Payee::accepting().serve(&b).await;
+    for _ in 0..5 {
+        paid.push(pay(&a, "2.00").await);
+    }
+    inbox.stop().await;
+    let total = switch.switch.as_ref().unwrap().engine.stats().journal_records.load(Ordering::Acquire);
+    assert!(total > covered, "payments after the snapshot were journaled");
+
+    // Another node takes the keyspace over: the snapshot, then the tail.
+    switch.restart().await;
+    let taken_over = switch.switch.as_ref().unwrap();
+    assert_eq!(taken_over.replayed_records, total - covered, "only the records after the snapshot are replayed");
+    let a = switch.client(A).await;
+    for id in &paid {
+        assert_eq!(a.status(id).await.unwrap().state, TransferState::Settled);
+    }
+    let (all, sum) = switch.operator().await.participants().await.unwrap();
+    assert_eq!(sum, Amount::ZERO);
+    assert_eq!(all.iter().find(|p| p.code == pid(A)).unwrap().position, Amount::from_minor(-(20 * 100 + 5 * 200)));
+}

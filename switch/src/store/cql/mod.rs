@@ -12,6 +12,7 @@
 //! journal       ((stream, chunk), seq, epoch) -> record blob
 //! journal_head  (stream) -> epoch, head, writer, format
 //! writer_lease  (stream) -> owner                (row with a TTL)
+//! snapshots, snapshot_parts, journal_first       engine snapshots (see `snapshots`)
 //! ```
 //! Money needs no columns of its own: every state change is an engine event
 //! in a record, with amounts as integer minor units (`i64`), and the switch
@@ -58,8 +59,9 @@ use lease::take_over;
 use schema::connect;
 mod lease;
 mod schema;
+mod snapshots;
 
-use super::{ReplayError, Store, StoreError, Visit};
+use super::{ReplayError, Snapshots, Store, StoreError, Visit};
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -175,6 +177,7 @@ struct Statements {
     lease_renew: PreparedStatement,
     lease_release: PreparedStatement,
     lease_owner: PreparedStatement,
+    snapshots: snapshots::Statements,
 }
 
 struct Shared {
@@ -191,11 +194,15 @@ struct Shared {
 /// The journal on Cassandra / ScyllaDB. See the module docs.
 pub struct CqlStore {
     shared: Arc<Shared>,
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Shared with the snapshot thread's reader, so the driver's
+    /// connections outlive whichever of the two ends last.
+    runtime: Option<Arc<tokio::runtime::Runtime>>,
     renewer: Option<tokio::task::JoinHandle<()>>,
     epoch: i64,
     /// Next sequence number: the head this writer last moved (or found).
     head: i64,
+    /// The first record still held (records before it were trimmed behind a snapshot).
+    first: i64,
 }
 
 impl std::fmt::Debug for CqlStore {
@@ -223,12 +230,13 @@ impl CqlStore {
             .map_err(|e| cql(format!("cannot start the driver's runtime: {e}")))?;
         let shared = runtime.block_on(connect(config, target.clone()))?;
         let shared = Arc::new(shared);
-        let mut store = CqlStore { shared: shared.clone(), runtime: None, renewer: None, epoch: 0, head: 0 };
+        let mut store = CqlStore { shared: shared.clone(), runtime: None, renewer: None, epoch: 0, head: 0, first: 0 };
         let (epoch, head) = runtime.block_on(take_over(&shared))?;
         store.epoch = epoch;
         store.head = head;
+        store.first = runtime.block_on(snapshots::read_first(&shared))?;
         store.renewer = Some(runtime.spawn(renew_lease(shared)));
-        store.runtime = Some(runtime);
+        store.runtime = Some(Arc::new(runtime));
         Ok(store)
     }
 
@@ -261,7 +269,11 @@ impl Drop for CqlStore {
             let _ = runtime
                 .block_on(async move { tokio::time::timeout(Duration::from_secs(2), release_lease(&shared)).await });
         }
-        runtime.shutdown_background();
+        // The last owner shuts the driver down; a snapshot reader still
+        // running keeps it until it ends.
+        if let Ok(runtime) = Arc::try_unwrap(runtime) {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -310,47 +322,59 @@ impl Store for CqlStore {
         Ok(())
     }
 
+    fn first(&self) -> u64 {
+        self.first as u64
+    }
+
     fn replay(&mut self, from: u64, visit: &mut Visit<'_>) -> Result<u64, ReplayError> {
         let shared = self.shared.clone();
-        let head = self.head;
-        let from = i64::try_from(from).unwrap_or(i64::MAX);
-        self.block_on(async move {
-            let mut expected = from;
-            let chunks = if head == 0 { 0 } else { (head - 1) / CHUNK_RECORDS + 1 };
-            for chunk in from / CHUNK_RECORDS..chunks {
-                let pager = retry(&shared, "read journal", || {
-                    shared.session.execute_iter(shared.statements.read_chunk.clone(), (&shared.config.stream, chunk))
-                })
-                .await?;
-                let mut rows = pager.rows_stream::<(i64, i64, Vec<u8>)>().map_err(|e| cql_error(&shared, e))?;
-                while let Some(row) = rows.next().await {
-                    let (seq, _epoch, record) = row.map_err(|e| cql_error(&shared, e))?;
-                    // Rows come seq ascending, epoch descending: the first
-                    // row of a sequence number is the committed one; rows at
-                    // or past the head were never acknowledged.
-                    if seq < expected || seq >= head {
-                        continue;
-                    }
-                    if seq != expected {
-                        return Err(ReplayError::Store(StoreError::Damaged {
-                            target: shared.target.clone(),
-                            detail: format!("journal record {expected} is missing (found {seq} next)"),
-                        }));
-                    }
-                    visit(seq as u64, &record)
-                        .map_err(|reason| ReplayError::Record { sequence: seq as u64, reason })?;
-                    expected += 1;
-                }
+        let head = self.head as u64;
+        self.block_on(read_records(&shared, from, head, visit))
+    }
+
+    fn snapshots(&self) -> Option<Box<dyn Snapshots>> {
+        let runtime = self.runtime.clone()?;
+        Some(Box::new(snapshots::CqlSnapshots { shared: self.shared.clone(), runtime }))
+    }
+}
+
+/// Calls `visit` with the committed records `from..to` (`to` at most the
+/// head), in order; a missing one is damage, never skipped.
+async fn read_records(shared: &Shared, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<u64, ReplayError> {
+    let (from, head) = (i64::try_from(from).unwrap_or(i64::MAX), i64::try_from(to).unwrap_or(i64::MAX));
+    let mut expected = from;
+    let chunks = if head == 0 { 0 } else { (head - 1) / CHUNK_RECORDS + 1 };
+    for chunk in from / CHUNK_RECORDS..chunks {
+        let pager = retry(shared, "read journal", || {
+            shared.session.execute_iter(shared.statements.read_chunk.clone(), (&shared.config.stream, chunk))
+        })
+        .await?;
+        let mut rows = pager.rows_stream::<(i64, i64, Vec<u8>)>().map_err(|e| cql_error(shared, e))?;
+        while let Some(row) = rows.next().await {
+            let (seq, _epoch, record) = row.map_err(|e| cql_error(shared, e))?;
+            // Rows come seq ascending, epoch descending: the first row of a
+            // sequence number is the committed one; rows at or past the
+            // head were never acknowledged.
+            if seq < expected || seq >= head {
+                continue;
             }
-            if expected != head {
+            if seq != expected {
                 return Err(ReplayError::Store(StoreError::Damaged {
                     target: shared.target.clone(),
-                    detail: format!("the head says {head} records, {expected} were found"),
+                    detail: format!("journal record {expected} is missing (found {seq} next)"),
                 }));
             }
-            Ok((head - from.min(head)) as u64)
-        })
+            visit(seq as u64, &record).map_err(|reason| ReplayError::Record { sequence: seq as u64, reason })?;
+            expected += 1;
+        }
     }
+    if expected < head {
+        return Err(ReplayError::Store(StoreError::Damaged {
+            target: shared.target.clone(),
+            detail: format!("the head says {head} records, {expected} were found"),
+        }));
+    }
+    Ok((head - from.min(head)) as u64)
 }
 
 fn cql_error(shared: &Shared, error: impl std::fmt::Display) -> StoreError {

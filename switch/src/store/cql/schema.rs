@@ -86,6 +86,7 @@ async fn prepare_statements(session: &Session, config: &CqlConfig, target: &str)
         .await?,
         lease_release: prepare("DELETE FROM {ks}.writer_lease WHERE stream = ? IF owner = ?", Quorum, false).await?,
         lease_owner: prepare("SELECT owner FROM {ks}.writer_lease WHERE stream = ?", Serial, true).await?,
+        snapshots: super::snapshots::prepare_statements(prepare).await?,
     };
     Ok(statements)
 }
@@ -147,13 +148,26 @@ pub(super) async fn migrate(session: &Session, config: &CqlConfig, target: &str)
 
 /// Schema migrations, in order (`{ks}` stands for the keyspace). Never edit
 /// a published one: add the next.
-pub(super) const MIGRATIONS: &[(i32, &str, &[&str])] = &[(
-    1,
-    "journal, head and writer lease",
-    &[
-        "CREATE TABLE IF NOT EXISTS {ks}.journal (stream text, chunk bigint, seq bigint, epoch bigint, record blob, \
-         PRIMARY KEY ((stream, chunk), seq, epoch)) WITH CLUSTERING ORDER BY (seq ASC, epoch DESC)",
-        "CREATE TABLE IF NOT EXISTS {ks}.journal_head (stream text PRIMARY KEY, epoch bigint, head bigint, writer text, format bigint)",
-        "CREATE TABLE IF NOT EXISTS {ks}.writer_lease (stream text PRIMARY KEY, owner text)",
-    ],
-)];
+pub(super) const MIGRATIONS: &[(i32, &str, &[&str])] = &[
+    (
+        1,
+        "journal, head and writer lease",
+        &[
+            "CREATE TABLE IF NOT EXISTS {ks}.journal (stream text, chunk bigint, seq bigint, epoch bigint, record blob, \
+             PRIMARY KEY ((stream, chunk), seq, epoch)) WITH CLUSTERING ORDER BY (seq ASC, epoch DESC)",
+            "CREATE TABLE IF NOT EXISTS {ks}.journal_head (stream text PRIMARY KEY, epoch bigint, head bigint, writer text, format bigint)",
+            "CREATE TABLE IF NOT EXISTS {ks}.writer_lease (stream text PRIMARY KEY, owner text)",
+        ],
+    ),
+    (
+        2,
+        "engine snapshots and the journal's first record",
+        &[
+            "CREATE TABLE IF NOT EXISTS {ks}.snapshots (stream text, records bigint, parts int, bytes bigint, \
+             PRIMARY KEY ((stream), records)) WITH CLUSTERING ORDER BY (records DESC)",
+            "CREATE TABLE IF NOT EXISTS {ks}.snapshot_parts (stream text, records bigint, part int, data blob, \
+             PRIMARY KEY ((stream, records, part)))",
+            "CREATE TABLE IF NOT EXISTS {ks}.journal_first (stream text PRIMARY KEY, first bigint)",
+        ],
+    ),
+];
