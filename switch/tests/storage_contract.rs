@@ -10,7 +10,8 @@
 //! store rebuilds the same ledger after a restart, and snapshots are kept
 //! whole while trimming keeps every record after the one they cover.
 //! Cassandra only: a writer fenced by a takeover can acknowledge nothing more
-//! and its unacknowledged rows are never replayed; of several nodes racing
+//! and its unacknowledged rows are never replayed; a keyspace created with
+//! another replication factor than the address asks for is refused; of several nodes racing
 //! for a new keyspace exactly one becomes the writer; the schema is created
 //! and versioned, and a keyspace from a newer build is refused.
 
@@ -369,6 +370,25 @@ fn the_schema_is_created_versioned_and_a_newer_one_is_refused() {
     let error = CqlStore::open(config).unwrap_err();
     assert!(matches!(error, StoreError::SchemaTooNew { found: 99, known: 2, .. }), "{error}");
     assert!(error.to_string().contains("upgrade this node"), "{error}");
+}
+
+#[test]
+fn an_existing_keyspace_with_another_replication_factor_is_refused_not_silently_used() {
+    let Some(Cassandra(config)) = cassandra("replication") else { return };
+    drop(CqlStore::open(config.clone()).unwrap());
+    let mut asking = config.clone();
+    asking.replication_factor = 3;
+    asking.replication_factor_asked = true;
+    let error = CqlStore::open(asking).unwrap_err().to_string();
+    assert!(
+        error.contains("replication_factor 1") && error.contains("asks for 3") && error.contains("ALTER KEYSPACE"),
+        "{error}"
+    );
+    // Without the option the keyspace's own factor is used, as before.
+    let mut unasked = config;
+    unasked.replication_factor = 3;
+    unasked.replication_factor_asked = false;
+    drop(CqlStore::open(unasked).unwrap());
 }
 
 #[test]

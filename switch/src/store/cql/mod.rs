@@ -91,6 +91,9 @@ pub struct CqlConfig {
     pub nodes: Vec<String>,
     pub keyspace: String,
     pub replication_factor: u32,
+    /// Whether the address set `replication_factor` (then an existing
+    /// keyspace with another factor is refused instead of used as it is).
+    pub replication_factor_asked: bool,
     /// This node's name in the lease (shown to standbys and in fencing errors).
     pub node: String,
     /// The journal stream: one per engine shard (see docs/STORAGE.md).
@@ -127,6 +130,7 @@ impl CqlConfig {
             nodes,
             keyspace: keyspace.to_ascii_lowercase(),
             replication_factor: 1,
+            replication_factor_asked: false,
             node: format!("{}-{}", hostname(), std::process::id()),
             stream: "main".into(),
             lease_ttl_s: 5,
@@ -142,7 +146,10 @@ impl CqlConfig {
                     .ok_or_else(|| bad(&format!("{key} must be a number from 1 to {max}")))
             };
             match key {
-                "replication_factor" => config.replication_factor = number(9)?,
+                "replication_factor" => {
+                    config.replication_factor = number(9)?;
+                    config.replication_factor_asked = true;
+                }
                 "lease_ttl_s" => config.lease_ttl_s = number(600)?.max(2),
                 "node" if !value.is_empty() && value.len() <= 64 => config.node = value.to_string(),
                 "stream" if name_ok(value) => config.stream = value.to_string(),

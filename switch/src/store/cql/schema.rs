@@ -101,6 +101,7 @@ pub(super) async fn migrate(session: &Session, config: &CqlConfig, target: &str)
         config.keyspace, config.replication_factor
     ))
     .await?;
+    check_replication(session, config, target).await?;
     let ks = &config.keyspace;
     run(format!(
         "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (version int PRIMARY KEY, description text, applied_at timestamp)"
@@ -144,6 +145,42 @@ pub(super) async fn migrate(session: &Session, config: &CqlConfig, target: &str)
     }
     session.await_schema_agreement().await.map_err(|e| cql(format!("schema agreement: {e}")))?;
     Ok(())
+}
+
+/// An existing keyspace keeps the replication it was created with; an
+/// address that asks for another factor is refused, so nobody believes
+/// their journal has replicas it does not have.
+async fn check_replication(session: &Session, config: &CqlConfig, target: &str) -> Result<(), StoreError> {
+    let cql = |detail: String| StoreError::Cql { target: target.to_string(), detail };
+    let rows = session
+        .query_unpaged(
+            "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?",
+            (config.keyspace.as_str(),),
+        )
+        .await
+        .map_err(|e| cql(format!("read the keyspace's replication: {e}")))?
+        .into_rows_result()
+        .map_err(|e| cql(e.to_string()))?;
+    let replication = rows
+        .maybe_first_row::<(std::collections::HashMap<String, String>,)>()
+        .map_err(|e| cql(e.to_string()))?
+        .map(|(map,)| map)
+        .unwrap_or_default();
+    let found = replication.get("replication_factor").and_then(|f| f.parse::<u32>().ok());
+    match found {
+        Some(found) if found != config.replication_factor && config.replication_factor_asked => Err(cql(format!(
+            "keyspace {ks} exists with replication_factor {found}, but the address asks for {asked}; Ponte does not \
+             change an existing keyspace: ALTER KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', \
+             'replication_factor': {asked}}} and run a full repair, or drop the option",
+            ks = config.keyspace,
+            asked = config.replication_factor
+        ))),
+        Some(found) if found != config.replication_factor => {
+            tracing::info!(%target, replication_factor = found, "using the keyspace's replication factor");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Schema migrations, in order (`{ks}` stands for the keyspace). Never edit
