@@ -5,13 +5,12 @@
 
 use crate::country::{Bank, holder_of, phone_key, pick_payee};
 use crate::recorder::{Recorder, Result_, classify, measured, spawn_progress};
-use hdrhistogram::Histogram;
 use ponte_domain::{CURRENCY, ParticipantId};
 use ponte_proto::v1 as pb;
 use ponte_proto::v1::payments_client::PaymentsClient;
 use ponte_sdk::Identity;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,35 +53,7 @@ pub struct LoadConfig {
     pub key_share: f64,
 }
 
-/// What one second of the run looked like.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Second {
-    pub second: u64,
-    pub settled: u64,
-    pub rejected: u64,
-    pub errors: u64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-}
-
-/// Everything measured.
-#[derive(Debug)]
-pub struct Measured {
-    /// Latency (microseconds) of payments completed inside the measured window.
-    pub latency_us: Histogram<u64>,
-    pub settled: u64,
-    pub rejected: u64,
-    pub errors: u64,
-    pub rejects_by_reason: BTreeMap<String, u64>,
-    pub errors_by_kind: BTreeMap<String, u64>,
-    pub seconds: Vec<Second>,
-    /// Length of the measured window.
-    pub measured: Duration,
-    /// Payments sent in total (including warm-up).
-    pub sent: u64,
-    /// Payments never answered before the drain ended.
-    pub unanswered: u64,
-}
+pub use crate::recorder::{Measured, Second};
 
 /// Makes end-to-end ids without allocation-heavy formatting: `E`, the
 /// payer's code, the current UTC minute, then 3 random characters for this

@@ -410,36 +410,9 @@ fn run_soak(args: &Args, keys: u64) -> anyhow::Result<()> {
     eprintln!("killing the switch (SIGKILL) and restarting it on the same data directory...");
     let (restarted, restart_ms) = soak::kill_and_restart(switch, &config_path)?;
     drop(restarted);
-    let rss: Vec<u64> = samples.iter().map(|s| s.rss_bytes).collect();
-    let (rss_mean, rss_deviation) = soak::band(&rss);
-    let report = soak::SoakReport {
-        store: args.store.clone().unwrap_or_else(|| "embedded".into()),
-        duration_s: measured.measured.as_secs_f64(),
-        settled: measured.settled,
-        throughput_per_s: measured.seconds.iter().map(|s| s.settled).collect(),
-        rss_bytes: rss,
-        disk_bytes: samples.iter().map(|s| s.disk_bytes).collect(),
-        restart_ms,
-        id_age_ms_max: config.engine.id_age_ms_max,
-        snapshot_every_ms: config.runtime.snapshot_every_ms,
-        rss_last80_mean_bytes: rss_mean,
-        rss_last80_max_deviation: rss_deviation,
-    };
-    std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
-    let svg = args.out.with_extension("svg");
-    std::fs::write(&svg, soak::chart(&report))?;
-    println!(
-        "soak: {} settled in {:.0} s ({:.0}/s); resident memory over the last 80%: mean {} MB, within {:.1}%; data directory at the end {} MB; restart after SIGKILL {} ms",
-        report.settled,
-        report.duration_s,
-        report.settled as f64 / report.duration_s.max(1e-9),
-        rss_mean / 1_000_000,
-        rss_deviation * 100.0,
-        report.disk_bytes.last().copied().unwrap_or(0) / 1_000_000,
-        restart_ms
-    );
-    println!("report: {} and {}", args.out.display(), svg.display());
-    Ok(())
+    let store = args.store.clone().unwrap_or_else(|| "embedded".into());
+    let report = soak::SoakReport::new(store, &measured, &samples, restart_ms, &config);
+    soak::write(&report, &args.out)
 }
 
 /// Registers the run's phone keys; how long it took, in seconds.

@@ -1,12 +1,41 @@
 //! What a load run records: each result's latency and kind, per second and
 //! over the measured window, and the progress line.
 
-use crate::drive::{Measured, Second};
 use hdrhistogram::Histogram;
 use ponte_proto::v1 as pb;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// What one second of the run looked like.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Second {
+    pub second: u64,
+    pub settled: u64,
+    pub rejected: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Everything measured.
+#[derive(Debug)]
+pub struct Measured {
+    /// Latency (microseconds) of payments completed inside the measured window.
+    pub latency_us: Histogram<u64>,
+    pub settled: u64,
+    pub rejected: u64,
+    pub errors: u64,
+    pub rejects_by_reason: BTreeMap<String, u64>,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub seconds: Vec<Second>,
+    /// Length of the measured window.
+    pub measured: Duration,
+    /// Payments sent in total (including warm-up).
+    pub sent: u64,
+    /// Payments never answered before the drain ended.
+    pub unanswered: u64,
+}
 
 pub(crate) struct Recorder {
     pub(crate) start: Instant,

@@ -128,6 +128,52 @@ pub struct SoakReport {
     pub rss_last80_max_deviation: f64,
 }
 
+impl SoakReport {
+    pub fn new(
+        store: String,
+        measured: &crate::drive::Measured,
+        samples: &[Sample],
+        restart_ms: u64,
+        config: &ponte_switch::server::Config,
+    ) -> SoakReport {
+        let rss: Vec<u64> = samples.iter().map(|s| s.rss_bytes).collect();
+        let (rss_last80_mean_bytes, rss_last80_max_deviation) = band(&rss);
+        SoakReport {
+            store,
+            duration_s: measured.measured.as_secs_f64(),
+            settled: measured.settled,
+            throughput_per_s: measured.seconds.iter().map(|s| s.settled).collect(),
+            rss_bytes: rss,
+            disk_bytes: samples.iter().map(|s| s.disk_bytes).collect(),
+            restart_ms,
+            id_age_ms_max: config.engine.id_age_ms_max,
+            snapshot_every_ms: config.runtime.snapshot_every_ms,
+            rss_last80_mean_bytes,
+            rss_last80_max_deviation,
+        }
+    }
+}
+
+/// Writes the report to `out` and its chart beside it, and prints the summary.
+pub fn write(report: &SoakReport, out: &Path) -> anyhow::Result<()> {
+    std::fs::write(out, serde_json::to_string_pretty(report)?)?;
+    let svg = out.with_extension("svg");
+    std::fs::write(&svg, chart(report))?;
+    println!(
+        "soak: {} settled in {:.0} s ({:.0}/s); resident memory over the last 80%: mean {} MB, within {:.1}%; \
+         data directory at the end {} MB; restart after SIGKILL {} ms",
+        report.settled,
+        report.duration_s,
+        report.settled as f64 / report.duration_s.max(1e-9),
+        report.rss_last80_mean_bytes / 1_000_000,
+        report.rss_last80_max_deviation * 100.0,
+        report.disk_bytes.last().copied().unwrap_or(0) / 1_000_000,
+        report.restart_ms
+    );
+    println!("report: {} and {}", out.display(), svg.display());
+    Ok(())
+}
+
 /// Mean of the last 80% of `values`, and the largest relative distance from it.
 pub fn band(values: &[u64]) -> (u64, f64) {
     let tail = &values[values.len() / 5..];

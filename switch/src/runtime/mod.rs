@@ -207,6 +207,30 @@ pub struct Runtime {
     journal_ended: tokio::sync::watch::Receiver<bool>,
 }
 
+/// Starts the snapshot thread when snapshots are asked for and the store
+/// keeps them.
+fn spawn_snapshots(
+    journal: &dyn Store,
+    engine_config: &EngineConfig,
+    config: &RuntimeConfig,
+    stats: &Arc<Stats>,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<()>>, StartError> {
+    let Some(snapshots) = journal.snapshots().filter(|_| config.snapshot_every_ms > 0) else {
+        return Ok(None);
+    };
+    let follower = snapshot_thread::SnapshotThread {
+        snapshots,
+        config: engine_config.clone(),
+        every: std::time::Duration::from_millis(config.snapshot_every_ms),
+        keep: config.snapshots_kept,
+        stats: stats.clone(),
+        stop: stop.clone(),
+    };
+    let spawned = std::thread::Builder::new().name("ponte-snapshot".into()).spawn(move || follower.run());
+    Ok(Some(spawned.map_err(StartError::Thread)?))
+}
+
 impl Runtime {
     /// Opens the journal, replays it into a fresh engine, checks the
     /// ledger's invariants, and starts the two threads. Must be called from
@@ -253,21 +277,7 @@ impl Runtime {
                 })
                 .map_err(StartError::Thread)?
         };
-        let snapshot_thread = match journal.snapshots() {
-            Some(snapshots) if config.snapshot_every_ms > 0 => {
-                let follower = snapshot_thread::SnapshotThread {
-                    snapshots,
-                    config: engine_config.clone(),
-                    every: std::time::Duration::from_millis(config.snapshot_every_ms),
-                    keep: config.snapshots_kept,
-                    stats: stats.clone(),
-                    stop: stop.clone(),
-                };
-                let spawned = std::thread::Builder::new().name("ponte-snapshot".into()).spawn(move || follower.run());
-                Some(spawned.map_err(StartError::Thread)?)
-            }
-            _ => None,
-        };
+        let snapshot_thread = spawn_snapshots(journal.as_ref(), &engine_config, &config, &stats, &stop)?;
         let (ended_tx, journal_ended) = tokio::sync::watch::channel(false);
         let journal_thread = {
             let stats = stats.clone();
