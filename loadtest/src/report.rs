@@ -225,25 +225,65 @@ pub fn write(report: &Report, path: &Path) -> anyhow::Result<std::path::PathBuf>
 
 /// Two panels over time: settled payments per second, and p50/p99 latency.
 pub fn chart(report: &Report) -> String {
-    let (w, h, pad) = (900.0, 300.0, 60.0);
     let seconds = &report.seconds;
-    let n = seconds.len().max(2) as f64;
-    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
     let max_tp = seconds.iter().map(|s| s.settled).max().unwrap_or(1).max(1) as f64 * 1.1;
     let max_lat = seconds.iter().map(|s| s.p99_ms).fold(1.0_f64, f64::max) * 1.1;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" font-family="sans-serif" font-size="12">"#,
-        2.0 * h + 40.0
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{pad}" y="20" font-size="14">Ponte load test: {:.0} settled/s, p99 {:.2} ms ({} submission, {})</text>"#,
+    let title = format!(
+        "Ponte load test: {:.0} settled/s, p99 {:.2} ms ({} submission, {})",
         report.throughput_per_s, report.latency_ms.p99, report.submission, report.mode
     );
-    let panel = |svg: &mut String, top: f64, title: &str, max: f64, series: &[(&str, &str, Vec<f64>)]| {
+    let mut chart = Chart::new(300.0, 2, &title);
+    chart.panel(
+        0,
+        "settled payments per second",
+        max_tp,
+        &[("settled/s", "#1f77b4", seconds.iter().map(|s| s.settled as f64).collect())],
+    );
+    chart.panel(
+        1,
+        "latency (ms) as the payer sees it",
+        max_lat,
+        &[
+            ("p50", "#2ca02c", seconds.iter().map(|s| s.p50_ms).collect()),
+            ("p99", "#d62728", seconds.iter().map(|s| s.p99_ms).collect()),
+        ],
+    );
+    chart.finish()
+}
+
+/// A named series of a panel: (name, colour, one value per second).
+pub type Series<'a> = (&'a str, &'a str, Vec<f64>);
+
+/// An SVG of panels stacked over time (the load test's and the soak's charts).
+pub struct Chart {
+    svg: String,
+    w: f64,
+    h: f64,
+    pad: f64,
+}
+
+impl Chart {
+    /// A chart of `panels` panels, each `h` high, under `title`.
+    pub fn new(h: f64, panels: usize, title: &str) -> Chart {
+        let (w, pad) = (900.0, 60.0);
+        let mut svg = String::new();
+        let _ = writeln!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" font-family="sans-serif" font-size="12">"#,
+            panels as f64 * h + 40.0
+        );
+        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        let _ = writeln!(svg, r#"<text x="{pad}" y="20" font-size="14">{title}</text>"#);
+        Chart { svg, w, h, pad }
+    }
+
+    /// Panel `index` (from the top): its title, axes up to `max`, and each
+    /// series as a line with its name.
+    pub fn panel(&mut self, index: usize, title: &str, max: f64, series: &[Series<'_>]) {
+        let (w, h, pad, svg) = (self.w, self.h, self.pad, &mut self.svg);
+        let top = 30.0 + h * index as f64;
+        let n = series.first().map_or(0, |s| s.2.len()).max(2) as f64;
+        let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
         let bottom = top + h - pad;
         let y = |v: f64| bottom - (bottom - top - 20.0) * v / max;
         let _ = writeln!(svg, r#"<text x="{pad}" y="{}">{title}</text>"#, top + 12.0);
@@ -269,26 +309,12 @@ pub fn chart(report: &Report) -> String {
                 top + 12.0
             );
         }
-    };
-    panel(
-        &mut svg,
-        30.0,
-        "settled payments per second",
-        max_tp,
-        &[("settled/s", "#1f77b4", seconds.iter().map(|s| s.settled as f64).collect())],
-    );
-    panel(
-        &mut svg,
-        30.0 + h,
-        "latency (ms) as the payer sees it",
-        max_lat,
-        &[
-            ("p50", "#2ca02c", seconds.iter().map(|s| s.p50_ms).collect()),
-            ("p99", "#d62728", seconds.iter().map(|s| s.p99_ms).collect()),
-        ],
-    );
-    svg.push_str("</svg>\n");
-    svg
+    }
+
+    pub fn finish(mut self) -> String {
+        self.svg.push_str("</svg>\n");
+        self.svg
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! (`soak.svg`) show whether memory and disk stay in a band while payments
 //! pile up.
 
-use std::fmt::Write as _;
+use crate::report::Chart;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -188,46 +188,25 @@ pub fn band(values: &[u64]) -> (u64, f64) {
 /// Three panels over time: resident memory, data directory size, and
 /// settled payments per second.
 pub fn chart(report: &SoakReport) -> String {
-    let (w, h, pad) = (900.0, 220.0, 60.0);
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" font-family="sans-serif" font-size="12">"#,
-        3.0 * h + 40.0
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{pad}" y="20" font-size="14">Ponte soak: {} settled in {:.0} s, restart {} ms ({})</text>"#,
+    let title = format!(
+        "Ponte soak: {} settled in {:.0} s, restart {} ms ({})",
         report.settled, report.duration_s, report.restart_ms, report.store
     );
     let mb = |v: &u64| *v as f64 / 1e6;
     let panels = [
-        ("resident memory (MB)", "#1f77b4", report.rss_bytes.iter().map(mb).collect::<Vec<_>>()),
-        ("data directory (MB)", "#ff7f0e", report.disk_bytes.iter().map(mb).collect()),
-        ("settled payments per second", "#2ca02c", report.throughput_per_s.iter().map(|v| *v as f64).collect()),
+        ("resident memory (MB)", ("RSS", "#1f77b4", report.rss_bytes.iter().map(mb).collect::<Vec<_>>())),
+        ("data directory (MB)", ("disk", "#ff7f0e", report.disk_bytes.iter().map(mb).collect())),
+        (
+            "settled payments per second",
+            ("settled/s", "#2ca02c", report.throughput_per_s.iter().map(|v| *v as f64).collect()),
+        ),
     ];
-    for (k, (title, color, values)) in panels.iter().enumerate() {
-        let top = 30.0 + h * k as f64;
-        let bottom = top + h - pad;
-        let max = values.iter().copied().fold(1.0_f64, f64::max) * 1.1;
-        let n = values.len().max(2) as f64;
-        let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
-        let y = |v: f64| bottom - (bottom - top - 20.0) * v / max;
-        let _ = writeln!(svg, r#"<text x="{pad}" y="{}">{title}</text>"#, top + 12.0);
-        let _ = writeln!(svg, r#"<line x1="{pad}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/>"#, w - pad);
-        let _ = writeln!(svg, r#"<line x1="{pad}" y1="{}" x2="{pad}" y2="{bottom}" stroke="black"/>"#, top + 20.0);
-        for frac in [0.0, 0.5, 1.0] {
-            let v = max * frac;
-            let _ = writeln!(svg, r#"<text x="{}" y="{}" text-anchor="end">{v:.0}</text>"#, pad - 4.0, y(v) + 4.0);
-        }
-        let _ = writeln!(svg, r#"<text x="{}" y="{}" text-anchor="end">seconds</text>"#, w - pad, bottom + 16.0);
-        let points: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect();
-        let _ =
-            writeln!(svg, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, points.join(" "));
+    let mut chart = Chart::new(220.0, panels.len(), &title);
+    for (index, (title, series)) in panels.into_iter().enumerate() {
+        let max = series.2.iter().copied().fold(1.0_f64, f64::max) * 1.1;
+        chart.panel(index, title, max, &[series]);
     }
-    svg.push_str("</svg>\n");
-    svg
+    chart.finish()
 }
 
 #[cfg(test)]
