@@ -211,6 +211,7 @@ pub struct Runtime {
 /// keeps them.
 fn spawn_snapshots(
     journal: &dyn Store,
+    start_from: u64,
     engine_config: &EngineConfig,
     config: &RuntimeConfig,
     stats: &Arc<Stats>,
@@ -222,6 +223,7 @@ fn spawn_snapshots(
     let follower = snapshot_thread::SnapshotThread {
         snapshots,
         config: engine_config.clone(),
+        start_from,
         every: std::time::Duration::from_millis(config.snapshot_every_ms),
         keep: config.snapshots_kept,
         stats: stats.clone(),
@@ -277,7 +279,8 @@ impl Runtime {
                 })
                 .map_err(StartError::Thread)?
         };
-        let snapshot_thread = spawn_snapshots(journal.as_ref(), &engine_config, &config, &stats, &stop)?;
+        let snapshot_thread =
+            spawn_snapshots(journal.as_ref(), recovered.from_snapshot, &engine_config, &config, &stats, &stop)?;
         let (ended_tx, journal_ended) = tokio::sync::watch::channel(false);
         let journal_thread = {
             let stats = stats.clone();

@@ -51,11 +51,7 @@ pub(super) fn apply_record(engine: &mut Engine, record: &[u8]) -> Result<(), Str
 /// The newest snapshot that restores, with the journal records it covers;
 /// snapshots claiming more records than the journal holds are not this
 /// journal's and are skipped.
-pub(super) fn newest_usable(
-    snapshots: &mut dyn Snapshots,
-    config: &EngineConfig,
-    journal_len: u64,
-) -> Option<(Engine, u64)> {
+fn newest_usable(snapshots: &mut dyn Snapshots, config: &EngineConfig, journal_len: u64) -> Option<(Engine, u64)> {
     let listed = match snapshots.list() {
         Ok(listed) => listed,
         Err(error) => {

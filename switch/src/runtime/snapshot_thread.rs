@@ -12,7 +12,7 @@
 //! next interval, counted in `ponte_snapshot_failures_total`, and until one
 //! succeeds a restart replays a longer journal.
 
-use super::recovery::{apply_record, newest_usable};
+use super::recovery::apply_record;
 use super::stats::Stats;
 use crate::store::Snapshots;
 use ponte_ledger::{Engine, EngineConfig};
@@ -27,6 +27,9 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 pub(super) struct SnapshotThread {
     pub snapshots: Box<dyn Snapshots>,
     pub config: EngineConfig,
+    /// The snapshot start-up recovered from (journal records it covers; 0:
+    /// none), so the follower starts where the serving engine did.
+    pub start_from: u64,
     /// Write a snapshot this often (when records were added since the last).
     pub every: Duration,
     /// Snapshots kept; the journal is trimmed before the oldest of them, so
@@ -63,14 +66,20 @@ impl SnapshotThread {
         }
     }
 
-    /// The follower's engine: the newest usable snapshot (as at start-up)
-    /// and every durable record after it.
+    /// The follower's engine: the snapshot start-up recovered from (none
+    /// when it replayed the whole journal) and every durable record after it.
     fn start(&mut self) -> Option<(Engine, u64)> {
-        let durable = self.stats.journal_records.load(Ordering::Acquire);
-        let (mut engine, from) = newest_usable(self.snapshots.as_mut(), &self.config, durable)
-            .unwrap_or_else(|| (Engine::new(self.config.clone()), 0));
-        match self.follow(&mut engine, from) {
-            Ok(applied) => Some((engine, applied)),
+        let started = match self.start_from {
+            0 => Ok(Engine::new(self.config.clone())),
+            records => self
+                .snapshots
+                .load(records)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| Engine::restore(self.config.clone(), &bytes).map_err(|e| e.to_string()))
+                .map(|(engine, _)| engine),
+        };
+        match started.and_then(|mut engine| Ok((self.follow(&mut engine, self.start_from)?, engine))) {
+            Ok((applied, engine)) => Some((engine, applied)),
             Err(error) => {
                 tracing::error!(%error, "the snapshot follower cannot start; no snapshots are written");
                 None

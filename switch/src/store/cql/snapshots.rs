@@ -85,6 +85,17 @@ pub(super) async fn read_first(shared: &Shared) -> Result<i64, StoreError> {
     Ok(first.and_then(|(first,)| first).unwrap_or(0))
 }
 
+/// A snapshot's index row: its parts and bytes, or `None` when it is not listed.
+async fn read_index(shared: &Shared, records: i64) -> Result<Option<(i32, i64)>, StoreError> {
+    let stream = &shared.config.stream;
+    let index = retry(shared, "read a snapshot's index", || {
+        shared.session.execute_unpaged(&shared.statements.snapshots.index, (stream, records))
+    })
+    .await?;
+    let rows = index.into_rows_result().map_err(|e| cql_error(shared, e))?;
+    rows.maybe_first_row::<(i32, i64)>().map_err(|e| cql_error(shared, e))
+}
+
 /// Snapshots of one stream, used from the snapshot thread.
 pub(super) struct CqlSnapshots {
     pub(super) shared: Arc<Shared>,
@@ -128,12 +139,7 @@ impl Snapshots for CqlSnapshots {
         let (stream, records) = (&shared.config.stream, journal_records as i64);
         self.run(async {
             let s = &shared.statements.snapshots;
-            let index = retry(shared, "read a snapshot's index", || {
-                shared.session.execute_unpaged(&s.index, (stream, records))
-            })
-            .await?;
-            let rows = index.into_rows_result().map_err(|e| cql_error(shared, e))?;
-            let Some((parts, bytes)) = rows.maybe_first_row::<(i32, i64)>().map_err(|e| cql_error(shared, e))? else {
+            let Some((parts, bytes)) = read_index(shared, records).await? else {
                 return Err(StoreError::Damaged {
                     target: shared.target.clone(),
                     detail: format!("snapshot {records} is not listed"),
@@ -185,12 +191,7 @@ impl Snapshots for CqlSnapshots {
         let (stream, records) = (&shared.config.stream, journal_records as i64);
         self.run(async {
             let s = &shared.statements.snapshots;
-            let index = retry(shared, "read a snapshot's index", || {
-                shared.session.execute_unpaged(&s.index, (stream, records))
-            })
-            .await?;
-            let rows = index.into_rows_result().map_err(|e| cql_error(shared, e))?;
-            let parts = rows.maybe_first_row::<(i32, i64)>().map_err(|e| cql_error(shared, e))?.map_or(0, |(p, _)| p);
+            let parts = read_index(shared, records).await?.map_or(0, |(parts, _)| parts);
             retry(shared, "delete a snapshot's index", || {
                 shared.session.execute_unpaged(&s.delete_index, (stream, records))
             })
