@@ -37,20 +37,29 @@ async fn snapshot_covers_everything(switch: &TestSwitch) -> u64 {
     records
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_loads_the_newest_snapshot_and_replays_only_the_journal_after_it() {
+/// A switch on `store` writing a snapshot every 100 ms, that has settled
+/// 20 payments of 1.00 from A to B; its clients, B's inbox and the ids.
+async fn snapshotting_switch(
+    store: Option<String>,
+) -> (TestSwitch, Client, Client, ponte_sdk::InboxHandle, Vec<ponte_domain::EndToEndId>) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    config.store = None;
+    config.store = store;
     config.runtime.snapshot_every_ms = 100;
     let switch = ponte_switch::server::start(config.clone()).await.unwrap();
-    let mut switch = TestSwitch { dir, switch: Some(switch), config };
+    let switch = TestSwitch { dir, switch: Some(switch), config };
     let (a, b) = (switch.client(A).await, switch.client(B).await);
     let inbox = Payee::accepting().serve(&b).await;
     let mut paid = Vec::new();
     for _ in 0..20 {
         paid.push(pay(&a, "1.00").await);
     }
+    (switch, a, b, inbox, paid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_loads_the_newest_snapshot_and_replays_only_the_journal_after_it() {
+    let (mut switch, a, b, inbox, mut paid) = snapshotting_switch(None).await;
     let first_cover = snapshot_covers_everything(&switch).await;
     for _ in 0..20 {
         paid.push(pay(&a, "2.00").await);
@@ -121,18 +130,8 @@ async fn a_takeover_on_cassandra_starts_from_the_snapshot_and_replays_only_the_t
         eprintln!("SKIPPED on Cassandra: set PONTE_TEST_CQL=HOST:PORT (scripts/test-all does)");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
-    config.store = Some(format!("cql://{address}/snapshots_{}?lease_ttl_s=2", std::process::id()));
-    config.runtime.snapshot_every_ms = 100;
-    let switch = ponte_switch::server::start(config.clone()).await.unwrap();
-    let mut switch = TestSwitch { dir, switch: Some(switch), config };
-    let (a, b) = (switch.client(A).await, switch.client(B).await);
-    let inbox = Payee::accepting().serve(&b).await;
-    let mut paid = Vec::new();
-    for _ in 0..20 {
-        paid.push(pay(&a, "1.00").await);
-    }
+    let store = format!("cql://{address}/snapshots_{}?lease_ttl_s=2", std::process::id());
+    let (mut switch, _, _, inbox, mut paid) = snapshotting_switch(Some(store)).await;
     let covered = snapshot_covers_everything(&switch).await;
     inbox.stop().await;
     // Stop snapshotting, then journal more: the next node must replay these.

@@ -1061,13 +1061,18 @@ impl Sim {
 
     /// Rebuilds the engine from the journal and checks it is the same
     /// ledger; inboxes do not survive a restart, so payees reconnect.
-    fn restart(&mut self) {
-        let mut rebuilt = Engine::new(config());
-        for record in &self.journal {
+    /// Applies the journal's records from `from` to `engine`, as a replay does.
+    fn replay_into(&self, engine: &mut Engine, from: usize) {
+        for record in &self.journal[from..] {
             for event in decode_events(record) {
-                rebuilt.apply(&event.unwrap_or_else(|e| self.fail(format!("undecodable journal: {e}"))));
+                engine.apply(&event.unwrap_or_else(|e| self.fail(format!("undecodable journal: {e}"))));
             }
         }
+    }
+
+    fn restart(&mut self) {
+        let mut rebuilt = Engine::new(config());
+        self.replay_into(&mut rebuilt, 0);
         if let Err(e) = rebuilt.check_invariants() {
             self.fail(format!("the replayed ledger breaks an invariant: {e}"));
         }
@@ -1098,11 +1103,7 @@ impl Sim {
         if let Some((cut, bytes)) = self.snapshot.take() {
             let (mut restored, _) = Engine::restore(config(), &bytes)
                 .unwrap_or_else(|e| self.fail(format!("the snapshot at record {cut} does not restore: {e}")));
-            for record in &self.journal[cut..] {
-                for event in decode_events(record) {
-                    restored.apply(&event.unwrap_or_else(|e| self.fail(format!("undecodable journal: {e}"))));
-                }
-            }
+            self.replay_into(&mut restored, cut);
             if restored.snapshot(records) != live {
                 self.fail(format!(
                     "the snapshot at record {cut} plus the journal after it differs from the live engine"
