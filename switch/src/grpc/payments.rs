@@ -4,7 +4,7 @@
 use super::ServiceConfig;
 use super::status::to_status;
 use crate::net::tls::participant_of;
-use crate::runtime::{EngineHandle, Request, SubmitError, Waiter};
+use crate::runtime::{EngineHandle, InboxChange, Request, SubmitError, Waiter};
 use futures::Stream;
 use ponte_directory::keys::Country;
 use ponte_domain::CURRENCY;
@@ -247,7 +247,7 @@ impl pb::payments_server::Payments for PaymentsService {
         let stream = self.engine.next_stream_id();
         let (frames_tx, frames_rx) = mpsc::channel(self.config.inbox_queue_max);
         self.engine
-            .send(Request::InboxOpened { participant: caller, stream, frames: frames_tx })
+            .send(Request::Inbox(InboxChange::Opened { participant: caller, stream, frames: frames_tx }))
             .await
             .map_err(to_status)?;
         let engine = self.engine.clone();
@@ -280,7 +280,7 @@ impl pb::payments_server::Payments for PaymentsService {
                     }
                 }
             }
-            let _ = engine.send(Request::InboxClosed { participant: caller, stream }).await;
+            let _ = engine.send(Request::Inbox(InboxChange::Closed { participant: caller, stream })).await;
         });
         let frames = ReceiverStream::new(frames_rx).map(move |effects| {
             frames_stats.streams.inbox.count(effects.len());

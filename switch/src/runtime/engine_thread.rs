@@ -3,7 +3,7 @@
 
 use super::RuntimeConfig;
 use super::handoff::{Batch, Journaling, Notice};
-use super::requests::{Request, Waiter};
+use super::requests::{InboxChange, Request, Waiter};
 use super::stats::Stats;
 use super::waiters::Waiters;
 use ponte_domain::{EndToEndId, TimestampMs};
@@ -204,13 +204,12 @@ impl EngineThread {
                 self.follow_payment(id, submitted, waiter, intake);
             }
             Request::Answer(answer) => engine.execute(now, answer, out),
-            Request::InboxOpened { participant, stream, frames } => {
-                engine.execute(now, op::InboxOpened(participant), out);
-                notices.push(Notice::InboxOpened { participant, stream, frames });
-            }
-            Request::InboxClosed { participant, stream } => {
-                engine.execute(now, op::InboxClosed(participant), out);
-                notices.push(Notice::InboxClosed { participant, stream });
+            Request::Inbox(change) => {
+                match &change {
+                    InboxChange::Opened { participant, .. } => engine.execute(now, op::InboxOpened(*participant), out),
+                    InboxChange::Closed { participant, .. } => engine.execute(now, op::InboxClosed(*participant), out),
+                }
+                notices.push(Notice::Inbox(change));
             }
             Request::Ask(job) => notices.push(Notice::Reply(job.run(engine, now, out))),
         }

@@ -1,11 +1,10 @@
 //! What the engine thread hands the journal thread: a batch's journal
 //! bytes and the notices to carry out once they are durable.
 
-use super::requests::{Reply, Waiter};
-use ponte_domain::{EndToEndId, ParticipantId};
+use super::requests::{InboxChange, Reply, Waiter};
+use ponte_domain::EndToEndId;
 use ponte_ledger::{Effect, Outcome};
 use std::sync::mpsc as std_mpsc;
-use tokio::sync::mpsc;
 
 /// Work the journal thread does after the fsync that covers it.
 pub(super) enum Notice {
@@ -16,15 +15,7 @@ pub(super) enum Notice {
     /// the largest kind; copying notices was a tenth of the engine thread.
     Reply(Reply),
     Effect(Effect),
-    InboxOpened {
-        participant: ParticipantId,
-        stream: u64,
-        frames: mpsc::Sender<Vec<Effect>>,
-    },
-    InboxClosed {
-        participant: ParticipantId,
-        stream: u64,
-    },
+    Inbox(InboxChange),
 }
 
 pub(super) struct Batch {

@@ -3,6 +3,7 @@
 
 use super::RuntimeConfig;
 use super::handoff::{Batch, Notice, SPARE_JOURNAL_BYTES_MAX};
+use super::requests::InboxChange;
 use super::stats::Stats;
 use crate::store::{Store, StoreError};
 use ponte_domain::ParticipantId;
@@ -32,10 +33,10 @@ impl Delivery {
             Notice::Outcome(waiter, id, outcome, _) => waiter.send(id, outcome),
             Notice::Reply(reply) => reply(),
             Notice::Effect(effect) => self.collect(effect),
-            Notice::InboxOpened { participant, stream, frames } => {
+            Notice::Inbox(InboxChange::Opened { participant, stream, frames }) => {
                 self.inboxes.entry(participant).or_default().streams.push((stream, frames));
             }
-            Notice::InboxClosed { participant, stream } => {
+            Notice::Inbox(InboxChange::Closed { participant, stream }) => {
                 if let Some(inbox) = self.inboxes.get_mut(&participant) {
                     inbox.streams.retain(|(s, _)| *s != stream);
                     if inbox.streams.is_empty() {

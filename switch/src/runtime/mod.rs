@@ -31,7 +31,7 @@ mod snapshot_thread;
 mod stats;
 mod waiters;
 
-pub use requests::{Job, Reply, Request, Waiter};
+pub use requests::{InboxChange, Job, Reply, Request, Waiter};
 pub use stats::{ReasonCounters, Stats, StreamTraffic, Traffic};
 
 use crate::store::{ReplayError, Store, StoreError};

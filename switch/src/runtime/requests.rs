@@ -38,20 +38,19 @@ pub enum Request {
     Return(op::Return, Waiter),
     /// A payee's answer; nothing goes back.
     Answer(op::Answer),
-    /// A payee's inbox stream opened: the engine counts it online, and the
-    /// journal thread starts sending it frames.
-    InboxOpened {
-        participant: ParticipantId,
-        stream: u64,
-        frames: mpsc::Sender<Vec<Effect>>,
-    },
-    InboxClosed {
-        participant: ParticipantId,
-        stream: u64,
-    },
+    /// A payee's inbox stream opened or closed; passed on to the journal
+    /// thread as the same value.
+    Inbox(InboxChange),
     /// Any other operation, with a reply channel of its own result type
     /// (see [`EngineHandle::ask`]).
     Ask(Box<dyn Job>),
+}
+
+/// A payee's inbox stream opening or closing: the engine counts who is
+/// online, and the journal thread which streams it sends frames to.
+pub enum InboxChange {
+    Opened { participant: ParticipantId, stream: u64, frames: mpsc::Sender<Vec<Effect>> },
+    Closed { participant: ParticipantId, stream: u64 },
 }
 
 impl std::fmt::Debug for Request {
@@ -60,8 +59,12 @@ impl std::fmt::Debug for Request {
             Request::Submit(submit, _) => write!(f, "Submit({})", submit.0.id),
             Request::Return(give_back, _) => write!(f, "Return({})", give_back.0.id),
             Request::Answer(answer) => write!(f, "Answer({})", answer.id),
-            Request::InboxOpened { participant, stream, .. } => write!(f, "InboxOpened({participant}, {stream})"),
-            Request::InboxClosed { participant, stream } => write!(f, "InboxClosed({participant}, {stream})"),
+            Request::Inbox(InboxChange::Opened { participant, stream, .. }) => {
+                write!(f, "InboxOpened({participant}, {stream})")
+            }
+            Request::Inbox(InboxChange::Closed { participant, stream }) => {
+                write!(f, "InboxClosed({participant}, {stream})")
+            }
             Request::Ask(_) => f.write_str("Ask"),
         }
     }
