@@ -30,14 +30,9 @@ pub(super) fn recover(journal: &mut dyn Store, config: &EngineConfig) -> Result<
     if from_snapshot < first {
         return Err(StartError::Trimmed { first, snapshot: from_snapshot });
     }
-    let replayed = replay(journal, &mut engine, from_snapshot)?;
+    let replayed = journal.replay(from_snapshot, &mut |_, record| apply_record(&mut engine, record))?;
     engine.check_invariants().map_err(StartError::Invariant)?;
     Ok(Recovered { engine, from_snapshot, replayed })
-}
-
-/// Applies the journal's records from `from` to `engine`.
-pub(super) fn replay(journal: &mut dyn Store, engine: &mut Engine, from: u64) -> Result<u64, StartError> {
-    Ok(journal.replay(from, &mut |_, record| apply_record(engine, record))?)
 }
 
 pub(super) fn apply_record(engine: &mut Engine, record: &[u8]) -> Result<(), String> {
@@ -46,6 +41,12 @@ pub(super) fn apply_record(engine: &mut Engine, record: &[u8]) -> Result<(), Str
         engine.apply(&event);
     }
     Ok(())
+}
+
+/// The engine of the snapshot covering `records` journal records, or why not.
+pub(super) fn restore(snapshots: &mut dyn Snapshots, config: &EngineConfig, records: u64) -> Result<Engine, String> {
+    let bytes = snapshots.load(records).map_err(|e| e.to_string())?;
+    Engine::restore(config.clone(), &bytes).map(|(engine, _)| engine).map_err(|e| e.to_string())
 }
 
 /// The newest snapshot that restores, with the journal records it covers;
@@ -64,13 +65,10 @@ fn newest_usable(snapshots: &mut dyn Snapshots, config: &EngineConfig, journal_l
         let restored = if records > journal_len {
             Err(format!("it covers {records} journal records but the journal holds {journal_len}"))
         } else {
-            snapshots
-                .load(records)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| Engine::restore(config.clone(), &bytes).map_err(|e| e.to_string()))
+            restore(snapshots, config, records)
         };
         match restored {
-            Ok((engine, _)) => {
+            Ok(engine) => {
                 tracing::info!(
                     snapshot = records,
                     transfers = engine.transfer_count(),

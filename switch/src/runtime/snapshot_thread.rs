@@ -12,7 +12,7 @@
 //! next interval, counted in `ponte_snapshot_failures_total`, and until one
 //! succeeds a restart replays a longer journal.
 
-use super::recovery::apply_record;
+use super::recovery::{apply_record, restore};
 use super::stats::Stats;
 use crate::store::Snapshots;
 use ponte_ledger::{Engine, EngineConfig};
@@ -71,12 +71,7 @@ impl SnapshotThread {
     fn start(&mut self) -> Option<(Engine, u64)> {
         let started = match self.start_from {
             0 => Ok(Engine::new(self.config.clone())),
-            records => self
-                .snapshots
-                .load(records)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| Engine::restore(self.config.clone(), &bytes).map_err(|e| e.to_string()))
-                .map(|(engine, _)| engine),
+            records => restore(self.snapshots.as_mut(), &self.config, records),
         };
         match started.and_then(|mut engine| Ok((self.follow(&mut engine, self.start_from)?, engine))) {
             Ok((applied, engine)) => Some((engine, applied)),
