@@ -42,7 +42,7 @@ fn main() {
     for id in [2, 1] {
         // What the engine thread does (a pause for the payments behind it)...
         let started = Instant::now();
-        let Ok((header, movements)) = engine.execute(now, op::CycleMovements { id }, &mut out) else {
+        let Ok((header, movements, _)) = engine.execute(now, op::CycleMovements { id }, &mut out) else {
             panic!("the movements of a closed cycle")
         };
         let on_engine = started.elapsed();
@@ -52,7 +52,7 @@ fn main() {
         let report = ponte_settlement::report::build(header, movements).expect("a cycle nets");
         let off_engine = started.elapsed();
         let started = Instant::now();
-        let Ok(own) = engine.execute(now, op::CycleTransfers { caller, id }, &mut out) else {
+        let Ok((own, _)) = engine.execute(now, op::CycleTransfers { caller, id }, &mut out) else {
             panic!("cycle transfers of a closed cycle")
         };
         println!(

@@ -81,7 +81,25 @@ impl Engine {
             Event::ReturnSettled { id, original, payer, payee, amount, digest, reason: _, at } => {
                 let settled = TransferState::Received.next(TransferEvent::Settle).expect("legal");
                 let transfer = Transfer::new(id, payer, payee, amount, digest, at, settled);
-                self.apply_return_settled(Transfer { settled_at: Some(at), ..transfer }, original);
+                self.apply_return_settled(Transfer { settled_at: Some(at), ..transfer }, original, None);
+            }
+            Event::Evicted { through, at } => self.apply_evicted(through, at),
+            Event::LateReturnSettled {
+                id,
+                original,
+                payer,
+                payee,
+                amount,
+                digest,
+                reason: _,
+                at,
+                closes_at,
+                original_cycle,
+            } => {
+                let settled = TransferState::Received.next(TransferEvent::Settle).expect("legal");
+                let transfer = Transfer::new(id, payer, payee, amount, digest, at, settled);
+                let late = Some((original_cycle, closes_at));
+                self.apply_return_settled(Transfer { settled_at: Some(at), ..transfer }, original, late);
             }
         }
     }
@@ -158,8 +176,10 @@ impl Engine {
         self.envelope_item_final(&id);
     }
 
-    /// A return settles at once, in the open cycle, against its original.
-    fn apply_return_settled(&mut self, transfer: Transfer, original: EndToEndId) {
+    /// A return settles at once, in the open cycle, against its original
+    /// (in memory, or archived: `late` = its cycle and when its return
+    /// window closes).
+    fn apply_return_settled(&mut self, transfer: Transfer, original: EndToEndId, late: Option<(u32, TimestampMs)>) {
         let (id, payer, payee, amount) =
             (transfer.id, transfer.payer.participant, transfer.payee.participant, transfer.amount);
         let transfer =
@@ -167,9 +187,17 @@ impl Engine {
         let position = self.transfers.insert(transfer).unwrap_or_else(|| panic!("return {id} recorded twice"));
         self.cycle_mut().add(position, payer, payee, amount);
         self.originals.insert(id, original);
-        let o = self.transfers.get_mut(&original).expect("original of a return exists");
-        o.returned = o.returned.checked_add(amount).expect("returned overflow");
-        assert!(o.returned <= o.amount, "return exceeds original {original}");
+        match late {
+            None => {
+                let o = self.transfers.get_mut(&original).expect("original of a return exists");
+                o.returned = o.returned.checked_add(amount).expect("returned overflow");
+                assert!(o.returned <= o.amount, "return exceeds original {original}");
+            }
+            Some((original_cycle, closes_at)) => {
+                assert!(self.transfers.get(&original).is_none(), "original {original} of a late return is in memory");
+                self.apply_late_return(id, original, original_cycle, amount, closes_at);
+            }
+        }
         let p = self.participant_mut(payer);
         p.position = p.position.checked_sub(amount).expect("position underflow");
         let q = self.participant_mut(payee);

@@ -58,9 +58,11 @@ pub enum CycleError {
     NotClosed(u64, &'static str),
     #[error("the cycle's netting failed: {0}")]
     Netting(NettingError),
+    #[error("part of cycle {0} is archived: its report is built from memory and archive together")]
+    Archived(u64),
 }
 
-fn movement_of(t: &Transfer) -> SettledMovement {
+pub(crate) fn movement_of(t: &Transfer) -> SettledMovement {
     let movement = Movement { payer: t.payer.participant, payee: t.payee.participant, amount: t.amount };
     SettledMovement { id: t.id, movement, settled_at: t.settled_at.unwrap_or(t.created_at) }
 }
@@ -114,8 +116,16 @@ impl Engine {
     /// skipped).
     pub(super) fn settled_in(&self, id: u64) -> impl Iterator<Item = &Transfer> {
         let span = self.cycles.get(&id).map_or(0..0, |c| c.span.clone());
+        let span = span.start.max(self.transfers.head())..span.end;
         span.map(|position| self.transfers.at(position))
             .filter(move |t| t.state == TransferState::Settled && u64::from(t.cycle) == id)
+    }
+
+    /// Whether some of cycle `id`'s transfers were archived: then what the
+    /// archive must hold for the rest of the cycle.
+    pub fn cycle_not_held(&self, id: u64) -> Option<crate::NotHeld> {
+        let span = self.cycles.get(&id)?.span.clone();
+        (!span.is_empty() && span.start < self.transfers.head()).then(|| self.not_held())
     }
 
     /// The movements that landed in cycle `id`, each with the original
@@ -135,6 +145,9 @@ impl Engine {
     /// The report of cycle `id`, built here (the switch builds it off the
     /// engine thread from [`Engine::cycle_report_parts`]).
     pub fn cycle_report(&self, id: u64) -> Result<CycleReport, CycleError> {
+        if self.cycle_not_held(id).is_some() {
+            return Err(CycleError::Archived(id));
+        }
         let (header, movements) = self.cycle_report_parts(id)?;
         report::build(header, movements).map_err(CycleError::Netting)
     }

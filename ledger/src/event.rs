@@ -153,6 +153,26 @@ pub enum Event<'a> {
         id: EndToEndId,
         counter: u64,
     },
+    /// The transfers before position `through` left memory for the
+    /// archive; late returns whose window closed before `at` are forgotten.
+    Evicted {
+        through: u64,
+        at: TimestampMs,
+    },
+    /// A return settled against a payment already archived (its return
+    /// window closes at `closes_at`; it settled in `original_cycle`).
+    LateReturnSettled {
+        id: EndToEndId,
+        original: EndToEndId,
+        payer: Account,
+        payee: Account,
+        amount: Amount,
+        digest: u128,
+        reason: ReasonCode,
+        at: TimestampMs,
+        closes_at: TimestampMs,
+        original_cycle: u32,
+    },
 }
 
 impl Event<'_> {

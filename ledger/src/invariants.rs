@@ -13,17 +13,19 @@ impl Engine {
         let mut reserved = HashMap::<ParticipantId, i128>::new();
         let mut inflight = HashMap::<ParticipantId, u32>::new();
         let queued = self.deadlines.queued();
-        for (position, t) in self.transfers.values().enumerate() {
+        for (position, t) in self.transfers.values() {
             if t.state == TransferState::Reserved {
                 *reserved.entry(t.payer.participant).or_default() += i128::from(t.amount.minor());
                 *inflight.entry(t.payee.participant).or_default() += 1;
-                let position = u32::try_from(position).expect("fewer than 4 billion transfers");
                 if !queued.contains(&(t.deadline, position)) {
                     return Err(format!("reserved transfer {} has no deadline", t.id));
                 }
             }
             if t.returned > t.amount {
                 return Err(format!("transfer {} returned {} of {}", t.id, t.returned, t.amount));
+            }
+            if self.late_returns.returned(&t.id) != ponte_domain::Amount::ZERO {
+                return Err(format!("transfer {} is in memory and has late returns", t.id));
             }
         }
         // Positions are what unsettled cycles (open or closed) net to.

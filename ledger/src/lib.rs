@@ -13,6 +13,7 @@
 //! payments to payees).
 
 mod apply;
+pub mod archive;
 mod cycles;
 mod digest;
 mod directory;
@@ -29,6 +30,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use archive::{ArchiveOp, ArchivedTransfer, NotHeld, NumberedOp};
 pub use cycles::{Cycle, CycleError};
 pub use directory::DirectoryState;
 pub use disbursement::{
@@ -68,6 +70,11 @@ pub struct EngineConfig {
     pub amount_max: Amount,
     /// How long after settlement a payment can be returned (default 90 days).
     pub return_window_ms: i64,
+    /// How long the archive keeps a transfer after it settled (or was
+    /// refused), for status queries, returns, past cycles' transfers and
+    /// reports (default 90 days; never shorter than `return_window_ms`).
+    /// Past it, queries answer NOT_FOUND saying so.
+    pub archive_retention_ms: i64,
     /// Most payments awaiting one payee's answer at once (default 20,000).
     pub payee_inflight_max: u32,
     /// How long a donor participant has to resolve a key claim (default 7 days).
@@ -100,6 +107,7 @@ impl Default for EngineConfig {
             id_age_ms_max: 24 * 3_600_000,
             amount_max: Amount::units(1_000_000_000),
             return_window_ms: 90 * 24 * 3_600_000,
+            archive_retention_ms: 90 * 24 * 3_600_000,
             payee_inflight_max: 20_000,
             claim_window_ms: ponte_directory::claims::RESOLUTION_WINDOW_MS,
             cycle_close_every_ms: 3_600_000,
@@ -160,6 +168,12 @@ pub struct Engine {
     cycles: std::collections::BTreeMap<u64, Cycle>,
     /// Bulk disbursement envelopes.
     disbursements: Disbursements,
+    /// Returns settled against archived payments (see [`archive`]).
+    late_returns: archive::LateReturns,
+    /// Archive ops made over the whole history (see [`archive`]).
+    archive_ops: u64,
+    /// Archive ops not yet taken by the driver (`None`: not kept).
+    archive_out: Option<Vec<NumberedOp>>,
 }
 
 impl Engine {
@@ -179,6 +193,9 @@ impl Engine {
             current_cycle: 1,
             cycles: std::collections::BTreeMap::new(),
             disbursements: Disbursements::default(),
+            late_returns: archive::LateReturns::default(),
+            archive_ops: 0,
+            archive_out: None,
         }
     }
 

@@ -8,8 +8,8 @@
 
 use crate::{
     AdminError, CycleError, Decision, EndUser, Engine, EnvelopeError, EnvelopeHeader, EnvelopeItem, EnvelopeView,
-    Event, ItemView, Liquidity, LookupError, Outcome, Output, ParticipantStatus, ParticipantView, PaymentOrder,
-    ReturnOrder, TransferView,
+    Event, ItemView, Liquidity, LookupError, NotHeld, Outcome, Output, ParticipantStatus, ParticipantView,
+    PaymentOrder, ReturnOrder, TransferView,
 };
 use ponte_directory::claims::{Claim, ClaimAction, ClaimError, ClaimKind};
 use ponte_directory::keys::Key;
@@ -43,6 +43,11 @@ pub enum Submitted {
     Pending,
     /// The outcome is already known (new, or from an earlier submission).
     Final(Outcome),
+    /// A return whose original is not in memory: read it from the archive
+    /// (complete for it once the archive wrote the ops the mark names) and
+    /// send the return again with it; not found there, it is refused
+    /// `OriginalNotFound` (nothing was recorded).
+    NotHeld(crate::NotHeld),
 }
 
 /// A participant's keys and their reconciliation digest.
@@ -85,14 +90,16 @@ impl Operation for Answer {
     }
 }
 
-/// A return the original payee asked for.
+/// A return the original payee asked for, with its original as the
+/// archive holds it when the engine no longer has it in memory
+/// ([`Submitted::NotHeld`] asks for it).
 #[derive(Debug, Clone)]
-pub struct Return(pub ReturnOrder);
+pub struct Return(pub ReturnOrder, pub Option<Box<crate::ArchivedTransfer>>);
 
 impl Operation for Return {
     type Result = Submitted;
     fn execute(self, engine: &mut Engine, now: TimestampMs, out: &mut Output) -> Submitted {
-        engine.return_payment(now, self.0, out)
+        engine.return_payment(now, self.0, self.1.as_deref(), out)
     }
     fn transfer(&self) -> Option<&EndToEndId> {
         Some(&self.0.id)
@@ -107,9 +114,14 @@ pub struct Status {
 }
 
 impl Operation for Status {
-    type Result = Option<TransferView>;
-    fn execute(self, engine: &mut Engine, _: TimestampMs, _: &mut Output) -> Option<TransferView> {
-        engine.status(self.caller, &self.id)
+    /// `Err`: not in memory; the archive holds it if anything does, once
+    /// it wrote the ops the mark names.
+    type Result = Result<Option<TransferView>, NotHeld>;
+    fn execute(self, engine: &mut Engine, _: TimestampMs, _: &mut Output) -> Self::Result {
+        match engine.transfers.get(&self.id) {
+            Some(t) => Ok(engine.view_for(self.caller, t)),
+            None => Err(engine.not_held()),
+        }
     }
 }
 
@@ -409,9 +421,12 @@ pub struct CycleMovements {
 }
 
 impl Operation for CycleMovements {
-    type Result = Result<(CycleHeader, Vec<SettledMovement>), CycleError>;
+    /// The header, the movements in memory and, when some were archived,
+    /// what the archive must hold for the rest.
+    type Result = Result<(CycleHeader, Vec<SettledMovement>, Option<NotHeld>), CycleError>;
     fn execute(self, engine: &mut Engine, _: TimestampMs, _: &mut Output) -> Self::Result {
-        engine.cycle_report_parts(self.id)
+        let (header, movements) = engine.cycle_report_parts(self.id)?;
+        Ok((header, movements, engine.cycle_not_held(self.id)))
     }
 }
 
@@ -423,12 +438,15 @@ pub struct CycleTransfers {
 }
 
 impl Operation for CycleTransfers {
-    type Result = Result<Vec<TransferView>, CycleError>;
+    /// The caller's transfers of the cycle in memory and, when some were
+    /// archived, what the archive must hold for the rest.
+    type Result = Result<(Vec<TransferView>, Option<NotHeld>), CycleError>;
     fn execute(self, engine: &mut Engine, _: TimestampMs, _: &mut Output) -> Self::Result {
         if !engine.cycles.contains_key(&self.id) {
             return Err(CycleError::Unknown(self.id));
         }
-        Ok(engine.settled_in(self.id).filter_map(|t| engine.view_for(self.caller, t)).collect())
+        let hot = engine.settled_in(self.id).filter_map(|t| engine.view_for(self.caller, t)).collect();
+        Ok((hot, engine.cycle_not_held(self.id)))
     }
 }
 

@@ -13,7 +13,7 @@ use ponte_domain::{
 };
 
 /// A payment or return as the engine keeps it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Transfer {
     pub id: EndToEndId,
     pub payer: Account,
@@ -129,6 +129,7 @@ impl Engine {
             out.finals.push((id, Outcome::Rejected { reason: ReasonCode::PayeeTimeout }));
             out.effects.push(Effect::Cancelled { payee, id, reason: ReasonCode::PayeeTimeout });
         }
+        self.evict(now, out);
     }
 
     pub(crate) fn submit(&mut self, now: TimestampMs, mut order: PaymentOrder, out: &mut Output) -> Submitted {
@@ -136,6 +137,12 @@ impl Engine {
         let digest = order.digest();
         if let Some(existing) = self.transfers.get(&order.id) {
             return self.resubmission(existing, digest);
+        }
+        // An id older than the duplicate window is refused without a
+        // record: it always will be, and a record would shadow the archived
+        // transfer of the same id.
+        if order.id.created_at_ms().unwrap_or(i64::MIN) < now.saturating_sub(self.config.id_age_ms_max) {
+            return Submitted::Final(Outcome::Rejected { reason: ReasonCode::IdTimestampOutOfRange });
         }
         let mut reason = None;
         if let Some(key) = &order.payee_key {
@@ -270,26 +277,28 @@ impl Engine {
         }
     }
 
-    pub(crate) fn status(&self, caller: ParticipantId, id: &EndToEndId) -> Option<TransferView> {
-        self.view_for(caller, self.transfers.get(id)?)
-    }
-
     /// What `caller` may see of `t`: nothing unless it is one of the two sides.
     pub(crate) fn view_for(&self, caller: ParticipantId, t: &Transfer) -> Option<TransferView> {
-        if t.payer.participant != caller && t.payee.participant != caller {
-            return None;
-        }
-        Some(TransferView {
-            id: t.id,
-            state: t.state,
-            reason: t.reason,
-            payer: t.payer,
-            payee: t.payee,
-            amount: t.amount,
-            created_at: t.created_at,
-            settled_at: t.settled_at,
-            returned: t.returned,
-            original: self.originals.get(&t.id).copied(),
-        })
+        view_of(caller, t, self.originals.get(&t.id).copied())
     }
+}
+
+/// What `caller` may see of `t` (a return of `original`): nothing unless
+/// it is one of the two sides.
+pub(crate) fn view_of(caller: ParticipantId, t: &Transfer, original: Option<EndToEndId>) -> Option<TransferView> {
+    if t.payer.participant != caller && t.payee.participant != caller {
+        return None;
+    }
+    Some(TransferView {
+        id: t.id,
+        state: t.state,
+        reason: t.reason,
+        payer: t.payer,
+        payee: t.payee,
+        amount: t.amount,
+        created_at: t.created_at,
+        settled_at: t.settled_at,
+        returned: t.returned,
+        original,
+    })
 }

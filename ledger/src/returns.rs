@@ -5,7 +5,7 @@ use crate::digest::content_digest_parts;
 use crate::effects::{Effect, ReturnNotice};
 use crate::op::Submitted;
 use crate::payments::{Outcome, Transfer};
-use crate::{Engine, Event, Output};
+use crate::{ArchivedTransfer, Engine, Event, Output};
 use ponte_domain::{
     Amount, EndToEndId, IdKind, ParticipantId, ParticipantStatus, ReasonCode, TimestampMs, TransferState,
 };
@@ -35,68 +35,74 @@ impl ReturnOrder {
 }
 
 impl Engine {
-    pub(crate) fn return_payment(&mut self, now: TimestampMs, order: ReturnOrder, out: &mut Output) -> Submitted {
+    pub(crate) fn return_payment(
+        &mut self,
+        now: TimestampMs,
+        order: ReturnOrder,
+        archived: Option<&ArchivedTransfer>,
+        out: &mut Output,
+    ) -> Submitted {
         debug_assert_eq!(order.id.kind(), IdKind::Return);
         let digest = order.digest();
         if let Some(existing) = self.transfers.get(&order.id) {
             return self.resubmission(existing, digest);
         }
-        let original = match self.transfers.get(&order.original) {
-            // A participant learns nothing about payments it did not receive.
-            Some(t) if t.payee.participant == order.returner && t.id.kind() == IdKind::Payment => t,
-            _ => {
-                // Nothing to link to: the refusal is not recorded, so the id
-                // can be used once the returner names the right original.
-                return Submitted::Final(Outcome::Rejected { reason: ReasonCode::OriginalNotFound });
+        // The original: in memory, or as archived plus what was returned since.
+        let (original, late) = match (self.transfers.get(&order.original), archived) {
+            (Some(t), _) => (t, None),
+            (None, Some(a)) if a.transfer.id == order.original => {
+                (&a.transfer, Some(self.late_returns.returned(&order.original)))
             }
+            (None, _) => return Submitted::NotHeld(self.not_held()),
         };
+        // A participant learns nothing about payments it did not receive.
+        if original.payee.participant != order.returner || original.id.kind() != IdKind::Payment {
+            // Nothing to link to: the refusal is not recorded, so the id
+            // can be used once the returner names the right original.
+            return Submitted::Final(Outcome::Rejected { reason: ReasonCode::OriginalNotFound });
+        }
         let (payer, payee) = (original.payee, original.payer);
-        let reason = self.check_return(now, &order, original);
-        if let Some(reason) = reason {
-            self.record(
-                Event::Refused {
-                    id: order.id,
-                    payer,
-                    payee,
-                    amount: order.amount,
-                    digest,
-                    reason,
-                    at: now,
-                    original: Some(order.original),
-                },
-                out,
-            );
+        let returned = original.returned.checked_add(late.unwrap_or(Amount::ZERO)).expect("returned overflow");
+        let late = late.map(|_| {
+            let settled_at = original.settled_at.unwrap_or(original.created_at);
+            (original.cycle, settled_at.saturating_add(self.config.return_window_ms))
+        });
+        if let Some(reason) = self.check_return(now, &order, original, returned) {
+            let original = Some(order.original);
+            let (id, amount) = (order.id, order.amount);
+            self.record(Event::Refused { id, payer, payee, amount, digest, reason, at: now, original }, out);
             return Submitted::Final(Outcome::Rejected { reason });
         }
-        self.record(
-            Event::ReturnSettled {
-                id: order.id,
-                original: order.original,
+        let (id, original, amount, reason) = (order.id, order.original, order.amount, order.reason);
+        let event = match late {
+            None => Event::ReturnSettled { id, original, payer, payee, amount, digest, reason, at: now },
+            Some((original_cycle, closes_at)) => Event::LateReturnSettled {
+                id,
+                original,
                 payer,
                 payee,
-                amount: order.amount,
+                amount,
                 digest,
-                reason: order.reason,
+                reason,
                 at: now,
+                closes_at,
+                original_cycle,
             },
-            out,
-        );
-        out.effects.push(Effect::Returned(Box::new(ReturnNotice {
-            to: payee.participant,
-            id: order.id,
-            original: order.original,
-            amount: order.amount,
-            reason: order.reason,
-            at: now,
-        })));
+        };
+        self.record(event, out);
+        let notice = ReturnNotice { to: payee.participant, id, original, amount, reason, at: now };
+        out.effects.push(Effect::Returned(Box::new(notice)));
         Submitted::Final(Outcome::Settled { at: now })
     }
 
+    /// The checks of a return against its original, of which `returned`
+    /// (in memory and archived) was already given back.
     pub(crate) fn check_return(
         &self,
         now: TimestampMs,
         order: &ReturnOrder,
         original: &Transfer,
+        returned: Amount,
     ) -> Option<ReasonCode> {
         let returner = match self.participants.get(&order.returner) {
             Some(p) if p.status == ParticipantStatus::Active => p,
@@ -109,7 +115,7 @@ impl Engine {
         if now.saturating_sub(settled_at) > self.config.return_window_ms {
             return Some(ReasonCode::ReturnWindowExpired);
         }
-        match original.returned.checked_add(order.amount) {
+        match returned.checked_add(order.amount) {
             Some(total) if total <= original.amount => {}
             _ => return Some(ReasonCode::ReturnExceedsOriginal),
         }

@@ -17,6 +17,7 @@
 //! counters, the disbursement driver's offline list) is not in it, as it
 //! is not in the journal.
 
+use crate::archive::LateReturn;
 use crate::cycles::Cycle;
 use crate::disbursement::{Disbursements, snapshot::Image as DisbursementImage};
 use crate::{DirectoryState, Engine, EngineConfig, ParticipantState, Transfer};
@@ -28,7 +29,7 @@ const MAGIC: &[u8; 8] = b"PONTESNP";
 /// Bumped whenever the body's layout changes; older snapshots are then
 /// refused (the journal they cover is replayed instead, or the previous
 /// snapshot used).
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 const HEADER_BYTES: usize = 8 + 4 + 8;
 const CHECKSUM_BYTES: usize = 16;
 
@@ -65,6 +66,10 @@ struct BodyRef<'a> {
     claims: Vec<&'a Claim>,
     cycles: Vec<&'a Cycle>,
     disbursements: DisbursementImage,
+    /// Position of the first transfer held (those before it are archived).
+    head: u64,
+    archive_ops: u64,
+    late_returns: Vec<LateReturn>,
 }
 
 /// The same fields, owned, as read back.
@@ -78,6 +83,9 @@ struct Body {
     claims: Vec<Claim>,
     cycles: Vec<Cycle>,
     disbursements: DisbursementImage,
+    head: u64,
+    archive_ops: u64,
+    late_returns: Vec<LateReturn>,
 }
 
 /// Transfers in arrival order, written straight from the table.
@@ -88,7 +96,7 @@ impl serde::Serialize for Transfers<'_> {
         use serde::ser::SerializeSeq;
         // The length first (postcard needs it), then each transfer in place.
         let mut seq = serializer.serialize_seq(Some(self.0.transfers.len()))?;
-        for transfer in self.0.transfers.values() {
+        for (_, transfer) in self.0.transfers.values() {
             seq.serialize_element(transfer)?;
         }
         seq.end()
@@ -115,6 +123,9 @@ impl Engine {
             claims: self.directory.claims.all().collect(),
             cycles: self.cycles.values().collect(),
             disbursements: self.disbursements.image(),
+            head: self.transfers.head() as u64,
+            archive_ops: self.archive_ops,
+            late_returns: self.late_returns.sorted(),
         };
         let mut out = Vec::with_capacity(HEADER_BYTES + 160 * self.transfers.len() + 4096);
         out.extend_from_slice(MAGIC);
@@ -144,7 +155,14 @@ impl Engine {
     }
 
     fn from_body(config: EngineConfig, body: Body) -> Engine {
-        let mut engine = Engine::new(config);
+        // The table is built once, at its capacity, numbered from `head`.
+        let capacity = usize::try_from(config.transfers_capacity).unwrap_or(usize::MAX);
+        let mut engine = Engine::new(EngineConfig { transfers_capacity: 0, ..config.clone() });
+        engine.config = config;
+        let head = usize::try_from(body.head).expect("a position");
+        engine.transfers = crate::table::TransferTable::starting_at(capacity, head);
+        engine.archive_ops = body.archive_ops;
+        engine.late_returns = crate::archive::LateReturns::restore(body.late_returns);
         engine.current_cycle = body.current_cycle;
         for participant in body.participants {
             engine.participants.insert(participant.id, participant);

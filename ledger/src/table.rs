@@ -1,7 +1,14 @@
 //! The engine's two big collections, built so that neither ever stalls the
-//! engine: a transfer table (an append-only slab of transfers and a sharded
-//! index over it; a growing shard rehashes 1/256 of the index, never all of
-//! it at once) and a deadline queue with O(1) insertion and lazy removal.
+//! engine: a transfer table (a slab of transfers appended at the back and
+//! evicted from the front, and a sharded index over it; a growing shard
+//! rehashes 1/256 of the index, never all of it at once) and a deadline
+//! queue with O(1) insertion and lazy removal.
+//!
+//! Every transfer gets a sequence number (its position) when recorded,
+//! counted from the engine's first transfer and never reused. The table
+//! holds the positions `head..end`: eviction (of transfers the archive
+//! took over) only ever moves `head` forward, a whole slab chunk is freed
+//! once `head` passes it, so memory follows the hot window, not history.
 //!
 //! The table is laid out for the cache, TigerBeetle style. Transfers are
 //! appended to a slab in arrival order, so recording one writes memory the
@@ -40,16 +47,30 @@ pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// Transfers by end-to-end id: a slab in arrival order and an index from
 /// the id's hash to a slab position.
 pub struct TransferTable {
-    slab: Vec<Vec<Transfer>>,
-    len: usize,
+    /// Chunks holding positions `first_chunk * CHUNK..`, in order.
+    slab: VecDeque<Vec<Transfer>>,
+    first_chunk: usize,
+    /// The first position still held (everything before it was evicted).
+    head: usize,
+    /// The position the next transfer gets.
+    end: usize,
     index: Vec<IndexShard>,
+    /// Freed chunks kept for reuse (at most one), so a steady state of
+    /// eviction and arrival allocates nothing.
+    spare: Option<Vec<Transfer>>,
 }
 
-/// One shard of the index: open addressing, linear probing, no deletions
-/// (a transfer is never removed). An entry is `(position + 1) << 32 | tag`
-/// with `tag` the low 32 bits of the id's hash, 0 meaning empty; the tag
-/// both places the entry and filters out all but one in 4 billion of the
-/// other ids met on the way, so the slab is read only for the match.
+/// Positions are stored in the index modulo this, plus one (0 means an
+/// empty slot): the table holds fewer than this many at once, so the full
+/// position is the one of that residue at or after `head`.
+const RESIDUES: u64 = u32::MAX as u64;
+
+/// One shard of the index: open addressing, linear probing, deletion by
+/// backward shift (no tombstones). An entry is `(position % RESIDUES + 1)
+/// << 32 | tag` with `tag` the low 32 bits of the id's hash, 0 meaning
+/// empty; the tag both places the entry and filters out all but one in 4
+/// billion of the other ids met on the way, so the slab is read only for
+/// the match.
 #[derive(Default)]
 struct IndexShard {
     slots: Vec<u64>,
@@ -58,7 +79,7 @@ struct IndexShard {
 
 impl std::fmt::Debug for TransferTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransferTable").field("len", &self.len).finish_non_exhaustive()
+        f.debug_struct("TransferTable").field("head", &self.head).field("end", &self.end).finish_non_exhaustive()
     }
 }
 
@@ -80,11 +101,18 @@ fn tag_of(hash: u64) -> u32 {
     (hash as u32).max(1)
 }
 
-fn position_of(entry: u64) -> usize {
-    (entry >> 32) as usize - 1
+/// The position an entry names, given the table's `head`.
+fn position_of(entry: u64, head: usize) -> usize {
+    let residue = (entry >> 32) - 1;
+    let head_residue = head as u64 % RESIDUES;
+    head + ((residue + RESIDUES - head_residue) % RESIDUES) as usize
 }
 
-/// A slab position as (chunk, index in the chunk).
+fn entry_of(position: usize, tag: u32) -> u64 {
+    (position as u64 % RESIDUES + 1) << 32 | u64::from(tag)
+}
+
+/// A slab position as (global chunk number, index in the chunk).
 fn locate(position: usize) -> (usize, usize) {
     (position >> CHUNK_BITS, position & (CHUNK - 1))
 }
@@ -110,7 +138,7 @@ impl IndexShard {
 
     /// The slot holding `tag`'s entry for which `is_match` holds, or the
     /// empty slot where it would go.
-    fn probe(&self, tag: u32, mut is_match: impl FnMut(usize) -> bool) -> Result<usize, usize> {
+    fn probe(&self, tag: u32, mut is_match: impl FnMut(u64) -> bool) -> Result<usize, usize> {
         let mask = self.slots.len() - 1;
         let mut at = self.home(tag);
         loop {
@@ -118,11 +146,35 @@ impl IndexShard {
             if entry == 0 {
                 return Err(at);
             }
-            if entry as u32 == tag && is_match(position_of(entry)) {
+            if entry as u32 == tag && is_match(entry) {
                 return Ok(at);
             }
             at = (at + 1) & mask;
         }
+    }
+
+    /// Empties the slot at `at`, shifting back the entries after it that
+    /// probing would otherwise no longer reach (linear probing's deletion).
+    fn remove_at(&mut self, mut at: usize) {
+        let mask = self.slots.len() - 1;
+        let mut next = (at + 1) & mask;
+        loop {
+            let entry = self.slots[next];
+            if entry == 0 {
+                break;
+            }
+            let home = self.home(entry as u32);
+            // Move `next` back into the hole unless its home lies
+            // (cyclically) after the hole and at or before `next`.
+            let stays = if at <= next { at < home && home <= next } else { at < home || home <= next };
+            if !stays {
+                self.slots[at] = entry;
+                at = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.slots[at] = 0;
+        self.len -= 1;
     }
 
     fn grow(&mut self) {
@@ -154,13 +206,37 @@ impl TransferTable {
             })
             .collect();
         let slab = (0..capacity.div_ceil(CHUNK)).map(|_| prefaulted_chunk()).collect();
-        TransferTable { slab, len: 0, index }
+        TransferTable { slab, first_chunk: 0, head: 0, end: 0, index, spare: None }
     }
 
-    /// The transfer at slab `position` (recording order).
+    /// An empty table whose first transfer gets position `head` (a table
+    /// restored from a snapshot keeps its positions).
+    pub fn starting_at(capacity: usize, head: usize) -> TransferTable {
+        let mut table = TransferTable::with_capacity(capacity);
+        table.head = head;
+        table.end = head;
+        table.first_chunk = head >> CHUNK_BITS;
+        // A chunk is filled from its start: pad the first one up to `head`.
+        if let Some(first) = table.slab.front_mut() {
+            first.resize(head & (CHUNK - 1), padding());
+        } else if head & (CHUNK - 1) != 0 {
+            table.slab.push_back(Vec::with_capacity(CHUNK));
+            table.slab[0].resize(head & (CHUNK - 1), padding());
+        }
+        table
+    }
+
+    /// The transfer at slab `position` (recording order); the position
+    /// must be held (`head <= position < end`).
     pub fn at(&self, position: usize) -> &Transfer {
+        debug_assert!(self.holds(position), "position {position} not held");
         let (chunk, index) = locate(position);
-        &self.slab[chunk][index]
+        &self.slab[chunk - self.first_chunk][index]
+    }
+
+    /// Whether `position` is in the table (not evicted, already recorded).
+    pub fn holds(&self, position: usize) -> bool {
+        (self.head..self.end).contains(&position)
     }
 
     /// The slab position of `id`.
@@ -170,8 +246,9 @@ impl TransferTable {
         if shard.slots.is_empty() {
             return None;
         }
-        let at = shard.probe(tag_of(hash), |position| self.at(position).id == *id).ok()?;
-        Some(position_of(shard.slots[at]))
+        let head = self.head;
+        let at = shard.probe(tag_of(hash), |entry| self.at(position_of(entry, head)).id == *id).ok()?;
+        Some(position_of(shard.slots[at], head))
     }
 
     /// Asks the CPU to start loading the index line where `id` would be
@@ -195,8 +272,9 @@ impl TransferTable {
     }
 
     pub fn at_mut(&mut self, position: usize) -> &mut Transfer {
+        debug_assert!(self.holds(position), "position {position} not held");
         let (chunk, index) = locate(position);
-        &mut self.slab[chunk][index]
+        &mut self.slab[chunk - self.first_chunk][index]
     }
 
     /// Inserts a new transfer and returns its slab position; `None` if the
@@ -209,31 +287,63 @@ impl TransferTable {
         if shard.len + 1 > shard.room() {
             shard.grow();
         }
-        let at = match self.index[shard_index].probe(tag, |position| self.at(position).id == transfer.id) {
+        let head = self.head;
+        let at = match self.index[shard_index].probe(tag, |e| self.at(position_of(e, head)).id == transfer.id) {
             Ok(_) => return None,
             Err(at) => at,
         };
-        let entry =
-            u32::try_from(self.len + 1).expect("fewer than 4 billion transfers in one engine (archiving is not built)");
-        let (chunk, _) = locate(self.len);
-        if chunk == self.slab.len() {
-            self.slab.push(Vec::with_capacity(CHUNK));
+        assert!(((self.end - self.head) as u64) < RESIDUES - 1, "fewer than 4 billion transfers held at once");
+        let position = self.end;
+        let (chunk, _) = locate(position);
+        if chunk - self.first_chunk == self.slab.len() {
+            let fresh = self.spare.take().unwrap_or_else(|| Vec::with_capacity(CHUNK));
+            self.slab.push_back(fresh);
         }
-        self.slab[chunk].push(transfer);
+        self.slab[chunk - self.first_chunk].push(transfer);
         let shard = &mut self.index[shard_index];
-        shard.slots[at] = u64::from(entry) << 32 | u64::from(tag);
+        shard.slots[at] = entry_of(position, tag);
         shard.len += 1;
-        self.len += 1;
-        Some(self.len - 1)
+        self.end += 1;
+        Some(position)
     }
 
+    /// Transfers held.
     pub fn len(&self) -> usize {
-        self.len
+        self.end - self.head
     }
 
-    /// Every transfer, in the order they were recorded.
-    pub fn values(&self) -> impl Iterator<Item = &Transfer> {
-        self.slab.iter().flatten()
+    /// The first position held: how many transfers were evicted.
+    pub fn head(&self) -> usize {
+        self.head
+    }
+
+    /// The position the next transfer gets: how many were ever recorded.
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// Every transfer held with its position, in the order they were recorded.
+    pub fn values(&self) -> impl Iterator<Item = (usize, &Transfer)> {
+        (self.head..self.end).map(|position| (position, self.at(position)))
+    }
+
+    /// Evicts the transfer at `head` (the oldest held): its id leaves the
+    /// index, and its chunk is freed once every transfer in it is evicted.
+    pub fn evict_head(&mut self) {
+        assert!(self.head < self.end, "nothing to evict");
+        let id = self.at(self.head).id;
+        let hash = hash_of(&id);
+        let (head, tag) = (self.head, tag_of(hash));
+        let shard = &self.index[shard_of(hash)];
+        let at = shard.probe(tag, |e| position_of(e, head) == head).expect("a held transfer is indexed");
+        self.index[shard_of(hash)].remove_at(at);
+        self.head += 1;
+        if locate(self.head).0 > self.first_chunk {
+            let mut freed = self.slab.pop_front().expect("the evicted chunk");
+            freed.clear();
+            self.spare.get_or_insert(freed);
+            self.first_chunk += 1;
+        }
     }
 }
 
@@ -250,7 +360,15 @@ fn prefetch<T>(_line: &T) {}
 /// on the hot path. Safe code cannot touch a vector's spare capacity any
 /// other way.
 fn prefaulted_chunk() -> Vec<Transfer> {
-    let placeholder = Transfer {
+    let mut chunk = vec![padding(); CHUNK];
+    std::hint::black_box(&mut chunk);
+    chunk.clear();
+    chunk
+}
+
+/// A placeholder transfer (never indexed).
+fn padding() -> Transfer {
+    Transfer {
         id: EndToEndId::from_parts(IdKind::Payment, ParticipantId::new(1).expect("valid code"), 0, b"PLACEHOLDER"),
         payer: Account::unresolved(),
         payee: Account::unresolved(),
@@ -263,11 +381,7 @@ fn prefaulted_chunk() -> Vec<Transfer> {
         digest: 0,
         returned: Amount::ZERO,
         cycle: 0,
-    };
-    let mut chunk = vec![placeholder; CHUNK];
-    std::hint::black_box(&mut chunk);
-    chunk.clear();
-    chunk
+    }
 }
 
 /// Payee deadlines in due order, each with its transfer's slab position.
@@ -282,13 +396,12 @@ fn prefaulted_chunk() -> Vec<Transfer> {
 /// under load). Entries live at most one payee timeout.
 #[derive(Debug, Default)]
 pub struct DeadlineQueue {
-    queue: VecDeque<(TimestampMs, u32)>,
+    queue: VecDeque<(TimestampMs, usize)>,
 }
 
 impl DeadlineQueue {
     /// Queues the deadline of the transfer at slab `position`.
     pub fn push(&mut self, deadline: TimestampMs, position: usize) {
-        let position = u32::try_from(position).expect("fewer than 4 billion transfers in one engine");
         match self.queue.back() {
             Some(&(last, _)) if last > deadline => {
                 // Only after a restart with a shorter payee timeout: keep order.
@@ -302,8 +415,12 @@ impl DeadlineQueue {
     /// The earliest pending deadline, if any (stale entries at the front are dropped).
     pub fn next(&mut self, transfers: &TransferTable) -> Option<TimestampMs> {
         while let Some(&(deadline, position)) = self.queue.front() {
-            let transfer = transfers.at(position as usize);
-            if transfer.state == TransferState::Reserved && transfer.deadline == deadline {
+            // An evicted transfer was final: its entry is stale.
+            let live = transfers.holds(position) && {
+                let transfer = transfers.at(position);
+                transfer.state == TransferState::Reserved && transfer.deadline == deadline
+            };
+            if live {
                 return Some(deadline);
             }
             self.queue.pop_front();
@@ -316,11 +433,11 @@ impl DeadlineQueue {
     pub fn pop_due(&mut self, now: TimestampMs, transfers: &TransferTable) -> Option<(TimestampMs, usize)> {
         let deadline = self.next(transfers).filter(|&deadline| deadline <= now)?;
         let (_, position) = self.queue.pop_front().expect("next() saw it");
-        Some((deadline, position as usize))
+        Some((deadline, position))
     }
 
     /// Every queued `(deadline, slab position)`, live or stale, for invariant checks.
-    pub fn queued(&self) -> std::collections::HashSet<(TimestampMs, u32)> {
+    pub fn queued(&self) -> std::collections::HashSet<(TimestampMs, usize)> {
         self.queue.iter().copied().collect()
     }
 }
@@ -376,7 +493,7 @@ mod tests {
         assert!(table.get(&id_of(total)).is_none());
         table.get_mut(&id_of(42)).unwrap().cycle = 9;
         assert_eq!(table.get(&id_of(42)).unwrap().cycle, 9);
-        assert!(table.values().map(|t| t.digest).eq((0..total).map(u128::from)), "values in arrival order");
+        assert!(table.values().map(|(_, t)| t.digest).eq((0..total).map(u128::from)), "values in arrival order");
         assert!(table.index.iter().all(|shard| shard.len <= shard.room()));
     }
 
@@ -390,36 +507,107 @@ mod tests {
             let Err(at) = shard.probe(tag, |_| false) else { panic!("nothing matches yet") };
             shard.slots[at] = (position + 1) << 32 | u64::from(tag);
         }
-        assert_eq!(shard.probe(tag, |p| p == 2), Ok(1), "found past two same-tag entries, across the end");
+        assert_eq!(
+            shard.probe(tag, |e| position_of(e, 0) == 2),
+            Ok(1),
+            "found past two same-tag entries, across the end"
+        );
         assert_eq!(shard.probe(tag, |_| false), Err(2), "absent: the first empty slot after them");
         assert_eq!(shard.probe(tag + 1, |_| true), Err(2), "another tag is never offered as a match");
         let mut offered = Vec::new();
         assert!(
             shard
-                .probe(tag, |p| {
-                    offered.push(p);
+                .probe(tag, |e| {
+                    offered.push(position_of(e, 0));
                     false
                 })
                 .is_err()
         );
         assert_eq!(offered, [0, 1, 2], "only same-tag entries are compared");
+        // Removing the first of them shifts the other two back across the end.
+        shard.len = 3;
+        shard.remove_at(last);
+        assert_eq!(shard.probe(tag, |e| position_of(e, 0) == 1), Ok(last), "moved into the hole");
+        assert_eq!(shard.probe(tag, |e| position_of(e, 0) == 2), Ok(0));
+        assert_eq!(shard.slots[1], 0, "the tail emptied");
+        // An entry at its home slot is not moved by a removal before it.
+        let other = 3_u32; // home slot 3
+        shard.slots[3] = (9_u64 + 1) << 32 | u64::from(other);
+        shard.slots[2] = (8_u64 + 1) << 32 | 2;
+        shard.len = 4;
+        shard.remove_at(2);
+        assert_eq!(shard.slots[3] >> 32, 10, "stays at its home");
+    }
+
+    #[test]
+    fn evicting_from_the_front_forgets_those_ids_keeps_positions_and_frees_chunks() {
+        let mut table = TransferTable::with_capacity(0);
+        let total = 3 * CHUNK as u64 + 17;
+        for n in 0..total {
+            table.insert(table_transfer(n));
+        }
+        let evicted = 2 * CHUNK as u64 + 5;
+        for _ in 0..evicted {
+            table.evict_head();
+        }
+        assert_eq!(
+            (table.head(), table.end(), table.len()),
+            (evicted as usize, total as usize, (total - evicted) as usize)
+        );
+        assert_eq!(table.slab.len(), 2, "the two fully evicted chunks are freed");
+        assert!((0..evicted).all(|n| table.get(&id_of(n)).is_none()), "evicted ids are gone from the index");
+        for n in evicted..total {
+            assert_eq!(table.find(&id_of(n)), Some(n as usize), "the rest keep their positions");
+        }
+        assert_eq!(table.insert(table_transfer(total)), Some(total as usize), "numbering goes on");
+        assert!(
+            table.insert(table_transfer(3)).is_some(),
+            "an evicted id can be recorded again (the engine never asks)"
+        );
+        assert!(table.values().map(|(p, _)| p).eq(evicted as usize..total as usize + 2));
+    }
+
+    #[test]
+    fn positions_past_the_index_residue_are_found() {
+        let start = RESIDUES as usize - 40;
+        let mut table = TransferTable::starting_at(0, start);
+        for n in 0..100 {
+            assert_eq!(table.insert(table_transfer(n)), Some(start + n as usize));
+        }
+        for _ in 0..50 {
+            table.evict_head();
+        }
+        assert!((50..100).all(|n| table.find(&id_of(n)) == Some(start + n as usize)));
+        assert!((0..50).all(|n| table.find(&id_of(n)).is_none()));
     }
 
     proptest::proptest! {
         #[test]
-        fn the_table_agrees_with_a_map(ops in proptest::collection::vec((0_u64..400, proptest::bool::ANY), 1..600)) {
+        fn the_table_agrees_with_a_map(ops in proptest::collection::vec((0_u64..400, 0_u8..3), 1..600)) {
             let mut table = TransferTable::with_capacity(0);
             let mut model = std::collections::HashMap::new();
-            for (n, insert) in ops {
-                if insert {
-                    let fresh = !model.contains_key(&n);
-                    proptest::prop_assert_eq!(table.insert(Transfer { digest: u128::from(n) + 1, ..table_transfer(n) }).is_some(), fresh);
-                    model.entry(n).or_insert(u128::from(n) + 1);
-                } else {
-                    proptest::prop_assert_eq!(table.get(&id_of(n)).map(|t| t.digest), model.get(&n).copied());
+            let mut order = VecDeque::new();
+            for (n, op) in ops {
+                match op {
+                    0 => {
+                        let fresh = !model.contains_key(&n);
+                        proptest::prop_assert_eq!(table.insert(Transfer { digest: u128::from(n) + 1, ..table_transfer(n) }).is_some(), fresh);
+                        if fresh {
+                            order.push_back(n);
+                        }
+                        model.entry(n).or_insert(u128::from(n) + 1);
+                    }
+                    1 => if let Some(oldest) = order.pop_front() {
+                        table.evict_head();
+                        model.remove(&oldest);
+                    },
+                    _ => proptest::prop_assert_eq!(table.get(&id_of(n)).map(|t| t.digest), model.get(&n).copied()),
                 }
             }
             proptest::prop_assert_eq!(table.len(), model.len());
+            for (n, digest) in &model {
+                proptest::prop_assert_eq!(table.get(&id_of(*n)).map(|t| t.digest), Some(*digest));
+            }
         }
     }
 

@@ -30,6 +30,11 @@ fn id(payer: u32, n: u64) -> EndToEndId {
     EndToEndId::from_parts(IdKind::Payment, pid(payer), T0, suffix.as_bytes().try_into().unwrap())
 }
 
+fn id_at(payer: u32, n: u64, at: TimestampMs) -> EndToEndId {
+    let suffix = format!("{n:011}");
+    EndToEndId::from_parts(IdKind::Payment, pid(payer), at, suffix.as_bytes().try_into().unwrap())
+}
+
 fn return_id(returner: u32, n: u64) -> EndToEndId {
     let suffix = format!("{n:011}");
     EndToEndId::from_parts(IdKind::Return, pid(returner), T0, suffix.as_bytes().try_into().unwrap())
@@ -44,12 +49,12 @@ struct Harness {
 
 impl Harness {
     fn new(caps: &[(u32, i64)]) -> Harness {
-        let mut h = Harness {
-            engine: Engine::new(EngineConfig::default()),
-            journal: Vec::new(),
-            finals: Vec::new(),
-            effects: Vec::new(),
-        };
+        Harness::with_config(EngineConfig::default(), caps)
+    }
+
+    fn with_config(config: EngineConfig, caps: &[(u32, i64)]) -> Harness {
+        let mut h =
+            Harness { engine: Engine::new(config), journal: Vec::new(), finals: Vec::new(), effects: Vec::new() };
         for &(code, cap) in caps {
             let reply = h.run(
                 T0,
@@ -284,14 +289,17 @@ fn payee_inflight_is_bounded() {
 fn give_back(h: &mut Harness, now: TimestampMs, returner: u32, n: u64, original: EndToEndId, minor: i64) -> Submitted {
     h.run(
         now,
-        op::Return(ReturnOrder {
-            returner: pid(returner),
-            id: return_id(returner, n),
-            original,
-            amount: Amount::from_minor(minor),
-            reason: ReasonCode::RefundRequested,
-            remittance: String::new(),
-        }),
+        op::Return(
+            ReturnOrder {
+                returner: pid(returner),
+                id: return_id(returner, n),
+                original,
+                amount: Amount::from_minor(minor),
+                reason: ReasonCode::RefundRequested,
+                remittance: String::new(),
+            },
+            None,
+        ),
     )
 }
 
@@ -342,6 +350,105 @@ fn returns_close_after_the_window() {
     ));
 }
 
+/// The archive as the driver keeps it: archived transfers and the late
+/// returns added to them, in op order.
+#[derive(Default)]
+struct TestArchive {
+    transfers: HashMap<EndToEndId, ArchivedTransfer>,
+    late: HashMap<EndToEndId, Amount>,
+    next: u64,
+}
+
+impl TestArchive {
+    fn absorb(&mut self, ops: Vec<NumberedOp>) {
+        for NumberedOp { number, op } in ops {
+            assert_eq!(number, self.next, "archive ops are numbered without gaps");
+            self.next += 1;
+            match op {
+                ArchiveOp::Transfer(archived) => {
+                    self.transfers.insert(archived.transfer.id, *archived);
+                }
+                ArchiveOp::LateReturn { original, amount, .. } => {
+                    let late = self.late.entry(original).or_insert(Amount::ZERO);
+                    *late = late.checked_add(amount).unwrap();
+                }
+            }
+        }
+    }
+
+    fn returned(&self, id: &EndToEndId) -> Amount {
+        let archived = &self.transfers[id].transfer;
+        archived.returned.checked_add(self.late.get(id).copied().unwrap_or(Amount::ZERO)).unwrap()
+    }
+}
+
+#[test]
+fn past_the_duplicate_window_transfers_leave_memory_for_the_archive_and_returns_stay_capped() {
+    let config = EngineConfig { id_age_ms_max: 60_000, id_future_skew_ms_max: 1_000, ..EngineConfig::default() };
+    let mut h = Harness::with_config(config, &[(1, 1000), (2, 1000)]);
+    h.engine.keep_archive_ops();
+    let mut archive = TestArchive::default();
+    let (p, q) = (id(1, 1), id(1, 2));
+    h.pay(T0, p, 1, 2, 100_00);
+    h.answer(T0, 2, p, Decision::Accept);
+    h.pay(T0, q, 1, 2, 7_00);
+    h.answer(T0, 2, q, Decision::Reject(ReasonCode::BlockedAccount));
+    assert!(matches!(give_back(&mut h, T0 + 5, 2, 1, p, 10_00), Submitted::Final(Outcome::Settled { .. })));
+    // Inside the window nothing leaves; a payment still in flight holds the rest back.
+    h.expire(T0 + 30_000);
+    assert_eq!(h.engine.evicted(), 0);
+    let later = id_at(1, 4, T0 + 60_000);
+    h.pay(T0 + 60_000, later, 1, 2, 1_00);
+    h.expire(T0 + 62_000);
+    assert_eq!(h.engine.evicted(), 3, "p, q and the return left; the later payment is in flight");
+    archive.absorb(h.engine.take_archive_ops());
+    assert_eq!(archive.transfers.len(), 3);
+    assert_eq!(archive.returned(&p), Amount::from_minor(10_00));
+    assert_eq!(archive.transfers[&return_id(2, 1)].original, Some(p));
+    let Err(mark) = h.run(T0 + 62_000, op::Status { caller: pid(1), id: p }) else { panic!("p left memory") };
+    assert_eq!(mark, NotHeld { ops: 3, head: 3 });
+    assert_eq!(archive.transfers[&p].view_for(pid(1), Amount::ZERO).unwrap().returned, Amount::from_minor(10_00));
+    assert!(archive.transfers[&p].view_for(pid(3), Amount::ZERO).is_none(), "only the two sides see it");
+    // A resubmission of the archived id is refused for its age, never paid twice.
+    assert!(matches!(
+        h.pay(T0 + 62_000, p, 1, 2, 100_00),
+        Submitted::Final(Outcome::Rejected { reason: ReasonCode::IdTimestampOutOfRange })
+    ));
+    // A return of the archived payment: asked for the original, then capped
+    // across what was returned before and after archiving.
+    let now = T0 + 63_000;
+    assert!(matches!(give_back(&mut h, now, 2, 2, p, 50_00), Submitted::NotHeld(_)));
+    let with = |h: &mut Harness, n: u64, minor: i64| {
+        let order = ReturnOrder {
+            returner: pid(2),
+            id: return_id(2, n),
+            original: p,
+            amount: Amount::from_minor(minor),
+            reason: ReasonCode::RefundRequested,
+            remittance: String::new(),
+        };
+        h.run(now, op::Return(order, Some(Box::new(archive.transfers[&p].clone()))))
+    };
+    assert!(matches!(with(&mut h, 2, 50_00), Submitted::Final(Outcome::Settled { .. })));
+    assert!(matches!(
+        with(&mut h, 3, 40_01),
+        Submitted::Final(Outcome::Rejected { reason: ReasonCode::ReturnExceedsOriginal })
+    ));
+    assert!(matches!(with(&mut h, 4, 40_00), Submitted::Final(Outcome::Settled { .. })));
+    assert_eq!(h.engine.late_return_count(), 1);
+    archive.absorb(h.engine.take_archive_ops());
+    assert_eq!(archive.returned(&p), Amount::from_minor(100_00), "archive and memory agree on the total");
+    assert_eq!((h.position(1), h.position(2)), (0, 0), "p came back whole");
+    h.answer(now, 2, later, Decision::Accept);
+    assert_eq!((h.position(1), h.position(2)), (-1_00, 1_00));
+    h.engine.check_invariants().unwrap();
+    h.assert_snapshots_agree();
+    // Past the return window the late total is forgotten (the archive holds it).
+    h.expire(T0 + h.engine.config().return_window_ms + 1);
+    assert_eq!(h.engine.late_return_count(), 0);
+    h.assert_snapshots_agree();
+}
+
 #[test]
 fn status_is_visible_only_to_the_two_sides() {
     let mut h = Harness::new(&[(1, 1000), (2, 1000), (3, 1000)]);
@@ -349,7 +456,7 @@ fn status_is_visible_only_to_the_two_sides() {
     h.pay(T0, p, 1, 2, 1_00);
     for (caller, visible) in [(1, true), (2, true), (3, false)] {
         let view = h.run(T0, op::Status { caller: pid(caller), id: p });
-        assert_eq!(view.is_some(), visible);
+        assert_eq!(view.expect("in memory").is_some(), visible);
     }
 }
 
@@ -563,7 +670,7 @@ proptest! {
         }
         // Independent recomputation of positions from the transfer list.
         let mut expected: HashMap<u32, i64> = HashMap::new();
-        for t in h.engine.transfers.values() {
+        for (_, t) in h.engine.transfers.values() {
             if t.state == TransferState::Settled {
                 *expected.entry(t.payer.participant.code()).or_default() -= t.amount.minor();
                 *expected.entry(t.payee.participant.code()).or_default() += t.amount.minor();
@@ -755,7 +862,7 @@ mod cycles {
             Submitted::Final(Outcome::Rejected { reason: ReasonCode::InsufficientLiquidity })
         ));
         let mut report = |id| {
-            let Ok((header, movements)) = h.run(T0, op::CycleMovements { id }) else { panic!() };
+            let Ok((header, movements, None)) = h.run(T0, op::CycleMovements { id }) else { panic!() };
             ponte_settlement::report::build(header, movements).unwrap()
         };
         let (one, two) = (report(1), report(2));

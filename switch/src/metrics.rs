@@ -55,6 +55,8 @@ pub fn spawn_publisher(engine: EngineHandle) -> tokio::task::JoinHandle<()> {
             metrics::counter!("ponte_snapshot_failures_total").absolute(load(&stats.snapshot_failures));
             metrics::gauge!("ponte_snapshot_journal_records").set(load(&stats.snapshot_records) as f64);
             metrics::gauge!("ponte_snapshot_bytes").set(load(&stats.snapshot_bytes) as f64);
+            metrics::gauge!("ponte_transfers_held").set(load(&stats.transfers_held) as f64);
+            metrics::gauge!("ponte_transfers_evicted").set(load(&stats.transfers_evicted) as f64);
             metrics::gauge!("ponte_journal_records").set(load(&stats.journal_records) as f64);
             metrics::gauge!("ponte_payments_reserved").set(load(&stats.reserved) as f64);
             metrics::gauge!("ponte_request_queue_depth").set(engine.request_queue_depth() as f64);

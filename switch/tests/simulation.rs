@@ -897,14 +897,15 @@ impl Sim {
         } else {
             None
         };
-        let reply = self.run(op::Return(ReturnOrder {
+        let order = ReturnOrder {
             returner: pid(o.payee),
             id,
             original,
             amount: Amount::from_minor(amount),
             reason,
             remittance: String::new(),
-        }));
+        };
+        let reply = self.run(op::Return(order, None));
         let outcome = match (expected, &reply) {
             (None, Submitted::Final(outcome @ Outcome::Settled { .. })) => *outcome,
             (Some(r), Submitted::Final(outcome @ Outcome::Rejected { reason: got })) if *got == r => *outcome,

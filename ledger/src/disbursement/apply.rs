@@ -60,7 +60,7 @@ impl Engine {
                 envelope.beneficiaries.entry(beneficiary_hash(&item.beneficiary)).or_default().push(index);
             }
             let flagged = is_flagged.then_some(ReasonCode::DuplicatePayment);
-            envelope.slots.push(Slot { item: item.clone(), transfer: None, flagged });
+            envelope.slots.push(Slot { item: item.clone(), transfer: None, flagged, end: None });
         }
     }
 
@@ -96,7 +96,7 @@ impl Engine {
         for (number, e) in &self.disbursements.envelopes {
             let (mut paid, mut failed, mut busy) = (0_u32, 0_u32, 0_u32);
             for slot in &e.slots {
-                match (slot.flagged, slot.transfer.and_then(|id| self.transfers.get(&id)).map(|t| t.state)) {
+                match (slot.flagged, self.progress(slot).map(|p| p.state)) {
                     (Some(_), _) => failed += 1,
                     (None, Some(TransferState::Settled)) => paid += 1,
                     (None, Some(TransferState::Rejected)) => failed += 1,

@@ -114,6 +114,24 @@ struct Slot {
     item: EnvelopeItem,
     transfer: Option<EndToEndId>,
     flagged: Option<ReasonCode>,
+    /// Its payment's outcome once final, kept here so that an envelope
+    /// answers for its items after their payments left memory.
+    end: Option<Progress>,
+}
+
+/// Where an item's payment stands, from the slot or the transfer table.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Progress {
+    state: TransferState,
+    settled_at: Option<TimestampMs>,
+    reason: Option<ReasonCode>,
+    payee: Account,
+}
+
+impl Progress {
+    fn of(t: &crate::Transfer) -> Progress {
+        Progress { state: t.state, settled_at: t.settled_at.or(Some(t.created_at)), reason: t.reason, payee: t.payee }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -318,8 +336,7 @@ impl Engine {
 
     fn item_failed(&self, number: u64, index: u32) -> bool {
         let slot = &self.disbursements.envelopes[&number].slots[index as usize];
-        slot.flagged.is_some()
-            || slot.transfer.and_then(|id| self.transfers.get(&id)).is_some_and(|t| t.state == TransferState::Rejected)
+        slot.flagged.is_some() || self.progress(slot).is_some_and(|p| p.state == TransferState::Rejected)
     }
 
     fn own_envelope(&self, caller: ParticipantId, number: u64) -> Result<&Envelope, EnvelopeError> {
@@ -368,26 +385,29 @@ impl Engine {
             .skip(offset as usize)
             .take(limit.min(ITEMS_PAGE_MAX) as usize)
             .map(|(index, slot)| {
-                let transfer = slot.transfer.and_then(|id| self.transfers.get(&id));
-                let outcome = match (slot.flagged, transfer) {
-                    (Some(reason), _) => ItemOutcome::Failed { reason, id: None },
-                    (None, None) => ItemOutcome::Waiting,
-                    (None, Some(t)) => match t.state {
-                        TransferState::Settled => {
-                            ItemOutcome::Paid { id: t.id, at: t.settled_at.unwrap_or(t.created_at) }
-                        }
+                let progress = self.progress(slot);
+                let outcome = match (slot.flagged, slot.transfer, progress) {
+                    (Some(reason), _, _) => ItemOutcome::Failed { reason, id: None },
+                    (None, Some(id), Some(p)) => match p.state {
+                        TransferState::Settled => ItemOutcome::Paid { id, at: p.settled_at.unwrap_or_default() },
                         TransferState::Rejected => ItemOutcome::Failed {
-                            reason: t.reason.expect("rejected transfers carry a reason"),
-                            id: Some(t.id),
+                            reason: p.reason.expect("rejected transfers carry a reason"),
+                            id: Some(id),
                         },
-                        TransferState::Received | TransferState::Reserved => ItemOutcome::InProgress { id: t.id },
+                        TransferState::Received | TransferState::Reserved => ItemOutcome::InProgress { id },
                     },
+                    (None, _, _) => ItemOutcome::Waiting,
                 };
-                let payee = transfer.map(|t| t.payee).filter(|a| a.participant.code() != 0);
+                let payee = progress.map(|p| p.payee).filter(|a| a.participant.code() != 0);
                 ItemView { index: index as u32, item: slot.item.clone(), outcome, payee }
             })
             .collect();
         Ok(views)
+    }
+
+    /// Where a slot's payment stands: its recorded end, or the transfer in memory.
+    fn progress(&self, slot: &Slot) -> Option<Progress> {
+        slot.end.or_else(|| slot.transfer.and_then(|id| self.transfers.get(&id)).map(Progress::of))
     }
 
     fn envelope_view(&self, number: u64) -> EnvelopeView {

@@ -108,8 +108,10 @@ impl Engine {
         let Some((number, index)) = self.disbursements.in_flight.remove(id) else { return };
         let transfer = self.transfers.get(id).expect("final transfer exists");
         let (settled, amount) = (transfer.state == TransferState::Settled, transfer.amount);
+        let progress = super::Progress::of(transfer);
         let envelope = self.disbursements.envelopes.get_mut(&number).expect("envelope of an item");
         debug_assert_eq!(envelope.slots[index as usize].transfer, Some(*id));
+        envelope.slots[index as usize].end = Some(progress);
         envelope.in_progress -= 1;
         if settled {
             envelope.paid_count += 1;

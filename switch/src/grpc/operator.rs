@@ -166,8 +166,7 @@ impl pb::operator_server::Operator for OperatorService {
         require_operator(&request)?;
         let m = request.get_ref();
         let format = pb::ReportFormat::try_from(m.format).unwrap_or(pb::ReportFormat::Json);
-        let movements = self.engine.ask(op::CycleMovements { id: m.id }).await.map_err(to_status)?;
-        let (header, movements) = movements.map_err(to_status)?;
+        let (header, movements) = super::archived::cycle_movements(&self.engine, m.id).await?;
         // Sorting, netting and hashing a large cycle takes seconds: on a
         // blocking thread, not the engine's and not a network worker.
         let built = tokio::task::spawn_blocking(move || {

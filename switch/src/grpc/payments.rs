@@ -296,13 +296,11 @@ impl pb::payments_server::Payments for PaymentsService {
     ) -> Result<Response<pb::CycleTransfersResponse>, Status> {
         let caller = participant_of(&request)?;
         let id = request.get_ref().cycle;
-        match self.engine.ask(op::CycleTransfers { caller, id }).await.map_err(to_status)? {
-            Ok(views) => Ok(Response::new(pb::CycleTransfersResponse {
-                cycle: id,
-                transfers: views.iter().map(wire::transfer_to_wire).collect(),
-            })),
-            Err(error) => Err(Status::not_found(error.to_string())),
-        }
+        let views = super::archived::cycle_transfers(&self.engine, caller, id).await?;
+        Ok(Response::new(pb::CycleTransfersResponse {
+            cycle: id,
+            transfers: views.iter().map(wire::transfer_to_wire).collect(),
+        }))
     }
 
     async fn get_status(
@@ -311,11 +309,13 @@ impl pb::payments_server::Payments for PaymentsService {
     ) -> Result<Response<pb::TransferStatus>, Status> {
         let caller = participant_of(&request)?;
         let id = wire::end_to_end_id("end_to_end_id", &request.get_ref().end_to_end_id).map_err(to_status)?;
-        match self.engine.ask(op::Status { caller, id }).await.map_err(to_status)? {
+        match super::archived::status(&self.engine, caller, id).await? {
             Some(view) => Ok(Response::new(wire::transfer_to_wire(&view))),
-            None => {
-                Err(Status::not_found(format!("no payment or return {id} sent or received by participant {caller}")))
-            }
+            None => Err(Status::not_found(format!(
+                "no payment or return {id} sent or received by participant {caller} (transfers are kept {} days \
+                 after they settle)",
+                super::archived::retention_days(&self.engine)
+            ))),
         }
     }
 
@@ -347,11 +347,28 @@ impl pb::payments_server::Payments for PaymentsService {
             reason,
             remittance: remittance(&message.remittance)?,
         };
-        let (tx, rx) = oneshot::channel();
-        self.engine.try_send(Request::Return(op::Return(order), Waiter::Once(tx))).map_err(to_status)?;
-        let outcome = rx
-            .await
-            .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by return id"))?;
+        let mut archived = None;
+        let outcome = loop {
+            let (tx, rx) = oneshot::channel();
+            let give_back = op::Return(order.clone(), archived.take());
+            self.engine.try_send(Request::Return(give_back, tx)).map_err(to_status)?;
+            let submitted = rx
+                .await
+                .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by return id"))?;
+            match submitted {
+                op::Submitted::Final(outcome) => break outcome,
+                op::Submitted::Pending => unreachable!("a return never waits for a payee"),
+                // The original left memory: once more with it from the
+                // archive (the engine holds it in neither case only if it
+                // never settled, or is past retention).
+                op::Submitted::NotHeld(mark) => {
+                    match super::archived::original(&self.engine, mark, order.original).await? {
+                        Some(original) if archived.is_none() => archived = Some(Box::new(original)),
+                        _ => break Outcome::Rejected { reason: ReasonCode::OriginalNotFound },
+                    }
+                }
+            }
+        };
         Ok(Response::new(result_to_wire(&message.return_id, outcome)))
     }
 }

@@ -110,7 +110,7 @@ impl ToStatus for CycleError {
         match self {
             CycleError::Unknown(_) => Status::not_found(message),
             CycleError::NotClosed(..) => Status::failed_precondition(message),
-            CycleError::Netting(_) => Status::internal(message),
+            CycleError::Netting(_) | CycleError::Archived(_) => Status::internal(message),
         }
     }
 }

@@ -198,10 +198,14 @@ impl EngineThread {
                 let submitted = engine.execute(now, submit, out);
                 self.follow_payment(id, submitted, waiter, intake);
             }
-            Request::Return(give_back, waiter) => {
-                let id = give_back.0.id;
+            Request::Return(give_back, reply) => {
                 let submitted = engine.execute(now, give_back, out);
-                self.follow_payment(id, submitted, waiter, intake);
+                if let Submitted::Final(outcome) = submitted {
+                    count_outcome(&self.stats, outcome);
+                }
+                notices.push(Notice::Reply(Box::new(move || {
+                    let _ = reply.send(submitted);
+                })));
             }
             Request::Answer(answer) => engine.execute(now, answer, out),
             Request::Inbox(change) => {
@@ -228,12 +232,16 @@ impl EngineThread {
                 count_outcome(&self.stats, outcome);
                 self.notices.push(Notice::Outcome(waiter, id, outcome, intake));
             }
+            Submitted::NotHeld(_) => unreachable!("only a return asks for the archive"),
         }
     }
 
     /// Hands the executed batch to the journal thread; Err once that
     /// thread has stopped.
     fn hand_over(&mut self) -> Result<(), ()> {
+        if self.engine.pending_archive_ops() > 0 {
+            self.notices.push(Notice::Archive(self.engine.take_archive_ops()));
+        }
         let (out, notices, stats) = (&mut self.out, &mut self.notices, &self.stats);
         if out.journal.is_empty() && notices.is_empty() {
             return Ok(());
@@ -241,6 +249,8 @@ impl EngineThread {
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.events.fetch_add(out.event_count as u64, Ordering::Relaxed);
         stats.reserved.store(self.engine.reserved_count(), Ordering::Relaxed);
+        stats.transfers_held.store(self.engine.transfer_count() as u64, Ordering::Relaxed);
+        stats.transfers_evicted.store(self.engine.evicted(), Ordering::Relaxed);
         let ignored = self.engine.answer_stats();
         stats.answers_ignored.store(ignored.late_or_duplicate + ignored.unknown, Ordering::Relaxed);
         stats.journal_queue_depth.fetch_add(1, Ordering::Relaxed);

@@ -16,6 +16,9 @@ pub(super) enum Notice {
     Reply(Reply),
     Effect(Effect),
     Inbox(InboxChange),
+    /// Transfers evicted (and late returns) for the archive thread, sent
+    /// once the events behind them are durable.
+    Archive(Vec<ponte_ledger::NumberedOp>),
 }
 
 pub(super) struct Batch {

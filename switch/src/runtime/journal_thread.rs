@@ -25,6 +25,8 @@ pub(super) const STORE_CHECK: Duration = Duration::from_secs(1);
 struct Delivery {
     inboxes: HashMap<ParticipantId, Inboxes>,
     frames: HashMap<(ParticipantId, u64), Vec<Effect>>,
+    /// The archive thread's queue (waits when full: ops are never dropped).
+    archive: Option<std_mpsc::SyncSender<Vec<ponte_ledger::NumberedOp>>>,
 }
 
 impl Delivery {
@@ -32,6 +34,11 @@ impl Delivery {
         match notice {
             Notice::Outcome(waiter, id, outcome, _) => waiter.send(id, outcome),
             Notice::Reply(reply) => reply(),
+            Notice::Archive(ops) => {
+                if let Some(archive) = &self.archive {
+                    let _ = archive.send(ops);
+                }
+            }
             Notice::Effect(effect) => self.collect(effect),
             Notice::Inbox(InboxChange::Opened { participant, stream, frames }) => {
                 self.inboxes.entry(participant).or_default().streams.push((stream, frames));
@@ -88,10 +95,11 @@ pub(super) fn journal_loop(
     mut journal: Box<dyn Store>,
     batches: std_mpsc::Receiver<Batch>,
     spares: std_mpsc::SyncSender<Batch>,
+    archive: Option<std_mpsc::SyncSender<Vec<ponte_ledger::NumberedOp>>>,
     config: RuntimeConfig,
     stats: Arc<Stats>,
 ) -> Result<(), StoreError> {
-    let mut delivery = Delivery::default();
+    let mut delivery = Delivery { archive, ..Delivery::default() };
     let mut group = Vec::with_capacity(config.group_batches_max);
     let payment_seconds = metrics::histogram!("ponte_payment_seconds");
     let fsync_seconds = metrics::histogram!("ponte_journal_append_seconds");

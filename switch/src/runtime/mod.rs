@@ -22,6 +22,7 @@ use handoff::{Journaling, SPARE_BUFFERS};
 use journal_thread::journal_loop;
 use requests::Asked;
 
+mod archive_thread;
 mod engine_thread;
 mod handoff;
 mod journal_thread;
@@ -31,6 +32,7 @@ mod snapshot_thread;
 mod stats;
 mod waiters;
 
+pub use archive_thread::{ArchiveAccess, ArchiveError};
 pub use requests::{InboxChange, Job, Reply, Request, Waiter};
 pub use stats::{ReasonCounters, Stats, StreamTraffic, Traffic};
 
@@ -105,9 +107,16 @@ pub struct EngineHandle {
     stats: Arc<Stats>,
     next_stream: Arc<AtomicU64>,
     config: Arc<EngineConfig>,
+    archive: Option<ArchiveAccess>,
 }
 
 impl EngineHandle {
+    /// The archive of transfers that left the engine's memory (`None`:
+    /// the store has none, and the engine keeps every transfer).
+    pub fn archive(&self) -> Option<&ArchiveAccess> {
+        self.archive.as_ref()
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -189,6 +198,11 @@ pub enum StartError {
          usable snapshot covers {snapshot}: restore the snapshots folder from a backup"
     )]
     Trimmed { first: u64, snapshot: u64 },
+    #[error(
+        "the archive holds {written} archive ops but the snapshot started from made {snapshot}: the archive \
+         file was replaced by an older one; restore it from the same backup as the snapshots"
+    )]
+    ArchiveBehind { written: u64, snapshot: u64 },
 }
 
 /// The running engine and journal threads.
@@ -200,6 +214,7 @@ pub struct Runtime {
     engine_thread: std::thread::JoinHandle<()>,
     journal_thread: std::thread::JoinHandle<Result<(), StoreError>>,
     snapshot_thread: Option<std::thread::JoinHandle<()>>,
+    archive_thread: Option<std::thread::JoinHandle<()>>,
     /// Records replayed at start.
     pub replayed_records: u64,
     /// Becomes true when the journal thread ends (its store failed, or the
@@ -209,6 +224,7 @@ pub struct Runtime {
 
 /// Starts the snapshot thread when snapshots are asked for and the store
 /// keeps them.
+#[allow(clippy::too_many_arguments)]
 fn spawn_snapshots(
     journal: &dyn Store,
     start_from: u64,
@@ -216,6 +232,7 @@ fn spawn_snapshots(
     config: &RuntimeConfig,
     stats: &Arc<Stats>,
     stop: &Arc<std::sync::atomic::AtomicBool>,
+    archive_written: Option<tokio::sync::watch::Receiver<u64>>,
 ) -> Result<Option<std::thread::JoinHandle<()>>, StartError> {
     let Some(snapshots) = journal.snapshots().filter(|_| config.snapshot_every_ms > 0) else {
         return Ok(None);
@@ -228,9 +245,38 @@ fn spawn_snapshots(
         keep: config.snapshots_kept,
         stats: stats.clone(),
         stop: stop.clone(),
+        archive_written,
     };
     let spawned = std::thread::Builder::new().name("ponte-snapshot".into()).spawn(move || follower.run());
     Ok(Some(spawned.map_err(StartError::Thread)?))
+}
+
+/// The archive thread, when the store has an archive: its queue, and what
+/// queries and snapshots watch of it.
+struct Archiving {
+    ops: std_mpsc::SyncSender<Vec<ponte_ledger::NumberedOp>>,
+    access: ArchiveAccess,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn spawn_archive(
+    archive: Option<Arc<dyn crate::store::Archive>>,
+    engine_config: &EngineConfig,
+) -> Result<Option<Archiving>, StartError> {
+    let Some(archive) = archive else { return Ok(None) };
+    let (ops, ops_rx) = std_mpsc::sync_channel(archive_thread::ARCHIVE_QUEUE_MAX);
+    let (written_tx, written) = tokio::sync::watch::channel(archive.written()?);
+    let thread = archive_thread::ArchiveThread {
+        archive: archive.clone(),
+        ops: ops_rx,
+        written: written_tx,
+        retention_ms: engine_config.archive_retention_ms.max(engine_config.return_window_ms),
+    };
+    let thread = std::thread::Builder::new()
+        .name("ponte-archive".into())
+        .spawn(move || thread.run())
+        .map_err(StartError::Thread)?;
+    Ok(Some(Archiving { ops, access: ArchiveAccess { archive, written }, thread }))
 }
 
 impl Runtime {
@@ -242,7 +288,8 @@ impl Runtime {
         engine_config: EngineConfig,
         config: RuntimeConfig,
     ) -> Result<Runtime, StartError> {
-        let recovered = recovery::recover(journal.as_mut(), &engine_config)?;
+        let archive = journal.archive()?;
+        let recovered = recovery::recover(journal.as_mut(), &engine_config, archive.as_deref())?;
         let (engine, replayed_records) = (recovered.engine, recovered.replayed);
         tracing::info!(
             store = %journal.describe(),
@@ -279,15 +326,25 @@ impl Runtime {
                 })
                 .map_err(StartError::Thread)?
         };
-        let snapshot_thread =
-            spawn_snapshots(journal.as_ref(), recovered.from_snapshot, &engine_config, &config, &stats, &stop)?;
+        let archiving = spawn_archive(archive, &engine_config)?;
+        let archive_written = archiving.as_ref().map(|a| a.access.written.clone());
+        let snapshot_thread = spawn_snapshots(
+            journal.as_ref(),
+            recovered.from_snapshot,
+            &engine_config,
+            &config,
+            &stats,
+            &stop,
+            archive_written,
+        )?;
+        let archive_ops = archiving.as_ref().map(|a| a.ops.clone());
         let (ended_tx, journal_ended) = tokio::sync::watch::channel(false);
         let journal_thread = {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("ponte-journal".into())
                 .spawn(move || {
-                    let result = journal_loop(journal, batches_rx, spares_tx, config, stats);
+                    let result = journal_loop(journal, batches_rx, spares_tx, archive_ops, config, stats);
                     let _ = ended_tx.send(true);
                     result
                 })
@@ -299,11 +356,13 @@ impl Runtime {
                 stats,
                 next_stream: Arc::new(AtomicU64::new(1)),
                 config: Arc::new(engine_config),
+                archive: archiving.as_ref().map(|a| a.access.clone()),
             },
             stop,
             engine_thread,
             journal_thread,
             snapshot_thread,
+            archive_thread: archiving.map(|a| a.thread),
             replayed_records,
             journal_ended,
         })
@@ -325,10 +384,16 @@ impl Runtime {
         if let Some(snapshots) = self.snapshot_thread {
             let _ = snapshots.join();
         }
-        match self.journal_thread.join() {
+        let result = match self.journal_thread.join() {
             Ok(result) => result,
             Err(_) => Ok(()),
+        };
+        // The journal thread's end closed the archive queue: the archive
+        // thread writes what is left and ends.
+        if let Some(archive) = self.archive_thread {
+            let _ = archive.join();
         }
+        result
     }
 }
 

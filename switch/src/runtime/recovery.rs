@@ -8,7 +8,8 @@
 //! start and says so.
 
 use super::StartError;
-use crate::store::{Snapshots, Store};
+use super::archive_thread::{REPLAY_OPS_MAX, catch_up};
+use crate::store::{Archive, Snapshots, Store, StoreError};
 use ponte_ledger::{Engine, EngineConfig, decode_events};
 
 /// The engine rebuilt, and how.
@@ -20,7 +21,14 @@ pub(super) struct Recovered {
     pub replayed: u64,
 }
 
-pub(super) fn recover(journal: &mut dyn Store, config: &EngineConfig) -> Result<Recovered, StartError> {
+/// Rebuilds the engine; with an archive, the transfers the replayed
+/// journal evicts are written to it again where it had not recorded them
+/// (and the engine keeps making archive ops from then on).
+pub(super) fn recover(
+    journal: &mut dyn Store,
+    config: &EngineConfig,
+    archive: Option<&dyn Archive>,
+) -> Result<Recovered, StartError> {
     let first = journal.first();
     let (mut engine, from_snapshot) = match journal.snapshots() {
         Some(mut snapshots) => newest_usable(snapshots.as_mut(), config, journal.len()),
@@ -30,7 +38,30 @@ pub(super) fn recover(journal: &mut dyn Store, config: &EngineConfig) -> Result<
     if from_snapshot < first {
         return Err(StartError::Trimmed { first, snapshot: from_snapshot });
     }
-    let replayed = journal.replay(from_snapshot, &mut |_, record| apply_record(&mut engine, record))?;
+    let written = match archive {
+        Some(archive) => {
+            engine.keep_archive_ops();
+            let written = archive.written()?;
+            if written < engine.archive_ops() {
+                return Err(StartError::ArchiveBehind { written, snapshot: engine.archive_ops() });
+            }
+            written
+        }
+        None => 0,
+    };
+    let flush = |engine: &mut Engine, at_least: usize| -> Result<(), String> {
+        match archive {
+            Some(archive) if engine.pending_archive_ops() >= at_least => {
+                catch_up(archive, engine.take_archive_ops(), written).map_err(|e| e.to_string())
+            }
+            _ => Ok(()),
+        }
+    };
+    let replayed = journal.replay(from_snapshot, &mut |_, record| {
+        apply_record(&mut engine, record)?;
+        flush(&mut engine, REPLAY_OPS_MAX)
+    })?;
+    flush(&mut engine, 1).map_err(|detail| StoreError::Damaged { target: "archive".into(), detail })?;
     engine.check_invariants().map_err(StartError::Invariant)?;
     Ok(Recovered { engine, from_snapshot, replayed })
 }

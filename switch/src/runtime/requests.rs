@@ -35,7 +35,10 @@ pub enum Request {
     /// A payment: answered at once if final, else when its payee answers.
     Submit(op::Submit, Waiter),
     /// A return (final at once, or refused).
-    Return(op::Return, Waiter),
+    /// A return settles or is refused at once (or asks for its original
+    /// from the archive), so it waits on no payee: its answer comes after
+    /// the fsync like any other.
+    Return(op::Return, oneshot::Sender<ponte_ledger::op::Submitted>),
     /// A payee's answer; nothing goes back.
     Answer(op::Answer),
     /// A payee's inbox stream opened or closed; passed on to the journal

@@ -37,6 +37,10 @@ pub(super) struct SnapshotThread {
     pub keep: usize,
     pub stats: Arc<Stats>,
     pub stop: Arc<AtomicBool>,
+    /// How many archive ops the archive holds: a snapshot whose engine made
+    /// more is not saved yet (the transfers it no longer holds must be in
+    /// the archive first, or a restart from it would lose them).
+    pub archive_written: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl SnapshotThread {
@@ -107,6 +111,19 @@ impl SnapshotThread {
     /// Saves a snapshot covering `records`, drops the oldest beyond
     /// `keep`, and trims the journal before the oldest kept.
     fn write(&mut self, engine: &Engine, records: u64) -> Result<(), crate::store::StoreError> {
+        if let Some(written) = &self.archive_written {
+            let needed = engine.archive_ops();
+            let until = Instant::now() + Duration::from_secs(30);
+            while *written.borrow() < needed {
+                if Instant::now() > until || self.stop.load(Ordering::Relaxed) {
+                    return Err(crate::store::StoreError::Damaged {
+                        target: "archive".into(),
+                        detail: format!("the archive holds {} ops, the snapshot needs {needed}", *written.borrow()),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let started = Instant::now();
         let bytes = engine.snapshot(records);
         self.snapshots.save(records, &bytes)?;

@@ -32,6 +32,10 @@ pub struct Stats {
     pub snapshot_records: AtomicU64,
     pub snapshot_bytes: AtomicU64,
     pub snapshot_failures: AtomicU64,
+    /// Transfers held in the engine's memory, and evicted to the archive
+    /// so far (set by the engine thread).
+    pub transfers_held: AtomicU64,
+    pub transfers_evicted: AtomicU64,
 }
 
 /// Messages and the items they carried over one kind of stream.

@@ -20,6 +20,7 @@
 //! - refuse, with an error and without acknowledging, once it can no longer
 //!   guarantee the two points above (disk error, fenced writer).
 
+pub mod archive_redb;
 pub mod cql;
 pub mod redb;
 mod snapshot_files;
@@ -69,6 +70,50 @@ pub trait Store: Send + 'static {
     fn snapshots(&self) -> Option<Box<dyn Snapshots>> {
         None
     }
+
+    /// The archive of transfers that left the engine's memory (opened
+    /// once, at start). `None`: this store has none, and the engine keeps
+    /// every transfer in memory.
+    fn archive(&self) -> Result<Option<std::sync::Arc<dyn Archive>>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// Where transfers go when they leave the engine's memory (see
+/// [`ponte_ledger::archive`]): written by one thread in op order, read by
+/// any number of queries at once.
+pub trait Archive: Send + Sync + 'static {
+    fn describe(&self) -> String;
+
+    /// How many archive ops are written: the next op's number.
+    fn written(&self) -> Result<u64, StoreError>;
+
+    /// Writes a batch of ops, in order, durably; ops written before are
+    /// written again harmlessly.
+    fn write(&self, ops: &[ponte_ledger::NumberedOp]) -> Result<(), StoreError>;
+
+    /// An archived transfer by end-to-end id.
+    fn transfer(&self, id: &ponte_domain::EndToEndId) -> Result<Option<Archived>, StoreError>;
+
+    /// The archived transfers of `cycle` at positions below `below`, in
+    /// position order.
+    fn cycle(
+        &self,
+        cycle: u32,
+        below: u64,
+        visit: &mut dyn FnMut(Archived) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes archived transfers settled (or recorded) before `before`
+    /// (retention); returns how many.
+    fn expire(&self, before: ponte_domain::TimestampMs) -> Result<u64, StoreError>;
+}
+
+/// An archived transfer and what was returned of it since it was archived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Archived {
+    pub transfer: ponte_ledger::ArchivedTransfer,
+    pub late: ponte_domain::Amount,
 }
 
 /// Engine snapshots and the journal behind them, used by the snapshot
@@ -129,6 +174,8 @@ pub enum StoreError {
     RecordTooLarge { target: String, bytes: usize, max: usize },
     #[error("snapshot {path}: {source}")]
     Snapshot { path: std::path::PathBuf, source: std::io::Error },
+    #[error("archive {path}: {detail}")]
+    Archive { path: std::path::PathBuf, detail: String },
     #[error("bad store address {address:?}: {reason}")]
     Address { address: String, reason: String },
 }

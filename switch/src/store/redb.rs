@@ -311,6 +311,11 @@ impl Store for Journal {
         Journal::replay(self, from, visit)
     }
 
+    fn archive(&self) -> Result<Option<std::sync::Arc<dyn super::Archive>>, StoreError> {
+        let archive = super::archive_redb::EmbeddedArchive::open(&super::archive_redb::beside(&self.path))?;
+        Ok(Some(std::sync::Arc::new(archive)))
+    }
+
     fn snapshots(&self) -> Option<Box<dyn Snapshots>> {
         Some(Box::new(EmbeddedSnapshots {
             db: self.db.clone(),

@@ -1,0 +1,113 @@
+//! Hot state and archive, end to end on the embedded store over real gRPC
+//! with mTLS: with a short duplicate window, settled payments leave the
+//! engine's memory for the archive (`archive.redb`), and everything a bank
+//! or the central bank asks about them still answers exactly: status,
+//! returns capped across memory and archive, a resubmission refused, the
+//! cycle's transfers and report with each payment once, and all of it
+//! again after a restart.
+
+mod common;
+
+use common::*;
+use ponte_domain::{Amount, ReasonCode, TransferState};
+use ponte_sdk::{Client, PaymentOutcome, Return};
+use std::sync::atomic::Ordering;
+
+async fn pay(a: &Client, amount: &str) -> ponte_domain::EndToEndId {
+    let p = payment(a, B, amount);
+    let outcome = a.submit(&p).await.unwrap();
+    assert!(matches!(outcome, PaymentOutcome::Settled { .. }), "{outcome:?}");
+    p.id
+}
+
+fn give_back(b: &Client, original: ponte_domain::EndToEndId, minor: i64) -> Return {
+    Return {
+        id: b.new_return_id(),
+        original,
+        amount: Amount::from_minor(minor),
+        reason: ReasonCode::RefundRequested,
+        remittance: "refund".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_payments_answer_status_returns_cycles_and_reports_exactly_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.store = None; // the embedded store's archive
+    // End-to-end ids carry the minute they were made: the shortest
+    // duplicate window that admits a fresh id is a minute.
+    config.engine.id_age_ms_max = 60_000;
+    config.engine.id_future_skew_ms_max = 1_000;
+    let switch = ponte_switch::server::start(config.clone()).await.unwrap();
+    let mut switch = TestSwitch { dir, switch: Some(switch), config };
+    let (a, b) = (switch.client(A).await, switch.client(B).await);
+    let inbox = Payee::accepting().serve(&b).await;
+    let mut old = Vec::new();
+    for _ in 0..30 {
+        old.push(pay(&a, "1.00").await);
+    }
+    let early = b.return_payment(&give_back(&b, old[0], 30)).await.unwrap();
+    assert!(matches!(early, PaymentOutcome::Settled { .. }));
+    let stats = switch.switch.as_ref().unwrap().engine.stats();
+    tokio::time::sleep(std::time::Duration::from_secs(61)).await;
+    eventually("the first payments archived", || stats.transfers_evicted.load(Ordering::Relaxed) >= 31).await;
+    let recent = pay(&a, "5.00").await;
+
+    // Status of an archived payment, with what was returned before archiving.
+    let status = a.status(&old[0]).await.unwrap();
+    assert_eq!((status.state, status.returned), (TransferState::Settled, Amount::from_minor(30)));
+    let hidden = switch.client(C).await.status(&old[0]).await.unwrap_err().to_string();
+    assert!(hidden.contains("not found") || hidden.contains("NotFound") || hidden.contains("no payment"), "{hidden}");
+    // The id cannot be paid again: refused for its age.
+    let again = a.submit(&ponte_sdk::Payment { id: old[1], ..payment(&a, B, "1.00") }).await.unwrap();
+    assert!(matches!(again, PaymentOutcome::Rejected { reason: ReasonCode::IdTimestampOutOfRange, .. }), "{again:?}");
+    // Returns of an archived payment: capped across memory and archive.
+    let over = b.return_payment(&give_back(&b, old[0], 71)).await.unwrap();
+    assert!(matches!(over, PaymentOutcome::Rejected { reason: ReasonCode::ReturnExceedsOriginal, .. }), "{over:?}");
+    let rest = b.return_payment(&give_back(&b, old[0], 70)).await.unwrap();
+    assert!(matches!(rest, PaymentOutcome::Settled { .. }), "{rest:?}");
+    let status = a.status(&old[0]).await.unwrap();
+    assert_eq!(status.returned, Amount::from_minor(100), "the archived payment is returned in full");
+    let none_left = b.return_payment(&give_back(&b, old[0], 1)).await.unwrap();
+    assert!(matches!(none_left, PaymentOutcome::Rejected { reason: ReasonCode::ReturnExceedsOriginal, .. }));
+    // An unknown original is still refused as such.
+    let unknown = b.return_payment(&give_back(&b, payment_id(A), 1)).await.unwrap();
+    assert!(matches!(unknown, PaymentOutcome::Rejected { reason: ReasonCode::OriginalNotFound, .. }), "{unknown:?}");
+
+    // The cycle: every payment and return once, archived or not.
+    let check_cycle = |transfers: Vec<ponte_domain::TransferView>| {
+        let mut ids: Vec<_> = transfers.iter().map(|t| t.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), transfers.len(), "no transfer twice");
+        for id in old.iter().chain([&recent]) {
+            assert!(ids.contains(id), "{id} missing from the cycle");
+        }
+        assert_eq!(transfers.len(), 31 + 2, "30 + 1 payments, 2 settled returns");
+    };
+    check_cycle(a.cycle_transfers(1).await.unwrap());
+    let operator = switch.operator().await;
+    let (_, report) = operator.cycle_report(1, ponte_sdk::ReportFormat::Json).await.unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["movements"], 33, "{report}");
+    assert_eq!(report["participants"][0]["net_position"], "-34.00", "{report}");
+    inbox.stop().await;
+
+    // After a restart (snapshot-less: the journal replays, rewriting the
+    // archive idempotently) the same answers.
+    switch.restart().await;
+    let a = switch.client(A).await;
+    assert_eq!(a.status(&old[0]).await.unwrap().returned, Amount::from_minor(100));
+    assert_eq!(a.status(&old[29]).await.unwrap().state, TransferState::Settled);
+    check_cycle(a.cycle_transfers(1).await.unwrap());
+    let (all, sum) = switch.operator().await.participants().await.unwrap();
+    assert_eq!(sum, Amount::ZERO);
+    let position = all.iter().find(|p| p.code == pid(A)).unwrap().position;
+    assert_eq!(position, Amount::from_minor(-(30 * 100 + 500) + 100));
+    assert!(dir_has_archive(&switch));
+}
+
+fn dir_has_archive(switch: &TestSwitch) -> bool {
+    std::fs::read_dir(switch.dir.path()).unwrap().any(|e| e.unwrap().file_name() == "archive.redb")
+}
