@@ -18,7 +18,11 @@
 //! engine rebuilt from its journal at random points, compared field by
 //! field with the one it replaces, and byte for byte through its snapshot;
 //! snapshots are taken at random points, and a restart may start from the
-//! last one plus the journal after it instead of the whole journal.
+//! last one plus the journal after it instead of the whole journal; and
+//! archival: with a one-minute duplicate window, transfers leave the
+//! engine's memory for an archive (kept here as the driver keeps it), and
+//! status queries and returns of archived payments are answered from it
+//! as the model predicts (returns capped across memory and archive).
 //!
 //! An independent reference model — plain maps, written from the rules in
 //! docs/PAYMENTS.md, sharing no code with the engine — predicts every
@@ -38,8 +42,8 @@ use ponte_directory::registry::{DirectoryError, NewKey, Owner, OwnerKind};
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs};
 use ponte_ledger::op::{self, Operation};
 use ponte_ledger::{
-    Beneficiary, Decision, Engine, EngineConfig, EnvelopeError, EnvelopeHeader, EnvelopeItem, Event, ItemOutcome,
-    Outcome, Output, PaymentOrder, ReturnOrder, Submitted, decode_events,
+    ArchiveOp, ArchivedTransfer, Beneficiary, Decision, Engine, EngineConfig, EnvelopeError, EnvelopeHeader,
+    EnvelopeItem, Event, ItemOutcome, NumberedOp, Outcome, Output, PaymentOrder, ReturnOrder, Submitted, decode_events,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -210,6 +214,50 @@ struct Sim {
     seed: u64,
     step: usize,
     stats: Stats,
+    /// What the driver's archive would hold: transfers past the duplicate
+    /// window leave the engine for it.
+    archive: SimArchive,
+}
+
+/// The archive as a driver keeps it, from the engine's archive ops. A
+/// restart replays ops again: an op seen before must be the same op.
+#[derive(Default)]
+struct SimArchive {
+    ops: Vec<ArchiveOp>,
+    transfers: HashMap<EndToEndId, ArchivedTransfer>,
+    late: HashMap<EndToEndId, Amount>,
+}
+
+impl SimArchive {
+    fn absorb(&mut self, ops: Vec<NumberedOp>) -> Result<(), String> {
+        for NumberedOp { number, op } in ops {
+            let number = number as usize;
+            if number < self.ops.len() {
+                if self.ops[number] != op {
+                    return Err(format!("archive op {number} made again differs: {op:?}"));
+                }
+                continue;
+            }
+            if number != self.ops.len() {
+                return Err(format!("archive op {number} after {} ops: a gap", self.ops.len()));
+            }
+            match &op {
+                ArchiveOp::Transfer(archived) => {
+                    self.transfers.insert(archived.transfer.id, (**archived).clone());
+                }
+                ArchiveOp::LateReturn { original, amount, .. } => {
+                    let late = self.late.entry(*original).or_insert(Amount::ZERO);
+                    *late = late.checked_add(*amount).unwrap();
+                }
+            }
+            self.ops.push(op);
+        }
+        Ok(())
+    }
+
+    fn late(&self, id: &EndToEndId) -> Amount {
+        self.late.get(id).copied().unwrap_or(Amount::ZERO)
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -226,13 +274,22 @@ struct Stats {
     items_flagged: u64,
     claims_completed: u64,
     claims_lapsed: u64,
+    archived: u64,
+    archived_status: u64,
+    archived_returns: u64,
 }
+
+/// The duplicate window: a minute (ids carry their minute), so transfers
+/// leave memory for the archive within a run.
+const ID_AGE_MS: i64 = 60_000;
 
 fn config() -> EngineConfig {
     EngineConfig {
         payee_timeout_ms: TIMEOUT_MS,
         cycle_close_every_ms: 0,
         claim_window_ms: CLAIM_WINDOW_MS,
+        id_age_ms_max: ID_AGE_MS,
+        id_future_skew_ms_max: 1_000,
         ..EngineConfig::default()
     }
 }
@@ -245,6 +302,7 @@ impl Sim {
             rng: SmallRng::seed_from_u64(seed),
             now: T0,
             engine: Engine::new(config),
+            archive: SimArchive::default(),
             journal: Vec::new(),
             snapshot: None,
             model: Model { current_cycle: 1, ..Model::default() },
@@ -255,6 +313,7 @@ impl Sim {
             step: 0,
             stats: Stats::default(),
         };
+        sim.engine.keep_archive_ops();
         for (i, code) in PARTICIPANTS.into_iter().enumerate() {
             let cap = [5_000_00, 2_000_00, 500_00, 100_00][i];
             let reply = sim.run(op::RegisterParticipant {
@@ -286,6 +345,11 @@ impl Sim {
     }
 
     fn absorb(&mut self, out: Output) {
+        let ops = self.engine.take_archive_ops();
+        self.stats.archived += ops.iter().filter(|op| matches!(op.op, ArchiveOp::Transfer(_))).count() as u64;
+        if let Err(e) = self.archive.absorb(ops) {
+            self.fail(e);
+        }
         self.learn_item_payments(&out.journal);
         if !out.journal.is_empty() {
             self.journal.push(out.journal);
@@ -765,7 +829,15 @@ impl Sim {
             t.remittance.push('!');
         }
         let reply = self.run(op::Submit(self.order(id, &t)));
+        let past_window = id.created_at_ms().unwrap() < self.now - ID_AGE_MS;
         let ok = match (modified, t.state, &reply) {
+            // Past the duplicate window an id is refused for its age (never
+            // paid again), whether or not its transfer is still in memory.
+            (_, State::Final(_), Submitted::Final(Outcome::Rejected { reason: ReasonCode::IdTimestampOutOfRange }))
+                if past_window =>
+            {
+                true
+            }
             (true, _, Submitted::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified })) => true,
             (false, State::Pending { .. }, Submitted::Pending) => true,
             (false, State::Final(expected), Submitted::Final(got)) => expected == *got,
@@ -829,6 +901,44 @@ impl Sim {
         }
         if expected.is_none() && self.model.settled_ids != settled_before {
             self.fail("a stray answer settled something");
+        }
+    }
+
+    /// A status query by the payer, answered from memory or the archive,
+    /// against the model.
+    fn status(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let id = self.pick(&self.ids.clone());
+        let Some(t) = self.model.transfers.get(&id).cloned() else { return };
+        let view = match self.run(op::Status { caller: pid(t.payer), id }) {
+            Ok(view) => view,
+            Err(mark) => {
+                if (mark.ops as usize) > self.archive.ops.len() {
+                    self.fail(format!("the archive has {} ops, the engine's mark {mark:?}", self.archive.ops.len()));
+                }
+                self.stats.archived_status += 1;
+                self.archive.transfers.get(&id).and_then(|a| a.view_for(pid(t.payer), self.archive.late(&id)))
+            }
+        };
+        let Some(view) = view else {
+            // Every id the model holds was recorded, and the payer sees it.
+            self.fail(format!("{id} ({t:?}) is neither in memory nor in the archive"))
+        };
+        let expected = match t.state {
+            State::Pending { .. } => ponte_domain::TransferState::Reserved,
+            State::Final(Outcome::Settled { .. }) => ponte_domain::TransferState::Settled,
+            State::Final(Outcome::Rejected { .. }) => ponte_domain::TransferState::Rejected,
+        };
+        let returned = if t.original.is_none() { t.returned } else { 0 };
+        if (view.state, view.returned.minor()) != (expected, returned) {
+            self.fail(format!("status of {id}: {view:?}, model {t:?}"));
+        }
+        if let State::Final(Outcome::Rejected { reason }) = t.state
+            && view.reason != Some(reason)
+        {
+            self.fail(format!("status of {id}: reason {:?}, model {reason:?}", view.reason));
         }
     }
 
@@ -905,7 +1015,19 @@ impl Sim {
             reason,
             remittance: String::new(),
         };
-        let reply = self.run(op::Return(order, None));
+        let mut reply = self.run(op::Return(order.clone(), None));
+        if let Submitted::NotHeld(mark) = reply {
+            // The driver reads the original from the archive, which holds
+            // every op the mark names (this one absorbs them at once).
+            if (mark.ops as usize) > self.archive.ops.len() {
+                self.fail(format!("the archive has {} ops, the engine's mark {mark:?}", self.archive.ops.len()));
+            }
+            let Some(archived) = self.archive.transfers.get(&original).cloned() else {
+                self.fail(format!("settled {original} is neither in memory nor archived"))
+            };
+            self.stats.archived_returns += 1;
+            reply = self.run(op::Return(order, Some(Box::new(archived))));
+        }
         let outcome = match (expected, &reply) {
             (None, Submitted::Final(outcome @ Outcome::Settled { .. })) => *outcome,
             (Some(r), Submitted::Final(outcome @ Outcome::Rejected { reason: got })) if *got == r => *outcome,
@@ -1073,7 +1195,12 @@ impl Sim {
 
     fn restart(&mut self) {
         let mut rebuilt = Engine::new(config());
+        rebuilt.keep_archive_ops();
         self.replay_into(&mut rebuilt, 0);
+        // A replay makes the archive ops again, the same ones.
+        if let Err(e) = self.archive.absorb(rebuilt.take_archive_ops()) {
+            self.fail(format!("replay: {e}"));
+        }
         if let Err(e) = rebuilt.check_invariants() {
             self.fail(format!("the replayed ledger breaks an invariant: {e}"));
         }
@@ -1104,7 +1231,11 @@ impl Sim {
         if let Some((cut, bytes)) = self.snapshot.take() {
             let (mut restored, _) = Engine::restore(config(), &bytes)
                 .unwrap_or_else(|e| self.fail(format!("the snapshot at record {cut} does not restore: {e}")));
+            restored.keep_archive_ops();
             self.replay_into(&mut restored, cut);
+            if let Err(e) = self.archive.absorb(restored.take_archive_ops()) {
+                self.fail(format!("snapshot + tail: {e}"));
+            }
             if restored.snapshot(records) != live {
                 self.fail(format!(
                     "the snapshot at record {cut} plus the journal after it differs from the live engine"
@@ -1185,12 +1316,14 @@ impl Sim {
             80..=86 => self.give_back(),
             87..=89 => self.set_limit(),
             90..=93 => self.inbox_churn(),
-            94..=96 => self.cycles(),
+            94..=95 => self.cycles(),
+            96 => self.status(),
             _ => self.restart(),
         }
         self.check();
         if self.step.is_multiple_of(25) {
             self.check_items();
+            self.status();
         }
     }
 }
@@ -1247,9 +1380,12 @@ fn the_engine_matches_the_reference_model_under_random_workloads() {
         total.items_flagged += stats.items_flagged;
         total.claims_completed += stats.claims_completed;
         total.claims_lapsed += stats.claims_lapsed;
+        total.archived += stats.archived;
+        total.archived_status += stats.archived_status;
+        total.archived_returns += stats.archived_returns;
     }
     eprintln!(
-        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts ({} from a snapshot), {} keys registered, {} key payments reserved, {} envelopes ({} items paid, {} flagged DUPL), {} claims completed, {} lapsed",
+        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts ({} from a snapshot), {} keys registered, {} key payments reserved, {} envelopes ({} items paid, {} flagged DUPL), {} claims completed, {} lapsed; {} transfers archived, {} status answers and {} returns from the archive",
         seeds.len(),
         total.settled,
         total.rejected,
@@ -1262,10 +1398,14 @@ fn the_engine_matches_the_reference_model_under_random_workloads() {
         total.items_paid,
         total.items_flagged,
         total.claims_completed,
-        total.claims_lapsed
+        total.claims_lapsed,
+        total.archived,
+        total.archived_status,
+        total.archived_returns
     );
     assert!(total.settled > seeds.len() as u64 * 50, "the workload settled too little to prove anything: {total:?}");
     assert!(total.restarts > 0 && total.returns > 0, "{total:?}");
+    assert!(total.archived > 0 && total.archived_status > 0 && total.archived_returns > 0, "{total:?}");
     assert!(total.restarts_from_snapshot > 0, "no restart started from a snapshot: {total:?}");
     assert!(total.keys_registered > 0 && total.key_payments_reserved > 0, "{total:?}");
     assert!(total.items_paid > 0 && total.items_flagged > 0, "{total:?}");

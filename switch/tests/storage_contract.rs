@@ -7,14 +7,17 @@
 //! gaps after a reopen, empty records are skipped, big records and many
 //! small ones (across Cassandra partitions) round-trip byte for byte, a
 //! second writer cannot append beside the first, a switch engine on the
-//! store rebuilds the same ledger after a restart, and snapshots are kept
-//! whole while trimming keeps every record after the one they cover.
+//! store rebuilds the same ledger after a restart, snapshots are kept
+//! whole while trimming keeps every record after the one they cover, and
+//! the archive answers by id and by cycle (below a position), adds late
+//! returns, counts the ops written, and takes the same ops twice harmlessly.
 //! Cassandra only: a writer fenced by a takeover can acknowledge nothing more
 //! and its unacknowledged rows are never replayed; a keyspace created with
 //! another replication factor than the address asks for is refused; of several nodes racing
 //! for a new keyspace exactly one becomes the writer; the schema is created
 //! and versioned, and a keyspace from a newer build is refused.
 
+use ponte_ledger::{ArchiveOp, ArchivedTransfer, NumberedOp};
 use ponte_switch::store::cql::{CqlConfig, CqlStore, RECORD_BYTES_MAX};
 use ponte_switch::store::redb::Journal;
 use ponte_switch::store::{Store, StoreError};
@@ -167,6 +170,98 @@ fn snapshots_are_kept_whole_and_trimming_keeps_every_record_after_them() {
         assert_eq!(records_from(store.as_mut(), 950), expected[950 - first as usize..].to_vec(), "{name}");
         store.append(&[b"next"]).unwrap();
         assert_eq!(store.len(), 1_001, "{name}");
+    });
+}
+
+fn archived(position: u64, n: u32, cycle: u32, original: Option<ponte_domain::EndToEndId>) -> ArchivedTransfer {
+    use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId, TransferState};
+    let bank = |code| ParticipantId::new(code).unwrap();
+    let account = |code| Account::new(bank(code), "1", "123", AccountType::Checking).unwrap();
+    let kind = if original.is_some() { IdKind::Return } else { IdKind::Payment };
+    let id = EndToEndId::from_parts(
+        kind,
+        bank(10000001),
+        1_795_730_100_000,
+        format!("{n:011}").as_bytes().try_into().unwrap(),
+    );
+    ArchivedTransfer {
+        position,
+        transfer: ponte_ledger::Transfer {
+            id,
+            payer: account(10000001),
+            payee: account(10000002),
+            amount: Amount::from_minor(1_000 + i64::from(n)),
+            state: if cycle == 0 { TransferState::Rejected } else { TransferState::Settled },
+            reason: (cycle == 0).then_some(ponte_domain::ReasonCode::PayeeTimeout),
+            created_at: 1_795_730_100_000,
+            settled_at: (cycle != 0).then_some(1_795_730_100_500),
+            deadline: 0,
+            digest: u128::from(n),
+            returned: Amount::from_minor(i64::from(n % 3)),
+            cycle,
+        },
+        original,
+    }
+}
+
+#[test]
+fn the_archive_answers_by_id_and_by_cycle_and_takes_ops_twice_harmlessly() {
+    for_each_backend("archive", |backend| {
+        let name = backend.name();
+        // Positions 0..200: cycles 1 and 2, a few refused (no cycle); one
+        // late return against position 5.
+        let transfers: Vec<ArchivedTransfer> =
+            (0..200_u32).map(|n| archived(u64::from(n), n, if n % 10 == 9 { 0 } else { 1 + n / 100 }, None)).collect();
+        let mut ops: Vec<NumberedOp> = transfers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| NumberedOp { number: i as u64, op: ArchiveOp::Transfer(Box::new(a.clone())) })
+            .collect();
+        let late_id = archived(0, 9_999, 1, Some(transfers[5].transfer.id)).transfer.id;
+        ops.push(NumberedOp {
+            number: 200,
+            op: ArchiveOp::LateReturn {
+                original: transfers[5].transfer.id,
+                original_cycle: 1,
+                id: late_id,
+                amount: ponte_domain::Amount::from_minor(7),
+            },
+        });
+        {
+            let store = backend.open();
+            let archive = store.archive(90 * 86_400_000).unwrap().expect("keeps an archive");
+            assert_eq!(archive.written().unwrap(), 0, "{name}");
+            archive.write(&ops[..120]).unwrap();
+            assert_eq!(archive.written().unwrap(), 120, "{name}");
+            archive.write(&ops[100..]).unwrap(); // 100..120 again
+            assert_eq!(archive.written().unwrap(), 201, "{name}");
+        }
+        let store = backend.open();
+        let archive = store.archive(90 * 86_400_000).unwrap().unwrap();
+        assert_eq!(archive.written().unwrap(), 201, "{name}: after a reopen");
+        let found = archive.transfer(&transfers[5].transfer.id).unwrap().expect("archived");
+        assert_eq!(found.transfer, transfers[5], "{name}");
+        assert_eq!(found.late, ponte_domain::Amount::from_minor(7), "{name}");
+        assert_eq!(archive.transfer(&transfers[6].transfer.id).unwrap().unwrap().late, ponte_domain::Amount::ZERO);
+        assert!(archive.transfer(&late_id).unwrap().is_none(), "{name}: never archived");
+        let cycle = |cycle: u32, below: u64| {
+            let mut seen = Vec::new();
+            archive
+                .cycle(cycle, below, &mut |a| {
+                    seen.push((a.transfer.position, a.late));
+                    Ok(())
+                })
+                .unwrap();
+            seen
+        };
+        let one = cycle(1, 1_000);
+        let expected: Vec<u64> = (0..100).filter(|n| n % 10 != 9).collect();
+        assert_eq!(one.iter().map(|(p, _)| *p).collect::<Vec<_>>(), expected, "{name}: in position order");
+        assert_eq!(one[5].1, ponte_domain::Amount::from_minor(7), "{name}: the late return shows by cycle too");
+        let two_below = cycle(2, 150);
+        let expected: Vec<u64> = (100..150).filter(|n| n % 10 != 9).collect();
+        assert_eq!(two_below.iter().map(|(p, _)| *p).collect::<Vec<_>>(), expected, "{name}: below a position");
+        assert!(cycle(3, 1_000).is_empty(), "{name}");
     });
 }
 
@@ -355,7 +450,7 @@ fn the_schema_is_created_versioned_and_a_newer_one_is_refused() {
             .unwrap();
         let mut numbers: Vec<i32> = versions.iter().map(|v| v.0).collect();
         numbers.sort_unstable();
-        assert_eq!(numbers, [1, 2], "{versions:?}");
+        assert_eq!(numbers, [1, 2, 3], "{versions:?}");
         session
             .query_unpaged(
                 format!(

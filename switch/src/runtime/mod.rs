@@ -288,7 +288,7 @@ impl Runtime {
         engine_config: EngineConfig,
         config: RuntimeConfig,
     ) -> Result<Runtime, StartError> {
-        let archive = journal.archive()?;
+        let archive = journal.archive(engine_config.archive_retention_ms.max(engine_config.return_window_ms))?;
         let recovered = recovery::recover(journal.as_mut(), &engine_config, archive.as_deref())?;
         let (engine, replayed_records) = (recovered.engine, recovered.replayed);
         tracing::info!(

@@ -72,9 +72,11 @@ pub trait Store: Send + 'static {
     }
 
     /// The archive of transfers that left the engine's memory (opened
-    /// once, at start). `None`: this store has none, and the engine keeps
-    /// every transfer in memory.
-    fn archive(&self) -> Result<Option<std::sync::Arc<dyn Archive>>, StoreError> {
+    /// once, at start), keeping them `retention_ms` after they settle.
+    /// `None`: this store has none, and the engine keeps every transfer in
+    /// memory.
+    fn archive(&self, retention_ms: i64) -> Result<Option<std::sync::Arc<dyn Archive>>, StoreError> {
+        let _ = retention_ms;
         Ok(None)
     }
 }

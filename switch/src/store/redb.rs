@@ -311,7 +311,7 @@ impl Store for Journal {
         Journal::replay(self, from, visit)
     }
 
-    fn archive(&self) -> Result<Option<std::sync::Arc<dyn super::Archive>>, StoreError> {
+    fn archive(&self, _retention_ms: i64) -> Result<Option<std::sync::Arc<dyn super::Archive>>, StoreError> {
         let archive = super::archive_redb::EmbeddedArchive::open(&super::archive_redb::beside(&self.path))?;
         Ok(Some(std::sync::Arc::new(archive)))
     }

@@ -57,6 +57,7 @@ use lease::release_lease;
 use lease::renew_lease;
 use lease::take_over;
 use schema::connect;
+mod archive;
 mod lease;
 mod schema;
 mod snapshots;
@@ -185,6 +186,7 @@ struct Statements {
     lease_release: PreparedStatement,
     lease_owner: PreparedStatement,
     snapshots: snapshots::Statements,
+    archive: archive::Statements,
 }
 
 struct Shared {
@@ -342,6 +344,13 @@ impl Store for CqlStore {
     fn snapshots(&self) -> Option<Box<dyn Snapshots>> {
         let runtime = self.runtime.clone()?;
         Some(Box::new(snapshots::CqlSnapshots { shared: self.shared.clone(), runtime }))
+    }
+
+    fn archive(&self, retention_ms: i64) -> Result<Option<Arc<dyn crate::store::Archive>>, StoreError> {
+        let Some(runtime) = self.runtime.clone() else { return Ok(None) };
+        // Cassandra's TTL is at most 20 years.
+        let ttl_s = (retention_ms / 1_000).clamp(1, 20 * 365 * 86_400) as i32;
+        Ok(Some(Arc::new(archive::CqlArchive { shared: self.shared.clone(), runtime, ttl_s })))
     }
 }
 

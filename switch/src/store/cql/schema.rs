@@ -86,7 +86,8 @@ async fn prepare_statements(session: &Session, config: &CqlConfig, target: &str)
         .await?,
         lease_release: prepare("DELETE FROM {ks}.writer_lease WHERE stream = ? IF owner = ?", Quorum, false).await?,
         lease_owner: prepare("SELECT owner FROM {ks}.writer_lease WHERE stream = ?", Serial, true).await?,
-        snapshots: super::snapshots::prepare_statements(prepare).await?,
+        snapshots: super::snapshots::prepare_statements(&prepare).await?,
+        archive: super::archive::prepare_statements(&prepare).await?,
     };
     Ok(statements)
 }
@@ -205,6 +206,23 @@ pub(super) const MIGRATIONS: &[(i32, &str, &[&str])] = &[
             "CREATE TABLE IF NOT EXISTS {ks}.snapshot_parts (stream text, records bigint, part int, data blob, \
              PRIMARY KEY ((stream, records, part)))",
             "CREATE TABLE IF NOT EXISTS {ks}.journal_first (stream text PRIMARY KEY, first bigint)",
+        ],
+    ),
+    (
+        3,
+        "the archive of transfers that left the engine's memory",
+        &[
+            "CREATE TABLE IF NOT EXISTS {ks}.archive_transfers (stream text, id text, position bigint, body blob, \
+             PRIMARY KEY ((stream, id)))",
+            "CREATE TABLE IF NOT EXISTS {ks}.archive_cycle (stream text, cycle int, bucket bigint, position bigint, \
+             body blob, PRIMARY KEY ((stream, cycle, bucket), position))",
+            "CREATE TABLE IF NOT EXISTS {ks}.archive_cycle_buckets (stream text, cycle int, bucket bigint, \
+             PRIMARY KEY ((stream, cycle), bucket))",
+            "CREATE TABLE IF NOT EXISTS {ks}.archive_late (stream text, original text, id text, amount bigint, \
+             PRIMARY KEY ((stream, original), id))",
+            "CREATE TABLE IF NOT EXISTS {ks}.archive_late_cycle (stream text, cycle int, original text, id text, \
+             amount bigint, PRIMARY KEY ((stream, cycle), original, id))",
+            "CREATE TABLE IF NOT EXISTS {ks}.archive_written (stream text PRIMARY KEY, written bigint)",
         ],
     ),
 ];

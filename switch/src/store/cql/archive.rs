@@ -1,0 +1,322 @@
+//! The archive on Cassandra / ScyllaDB: transfers that left the engine's
+//! memory, in tables keyed for the queries that read them.
+//!
+//! ```text
+//! archive_transfers      ((stream, id)) -> position, body                  GetStatus, returns
+//! archive_cycle          ((stream, cycle, bucket), position) -> body        a past cycle's transfers
+//! archive_cycle_buckets  ((stream, cycle), bucket)                          which buckets a cycle has
+//! archive_late           ((stream, original), id) -> amount                 returns after archiving
+//! archive_late_cycle     ((stream, cycle), original, id) -> amount          the same, by the original's cycle
+//! archive_written        (stream) -> written                                archive ops written
+//! ```
+//! A bucket is 65,536 positions, so no cycle partition grows past that
+//! however busy the hour. Every row is written with a TTL of the retention
+//! (the cluster expires them; nothing to delete). Writes are idempotent
+//! (the same op writes the same rows), so a replay after a crash or a
+//! takeover rewrites what may be missing, and a fenced writer's late
+//! writes change nothing.
+
+use super::{Shared, cql_error, retry};
+use crate::store::{Archive, Archived, StoreError};
+use futures::{StreamExt, TryStreamExt};
+use ponte_domain::{Amount, EndToEndId, TimestampMs};
+use ponte_ledger::{ArchiveOp, ArchivedTransfer, NumberedOp};
+use scylla::statement::Consistency;
+use scylla::statement::prepared::PreparedStatement;
+use std::sync::Arc;
+
+/// Positions per cycle partition.
+const BUCKET_BITS: u32 = 16;
+/// Inserts in flight at once while writing a batch of ops.
+const WRITES_IN_FLIGHT: usize = 128;
+
+pub(super) struct Statements {
+    insert_transfer: PreparedStatement,
+    insert_cycle: PreparedStatement,
+    insert_bucket: PreparedStatement,
+    insert_late: PreparedStatement,
+    insert_late_cycle: PreparedStatement,
+    read_late_cycle: PreparedStatement,
+    write_written: PreparedStatement,
+    read_written: PreparedStatement,
+    read_transfer: PreparedStatement,
+    read_late: PreparedStatement,
+    read_buckets: PreparedStatement,
+    read_cycle: PreparedStatement,
+}
+
+pub(super) async fn prepare_statements(
+    prepare: impl AsyncFn(&str, Consistency, bool) -> Result<PreparedStatement, StoreError>,
+) -> Result<Statements, StoreError> {
+    use Consistency::Quorum;
+    Ok(Statements {
+        insert_transfer: prepare(
+            "INSERT INTO {ks}.archive_transfers (stream, id, position, body) VALUES (?, ?, ?, ?) USING TTL ?",
+            Quorum,
+            true,
+        )
+        .await?,
+        insert_cycle: prepare(
+            "INSERT INTO {ks}.archive_cycle (stream, cycle, bucket, position, body) VALUES (?, ?, ?, ?, ?) USING TTL ?",
+            Quorum,
+            true,
+        )
+        .await?,
+        insert_bucket: prepare(
+            "INSERT INTO {ks}.archive_cycle_buckets (stream, cycle, bucket) VALUES (?, ?, ?) USING TTL ?",
+            Quorum,
+            true,
+        )
+        .await?,
+        insert_late: prepare(
+            "INSERT INTO {ks}.archive_late (stream, original, id, amount) VALUES (?, ?, ?, ?) USING TTL ?",
+            Quorum,
+            true,
+        )
+        .await?,
+        insert_late_cycle: prepare(
+            "INSERT INTO {ks}.archive_late_cycle (stream, cycle, original, id, amount) VALUES (?, ?, ?, ?, ?) \
+             USING TTL ?",
+            Quorum,
+            true,
+        )
+        .await?,
+        read_late_cycle: prepare(
+            "SELECT original, amount FROM {ks}.archive_late_cycle WHERE stream = ? AND cycle = ?",
+            Quorum,
+            true,
+        )
+        .await?,
+        write_written: prepare("INSERT INTO {ks}.archive_written (stream, written) VALUES (?, ?)", Quorum, true)
+            .await?,
+        read_written: prepare("SELECT written FROM {ks}.archive_written WHERE stream = ?", Quorum, true).await?,
+        read_transfer: prepare("SELECT body FROM {ks}.archive_transfers WHERE stream = ? AND id = ?", Quorum, true)
+            .await?,
+        read_late: prepare("SELECT amount FROM {ks}.archive_late WHERE stream = ? AND original = ?", Quorum, true)
+            .await?,
+        read_buckets: prepare(
+            "SELECT bucket FROM {ks}.archive_cycle_buckets WHERE stream = ? AND cycle = ?",
+            Quorum,
+            true,
+        )
+        .await?,
+        read_cycle: prepare(
+            "SELECT body FROM {ks}.archive_cycle WHERE stream = ? AND cycle = ? AND bucket = ? AND position < ?",
+            Quorum,
+            true,
+        )
+        .await?,
+    })
+}
+
+/// The archive of one stream.
+pub(super) struct CqlArchive {
+    pub(super) shared: Arc<Shared>,
+    pub(super) runtime: Arc<tokio::runtime::Runtime>,
+    /// Row TTL in seconds: the retention.
+    pub(super) ttl_s: i32,
+}
+
+/// One insert of a batch of ops.
+enum Row<'a> {
+    Transfer { id: &'a str, position: i64, body: &'a [u8] },
+    Cycle { cycle: i32, bucket: i64, position: i64, body: &'a [u8] },
+    Bucket { cycle: i32, bucket: i64 },
+    Late { original: &'a str, id: &'a str, amount: i64 },
+    LateCycle { cycle: i32, original: &'a str, id: &'a str, amount: i64 },
+}
+
+impl CqlArchive {
+    fn run<T>(&self, future: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        self.runtime.block_on(future)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<ArchivedTransfer, StoreError> {
+        postcard::from_bytes(bytes).map_err(|e| StoreError::Damaged {
+            target: self.shared.target.clone(),
+            detail: format!("an archived transfer does not decode: {e}"),
+        })
+    }
+
+    async fn insert(&self, row: &Row<'_>) -> Result<(), StoreError> {
+        let (shared, ttl, stream) = (&self.shared, self.ttl_s, &self.shared.config.stream);
+        let s = &shared.statements.archive;
+        retry(shared, "write to the archive", || async {
+            match *row {
+                Row::Transfer { id, position, body } => {
+                    shared.session.execute_unpaged(&s.insert_transfer, (stream, id, position, body, ttl)).await
+                }
+                Row::Cycle { cycle, bucket, position, body } => {
+                    shared.session.execute_unpaged(&s.insert_cycle, (stream, cycle, bucket, position, body, ttl)).await
+                }
+                Row::Bucket { cycle, bucket } => {
+                    shared.session.execute_unpaged(&s.insert_bucket, (stream, cycle, bucket, ttl)).await
+                }
+                Row::Late { original, id, amount } => {
+                    shared.session.execute_unpaged(&s.insert_late, (stream, original, id, amount, ttl)).await
+                }
+                Row::LateCycle { cycle, original, id, amount } => {
+                    shared
+                        .session
+                        .execute_unpaged(&s.insert_late_cycle, (stream, cycle, original, id, amount, ttl))
+                        .await
+                }
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn late_of(&self, original: &EndToEndId) -> Result<Amount, StoreError> {
+        let shared = &self.shared;
+        let s = &shared.statements.archive;
+        let pager = retry(shared, "read late returns", || {
+            shared.session.execute_iter(s.read_late.clone(), (&shared.config.stream, original.as_str()))
+        })
+        .await?;
+        let rows = pager.rows_stream::<(i64,)>().map_err(|e| cql_error(shared, e))?;
+        let amounts: Vec<(i64,)> = rows.try_collect().await.map_err(|e| cql_error(shared, e))?;
+        Ok(amounts
+            .into_iter()
+            .fold(Amount::ZERO, |total, (minor,)| total.checked_add(Amount::from_minor(minor)).unwrap_or(total)))
+    }
+}
+
+impl Archive for CqlArchive {
+    fn describe(&self) -> String {
+        format!("{} archive", self.shared.target)
+    }
+
+    fn written(&self) -> Result<u64, StoreError> {
+        let shared = &self.shared;
+        self.run(async {
+            let result = retry(shared, "read the archive's progress", || {
+                shared.session.execute_unpaged(&shared.statements.archive.read_written, (&shared.config.stream,))
+            })
+            .await?;
+            let rows = result.into_rows_result().map_err(|e| cql_error(shared, e))?;
+            let written = rows.maybe_first_row::<(Option<i64>,)>().map_err(|e| cql_error(shared, e))?;
+            Ok(written.and_then(|(w,)| w).map_or(0, |w| w as u64))
+        })
+    }
+
+    fn write(&self, ops: &[NumberedOp]) -> Result<(), StoreError> {
+        let Some(last) = ops.last() else { return Ok(()) };
+        let bodies: Vec<Option<Vec<u8>>> = ops
+            .iter()
+            .map(|op| match &op.op {
+                ArchiveOp::Transfer(a) => Some(postcard::to_allocvec(a.as_ref()).expect("encoding to a Vec")),
+                ArchiveOp::LateReturn { .. } => None,
+            })
+            .collect();
+        let mut rows = Vec::with_capacity(ops.len() * 3);
+        let mut buckets = std::collections::BTreeSet::new();
+        for (op, body) in ops.iter().zip(&bodies) {
+            match (&op.op, body) {
+                (ArchiveOp::Transfer(a), Some(body)) => {
+                    let position = a.position as i64;
+                    rows.push(Row::Transfer { id: a.transfer.id.as_str(), position, body });
+                    if a.transfer.cycle != 0 {
+                        let (cycle, bucket) = (a.transfer.cycle as i32, position >> BUCKET_BITS);
+                        rows.push(Row::Cycle { cycle, bucket, position, body });
+                        buckets.insert((cycle, bucket));
+                    }
+                }
+                (ArchiveOp::LateReturn { original, original_cycle, id, amount }, _) => {
+                    let (original, id, amount) = (original.as_str(), id.as_str(), amount.minor());
+                    rows.push(Row::Late { original, id, amount });
+                    rows.push(Row::LateCycle { cycle: *original_cycle as i32, original, id, amount });
+                }
+                (ArchiveOp::Transfer(_), None) => unreachable!("every transfer is encoded"),
+            }
+        }
+        rows.extend(buckets.into_iter().map(|(cycle, bucket)| Row::Bucket { cycle, bucket }));
+        let shared = &self.shared;
+        self.run(async {
+            futures::stream::iter(rows.iter().map(|row| self.insert(row)))
+                .buffer_unordered(WRITES_IN_FLIGHT)
+                .try_collect::<Vec<()>>()
+                .await?;
+            let written = (last.number + 1) as i64;
+            retry(shared, "record the archive's progress", || {
+                shared
+                    .session
+                    .execute_unpaged(&shared.statements.archive.write_written, (&shared.config.stream, written))
+            })
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn transfer(&self, id: &EndToEndId) -> Result<Option<Archived>, StoreError> {
+        let shared = &self.shared;
+        let body = self.run(async {
+            let result = retry(shared, "read an archived transfer", || {
+                shared
+                    .session
+                    .execute_unpaged(&shared.statements.archive.read_transfer, (&shared.config.stream, id.as_str()))
+            })
+            .await?;
+            let rows = result.into_rows_result().map_err(|e| cql_error(shared, e))?;
+            Ok(rows.maybe_first_row::<(Vec<u8>,)>().map_err(|e| cql_error(shared, e))?.map(|(body,)| body))
+        })?;
+        let Some(body) = body else { return Ok(None) };
+        let late = self.run(self.late_of(id))?;
+        Ok(Some(Archived { transfer: self.decode(&body)?, late }))
+    }
+
+    fn cycle(
+        &self,
+        cycle: u32,
+        below: u64,
+        visit: &mut dyn FnMut(Archived) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        let (stream, cycle) = (&shared.config.stream, cycle as i32);
+        let s = &shared.statements.archive;
+        let buckets: Vec<(i64,)> = self.run(async {
+            let pager = retry(shared, "list a cycle's buckets", || {
+                shared.session.execute_iter(s.read_buckets.clone(), (stream, cycle))
+            })
+            .await?;
+            let rows = pager.rows_stream::<(i64,)>().map_err(|e| cql_error(shared, e))?;
+            rows.try_collect().await.map_err(|e| cql_error(shared, e))
+        })?;
+        // Late returns of the cycle's payments, read once.
+        let late_rows: Vec<(String, i64)> = self.run(async {
+            let pager = retry(shared, "read a cycle's late returns", || {
+                shared.session.execute_iter(s.read_late_cycle.clone(), (stream, cycle))
+            })
+            .await?;
+            let rows = pager.rows_stream::<(String, i64)>().map_err(|e| cql_error(shared, e))?;
+            rows.try_collect().await.map_err(|e| cql_error(shared, e))
+        })?;
+        let mut late = std::collections::HashMap::<String, Amount>::new();
+        for (original, minor) in late_rows {
+            let total = late.entry(original).or_insert(Amount::ZERO);
+            *total = total.checked_add(Amount::from_minor(minor)).unwrap_or(*total);
+        }
+        let mut buckets: Vec<i64> = buckets.into_iter().map(|(b,)| b).collect();
+        buckets.sort_unstable();
+        for bucket in buckets {
+            let bodies: Vec<(Vec<u8>,)> = self.run(async {
+                let pager = retry(shared, "read a cycle's archived transfers", || {
+                    shared.session.execute_iter(s.read_cycle.clone(), (stream, cycle, bucket, below as i64))
+                })
+                .await?;
+                let rows = pager.rows_stream::<(Vec<u8>,)>().map_err(|e| cql_error(shared, e))?;
+                rows.try_collect().await.map_err(|e| cql_error(shared, e))
+            })?;
+            for (body,) in bodies {
+                let transfer = self.decode(&body)?;
+                let late = late.get(transfer.transfer.id.as_str()).copied().unwrap_or(Amount::ZERO);
+                visit(Archived { transfer, late })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn expire(&self, _before: TimestampMs) -> Result<u64, StoreError> {
+        Ok(0) // rows carry the retention as their TTL
+    }
+}
