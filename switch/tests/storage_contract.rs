@@ -463,7 +463,7 @@ fn the_schema_is_created_versioned_and_a_newer_one_is_refused() {
             .unwrap();
     });
     let error = CqlStore::open(config).unwrap_err();
-    assert!(matches!(error, StoreError::SchemaTooNew { found: 99, known: 2, .. }), "{error}");
+    assert!(matches!(error, StoreError::SchemaTooNew { found: 99, known: 3, .. }), "{error}");
     assert!(error.to_string().contains("upgrade this node"), "{error}");
 }
 
