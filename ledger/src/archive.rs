@@ -3,9 +3,9 @@
 //!
 //! A transfer stays in the table while the hot path can need it: while it
 //! is in flight, and while its end-to-end id could still be submitted
-//! again (its id timestamp inside `id_age_ms_max`, plus the future skew an
-//! id may carry: an older id is refused `DT01` at submission, so it can
-//! never be settled twice). Past that, eviction (an [`Event::Evicted`],
+//! again (its id timestamp inside `id_age_ms_max`: an older id is refused
+//! `DT01` at submission, so it can never be settled twice; an id stamped
+//! up to the future skew ahead simply stays that much longer). Past that, eviction (an [`Event::Evicted`],
 //! journaled like any change, so replay evicts at the same point) takes
 //! the oldest transfers out of the table, oldest first, and hands each to
 //! the archive as an [`ArchiveOp`] numbered in order. The driver writes
@@ -188,15 +188,14 @@ impl Engine {
         self.late_returns.len()
     }
 
-    /// Whether `t` can leave memory at `now`: final, and its id (and its
-    /// record) older than the duplicate window, so a resubmission would be
+    /// Whether `t` can leave memory: final, and its id's timestamp before
+    /// `cutoff` (now minus the duplicate window), so a resubmission is
     /// refused DT01 without reading it. An id refused for its timestamp
-    /// (possibly far in the future) leaves with its record's age.
+    /// (possibly far in the future) leaves once its record is as old.
     fn evictable(&self, t: &Transfer, cutoff: TimestampMs) -> bool {
         let stamp = t.id.created_at_ms().unwrap_or(i64::MIN);
-        matches!(t.state, TransferState::Settled | TransferState::Rejected)
-            && t.created_at < cutoff
-            && (stamp < cutoff || t.reason == Some(ReasonCode::IdTimestampOutOfRange))
+        let stamp = if t.reason == Some(ReasonCode::IdTimestampOutOfRange) { t.created_at } else { stamp };
+        matches!(t.state, TransferState::Settled | TransferState::Rejected) && stamp < cutoff
     }
 
     /// Evicts the oldest transfers that no longer need to be in memory (at
@@ -205,8 +204,9 @@ impl Engine {
         if self.archive_out.is_none() {
             return; // no archive to take them: everything stays in memory
         }
-        let window = self.config.id_age_ms_max.saturating_add(self.config.id_future_skew_ms_max);
-        let cutoff = now.saturating_sub(window);
+        // An id stamped before this is refused at submission (DT01), so
+        // nothing but the archive needs its transfer any more.
+        let cutoff = now.saturating_sub(self.config.id_age_ms_max);
         let (head, end) = (self.transfers.head(), self.transfers.end());
         let mut through = head;
         while through < end && through - head < EVICT_BATCH_MAX && self.evictable(self.transfers.at(through), cutoff) {
