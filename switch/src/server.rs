@@ -9,7 +9,7 @@ use crate::grpc::{DirectoryService, DisbursementService, OperatorService, Paymen
 use crate::net::acceptor::{Tls, TlsError, TlsFiles};
 use crate::net::tls::{DevPki, PkiError};
 use crate::runtime::{EngineHandle, Runtime, RuntimeConfig, StartError};
-use crate::store::cql::{CqlConfig, CqlStore};
+use crate::store::cql::{CqlConfig, CqlStandby, CqlStore};
 use crate::store::redb::Journal;
 use crate::store::{Store, StoreError};
 use ponte_domain::{Amount, ParticipantId};
@@ -154,6 +154,8 @@ pub struct RunningSwitch {
     /// Whether this start created the development certificates.
     pub created_certificates: bool,
     pub replayed_records: u64,
+    /// Records applied while following as a standby (Cassandra), before the takeover.
+    pub followed_records: u64,
     pub engine: EngineHandle,
     shutdown: oneshot::Sender<()>,
     publisher: tokio::task::JoinHandle<()>,
@@ -222,14 +224,17 @@ async fn start_runtime(
     // as a standby for the writer lease): off the async workers.
     let (store, engine_config, runtime_config) = (config.store.clone(), config.engine.clone(), config.runtime.clone());
     let journal_path = config.data_dir.join("journal.redb");
-    let (fresh, runtime) = tokio::task::spawn_blocking(move || {
-        let journal = open_store(store.as_deref(), &journal_path)?;
-        let fresh = journal.is_empty();
-        Ok::<_, StartError>((fresh, Runtime::start(journal, engine_config, runtime_config)?))
+    let runtime = tokio::task::spawn_blocking(move || match store.as_deref() {
+        // On Cassandra a node waits as a hot standby while another writes.
+        Some(address) if address.starts_with("cql://") => {
+            let standby = CqlStandby::connect(CqlConfig::parse(address)?)?;
+            Runtime::start_standby(standby, engine_config, runtime_config)
+        }
+        _ => Runtime::start(open_store(store.as_deref(), &journal_path)?, engine_config, runtime_config),
     })
     .await
     .map_err(|_| ServeError::Stopped)??;
-    if fresh {
+    if runtime.started_empty {
         for (id, name, net_debit_cap) in dev_participants {
             let registered = runtime
                 .handle
@@ -313,6 +318,7 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         dev_pki,
         created_certificates,
         replayed_records: runtime.replayed_records,
+        followed_records: runtime.followed_records,
         engine,
         shutdown,
         publisher,

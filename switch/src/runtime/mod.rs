@@ -29,6 +29,7 @@ mod journal_thread;
 mod recovery;
 mod requests;
 mod snapshot_thread;
+mod standby;
 mod stats;
 mod waiters;
 
@@ -215,8 +216,14 @@ pub struct Runtime {
     journal_thread: std::thread::JoinHandle<Result<(), StoreError>>,
     snapshot_thread: Option<std::thread::JoinHandle<()>>,
     archive_thread: Option<std::thread::JoinHandle<()>>,
-    /// Records replayed at start.
+    /// Records replayed at start (after a standby's takeover: those
+    /// committed since it last read the writer's journal).
     pub replayed_records: u64,
+    /// Records a standby applied while following the writer before it took
+    /// over (0 on the embedded store).
+    pub followed_records: u64,
+    /// Whether the journal was empty at start (a new switch).
+    pub started_empty: bool,
     /// Becomes true when the journal thread ends (its store failed, or the
     /// runtime was stopped).
     journal_ended: tokio::sync::watch::Receiver<bool>,
@@ -251,6 +258,12 @@ fn spawn_snapshots(
     Ok(Some(spawned.map_err(StartError::Thread)?))
 }
 
+/// How long the archive keeps transfers: the configured retention, never
+/// shorter than the return window.
+fn retention_ms(config: &EngineConfig) -> i64 {
+    config.archive_retention_ms.max(config.return_window_ms)
+}
+
 /// The archive thread, when the store has an archive: its queue, and what
 /// queries and snapshots watch of it.
 struct Archiving {
@@ -270,7 +283,7 @@ fn spawn_archive(
         archive: archive.clone(),
         ops: ops_rx,
         written: written_tx,
-        retention_ms: engine_config.archive_retention_ms.max(engine_config.return_window_ms),
+        retention_ms: retention_ms(engine_config),
     };
     let thread = std::thread::Builder::new()
         .name("ponte-archive".into())
@@ -288,8 +301,33 @@ impl Runtime {
         engine_config: EngineConfig,
         config: RuntimeConfig,
     ) -> Result<Runtime, StartError> {
-        let archive = journal.archive(engine_config.archive_retention_ms.max(engine_config.return_window_ms))?;
+        let archive = journal.archive(retention_ms(&engine_config))?;
         let recovered = recovery::recover(journal.as_mut(), &engine_config, archive.as_deref())?;
+        Runtime::start_recovered(journal, recovered, archive, engine_config, config)
+    }
+
+    /// Waits as a standby on Cassandra/ScyllaDB, following the writer's
+    /// journal (see [`standby`]), and starts once this node is the writer,
+    /// replaying only the records committed since its last read.
+    pub fn start_standby(
+        standby: crate::store::cql::CqlStandby,
+        engine_config: EngineConfig,
+        config: RuntimeConfig,
+    ) -> Result<Runtime, StartError> {
+        let archive = standby.archive(retention_ms(&engine_config));
+        let (journal, recovered) = standby::follow_until_writer(standby, &engine_config, &archive)?;
+        Runtime::start_recovered(Box::new(journal), recovered, Some(archive), engine_config, config)
+    }
+
+    fn start_recovered(
+        journal: Box<dyn Store>,
+        recovered: recovery::Recovered,
+        archive: Option<Arc<dyn crate::store::Archive>>,
+        engine_config: EngineConfig,
+        config: RuntimeConfig,
+    ) -> Result<Runtime, StartError> {
+        let started_empty = journal.is_empty();
+        let followed_records = recovered.followed;
         let (engine, replayed_records) = (recovered.engine, recovered.replayed);
         tracing::info!(
             store = %journal.describe(),
@@ -364,6 +402,8 @@ impl Runtime {
             snapshot_thread,
             archive_thread: archiving.map(|a| a.thread),
             replayed_records,
+            followed_records,
+            started_empty,
             journal_ended,
         })
     }

@@ -19,6 +19,9 @@ pub(super) struct Recovered {
     pub from_snapshot: u64,
     /// Records replayed after it.
     pub replayed: u64,
+    /// Records a standby applied while following the writer, before it
+    /// took over (then `replayed` is only what came after its last read).
+    pub followed: u64,
 }
 
 /// Rebuilds the engine; with an archive, the transfers the replayed
@@ -63,7 +66,7 @@ pub(super) fn recover(
     })?;
     flush(&mut engine, 1).map_err(|detail| StoreError::Damaged { target: "archive".into(), detail })?;
     engine.check_invariants().map_err(StartError::Invariant)?;
-    Ok(Recovered { engine, from_snapshot, replayed })
+    Ok(Recovered { engine, from_snapshot, replayed, followed: 0 })
 }
 
 pub(super) fn apply_record(engine: &mut Engine, record: &[u8]) -> Result<(), String> {
@@ -83,7 +86,11 @@ pub(super) fn restore(snapshots: &mut dyn Snapshots, config: &EngineConfig, reco
 /// The newest snapshot that restores, with the journal records it covers;
 /// snapshots claiming more records than the journal holds are not this
 /// journal's and are skipped.
-fn newest_usable(snapshots: &mut dyn Snapshots, config: &EngineConfig, journal_len: u64) -> Option<(Engine, u64)> {
+pub(super) fn newest_usable(
+    snapshots: &mut dyn Snapshots,
+    config: &EngineConfig,
+    journal_len: u64,
+) -> Option<(Engine, u64)> {
     let listed = match snapshots.list() {
         Ok(listed) => listed,
         Err(error) => {

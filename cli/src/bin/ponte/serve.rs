@@ -60,6 +60,9 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("  data directory: {}", switch.data_dir.display());
     println!("  journal store: {}", config.store.as_deref().unwrap_or("embedded (DATA_DIR/journal.redb)"));
     println!("  journal records replayed: {}", switch.replayed_records);
+    if switch.followed_records > 0 {
+        println!("  journal records followed as a standby before taking over: {}", switch.followed_records);
+    }
     if let Some(pki) = &switch.dev_pki {
         let verb = if switch.created_certificates { "created" } else { "using" };
         println!("  development certificates ({verb}): {}", pki.dir.display());

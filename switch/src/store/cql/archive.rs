@@ -112,7 +112,10 @@ pub(super) async fn prepare_statements(
 /// The archive of one stream.
 pub(super) struct CqlArchive {
     pub(super) shared: Arc<Shared>,
-    pub(super) runtime: Arc<tokio::runtime::Runtime>,
+    /// The store's runtime (`None` only while dropping): queries hold the
+    /// archive on async threads, where the last owner must not block on
+    /// shutting it down.
+    pub(super) runtime: Option<Arc<tokio::runtime::Runtime>>,
     /// Row TTL in seconds: the retention.
     pub(super) ttl_s: i32,
 }
@@ -126,9 +129,17 @@ enum Row<'a> {
     LateCycle { cycle: i32, original: &'a str, id: &'a str, amount: i64 },
 }
 
+impl Drop for CqlArchive {
+    fn drop(&mut self) {
+        if let Some(Ok(runtime)) = self.runtime.take().map(Arc::try_unwrap) {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 impl CqlArchive {
     fn run<T>(&self, future: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-        self.runtime.block_on(future)
+        self.runtime.as_ref().expect("held until dropped").block_on(future)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<ArchivedTransfer, StoreError> {

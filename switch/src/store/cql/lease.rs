@@ -68,7 +68,7 @@ pub(super) async fn advance_head(shared: &Shared, epoch: i64, old: i64, new: i64
 
 pub(super) struct Head {
     epoch: i64,
-    head: i64,
+    pub(super) head: i64,
     writer: String,
     format: i64,
 }
@@ -121,37 +121,50 @@ pub(super) async fn release_lease(shared: &Shared) {
         .await;
 }
 
-/// Waits for the lease (standby), then fences earlier writers by raising the
-/// epoch. Returns (epoch, head).
-pub(super) async fn take_over(shared: &Shared) -> Result<(i64, i64), StoreError> {
-    let config = &shared.config;
+/// Creates the journal's head row if the stream is new.
+pub(super) async fn init_head(shared: &Shared) -> Result<(), StoreError> {
     let init = shared
         .session
-        .execute_unpaged(&shared.statements.init_head, (&config.stream, FORMAT_VERSION))
+        .execute_unpaged(&shared.statements.init_head, (&shared.config.stream, FORMAT_VERSION))
         .await
         .map_err(|e| cql_error(shared, format!("create the journal head: {e}")))?;
     Cas::read(shared, init)?;
+    Ok(())
+}
 
-    let poll = Duration::from_millis(u64::from(config.lease_ttl_s) * 1000 / 4).max(Duration::from_millis(250));
-    let started = Instant::now();
-    let mut announced = false;
-    while !try_acquire_lease(shared).await? {
-        if !announced {
-            let owner = lease_owner(shared).await.unwrap_or_else(|| "unknown".into());
-            tracing::warn!(target = %shared.target, writer = %owner, node = %config.node,
-                "standby: another node is the journal writer; taking over when its lease lapses");
-            eprintln!(
-                "standby: node {owner:?} is the journal writer of {}; this node ({}) takes over when its lease lapses",
-                shared.target, config.node
-            );
-            announced = true;
-        }
-        if config.standby_wait_max.is_some_and(|max| started.elapsed() >= max) {
-            return Err(cql_error(shared, "the writer lease is held by another node".to_string()));
-        }
-        tokio::time::sleep(poll).await;
+/// How often a standby asks for the lease (and reads what the writer committed).
+pub(super) fn standby_poll(shared: &Shared) -> Duration {
+    Duration::from_millis(u64::from(shared.config.lease_ttl_s) * 1000 / 4).max(Duration::from_millis(250))
+}
+
+/// One attempt at the writer lease as a standby: true once held. The
+/// first refusal says in the log who holds it; past `standby_wait_max`
+/// (counted from `since`) a refusal is an error.
+pub(super) async fn try_lease(shared: &Shared, since: Instant, announced: &mut bool) -> Result<bool, StoreError> {
+    let config = &shared.config;
+    if try_acquire_lease(shared).await? {
+        return Ok(true);
     }
+    if !*announced {
+        let owner = lease_owner(shared).await.unwrap_or_else(|| "unknown".into());
+        tracing::warn!(target = %shared.target, writer = %owner, node = %config.node,
+            "standby: another node is the journal writer; following its journal, taking over when its lease lapses");
+        eprintln!(
+            "standby: node {owner:?} is the journal writer of {}; this node ({}) takes over when its lease lapses",
+            shared.target, config.node
+        );
+        *announced = true;
+    }
+    if config.standby_wait_max.is_some_and(|max| since.elapsed() >= max) {
+        return Err(cql_error(shared, "the writer lease is held by another node".to_string()));
+    }
+    Ok(false)
+}
 
+/// With the lease held: fences earlier writers by raising the epoch.
+/// Returns (epoch, head).
+pub(super) async fn fence(shared: &Shared) -> Result<(i64, i64), StoreError> {
+    let config = &shared.config;
     loop {
         let head = read_head(shared).await?;
         if head.format != FORMAT_VERSION {

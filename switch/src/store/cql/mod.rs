@@ -55,7 +55,6 @@ use lease::advance_head;
 use lease::lease_owner;
 use lease::release_lease;
 use lease::renew_lease;
-use lease::take_over;
 use schema::connect;
 mod archive;
 mod lease;
@@ -224,11 +223,19 @@ impl std::fmt::Debug for CqlStore {
     }
 }
 
-impl CqlStore {
-    /// Connects, migrates the schema, waits for the writer lease (as a
-    /// standby while another node holds it), fences earlier writers and
-    /// reads the head. Blocks.
-    pub fn open(config: CqlConfig) -> Result<CqlStore, StoreError> {
+/// A node connected to the keyspace that is not (yet) its writer: it can
+/// read what the writer commits (records, snapshots, the archive) while it
+/// waits, and become the writer once the lease is free.
+pub struct CqlStandby {
+    shared: Arc<Shared>,
+    runtime: Arc<tokio::runtime::Runtime>,
+    since: std::time::Instant,
+    announced: bool,
+}
+
+impl CqlStandby {
+    /// Connects and migrates the schema; takes no lease.
+    pub fn connect(config: CqlConfig) -> Result<CqlStandby, StoreError> {
         let target = config.target();
         let cql = |detail: String| StoreError::Cql { target: target.clone(), detail };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -237,16 +244,76 @@ impl CqlStore {
             .enable_all()
             .build()
             .map_err(|e| cql(format!("cannot start the driver's runtime: {e}")))?;
-        let shared = runtime.block_on(connect(config, target.clone()))?;
-        let shared = Arc::new(shared);
-        let mut store = CqlStore { shared: shared.clone(), runtime: None, renewer: None, epoch: 0, head: 0, first: 0 };
-        let (epoch, head) = runtime.block_on(take_over(&shared))?;
-        store.epoch = epoch;
-        store.head = head;
-        store.first = runtime.block_on(snapshots::read_first(&shared))?;
-        store.renewer = Some(runtime.spawn(renew_lease(shared)));
-        store.runtime = Some(Arc::new(runtime));
-        Ok(store)
+        let shared = Arc::new(runtime.block_on(connect(config, target.clone()))?);
+        runtime.block_on(lease::init_head(&shared))?;
+        Ok(CqlStandby { shared, runtime: Arc::new(runtime), since: std::time::Instant::now(), announced: false })
+    }
+
+    pub fn describe(&self) -> String {
+        self.shared.target.clone()
+    }
+
+    /// Journal records the writer has committed.
+    pub fn committed(&self) -> Result<u64, StoreError> {
+        Ok(self.runtime.block_on(lease::read_head(&self.shared))?.head as u64)
+    }
+
+    /// The first journal record still held.
+    pub fn first(&self) -> Result<u64, StoreError> {
+        Ok(self.runtime.block_on(snapshots::read_first(&self.shared))? as u64)
+    }
+
+    /// Calls `visit` with committed records `from..to`, in order.
+    pub fn read(&self, from: u64, to: u64, visit: &mut Visit<'_>) -> Result<u64, ReplayError> {
+        self.runtime.block_on(read_records(&self.shared, from, to, visit))
+    }
+
+    pub fn snapshots(&self) -> Box<dyn Snapshots> {
+        Box::new(snapshots::CqlSnapshots { shared: self.shared.clone(), runtime: self.runtime.clone() })
+    }
+
+    /// The keyspace's archive (see [`Store::archive`]).
+    pub fn archive(&self, retention_ms: i64) -> Arc<dyn crate::store::Archive> {
+        // Cassandra's TTL is at most 20 years.
+        let ttl_s = (retention_ms / 1_000).clamp(1, 20 * 365 * 86_400) as i32;
+        Arc::new(archive::CqlArchive { shared: self.shared.clone(), runtime: Some(self.runtime.clone()), ttl_s })
+    }
+
+    /// How long to wait between two attempts at the lease.
+    pub fn poll_interval(&self) -> Duration {
+        lease::standby_poll(&self.shared)
+    }
+
+    /// One attempt to become the writer: the store, fenced and ready to
+    /// append, or this standby back while another node holds the lease
+    /// (an error once `standby_wait_max` has passed).
+    pub fn try_take_over(mut self) -> Result<Result<CqlStore, CqlStandby>, StoreError> {
+        let (shared, runtime) = (self.shared.clone(), self.runtime.clone());
+        if !runtime.block_on(lease::try_lease(&shared, self.since, &mut self.announced))? {
+            return Ok(Err(self));
+        }
+        let (epoch, head) = runtime.block_on(lease::fence(&shared))?;
+        let first = runtime.block_on(snapshots::read_first(&shared))?;
+        let renewer = Some(runtime.spawn(renew_lease(shared.clone())));
+        Ok(Ok(CqlStore { shared, runtime: Some(runtime), renewer, epoch, head, first }))
+    }
+}
+
+impl CqlStore {
+    /// Connects, migrates the schema, waits for the writer lease (as a
+    /// standby while another node holds it), fences earlier writers and
+    /// reads the head. Blocks.
+    pub fn open(config: CqlConfig) -> Result<CqlStore, StoreError> {
+        let mut standby = CqlStandby::connect(config)?;
+        loop {
+            match standby.try_take_over()? {
+                Ok(store) => return Ok(store),
+                Err(waiting) => {
+                    std::thread::sleep(waiting.poll_interval());
+                    standby = waiting;
+                }
+            }
+        }
     }
 
     pub fn epoch(&self) -> i64 {
@@ -348,9 +415,9 @@ impl Store for CqlStore {
 
     fn archive(&self, retention_ms: i64) -> Result<Option<Arc<dyn crate::store::Archive>>, StoreError> {
         let Some(runtime) = self.runtime.clone() else { return Ok(None) };
-        // Cassandra's TTL is at most 20 years.
-        let ttl_s = (retention_ms / 1_000).clamp(1, 20 * 365 * 86_400) as i32;
-        Ok(Some(Arc::new(archive::CqlArchive { shared: self.shared.clone(), runtime, ttl_s })))
+        let standby =
+            CqlStandby { shared: self.shared.clone(), runtime, since: std::time::Instant::now(), announced: true };
+        Ok(Some(standby.archive(retention_ms)))
     }
 }
 

@@ -1,0 +1,125 @@
+//! A hot standby on Cassandra/ScyllaDB: while another node holds the
+//! writer lease, this one keeps an engine current by reading the records
+//! the writer commits (starting from the newest snapshot), so that when
+//! the lease lapses and it takes over it replays only the records
+//! committed since its last read — a takeover's time follows the lease, not
+//! the history.
+//!
+//! Fencing is unchanged: the standby reads only committed records (up to
+//! the head the writer advanced with its epoch), and becomes the writer
+//! only through the lease and the epoch raise of
+//! [`CqlStandby::try_take_over`].
+//!
+//! The archive ops its engine makes while following are the writer's to
+//! write; the standby keeps those the archive does not hold yet (bounded:
+//! past `PENDING_OPS_MAX` it writes them itself, harmlessly, as writes are
+//! idempotent) and writes what is still missing when it takes over.
+
+use super::StartError;
+use super::archive_thread::catch_up;
+use super::recovery::{Recovered, apply_record, newest_usable};
+use crate::store::cql::{CqlStandby, CqlStore};
+use crate::store::{Archive, Store, StoreError};
+use ponte_ledger::{Engine, EngineConfig, NumberedOp};
+use std::sync::Arc;
+
+/// Archive ops a standby holds for the writer before writing them itself.
+const PENDING_OPS_MAX: usize = 262_144;
+
+/// Follows the writer until this node takes over; returns the store, now
+/// the writer's, and the engine with the tail replayed.
+pub(super) fn follow_until_writer(
+    mut standby: CqlStandby,
+    config: &EngineConfig,
+    archive: &Arc<dyn Archive>,
+) -> Result<(CqlStore, Recovered), StartError> {
+    let (mut engine, from_snapshot, mut applied) = start_following(&standby, config, archive.as_ref())?;
+    let mut pending: Vec<NumberedOp> = Vec::new();
+    let mut followed = 0_u64;
+    loop {
+        match follow(&standby, &mut engine, applied, &mut pending, archive.as_ref()) {
+            Ok(to) => {
+                followed += to - applied;
+                applied = to;
+            }
+            Err(error) => {
+                // Records trimmed behind a newer snapshot before we read
+                // them, or the cluster unreachable: start again from the
+                // newest snapshot.
+                tracing::warn!(%error, "standby: cannot follow the journal; reloading from the newest snapshot");
+                std::thread::sleep(standby.poll_interval());
+                (engine, _, applied) = start_following(&standby, config, archive.as_ref())?;
+                followed = 0;
+                pending.clear();
+                continue;
+            }
+        }
+        match standby.try_take_over()? {
+            Ok(mut store) => {
+                let tail = store.replay(applied, &mut |_, record| apply_record(&mut engine, record))?;
+                pending.extend(engine.take_archive_ops());
+                catch_up(archive.as_ref(), pending, archive.written()?)?;
+                engine.check_invariants().map_err(StartError::Invariant)?;
+                tracing::info!(
+                    followed,
+                    tail,
+                    transfers = engine.transfer_count(),
+                    "standby took over: replayed only the records committed since its last read"
+                );
+                return Ok((store, Recovered { engine, from_snapshot, replayed: tail, followed }));
+            }
+            Err(waiting) => {
+                standby = waiting;
+                std::thread::sleep(standby.poll_interval());
+            }
+        }
+    }
+}
+
+/// The newest usable snapshot (or an empty engine) and the journal records it covers.
+fn start_following(
+    standby: &CqlStandby,
+    config: &EngineConfig,
+    archive: &dyn Archive,
+) -> Result<(Engine, u64, u64), StartError> {
+    let committed = standby.committed()?;
+    let mut snapshots = standby.snapshots();
+    let (mut engine, from_snapshot) =
+        newest_usable(snapshots.as_mut(), config, committed).unwrap_or_else(|| (Engine::new(config.clone()), 0));
+    let first = standby.first()?;
+    if from_snapshot < first {
+        return Err(StartError::Trimmed { first, snapshot: from_snapshot });
+    }
+    let written = archive.written()?;
+    if written < engine.archive_ops() {
+        return Err(StartError::ArchiveBehind { written, snapshot: engine.archive_ops() });
+    }
+    engine.keep_archive_ops();
+    Ok((engine, from_snapshot, from_snapshot))
+}
+
+/// Applies the records committed since `from`; returns where it got to.
+fn follow(
+    standby: &CqlStandby,
+    engine: &mut Engine,
+    from: u64,
+    pending: &mut Vec<NumberedOp>,
+    archive: &dyn Archive,
+) -> Result<u64, StoreError> {
+    let to = standby.committed()?;
+    if to > from {
+        standby
+            .read(from, to, &mut |_, record| apply_record(engine, record))
+            .map_err(|e| StoreError::Damaged { target: standby.describe(), detail: e.to_string() })?;
+    }
+    pending.extend(engine.take_archive_ops());
+    if !pending.is_empty() {
+        let written = archive.written()?;
+        pending.retain(|op| op.number >= written);
+        if pending.len() > PENDING_OPS_MAX {
+            archive.write(pending)?;
+            pending.clear();
+        }
+    }
+    Ok(to.max(from))
+}
