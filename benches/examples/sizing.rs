@@ -3,7 +3,9 @@
 //! Runs the real engine over N payments (submitted, then accepted), appends
 //! the journal output to a real journal file in engine-sized records, and
 //! reports the file size and the process's resident memory growth per
-//! payment; then the same for N directory entries.
+//! payment; then the archive those payments go to once past the duplicate
+//! window (bytes on disk per archived payment, and the engine's memory
+//! after evicting them); then the same for N directory entries.
 //! `cargo run --release -p ponte-benches --example sizing -- [N]`
 
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
@@ -23,10 +25,16 @@ fn main() {
     // resident memory), then the journal file on a fresh engine.
     let (memory, _) = run(n, false);
     let (_, (journal_bytes, file)) = run(n, true);
+    let (archive_file, held_after) = archive(n);
     println!("{n} settled payments (remittance of 15 characters):");
     println!("  encoded events: {:.0} bytes per payment", journal_bytes as f64 / n as f64);
     println!("  journal file:   {:.0} bytes per payment ({} MB)", file as f64 / n as f64, file / 1_000_000);
     println!("  engine memory:  {:.0} bytes per payment (resident growth)", memory as f64 / n as f64);
+    println!(
+        "  archive file:   {:.0} bytes per archived payment ({} MB; {held_after} transfers left in memory)",
+        archive_file as f64 / n as f64,
+        archive_file / 1_000_000
+    );
     let before = resident_bytes();
     let (registry, keys) = ponte_benches::directory_with_phone_keys(n);
     let after = resident_bytes();
@@ -39,11 +47,48 @@ fn main() {
     );
 }
 
+/// The archive file after the payments of a run pass the duplicate window
+/// (every transfer evicted and written as the archive thread writes them),
+/// and the transfers left in memory.
+fn archive(n: u64) -> (u64, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut engine, _) = settle(n, None, true);
+    let archive = ponte_switch::store::archive_redb::EmbeddedArchive::open(&dir.path().join("archive.redb")).unwrap();
+    let past_window = NOW + engine.config().id_age_ms_max + 1;
+    loop {
+        let mut out = Output::default();
+        engine.expire(past_window, &mut out);
+        let ops = engine.take_archive_ops();
+        if ops.is_empty() {
+            break;
+        }
+        use ponte_switch::store::Archive;
+        archive.write(&ops).unwrap();
+    }
+    drop(archive);
+    (std::fs::metadata(dir.path().join("archive.redb")).unwrap().len(), engine.transfer_count())
+}
+
 /// Returns (resident growth, (encoded journal bytes, journal file size)).
 fn run(n: u64, with_journal: bool) -> (u64, (u64, u64)) {
     let dir = tempfile::tempdir().unwrap();
     let mut journal = Journal::open(&dir.path().join("journal.redb")).unwrap();
+    let before = resident_bytes();
+    let (engine, journal_bytes) = settle(n, with_journal.then_some(&mut journal), false);
+    let after = resident_bytes();
+    drop(journal);
+    let file = std::fs::metadata(dir.path().join("journal.redb")).unwrap().len();
+    drop(engine);
+    (after.saturating_sub(before), (journal_bytes, file))
+}
+
+/// An engine that settled `n` payments (appended to `journal` if given,
+/// keeping archive ops if asked), and the encoded journal bytes.
+fn settle(n: u64, mut journal: Option<&mut Journal>, archive_ops: bool) -> (Engine, u64) {
     let mut engine = Engine::new(EngineConfig { payee_inflight_max: u32::MAX, ..EngineConfig::default() });
+    if archive_ops {
+        engine.keep_archive_ops();
+    }
     let pid = |i: u32| ParticipantId::new(10_000_000 + i).unwrap();
     let mut out = Output::default();
     for i in 0..20 {
@@ -57,8 +102,9 @@ fn run(n: u64, with_journal: bool) -> (u64, (u64, u64)) {
             .unwrap();
         engine.execute(NOW, op::InboxOpened(pid(i)), &mut out);
     }
-    journal.append([out.journal.as_slice()]).unwrap();
-    let before = resident_bytes();
+    if let Some(journal) = journal.as_mut() {
+        journal.append([out.journal.as_slice()]).unwrap();
+    }
     let mut journal_bytes = 0_u64;
     let batch = 512;
     for start in (0..n).step_by(batch) {
@@ -84,13 +130,9 @@ fn run(n: u64, with_journal: bool) -> (u64, (u64, u64)) {
             engine.execute(NOW + 1, op::Answer { payee, id, decision: Decision::Accept }, &mut out);
         }
         journal_bytes += out.journal.len() as u64;
-        if with_journal {
+        if let Some(journal) = journal.as_mut() {
             journal.append([out.journal.as_slice()]).unwrap();
         }
     }
-    let after = resident_bytes();
-    drop(journal);
-    let file = std::fs::metadata(dir.path().join("journal.redb")).unwrap().len();
-    drop(engine);
-    (after.saturating_sub(before), (journal_bytes, file))
+    (engine, journal_bytes)
 }

@@ -39,7 +39,10 @@ pub const EVICT_BATCH_MAX: usize = 4_096;
 pub struct ArchivedTransfer {
     /// Its position in the engine's recording order (never reused).
     pub position: u64,
-    /// As it was when it left the table (`returned`: returned by then).
+    /// As it was when it left the table (`returned`: returned by then),
+    /// less what only the hot path used: its content digest (a
+    /// resubmission is refused for its age before any comparison) and its
+    /// payee deadline (both 0).
     pub transfer: Transfer,
     /// The payment it gives back, for a return.
     pub original: Option<EndToEndId>,
@@ -226,7 +229,8 @@ impl Engine {
             let transfer = self.transfers.at(position);
             let original = self.originals.remove(&transfer.id);
             if let Some(ops) = self.archive_out.as_mut() {
-                let archived = ArchivedTransfer { position: position as u64, transfer: transfer.clone(), original };
+                let transfer = Transfer { digest: 0, deadline: 0, ..transfer.clone() };
+                let archived = ArchivedTransfer { position: position as u64, transfer, original };
                 ops.push(NumberedOp { number: self.archive_ops, op: ArchiveOp::Transfer(Box::new(archived)) });
             }
             self.archive_ops += 1;

@@ -4,7 +4,8 @@
 //!
 //! Tables:
 //! - `transfers`: position → the archived transfer (postcard);
-//! - `by_id`: end-to-end id → position (`GetStatus`, returns);
+//! - `by_id`: a 64-bit hash of the end-to-end id → positions
+//!   (`GetStatus`, returns; the transfer's own id settles a collision);
 //! - `by_cycle`: (cycle, position) → () (a past cycle's transfers in order);
 //! - `late`: (original, return id) → amount returned after archiving;
 //! - `meta`: `written` (archive ops written; the next op's number).
@@ -18,11 +19,11 @@
 use super::{Archive, Archived, StoreError};
 use ponte_domain::{Amount, EndToEndId, TimestampMs};
 use ponte_ledger::{ArchiveOp, ArchivedTransfer, NumberedOp};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 
 const TRANSFERS: TableDefinition<u64, &[u8]> = TableDefinition::new("transfers");
-const BY_ID: TableDefinition<&str, u64> = TableDefinition::new("by_id");
+const BY_ID: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("by_id");
 const BY_CYCLE: TableDefinition<(u32, u64), ()> = TableDefinition::new("by_cycle");
 const LATE: TableDefinition<(&str, &str), i64> = TableDefinition::new("late");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -48,7 +49,7 @@ impl EmbeddedArchive {
         let archive = EmbeddedArchive { db, path: path.to_path_buf() };
         archive.write_txn(|txn| {
             txn.open_table(TRANSFERS)?;
-            txn.open_table(BY_ID)?;
+            txn.open_multimap_table(BY_ID)?;
             txn.open_table(BY_CYCLE)?;
             txn.open_table(LATE)?;
             txn.open_table(META)?;
@@ -122,7 +123,7 @@ impl Archive for EmbeddedArchive {
             .collect();
         self.write_txn(|txn| {
             let mut transfers = txn.open_table(TRANSFERS)?;
-            let mut by_id = txn.open_table(BY_ID)?;
+            let mut by_id = txn.open_multimap_table(BY_ID)?;
             let mut by_cycle = txn.open_table(BY_CYCLE)?;
             let mut late = txn.open_table(LATE)?;
             let mut encoded = encoded.iter();
@@ -131,7 +132,7 @@ impl Archive for EmbeddedArchive {
                     ArchiveOp::Transfer(archived) => {
                         let (position, bytes) = encoded.next().expect("one encoding per transfer");
                         transfers.insert(position, bytes.as_slice())?;
-                        by_id.insert(archived.transfer.id.as_str(), position)?;
+                        by_id.insert(id_hash(&archived.transfer.id), position)?;
                         if archived.transfer.cycle != 0 {
                             by_cycle.insert((archived.transfer.cycle, *position), ())?;
                         }
@@ -147,16 +148,25 @@ impl Archive for EmbeddedArchive {
     }
 
     fn transfer(&self, id: &EndToEndId) -> Result<Option<Archived>, StoreError> {
-        let found = self.read_txn(|txn| {
-            let Some(position) = txn.open_table(BY_ID)?.get(id.as_str())?.map(|v| v.value()) else {
-                return Ok(None);
-            };
-            let bytes = txn.open_table(TRANSFERS)?.get(position)?.map(|v| v.value().to_vec());
+        let candidates = self.read_txn(|txn| {
+            let transfers = txn.open_table(TRANSFERS)?;
+            let mut found = Vec::new();
+            for position in txn.open_multimap_table(BY_ID)?.get(id_hash(id))? {
+                if let Some(bytes) = transfers.get(position?.value())? {
+                    found.push(bytes.value().to_vec());
+                }
+            }
             let late = self.late_of(&txn.open_table(LATE)?, id)?;
-            Ok(bytes.map(|bytes| (bytes, late)))
+            Ok((found, late))
         })?;
-        let Some((bytes, late)) = found else { return Ok(None) };
-        Ok(Some(Archived { transfer: self.decode(&bytes)?, late }))
+        let (found, late) = candidates;
+        for bytes in found {
+            let transfer = self.decode(&bytes)?;
+            if transfer.transfer.id == *id {
+                return Ok(Some(Archived { transfer, late }));
+            }
+        }
+        Ok(None)
     }
 
     fn cycle(
@@ -190,7 +200,7 @@ impl Archive for EmbeddedArchive {
         loop {
             let batch = self.write_txn(|txn| {
                 let mut transfers = txn.open_table(TRANSFERS)?;
-                let mut by_id = txn.open_table(BY_ID)?;
+                let mut by_id = txn.open_multimap_table(BY_ID)?;
                 let mut by_cycle = txn.open_table(BY_CYCLE)?;
                 let mut late = txn.open_table(LATE)?;
                 let mut count = 0_usize;
@@ -205,7 +215,7 @@ impl Archive for EmbeddedArchive {
                         break;
                     }
                     transfers.remove(position)?;
-                    by_id.remove(t.id.as_str())?;
+                    by_id.remove(id_hash(&t.id), position)?;
                     by_cycle.remove((t.cycle, position))?;
                     let id = t.id.as_str();
                     late.retain_in((id, "")..=(id, "~"), |_, _| false)?;
@@ -219,6 +229,12 @@ impl Archive for EmbeddedArchive {
             }
         }
     }
+}
+
+/// The key of an id in `by_id`: xxh3 with a fixed seed (stable across
+/// processes: it is stored).
+fn id_hash(id: &EndToEndId) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
 /// The archive file beside a journal file.
