@@ -55,16 +55,33 @@ fn archive(n: u64) -> (u64, usize) {
     let (mut engine, _) = settle(n, None, true);
     let archive = ponte_switch::store::archive_redb::EmbeddedArchive::open(&dir.path().join("archive.redb")).unwrap();
     let past_window = NOW + engine.config().id_age_ms_max + 1;
+    let (mut evicting, mut writing) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let mut gathered = Vec::new();
     loop {
+        let started = std::time::Instant::now();
         let mut out = Output::default();
         engine.expire(past_window, &mut out);
         let ops = engine.take_archive_ops();
-        if ops.is_empty() {
+        evicting += started.elapsed();
+        let done = ops.is_empty();
+        gathered.extend(ops);
+        // As the archive thread gathers them: up to 65,536 per transaction.
+        if gathered.len() >= 65_536 || (done && !gathered.is_empty()) {
+            use ponte_switch::store::Archive;
+            let started = std::time::Instant::now();
+            archive.write(&gathered).unwrap();
+            writing += started.elapsed();
+            gathered.clear();
+        }
+        if done {
             break;
         }
-        use ponte_switch::store::Archive;
-        archive.write(&ops).unwrap();
     }
+    println!(
+        "  eviction on the engine thread: {:.0} ns per payment; archive writes (65,536 per transaction): {:.0} ns per payment",
+        evicting.as_nanos() as f64 / n as f64,
+        writing.as_nanos() as f64 / n as f64
+    );
     drop(archive);
     (std::fs::metadata(dir.path().join("archive.redb")).unwrap().len(), engine.transfer_count())
 }

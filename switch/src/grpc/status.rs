@@ -27,7 +27,7 @@ impl ToStatus for SubmitError {
     fn to_status(self) -> Status {
         match self {
             SubmitError::Overloaded => Status::resource_exhausted(self.to_string()),
-            SubmitError::Stopped => Status::unavailable(self.to_string()),
+            SubmitError::Stopped | SubmitError::StoreUnavailable => Status::unavailable(self.to_string()),
         }
     }
 }

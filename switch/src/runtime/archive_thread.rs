@@ -21,6 +21,9 @@ use tokio::sync::watch;
 pub(super) const ARCHIVE_QUEUE_MAX: usize = 256;
 /// Most ops written in one transaction.
 const WRITE_OPS_MAX: usize = 65_536;
+/// How long the thread gathers ops before a write, when fewer than
+/// `WRITE_OPS_MAX` are waiting: fewer, larger transactions (one fsync each).
+const GATHER: Duration = Duration::from_millis(100);
 /// How often retention runs.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 /// How long a query waits for the archive to catch up before UNAVAILABLE.
@@ -44,8 +47,9 @@ impl ArchiveThread {
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             };
             if let Some(mut ops) = first {
+                let until = Instant::now() + GATHER;
                 while ops.len() < WRITE_OPS_MAX {
-                    match self.ops.try_recv() {
+                    match self.ops.recv_timeout(until.saturating_duration_since(Instant::now())) {
                         Ok(more) => ops.extend(more),
                         Err(_) => break,
                     }

@@ -19,6 +19,24 @@ use tokio::sync::mpsc;
 /// write (a Cassandra writer that lost its lease must stop promptly).
 pub(super) const STORE_CHECK: Duration = Duration::from_secs(1);
 
+/// How often a group is offered again to a store that cannot take it now.
+const STORE_RETRY: Duration = Duration::from_millis(500);
+
+/// The store cannot make records durable now: said once in the log, and in
+/// `ponte_store_available` (0) and to every caller (UNAVAILABLE) until it can.
+fn store_away(stats: &Stats, error: &StoreError) {
+    if !stats.store_unavailable.swap(true, Ordering::Relaxed) {
+        tracing::error!(%error, "the journal store has no quorum or cannot be reached: nothing is acknowledged, \
+             callers get UNAVAILABLE; retrying until it is back");
+    }
+}
+
+fn store_back(stats: &Stats) {
+    if stats.store_unavailable.swap(false, Ordering::Relaxed) {
+        tracing::warn!("the journal store is back: acknowledging again");
+    }
+}
+
 /// Who gets what once a group is durable: callers' answers, and inbox
 /// frames collected per stream over the group, sent as one message each.
 #[derive(Default)]
@@ -98,6 +116,7 @@ pub(super) fn journal_loop(
     archive: Option<std_mpsc::SyncSender<Vec<ponte_ledger::NumberedOp>>>,
     config: RuntimeConfig,
     stats: Arc<Stats>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(), StoreError> {
     let mut delivery = Delivery { archive, ..Delivery::default() };
     let mut group = Vec::with_capacity(config.group_batches_max);
@@ -107,9 +126,13 @@ pub(super) fn journal_loop(
         let first = match batches.recv_timeout(STORE_CHECK) {
             Ok(batch) => batch,
             Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(error) = journal.check() {
-                    tracing::error!(%error, "journal store unusable; the switch stops");
-                    return Err(error);
+                match journal.check() {
+                    Ok(()) => store_back(&stats),
+                    Err(error @ StoreError::Unavailable { .. }) => store_away(&stats, &error),
+                    Err(error) => {
+                        tracing::error!(%error, "journal store unusable; the switch stops");
+                        return Err(error);
+                    }
                 }
                 continue;
             }
@@ -122,7 +145,20 @@ pub(super) fn journal_loop(
                 Err(_) => break,
             }
         }
-        append_group(journal.as_mut(), &group, &stats, &fsync_seconds)?;
+        // A store that cannot make records durable now (no quorum) holds
+        // this group, unanswered, and is asked again until it can; callers
+        // meanwhile get UNAVAILABLE at the door (EngineHandle::try_send).
+        loop {
+            match append_group(journal.as_mut(), &group, &stats, &fsync_seconds) {
+                Ok(()) => break,
+                Err(error @ StoreError::Unavailable { .. }) if !stop.load(Ordering::Relaxed) => {
+                    store_away(&stats, &error);
+                    std::thread::sleep(STORE_RETRY);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        store_back(&stats);
         stats.journal_queue_depth.fetch_sub(group.len() as i64, Ordering::Relaxed);
         for mut batch in group.drain(..) {
             for notice in batch.notices.drain(..) {
@@ -165,7 +201,9 @@ fn append_group(
         tracing::warn!(ms = took.as_millis() as u64, batches = group.len(), "slow journal append");
     }
     if let Err(error) = appended {
-        tracing::error!(%error, "journal append failed; the switch stops");
+        if !matches!(error, StoreError::Unavailable { .. }) {
+            tracing::error!(%error, "journal append failed; the switch stops");
+        }
         return Err(error);
     }
     stats.fsyncs.fetch_add(1, Ordering::Relaxed);

@@ -99,6 +99,11 @@ pub enum SubmitError {
     Overloaded,
     #[error("the switch is shutting down")]
     Stopped,
+    #[error(
+        "the switch's journal store has no quorum or cannot be reached: nothing can be made durable, so nothing \
+         is accepted; retry with backoff (the switch resumes by itself when the store is back)"
+    )]
+    StoreUnavailable,
 }
 
 /// A cheap, cloneable handle the gRPC services use to reach the engine.
@@ -138,6 +143,9 @@ impl EngineHandle {
 
     /// Queues a command without waiting; refuses when the queue is full.
     pub fn try_send(&self, request: Request) -> Result<(), SubmitError> {
+        if self.stats.store_unavailable.load(Ordering::Relaxed) {
+            return Err(SubmitError::StoreUnavailable);
+        }
         self.requests.try_send(request).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
                 self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
@@ -379,10 +387,11 @@ impl Runtime {
         let (ended_tx, journal_ended) = tokio::sync::watch::channel(false);
         let journal_thread = {
             let stats = stats.clone();
+            let stop = stop.clone();
             std::thread::Builder::new()
                 .name("ponte-journal".into())
                 .spawn(move || {
-                    let result = journal_loop(journal, batches_rx, spares_tx, archive_ops, config, stats);
+                    let result = journal_loop(journal, batches_rx, spares_tx, archive_ops, config, stats, stop);
                     let _ = ended_tx.send(true);
                     result
                 })

@@ -35,6 +35,9 @@ pub struct Stats {
     /// Transfers held in the engine's memory, and evicted to the archive
     /// so far (set by the engine thread).
     pub transfers_held: AtomicU64,
+    /// The store cannot make records durable now (no quorum): set and
+    /// cleared by the journal thread; callers are refused UNAVAILABLE.
+    pub store_unavailable: std::sync::atomic::AtomicBool,
     pub transfers_evicted: AtomicU64,
 }
 

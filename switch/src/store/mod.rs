@@ -170,6 +170,11 @@ pub enum StoreError {
     SchemaTooNew { target: String, found: i32, known: i32 },
     #[error("store {target}: journal format {found}; this build reads format {known}")]
     Format { target: String, found: i64, known: i64 },
+    #[error(
+        "store {target} cannot make records durable now ({detail}): no quorum or unreachable; nothing is \
+         acknowledged until it can, and the switch keeps retrying"
+    )]
+    Unavailable { target: String, detail: String },
     #[error("store {target} is damaged: {detail}; restore it from a replica or backup")]
     Damaged { target: String, detail: String },
     #[error("store {target}: a record of {bytes} bytes is over the {max}-byte bound")]

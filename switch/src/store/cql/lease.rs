@@ -192,8 +192,12 @@ pub(super) async fn fence(shared: &Shared) -> Result<(i64, i64), StoreError> {
     }
 }
 
-/// Renews the lease every third of its TTL. If it cannot be kept, marks it
-/// lost so appends refuse.
+/// Renews the lease every third of its TTL. Held by another node: marks it
+/// lost, so appends refuse for good (fenced). The cluster unreachable past
+/// the TTL (no quorum): marks it unsure, so appends refuse for now, and
+/// keeps trying; once reachable it renews or takes the lease back (if
+/// nobody took it), and the next head CAS checks the epoch, so a node that
+/// took over in between still fences this one.
 pub(super) async fn renew_lease(shared: Arc<Shared>) {
     let config = &shared.config;
     let ttl = Duration::from_secs(u64::from(config.lease_ttl_s));
@@ -208,25 +212,38 @@ pub(super) async fn renew_lease(shared: Arc<Shared>) {
             )
             .await;
         let kept = match renewed.map_err(|e| cql_error(&shared, e)).and_then(|r| Cas::read(&shared, r)) {
-            Ok(cas) if cas.applied => true,
+            Ok(cas) if cas.applied => Some(true),
             // It lapsed (we were slow) and nobody took it: take it back. A
             // standby that took it in between has raised the epoch, and our
             // next head CAS finds out.
-            Ok(_) => try_acquire_lease(&shared).await.unwrap_or(false),
+            Ok(_) => try_acquire_lease(&shared).await.ok(),
             Err(error) => {
                 tracing::warn!(target = %shared.target, %error, "writer lease renewal failed");
-                if last_renewed.elapsed() < ttl {
-                    continue;
-                }
-                false
+                None
             }
         };
-        if kept {
-            last_renewed = Instant::now();
-        } else {
-            tracing::error!(target = %shared.target, node = %config.node, "writer lease lost; this node stops writing");
-            shared.lease_lost.store(true, Ordering::Relaxed);
-            return;
+        match kept {
+            Some(true) => {
+                last_renewed = Instant::now();
+                if shared.lease_unsure.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(target = %shared.target, node = %config.node, "writer lease held again");
+                }
+                continue;
+            }
+            None => {
+                if last_renewed.elapsed() >= ttl && !shared.lease_unsure.swap(true, Ordering::Relaxed) {
+                    tracing::error!(target = %shared.target, node = %config.node,
+                        "writer lease cannot be renewed (the cluster is unreachable or has no quorum); \
+                         nothing is acknowledged until it is held again; retrying");
+                }
+                continue;
+            }
+            // Another node holds it: this one is done writing.
+            Some(false) => {
+                tracing::error!(target = %shared.target, node = %config.node, "writer lease lost; this node stops writing");
+                shared.lease_lost.store(true, Ordering::Relaxed);
+                return;
+            }
         }
     }
 }

@@ -197,6 +197,10 @@ struct Shared {
     /// then refuse (the epoch CAS would refuse them anyway once a standby
     /// has fenced us, but this stops a writer that cannot reach the cluster).
     lease_lost: AtomicBool,
+    /// Set by the renewal task while the lease cannot be renewed because
+    /// the cluster cannot answer (no quorum): appends refuse as unavailable
+    /// until it is renewed or taken back.
+    lease_unsure: AtomicBool,
 }
 
 /// The journal on Cassandra / ScyllaDB. See the module docs.
@@ -367,6 +371,12 @@ impl Store for CqlStore {
             let by = self.block_on(lease_owner(&self.shared)).unwrap_or_else(|| "none (the lease lapsed)".into());
             return Err(StoreError::Fenced { target: self.shared.target.clone(), by, epoch: self.epoch });
         }
+        if self.shared.lease_unsure.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable {
+                target: self.shared.target.clone(),
+                detail: "the writer lease cannot be renewed".into(),
+            });
+        }
         Ok(())
     }
 
@@ -393,6 +403,13 @@ impl Store for CqlStore {
                 .try_collect::<()>()
                 .await?;
             advance_head(shared, epoch, old, new).await
+        })
+        .map_err(|error| match error {
+            // Rows written again and the head CAS sent again are harmless
+            // (same rows; a CAS that applied is recognised), so a failure
+            // to reach the cluster is "not now", not "never".
+            StoreError::Cql { target, detail } => StoreError::Unavailable { target, detail },
+            other => other,
         })?;
         self.head = new;
         Ok(())

@@ -19,7 +19,14 @@ pub(super) async fn connect(config: CqlConfig, target: String) -> Result<Shared,
         .map_err(|e| cql(format!("cannot connect: {e}")))?;
     migrate(&session, &config, &target).await?;
     let statements = prepare_statements(&session, &config, &target).await?;
-    Ok(Shared { session, statements, config, target, lease_lost: AtomicBool::new(false) })
+    Ok(Shared {
+        session,
+        statements,
+        config,
+        target,
+        lease_lost: AtomicBool::new(false),
+        lease_unsure: AtomicBool::new(false),
+    })
 }
 
 /// Every statement the store runs, prepared once per connection.
