@@ -84,23 +84,7 @@ impl Engine {
                 self.apply_return_settled(Transfer { settled_at: Some(at), ..transfer }, original, None);
             }
             Event::Evicted { through, at } => self.apply_evicted(through, at),
-            Event::LateReturnSettled {
-                id,
-                original,
-                payer,
-                payee,
-                amount,
-                digest,
-                reason: _,
-                at,
-                closes_at,
-                original_cycle,
-            } => {
-                let settled = TransferState::Received.next(TransferEvent::Settle).expect("legal");
-                let transfer = Transfer::new(id, payer, payee, amount, digest, at, settled);
-                let late = Some((original_cycle, closes_at));
-                self.apply_return_settled(Transfer { settled_at: Some(at), ..transfer }, original, late);
-            }
+            Event::LateReturnSettled { .. } => self.apply_late_return_settled(event),
         }
     }
 
@@ -129,6 +113,19 @@ impl Engine {
         payer_state.reserved = payer_state.reserved.checked_add(amount).expect("reserved overflow");
         self.participant_mut(payee).inflight_in += 1;
         self.deadlines.push(deadline, position);
+    }
+
+    fn apply_late_return_settled(&mut self, event: &Event<'_>) {
+        let Event::LateReturnSettled {
+            id, original, payer, payee, amount, digest, at, closes_at, original_cycle, ..
+        } = *event
+        else {
+            unreachable!("called for late returns only")
+        };
+        let settled = TransferState::Received.next(TransferEvent::Settle).expect("legal");
+        let transfer = Transfer::new(id, payer, payee, amount, digest, at, settled);
+        let late = Some((original_cycle, closes_at));
+        self.apply_return_settled(Transfer { settled_at: Some(at), ..transfer }, original, late);
     }
 
     /// The payee accepted: positions move, in the open cycle.

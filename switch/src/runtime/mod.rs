@@ -266,6 +266,23 @@ fn spawn_snapshots(
     Ok(Some(spawned.map_err(StartError::Thread)?))
 }
 
+/// Starts the engine thread.
+fn spawn_engine(
+    engine: ponte_ledger::Engine,
+    requests: mpsc::Receiver<Request>,
+    journaling: Journaling,
+    config: &RuntimeConfig,
+    stats: &Arc<Stats>,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, StartError> {
+    let tokio = tokio::runtime::Handle::current();
+    let (config, stats, stop) = (config.clone(), stats.clone(), stop.clone());
+    std::thread::Builder::new()
+        .name("ponte-engine".into())
+        .spawn(move || engine_loop(engine, requests, journaling, tokio, config, stats, stop))
+        .map_err(StartError::Thread)
+}
+
 /// How long the archive keeps transfers: the configured retention, never
 /// shorter than the return window.
 fn retention_ms(config: &EngineConfig) -> i64 {
@@ -351,27 +368,9 @@ impl Runtime {
         let (batches_tx, batches_rx) = std_mpsc::sync_channel(config.journal_queue_max);
         // Emptied batch buffers going back from the journal thread for reuse.
         let (spares_tx, spares_rx) = std_mpsc::sync_channel(SPARE_BUFFERS);
-        let tokio = tokio::runtime::Handle::current();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let engine_thread = {
-            let stats = stats.clone();
-            let config = config.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("ponte-engine".into())
-                .spawn(move || {
-                    engine_loop(
-                        engine,
-                        requests_rx,
-                        Journaling { batches: batches_tx, spares: spares_rx },
-                        tokio,
-                        config,
-                        stats,
-                        stop,
-                    )
-                })
-                .map_err(StartError::Thread)?
-        };
+        let journaling = Journaling { batches: batches_tx, spares: spares_rx };
+        let engine_thread = spawn_engine(engine, requests_rx, journaling, &config, &stats, &stop)?;
         let archiving = spawn_archive(archive, &engine_config)?;
         let archive_written = archiving.as_ref().map(|a| a.access.written.clone());
         let snapshot_thread = spawn_snapshots(
