@@ -228,12 +228,10 @@ impl Engine {
             let position = self.transfers.head();
             let transfer = self.transfers.at(position);
             let original = self.originals.remove(&transfer.id);
-            if let Some(ops) = self.archive_out.as_mut() {
+            number_op(&mut self.archive_out, &mut self.archive_ops, || {
                 let transfer = Transfer { digest: 0, deadline: 0, ..transfer.clone() };
-                let archived = ArchivedTransfer { position: position as u64, transfer, original };
-                ops.push(NumberedOp { number: self.archive_ops, op: ArchiveOp::Transfer(Box::new(archived)) });
-            }
-            self.archive_ops += 1;
+                ArchiveOp::Transfer(Box::new(ArchivedTransfer { position: position as u64, transfer, original }))
+            });
             self.transfers.evict_head();
         }
         self.late_returns.close(at);
@@ -250,10 +248,20 @@ impl Engine {
         closes_at: TimestampMs,
     ) {
         self.late_returns.add(original, amount, closes_at);
-        if let Some(ops) = self.archive_out.as_mut() {
-            let op = ArchiveOp::LateReturn { original, original_cycle, id, amount };
-            ops.push(NumberedOp { number: self.archive_ops, op });
-        }
-        self.archive_ops += 1;
+        number_op(&mut self.archive_out, &mut self.archive_ops, || ArchiveOp::LateReturn {
+            original,
+            original_cycle,
+            id,
+            amount,
+        });
     }
+}
+
+/// Counts one archive op (live or on replay, so numbers match), and keeps
+/// it, built by `op`, when the driver takes them.
+fn number_op(out: &mut Option<Vec<NumberedOp>>, count: &mut u64, op: impl FnOnce() -> ArchiveOp) {
+    if let Some(ops) = out.as_mut() {
+        ops.push(NumberedOp { number: *count, op: op() });
+    }
+    *count += 1;
 }
