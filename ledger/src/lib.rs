@@ -99,6 +99,14 @@ pub struct EngineConfig {
     pub country: ponte_directory::keys::Country,
 }
 
+impl EngineConfig {
+    /// How long the archive keeps a transfer: `archive_retention_ms`, never
+    /// shorter than the return window (a return must find its original).
+    pub fn retention_ms(&self) -> i64 {
+        self.archive_retention_ms.max(self.return_window_ms)
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {

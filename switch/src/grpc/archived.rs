@@ -6,6 +6,7 @@
 
 use super::status::to_status;
 use crate::runtime::{ArchiveError, EngineHandle};
+use crate::store::Archived;
 use ponte_domain::{EndToEndId, ParticipantId, TransferView};
 use ponte_ledger::op;
 use ponte_ledger::{ArchivedTransfer, NotHeld};
@@ -20,8 +21,14 @@ impl super::status::ToStatus for ArchiveError {
 
 /// How long the archive keeps transfers, for NOT_FOUND messages.
 pub(super) fn retention_days(engine: &EngineHandle) -> i64 {
-    let config = engine.engine_config();
-    config.archive_retention_ms.max(config.return_window_ms) / 86_400_000
+    engine.engine_config().retention_ms() / 86_400_000
+}
+
+/// Transfer `id` from the archive once it holds what `mark` names (`None`
+/// without an archive: the engine then keeps every transfer in memory).
+async fn archived(engine: &EngineHandle, mark: NotHeld, id: EndToEndId) -> Result<Option<Archived>, Status> {
+    let Some(archive) = engine.archive() else { return Ok(None) };
+    archive.read(mark, move |archive| archive.transfer(&id)).await.map_err(to_status)
 }
 
 /// A transfer as `caller` may see it, from memory or the archive.
@@ -34,9 +41,7 @@ pub(super) async fn status(
         Ok(view) => return Ok(view),
         Err(mark) => mark,
     };
-    let Some(archive) = engine.archive() else { return Ok(None) };
-    let found = archive.read(mark, move |archive| archive.transfer(&id)).await.map_err(to_status)?;
-    Ok(found.and_then(|a| a.transfer.view_for(caller, a.late)))
+    Ok(archived(engine, mark, id).await?.and_then(|a| a.transfer.view_for(caller, a.late)))
 }
 
 /// The original of a return, from the archive (the engine no longer holds it).
@@ -45,9 +50,33 @@ pub(super) async fn original(
     mark: NotHeld,
     id: EndToEndId,
 ) -> Result<Option<ArchivedTransfer>, Status> {
-    let Some(archive) = engine.archive() else { return Ok(None) };
-    let found = archive.read(mark, move |archive| archive.transfer(&id)).await.map_err(to_status)?;
-    Ok(found.map(|a| a.transfer))
+    Ok(archived(engine, mark, id).await?.map(|a| a.transfer))
+}
+
+/// What of `cycle` the archive holds (below the engine's head at `mark`),
+/// each transfer through `pick`, followed by `hot`: the part in memory.
+async fn with_archived<T: Send + 'static>(
+    engine: &EngineHandle,
+    cycle: u64,
+    mark: Option<NotHeld>,
+    hot: Vec<T>,
+    pick: impl Fn(Archived) -> Option<T> + Send + 'static,
+) -> Result<Vec<T>, Status> {
+    let (Some(mark), Some(archive)) = (mark, engine.archive()) else { return Ok(hot) };
+    let cycle_number = u32::try_from(cycle).map_err(|_| Status::not_found(format!("no cycle {cycle}")))?;
+    let mut all = archive
+        .read(mark, move |archive| {
+            let mut all = Vec::new();
+            archive.cycle(cycle_number, mark.head, &mut |a| {
+                all.extend(pick(a));
+                Ok(())
+            })?;
+            Ok(all)
+        })
+        .await
+        .map_err(to_status)?;
+    all.extend(hot);
+    Ok(all)
 }
 
 /// `caller`'s transfers settled in `cycle`: the archived ones, then those in memory.
@@ -58,21 +87,7 @@ pub(super) async fn cycle_transfers(
 ) -> Result<Vec<TransferView>, Status> {
     let (hot, mark) =
         engine.ask(op::CycleTransfers { caller, id: cycle }).await.map_err(to_status)?.map_err(to_status)?;
-    let (Some(mark), Some(archive)) = (mark, engine.archive()) else { return Ok(hot) };
-    let cycle_number = u32::try_from(cycle).map_err(|_| Status::not_found(format!("no cycle {cycle}")))?;
-    let mut views = archive
-        .read(mark, move |archive| {
-            let mut views = Vec::new();
-            archive.cycle(cycle_number, mark.head, &mut |a| {
-                views.extend(a.transfer.view_for(caller, a.late));
-                Ok(())
-            })?;
-            Ok(views)
-        })
-        .await
-        .map_err(to_status)?;
-    views.extend(hot);
-    Ok(views)
+    with_archived(engine, cycle, mark, hot, move |a| a.transfer.view_for(caller, a.late)).await
 }
 
 /// The header and every movement of `cycle`, archived and in memory.
@@ -82,19 +97,6 @@ pub(super) async fn cycle_movements(
 ) -> Result<(CycleHeader, Vec<SettledMovement>), Status> {
     let (header, hot, mark) =
         engine.ask(op::CycleMovements { id: cycle }).await.map_err(to_status)?.map_err(to_status)?;
-    let (Some(mark), Some(archive)) = (mark, engine.archive()) else { return Ok((header, hot)) };
-    let cycle_number = u32::try_from(cycle).map_err(|_| Status::not_found(format!("no cycle {cycle}")))?;
-    let mut movements = archive
-        .read(mark, move |archive| {
-            let mut movements = Vec::new();
-            archive.cycle(cycle_number, mark.head, &mut |a| {
-                movements.extend(a.transfer.movement());
-                Ok(())
-            })?;
-            Ok(movements)
-        })
-        .await
-        .map_err(to_status)?;
-    movements.extend(hot);
+    let movements = with_archived(engine, cycle, mark, hot, |a| a.transfer.movement()).await?;
     Ok((header, movements))
 }

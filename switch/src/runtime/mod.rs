@@ -283,12 +283,6 @@ fn spawn_engine(
         .map_err(StartError::Thread)
 }
 
-/// How long the archive keeps transfers: the configured retention, never
-/// shorter than the return window.
-fn retention_ms(config: &EngineConfig) -> i64 {
-    config.archive_retention_ms.max(config.return_window_ms)
-}
-
 /// The archive thread, when the store has an archive: its queue, and what
 /// queries and snapshots watch of it.
 struct Archiving {
@@ -308,7 +302,7 @@ fn spawn_archive(
         archive: archive.clone(),
         ops: ops_rx,
         written: written_tx,
-        retention_ms: retention_ms(engine_config),
+        retention_ms: engine_config.retention_ms(),
     };
     let thread = std::thread::Builder::new()
         .name("ponte-archive".into())
@@ -326,7 +320,7 @@ impl Runtime {
         engine_config: EngineConfig,
         config: RuntimeConfig,
     ) -> Result<Runtime, StartError> {
-        let archive = journal.archive(retention_ms(&engine_config))?;
+        let archive = journal.archive(engine_config.retention_ms())?;
         let recovered = recovery::recover(journal.as_mut(), &engine_config, archive.as_deref())?;
         Runtime::start_recovered(journal, recovered, archive, engine_config, config)
     }
@@ -339,7 +333,7 @@ impl Runtime {
         engine_config: EngineConfig,
         config: RuntimeConfig,
     ) -> Result<Runtime, StartError> {
-        let archive = standby.archive(retention_ms(&engine_config));
+        let archive = standby.archive(engine_config.retention_ms());
         let (journal, recovered) = standby::follow_until_writer(standby, &engine_config, &archive)?;
         Runtime::start_recovered(Box::new(journal), recovered, Some(archive), engine_config, config)
     }

@@ -32,26 +32,9 @@ pub(super) fn recover(
     config: &EngineConfig,
     archive: Option<&dyn Archive>,
 ) -> Result<Recovered, StartError> {
-    let first = journal.first();
-    let (mut engine, from_snapshot) = match journal.snapshots() {
-        Some(mut snapshots) => newest_usable(snapshots.as_mut(), config, journal.len()),
-        None => None,
-    }
-    .unwrap_or_else(|| (Engine::new(config.clone()), 0));
-    if from_snapshot < first {
-        return Err(StartError::Trimmed { first, snapshot: from_snapshot });
-    }
-    let written = match archive {
-        Some(archive) => {
-            engine.keep_archive_ops();
-            let written = archive.written()?;
-            if written < engine.archive_ops() {
-                return Err(StartError::ArchiveBehind { written, snapshot: engine.archive_ops() });
-            }
-            written
-        }
-        None => 0,
-    };
+    let mut snapshots = journal.snapshots();
+    let (mut engine, from_snapshot, written) =
+        starting_engine(snapshots.as_deref_mut(), journal.len(), journal.first(), config, archive)?;
     let flush = |engine: &mut Engine, at_least: usize| -> Result<(), String> {
         match archive {
             Some(archive) if engine.pending_archive_ops() >= at_least => {
@@ -67,6 +50,33 @@ pub(super) fn recover(
     flush(&mut engine, 1).map_err(|detail| StoreError::Damaged { target: "archive".into(), detail })?;
     engine.check_invariants().map_err(StartError::Invariant)?;
     Ok(Recovered { engine, from_snapshot, replayed, followed: 0 })
+}
+
+/// The engine a start replays the journal into: the newest usable snapshot
+/// (or an empty engine), refused if the journal was trimmed past it or the
+/// archive lacks ops it made; with an archive it keeps making archive ops.
+/// Returns it, the journal records its snapshot covers, and the archive ops
+/// written (0 without an archive).
+pub(super) fn starting_engine(
+    snapshots: Option<&mut dyn Snapshots>,
+    journal_len: u64,
+    first: u64,
+    config: &EngineConfig,
+    archive: Option<&dyn Archive>,
+) -> Result<(Engine, u64, u64), StartError> {
+    let (mut engine, from_snapshot) = snapshots
+        .and_then(|snapshots| newest_usable(snapshots, config, journal_len))
+        .unwrap_or_else(|| (Engine::new(config.clone()), 0));
+    if from_snapshot < first {
+        return Err(StartError::Trimmed { first, snapshot: from_snapshot });
+    }
+    let Some(archive) = archive else { return Ok((engine, from_snapshot, 0)) };
+    let written = archive.written()?;
+    if written < engine.archive_ops() {
+        return Err(StartError::ArchiveBehind { written, snapshot: engine.archive_ops() });
+    }
+    engine.keep_archive_ops();
+    Ok((engine, from_snapshot, written))
 }
 
 pub(super) fn apply_record(engine: &mut Engine, record: &[u8]) -> Result<(), String> {
@@ -86,11 +96,7 @@ pub(super) fn restore(snapshots: &mut dyn Snapshots, config: &EngineConfig, reco
 /// The newest snapshot that restores, with the journal records it covers;
 /// snapshots claiming more records than the journal holds are not this
 /// journal's and are skipped.
-pub(super) fn newest_usable(
-    snapshots: &mut dyn Snapshots,
-    config: &EngineConfig,
-    journal_len: u64,
-) -> Option<(Engine, u64)> {
+fn newest_usable(snapshots: &mut dyn Snapshots, config: &EngineConfig, journal_len: u64) -> Option<(Engine, u64)> {
     let listed = match snapshots.list() {
         Ok(listed) => listed,
         Err(error) => {

@@ -17,7 +17,7 @@
 
 use super::StartError;
 use super::archive_thread::catch_up;
-use super::recovery::{Recovered, apply_record, newest_usable};
+use super::recovery::{Recovered, apply_record, starting_engine};
 use crate::store::cql::{CqlStandby, CqlStore};
 use crate::store::{Archive, Store, StoreError};
 use ponte_ledger::{Engine, EngineConfig, NumberedOp};
@@ -33,7 +33,8 @@ pub(super) fn follow_until_writer(
     config: &EngineConfig,
     archive: &Arc<dyn Archive>,
 ) -> Result<(CqlStore, Recovered), StartError> {
-    let (mut engine, from_snapshot, mut applied) = start_following(&standby, config, archive.as_ref())?;
+    let (mut engine, from_snapshot) = start_following(&standby, config, archive.as_ref())?;
+    let mut applied = from_snapshot;
     let mut pending: Vec<NumberedOp> = Vec::new();
     let mut followed = 0_u64;
     loop {
@@ -48,7 +49,7 @@ pub(super) fn follow_until_writer(
                 // newest snapshot.
                 tracing::warn!(%error, "standby: cannot follow the journal; reloading from the newest snapshot");
                 std::thread::sleep(standby.poll_interval());
-                (engine, _, applied) = start_following(&standby, config, archive.as_ref())?;
+                (engine, applied) = start_following(&standby, config, archive.as_ref())?;
                 followed = 0;
                 pending.clear();
                 continue;
@@ -76,26 +77,17 @@ pub(super) fn follow_until_writer(
     }
 }
 
-/// The newest usable snapshot (or an empty engine) and the journal records it covers.
+/// The newest usable snapshot in the keyspace (or an empty engine) and the
+/// journal records it covers: where following starts.
 fn start_following(
     standby: &CqlStandby,
     config: &EngineConfig,
     archive: &dyn Archive,
-) -> Result<(Engine, u64, u64), StartError> {
-    let committed = standby.committed()?;
+) -> Result<(Engine, u64), StartError> {
     let mut snapshots = standby.snapshots();
-    let (mut engine, from_snapshot) =
-        newest_usable(snapshots.as_mut(), config, committed).unwrap_or_else(|| (Engine::new(config.clone()), 0));
-    let first = standby.first()?;
-    if from_snapshot < first {
-        return Err(StartError::Trimmed { first, snapshot: from_snapshot });
-    }
-    let written = archive.written()?;
-    if written < engine.archive_ops() {
-        return Err(StartError::ArchiveBehind { written, snapshot: engine.archive_ops() });
-    }
-    engine.keep_archive_ops();
-    Ok((engine, from_snapshot, from_snapshot))
+    let (engine, from_snapshot, _) =
+        starting_engine(Some(snapshots.as_mut()), standby.committed()?, standby.first()?, config, Some(archive))?;
+    Ok((engine, from_snapshot))
 }
 
 /// Applies the records committed since `from`; returns where it got to.

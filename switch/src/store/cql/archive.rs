@@ -120,6 +120,17 @@ pub(super) struct CqlArchive {
     pub(super) ttl_s: i32,
 }
 
+/// The archive of the store's stream, its rows kept `retention_ms`.
+pub(super) fn open(
+    shared: &Arc<Shared>,
+    runtime: &Arc<tokio::runtime::Runtime>,
+    retention_ms: i64,
+) -> Arc<dyn Archive> {
+    // Cassandra's TTL is at most 20 years.
+    let ttl_s = (retention_ms / 1_000).clamp(1, 20 * 365 * 86_400) as i32;
+    Arc::new(CqlArchive { shared: shared.clone(), runtime: Some(runtime.clone()), ttl_s })
+}
+
 /// One insert of a batch of ops.
 enum Row<'a> {
     Transfer { id: &'a str, position: i64, body: &'a [u8] },

@@ -278,9 +278,7 @@ impl CqlStandby {
 
     /// The keyspace's archive (see [`Store::archive`]).
     pub fn archive(&self, retention_ms: i64) -> Arc<dyn crate::store::Archive> {
-        // Cassandra's TTL is at most 20 years.
-        let ttl_s = (retention_ms / 1_000).clamp(1, 20 * 365 * 86_400) as i32;
-        Arc::new(archive::CqlArchive { shared: self.shared.clone(), runtime: Some(self.runtime.clone()), ttl_s })
+        archive::open(&self.shared, &self.runtime, retention_ms)
     }
 
     /// How long to wait between two attempts at the lease.
@@ -431,10 +429,7 @@ impl Store for CqlStore {
     }
 
     fn archive(&self, retention_ms: i64) -> Result<Option<Arc<dyn crate::store::Archive>>, StoreError> {
-        let Some(runtime) = self.runtime.clone() else { return Ok(None) };
-        let standby =
-            CqlStandby { shared: self.shared.clone(), runtime, since: std::time::Instant::now(), announced: true };
-        Ok(Some(standby.archive(retention_ms)))
+        Ok(self.runtime.as_ref().map(|runtime| archive::open(&self.shared, runtime, retention_ms)))
     }
 }
 
