@@ -5,7 +5,11 @@
 //! reports the file size and the process's resident memory growth per
 //! payment; then the archive those payments go to once past the duplicate
 //! window (bytes on disk per archived payment, and the engine's memory
-//! after evicting them); then the same for N directory entries.
+//! after evicting them); then the memory per payment in the duplicate
+//! window once full records leave for the archive (what stays is a
+//! window entry), and the memory a day at Pix's record (300 M payments,
+//! all inside the default 24 h window) needs; then the same for N
+//! directory entries.
 //! `cargo run --release -p ponte-benches --example sizing -- [N]`
 
 use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, ParticipantId};
@@ -21,11 +25,21 @@ fn resident_bytes() -> u64 {
 
 fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    if std::env::args().nth(2).as_deref() == Some("window") {
+        println!("{}", window_bytes(n));
+        return;
+    }
     // Memory first, without the journal (whose page cache would count as
     // resident memory), then the journal file on a fresh engine.
     let (memory, _) = run(n, false);
     let (_, (journal_bytes, file)) = run(n, true);
     let (archive_file, held_after) = archive(n);
+    // In a process of its own: memory the runs above freed would be reused.
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([n.to_string(), "window".to_string()])
+        .output()
+        .unwrap();
+    let window: f64 = String::from_utf8_lossy(&child.stdout).trim().parse().expect("the window's bytes per payment");
     println!("{n} settled payments (remittance of 15 characters):");
     println!("  encoded events: {:.0} bytes per payment", journal_bytes as f64 / n as f64);
     println!("  journal file:   {:.0} bytes per payment ({} MB)", file as f64 / n as f64, file / 1_000_000);
@@ -34,6 +48,11 @@ fn main() {
         "  archive file:   {:.0} bytes per archived payment ({} MB; {held_after} transfers left in memory)",
         archive_file as f64 / n as f64,
         archive_file / 1_000_000
+    );
+    println!(
+        "  in the duplicate window, its full record archived: {:.0} bytes per payment (resident growth; a 300 M window: {:.1} GB)",
+        window,
+        window * 300e6 / 1e9
     );
     let before = resident_bytes();
     let (registry, keys) = ponte_benches::directory_with_phone_keys(n);
@@ -86,6 +105,18 @@ fn archive(n: u64) -> (u64, usize) {
     (std::fs::metadata(dir.path().join("archive.redb")).unwrap().len(), engine.transfer_count())
 }
 
+/// Resident growth per payment of an engine whose final records leave for
+/// the archive as they settle (`final_record_ms` 0, the ops dropped), all
+/// inside the duplicate window: what the window costs per payment.
+fn window_bytes(n: u64) -> f64 {
+    let before = resident_bytes();
+    let (engine, _) = settle_with(n, None, Keep::WindowEntries);
+    let after = resident_bytes();
+    assert_eq!(engine.transfer_count(), 0, "every full record left");
+    assert_eq!(engine.window_count() as u64, n);
+    after.saturating_sub(before) as f64 / n as f64
+}
+
 /// Returns (resident growth, (encoded journal bytes, journal file size)).
 fn run(n: u64, with_journal: bool) -> (u64, (u64, u64)) {
     let dir = tempfile::tempdir().unwrap();
@@ -101,9 +132,25 @@ fn run(n: u64, with_journal: bool) -> (u64, (u64, u64)) {
 
 /// An engine that settled `n` payments (appended to `journal` if given,
 /// keeping archive ops if asked), and the encoded journal bytes.
-fn settle(n: u64, mut journal: Option<&mut Journal>, archive_ops: bool) -> (Engine, u64) {
-    let mut engine = Engine::new(EngineConfig { payee_inflight_max: u32::MAX, ..EngineConfig::default() });
-    if archive_ops {
+fn settle(n: u64, journal: Option<&mut Journal>, archive_ops: bool) -> (Engine, u64) {
+    settle_with(n, journal, if archive_ops { Keep::ArchiveOps } else { Keep::Everything })
+}
+
+#[derive(PartialEq)]
+enum Keep {
+    /// No archive: every transfer stays in memory.
+    Everything,
+    /// Archive ops kept (nothing leaves until `expire`).
+    ArchiveOps,
+    /// Full records leave for the archive as soon as final (ops dropped).
+    WindowEntries,
+}
+
+fn settle_with(n: u64, mut journal: Option<&mut Journal>, keep: Keep) -> (Engine, u64) {
+    let final_record_ms = if keep == Keep::WindowEntries { 0 } else { EngineConfig::default().final_record_ms };
+    let mut engine =
+        Engine::new(EngineConfig { payee_inflight_max: u32::MAX, final_record_ms, ..EngineConfig::default() });
+    if keep != Keep::Everything {
         engine.keep_archive_ops();
     }
     let pid = |i: u32| ParticipantId::new(10_000_000 + i).unwrap();
@@ -145,6 +192,10 @@ fn settle(n: u64, mut journal: Option<&mut Journal>, archive_ops: bool) -> (Engi
         }
         for (id, payee) in ids {
             engine.execute(NOW + 1, op::Answer { payee, id, decision: Decision::Accept }, &mut out);
+        }
+        if keep == Keep::WindowEntries {
+            engine.expire(NOW + 2, &mut out);
+            drop(engine.take_archive_ops());
         }
         journal_bytes += out.journal.len() as u64;
         if let Some(journal) = journal.as_mut() {

@@ -85,6 +85,7 @@ impl Engine {
             }
             Event::Evicted { through, at } => self.apply_evicted(through, at),
             Event::LateReturnSettled { .. } => self.apply_late_return_settled(event),
+            Event::Forgotten { through } => self.apply_forgotten(through),
         }
     }
 

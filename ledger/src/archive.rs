@@ -1,18 +1,25 @@
 //! Hot state and archive: what leaves the engine's memory, when, and what
 //! the engine keeps so that answers about it stay exact.
 //!
-//! A transfer stays in the table while the hot path can need it: while it
-//! is in flight, and while its end-to-end id could still be submitted
-//! again (its id timestamp inside `id_age_ms_max`: an older id is refused
-//! `DT01` at submission, so it can never be settled twice; an id stamped
-//! up to the future skew ahead simply stays that much longer). Past that, eviction (an [`Event::Evicted`],
-//! journaled like any change, so replay evicts at the same point) takes
-//! the oldest transfers out of the table, oldest first, and hands each to
-//! the archive as an [`ArchiveOp`] numbered in order. The driver writes
-//! them to the store off the engine thread and says how far it got; a
-//! query that misses the table waits until the archive has written every
-//! op numbered before the miss ([`NotHeld`]), so "not in memory" and "not
-//! in the archive" are never both true of a transfer the engine recorded.
+//! A transfer keeps its full record in the table while it is in flight,
+//! and for `final_record_ms` after it became final (status queries and
+//! returns soon after settlement are answered from memory). Then
+//! eviction (an [`Event::Evicted`], journaled like any change, so replay
+//! evicts at the same point) hands the oldest full records to the archive
+//! as [`ArchiveOp`]s numbered in order, and the table keeps for each only
+//! a window entry ([`crate::table::Seen`]: fingerprint, content digest,
+//! outcome), enough to answer a resubmission, while its end-to-end id
+//! could still be submitted again (its id timestamp inside
+//! `id_age_ms_max`; an older id is refused `DT01` at submission, so it can
+//! never be settled twice; an id stamped up to the future skew ahead simply
+//! stays that much longer). Past that, an [`Event::Forgotten`] drops the
+//! oldest entries.
+//!
+//! The driver writes the ops to the store off the engine thread and says
+//! how far it got; a query that misses the full records waits until the
+//! archive has written every op numbered before the miss ([`NotHeld`]), so
+//! "not in memory" and "not in the archive" are never both true of a
+//! transfer the engine recorded.
 //!
 //! A return may still come for an archived payment (within the return
 //! window, 90 days by default). The switch reads the original from the
@@ -24,14 +31,14 @@
 //! of the payment adds it.
 
 use crate::payments::Transfer;
-use crate::table::Map;
+use crate::table::{Map, Seen};
 use crate::{Engine, Event, Output};
 use ponte_domain::{Amount, EndToEndId, ParticipantId, ReasonCode, TimestampMs, TransferState, TransferView};
 use ponte_settlement::report::SettledMovement;
 use std::collections::BTreeSet;
 
-/// Most transfers one eviction event takes out of the table: bounds the
-/// engine thread's pause (each costs an index removal and a copy).
+/// Most transfers one eviction (or forgetting) event moves: bounds the
+/// engine thread's pause (each costs a copy, or an index removal).
 pub const EVICT_BATCH_MAX: usize = 4_096;
 
 /// A transfer as the archive keeps it.
@@ -40,9 +47,9 @@ pub struct ArchivedTransfer {
     /// Its position in the engine's recording order (never reused).
     pub position: u64,
     /// As it was when it left the table (`returned`: returned by then),
-    /// less what only the hot path used: its content digest (a
-    /// resubmission is refused for its age before any comparison) and its
-    /// payee deadline (both 0).
+    /// less what only the hot path used: its content digest (the window
+    /// entry keeps it while resubmissions are possible) and its payee
+    /// deadline (both 0).
     pub transfer: Transfer,
     /// The payment it gives back, for a return.
     pub original: Option<EndToEndId>,
@@ -191,33 +198,49 @@ impl Engine {
         self.late_returns.len()
     }
 
-    /// Whether `t` can leave memory: final, and its id's timestamp before
-    /// `cutoff` (now minus the duplicate window), so a resubmission is
-    /// refused DT01 without reading it. An id refused for its timestamp
-    /// (possibly far in the future) leaves once its record is as old.
-    fn evictable(&self, t: &Transfer, cutoff: TimestampMs) -> bool {
-        let stamp = t.id.created_at_ms().unwrap_or(i64::MIN);
-        let stamp = if t.reason == Some(ReasonCode::IdTimestampOutOfRange) { t.created_at } else { stamp };
-        matches!(t.state, TransferState::Settled | TransferState::Rejected) && stamp < cutoff
+    /// Whether `t`'s full record can leave memory: final for longer than
+    /// `final_record_ms`.
+    fn evictable(&self, t: &Transfer, before: TimestampMs) -> bool {
+        matches!(t.state, TransferState::Settled | TransferState::Rejected)
+            && t.settled_at.unwrap_or(t.created_at) < before
     }
 
-    /// Evicts the oldest transfers that no longer need to be in memory (at
-    /// most [`EVICT_BATCH_MAX`]), and forgets late returns whose window closed.
+    /// When `t`'s id stops being submittable, so its window entry may go:
+    /// its timestamp leaves the window. An id refused for its timestamp
+    /// (possibly far in the future) leaves once its record is as old.
+    fn leaves_at(t: &Transfer) -> TimestampMs {
+        match t.reason {
+            Some(ReasonCode::IdTimestampOutOfRange) => t.created_at,
+            _ => t.id.created_at_ms().unwrap_or(i64::MIN),
+        }
+    }
+
+    /// Hands the oldest full records that no longer need to be in memory
+    /// to the archive, forgets the oldest window entries whose ids left the
+    /// window (at most [`EVICT_BATCH_MAX`] of each), and forgets late
+    /// returns whose window closed.
     pub(crate) fn evict(&mut self, now: TimestampMs, out: &mut Output) {
         if self.archive_out.is_none() {
             return; // no archive to take them: everything stays in memory
         }
-        // An id stamped before this is refused at submission (DT01), so
-        // nothing but the archive needs its transfer any more.
-        let cutoff = now.saturating_sub(self.config.id_age_ms_max);
+        let before = now.saturating_sub(self.config.final_record_ms.max(0));
         let (head, end) = (self.transfers.head(), self.transfers.end());
         let mut through = head;
-        while through < end && through - head < EVICT_BATCH_MAX && self.evictable(self.transfers.at(through), cutoff) {
+        while through < end && through - head < EVICT_BATCH_MAX && self.evictable(self.transfers.at(through), before) {
             through += 1;
         }
         let closing = self.late_returns.closing.first().is_some_and(|&(closes_at, _)| closes_at < now);
         if through > head || closing {
             self.record(Event::Evicted { through: through as u64, at: now }, out);
+        }
+        // An id stamped before this is refused at submission (DT01), so
+        // nothing needs its window entry any more.
+        let cutoff = now.saturating_sub(self.config.id_age_ms_max);
+        let first = self.transfers.seen_head();
+        let forget = first
+            + self.transfers.seen_values().take(EVICT_BATCH_MAX).take_while(|seen| seen.leaves_at() < cutoff).count();
+        if forget > first {
+            self.record(Event::Forgotten { through: forget as u64 }, out);
         }
     }
 
@@ -227,14 +250,23 @@ impl Engine {
         while self.transfers.head() < through {
             let position = self.transfers.head();
             let transfer = self.transfers.at(position);
+            let seen = Seen::of(transfer, Engine::leaves_at(transfer));
             let original = self.originals.remove(&transfer.id);
             number_op(&mut self.archive_out, &mut self.archive_ops, || {
                 let transfer = Transfer { digest: 0, deadline: 0, ..transfer.clone() };
                 ArchiveOp::Transfer(Box::new(ArchivedTransfer { position: position as u64, transfer, original }))
             });
-            self.transfers.evict_head();
+            self.transfers.demote_head(seen);
         }
         self.late_returns.close(at);
+    }
+
+    pub(crate) fn apply_forgotten(&mut self, through: u64) {
+        let through = usize::try_from(through).expect("a position");
+        assert!(through <= self.transfers.head(), "forgetting a transfer held in full");
+        while self.transfers.seen_head() < through {
+            self.transfers.forget_seen_head();
+        }
     }
 
     /// A return against an archived payment settled: the late total grows

@@ -173,6 +173,11 @@ pub enum Event<'a> {
         closes_at: TimestampMs,
         original_cycle: u32,
     },
+    /// The duplicate window forgot the transfers before position `through`
+    /// (their ids are refused for their age from now on).
+    Forgotten {
+        through: u64,
+    },
 }
 
 impl Event<'_> {

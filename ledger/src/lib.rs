@@ -75,6 +75,12 @@ pub struct EngineConfig {
     /// reports (default 90 days; never shorter than `return_window_ms`).
     /// Past it, queries answer NOT_FOUND saying so.
     pub archive_retention_ms: i64,
+    /// How long a final transfer keeps its full record in memory before it
+    /// goes to the archive (default 60 s; only with an archive). Until its
+    /// id leaves the duplicate window the engine keeps a 40-byte entry for
+    /// it (resubmissions are answered from that); status queries and
+    /// returns after this read the archive.
+    pub final_record_ms: i64,
     /// Most payments awaiting one payee's answer at once (default 20,000).
     pub payee_inflight_max: u32,
     /// How long a donor participant has to resolve a key claim (default 7 days).
@@ -116,6 +122,7 @@ impl Default for EngineConfig {
             amount_max: Amount::units(1_000_000_000),
             return_window_ms: 90 * 24 * 3_600_000,
             archive_retention_ms: 90 * 24 * 3_600_000,
+            final_record_ms: 60_000,
             payee_inflight_max: 20_000,
             claim_window_ms: ponte_directory::claims::RESOLUTION_WINDOW_MS,
             cycle_close_every_ms: 3_600_000,
@@ -223,8 +230,15 @@ impl Engine {
         &self.directory
     }
 
+    /// Full transfer records in memory (in flight, or final for less than
+    /// `final_record_ms`).
     pub fn transfer_count(&self) -> usize {
         self.transfers.len()
+    }
+
+    /// Transfers in the duplicate window: full records and window entries.
+    pub fn window_count(&self) -> usize {
+        self.transfers.window_len()
     }
 
     pub fn participant(&self, id: ParticipantId) -> Option<&ParticipantState> {

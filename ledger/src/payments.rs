@@ -4,6 +4,7 @@
 use crate::digest::content_digest_parts;
 use crate::effects::{Delivery, Effect};
 use crate::op::Submitted;
+use crate::table::Held;
 use crate::{Engine, Event, Output};
 use ponte_directory::keys::Key;
 use ponte_directory::lookups::EndUser;
@@ -135,7 +136,7 @@ impl Engine {
     pub(crate) fn submit(&mut self, now: TimestampMs, mut order: PaymentOrder, out: &mut Output) -> Submitted {
         debug_assert_eq!(order.id.kind(), IdKind::Payment);
         let digest = order.digest();
-        if let Some(existing) = self.transfers.get(&order.id) {
+        if let Some(existing) = self.transfers.lookup(&order.id) {
             return self.resubmission(existing, digest);
         }
         // An id older than the duplicate window is refused without a
@@ -196,7 +197,16 @@ impl Engine {
         Submitted::Pending
     }
 
-    pub(crate) fn resubmission(&self, existing: &Transfer, digest: u128) -> Submitted {
+    /// The answer to an id submitted again: the first submission's, if the
+    /// content is the same.
+    pub(crate) fn resubmission(&self, existing: Held<'_>, digest: u128) -> Submitted {
+        let existing = match existing {
+            Held::Full(t) => t,
+            Held::Seen(seen) if !seen.same_content(digest) => {
+                return Submitted::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified });
+            }
+            Held::Seen(seen) => return Submitted::Final(seen.outcome()),
+        };
         if existing.digest != digest {
             return Submitted::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified });
         }
@@ -251,9 +261,17 @@ impl Engine {
         decision: Decision,
         out: &mut Output,
     ) {
-        let Some(transfer) = self.transfers.get(&id) else {
-            self.answer_stats.unknown += 1;
-            return;
+        let transfer = match self.transfers.lookup(&id) {
+            Some(Held::Full(transfer)) => transfer,
+            Some(Held::Seen(_)) => {
+                // Final, and long enough ago that its record is archived.
+                self.answer_stats.late_or_duplicate += 1;
+                return;
+            }
+            None => {
+                self.answer_stats.unknown += 1;
+                return;
+            }
         };
         if transfer.payee.participant != payee || id.kind() != IdKind::Payment {
             self.answer_stats.unknown += 1;

@@ -44,7 +44,7 @@ impl Engine {
     ) -> Submitted {
         debug_assert_eq!(order.id.kind(), IdKind::Return);
         let digest = order.digest();
-        if let Some(existing) = self.transfers.get(&order.id) {
+        if let Some(existing) = self.transfers.lookup(&order.id) {
             return self.resubmission(existing, digest);
         }
         // The original: in memory, or as archived plus what was returned since.

@@ -20,6 +20,7 @@
 use crate::archive::LateReturn;
 use crate::cycles::Cycle;
 use crate::disbursement::{Disbursements, snapshot::Image as DisbursementImage};
+use crate::table::Seen;
 use crate::{DirectoryState, Engine, EngineConfig, ParticipantState, Transfer};
 use ponte_directory::claims::Claim;
 use ponte_directory::registry::Entry;
@@ -29,7 +30,7 @@ const MAGIC: &[u8; 8] = b"PONTESNP";
 /// Bumped whenever the body's layout changes; older snapshots are then
 /// refused (the journal they cover is replayed instead, or the previous
 /// snapshot used).
-pub const SNAPSHOT_FORMAT: u32 = 2;
+pub const SNAPSHOT_FORMAT: u32 = 3;
 const HEADER_BYTES: usize = 8 + 4 + 8;
 const CHECKSUM_BYTES: usize = 16;
 
@@ -66,10 +67,14 @@ struct BodyRef<'a> {
     claims: Vec<&'a Claim>,
     cycles: Vec<&'a Cycle>,
     disbursements: DisbursementImage,
-    /// Position of the first transfer held (those before it are archived).
+    /// Position of the first transfer held in full (those before it are archived).
     head: u64,
     archive_ops: u64,
     late_returns: Vec<LateReturn>,
+    /// Position of the first duplicate-window entry, and the entries of
+    /// `seen_head..head`.
+    seen_head: u64,
+    seen: SeenEntries<'a>,
 }
 
 /// The same fields, owned, as read back.
@@ -86,6 +91,17 @@ struct Body {
     head: u64,
     archive_ops: u64,
     late_returns: Vec<LateReturn>,
+    seen_head: u64,
+    seen: Vec<Seen>,
+}
+
+/// Window entries in arrival order, written straight from the table.
+struct SeenEntries<'a>(&'a Engine);
+
+impl serde::Serialize for SeenEntries<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.transfers.seen_values())
+    }
 }
 
 /// Transfers in arrival order, written straight from the table.
@@ -126,8 +142,11 @@ impl Engine {
             head: self.transfers.head() as u64,
             archive_ops: self.archive_ops,
             late_returns: self.late_returns.sorted(),
+            seen_head: self.transfers.seen_head() as u64,
+            seen: SeenEntries(self),
         };
-        let mut out = Vec::with_capacity(HEADER_BYTES + 160 * self.transfers.len() + 4096);
+        let window = self.transfers.window_len() - self.transfers.len();
+        let mut out = Vec::with_capacity(HEADER_BYTES + 160 * self.transfers.len() + 50 * window + 4096);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&SNAPSHOT_FORMAT.to_le_bytes());
         out.extend_from_slice(&journal_records.to_le_bytes());
@@ -149,6 +168,10 @@ impl Engine {
         }
         let body: Body =
             postcard::from_bytes(&content[HEADER_BYTES..]).map_err(|e| SnapshotError::Body(e.to_string()))?;
+        if body.seen_head.checked_add(body.seen.len() as u64) != Some(body.head) {
+            let (seen_head, seen, head) = (body.seen_head, body.seen.len(), body.head);
+            return Err(SnapshotError::Body(format!("{seen} window entries from {seen_head} do not end at {head}")));
+        }
         let engine = Engine::from_body(config, body);
         engine.check_invariants().map_err(SnapshotError::Invariant)?;
         Ok((engine, header))
@@ -159,8 +182,8 @@ impl Engine {
         let capacity = usize::try_from(config.transfers_capacity).unwrap_or(usize::MAX);
         let mut engine = Engine::new(EngineConfig { transfers_capacity: 0, ..config.clone() });
         engine.config = config;
-        let head = usize::try_from(body.head).expect("a position");
-        engine.transfers = crate::table::TransferTable::starting_at(capacity, head);
+        let seen_head = usize::try_from(body.seen_head).expect("a position");
+        engine.transfers = crate::table::TransferTable::restored(capacity, seen_head, body.seen);
         engine.archive_ops = body.archive_ops;
         engine.late_returns = crate::archive::LateReturns::restore(body.late_returns);
         engine.current_cycle = body.current_cycle;

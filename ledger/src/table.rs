@@ -6,9 +6,17 @@
 //!
 //! Every transfer gets a sequence number (its position) when recorded,
 //! counted from the engine's first transfer and never reused. The table
-//! holds the positions `head..end`: eviction (of transfers the archive
-//! took over) only ever moves `head` forward, a whole slab chunk is freed
-//! once `head` passes it, so memory follows the hot window, not history.
+//! holds two runs of positions, both only ever moving forward:
+//! - `head..end`: full records (transfers in flight, and final ones for
+//!   a short while, `EngineConfig::final_record_ms`);
+//! - `seen_head..head`: what the duplicate window needs of a final
+//!   transfer whose full record went to the archive ([`Seen`]: a 128-bit
+//!   fingerprint of its id, 64 bits of its content digest and its outcome,
+//!   40 bytes instead of ~160), until its id is too old to be submitted
+//!   again.
+//!
+//! One index covers both. A whole chunk is freed once its run's head
+//! passes it, so memory follows the window, not history.
 //!
 //! The table is laid out for the cache, TigerBeetle style. Transfers are
 //! appended to a slab in arrival order, so recording one writes memory the
@@ -27,8 +35,9 @@
 //! resizes evenly over time.
 
 use super::Transfer;
+use crate::payments::Outcome;
 use ponte_directory::sharded::{SHARDS, shard_bounds, shard_of};
-use ponte_domain::{Account, Amount, EndToEndId, IdKind, ParticipantId, TimestampMs, TransferState};
+use ponte_domain::{Account, Amount, EndToEndId, IdKind, ParticipantId, ReasonCode, TimestampMs, TransferState};
 use std::collections::{HashMap, VecDeque};
 
 /// Transfers per slab chunk (2^16 × 160 bytes ≈ 10 MB): the slab grows a
@@ -44,20 +53,106 @@ const LOAD_DEN: usize = 10;
 /// foldhash: fast, and seeded per process so crafted ids cannot aim at one bucket.
 pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// Transfers by end-to-end id: a slab in arrival order and an index from
-/// the id's hash to a slab position.
+/// Full records prefaulted at start at most (the rest of the capacity is
+/// for [`Seen`] entries): final records leave for the archive within
+/// `final_record_ms`, so few are held at once.
+const FULL_PREFAULT_CHUNKS: usize = 16;
+
+/// Freed full-record chunks kept for reuse, so a steady state of arrival
+/// and archiving allocates (and page-faults) nothing.
+const SPARE_CHUNKS: usize = 4;
+
+/// What the duplicate window keeps of a final transfer once its full
+/// record is in the archive: enough to tell a resubmission (same id, same
+/// content: the same answer) from a modified reuse of the id (DT02-style
+/// refusal), and when the id may be forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    /// xxh3-128 of the id (fixed seed, so it survives a restart): two ids
+    /// share one with odds of 2^-128.
+    pub fingerprint: [u64; 2],
+    /// 64 bits of the content digest the transfer was recorded with (a
+    /// modified reuse of the id passes for the same content with odds of
+    /// 2^-64, and then only gets the first submission's answer).
+    pub digest: u64,
+    /// When it settled (settled) or was recorded (rejected).
+    pub at: TimestampMs,
+    /// The minute (since the epoch) its id stops being submittable: from
+    /// then on a resubmission is refused for its age without a look here.
+    pub leaves_minute: u32,
+    pub settled: bool,
+    /// Why it was rejected.
+    pub reason: Option<ReasonCode>,
+}
+
+const _: () = assert!(std::mem::size_of::<Seen>() == 40, "a window entry is 40 bytes");
+
+impl Seen {
+    /// What the window keeps of the final transfer `t`, whose id may be
+    /// forgotten once the duplicate window passes `leaves_at`.
+    pub fn of(t: &Transfer, leaves_at: TimestampMs) -> Seen {
+        debug_assert!(matches!(t.state, TransferState::Settled | TransferState::Rejected));
+        let minute = leaves_at.div_euclid(60_000) + i64::from(leaves_at.rem_euclid(60_000) != 0);
+        Seen {
+            fingerprint: split(fingerprint_of(&t.id)),
+            digest: t.digest as u64,
+            at: t.settled_at.unwrap_or(t.created_at),
+            leaves_minute: u32::try_from(minute.max(0)).unwrap_or(u32::MAX),
+            settled: t.state == TransferState::Settled,
+            reason: t.reason,
+        }
+    }
+
+    /// Whether `digest` is the content this transfer was recorded with.
+    pub fn same_content(&self, digest: u128) -> bool {
+        self.digest == digest as u64
+    }
+
+    /// When the id may be forgotten (the start of `leaves_minute`).
+    pub fn leaves_at(&self) -> TimestampMs {
+        i64::from(self.leaves_minute) * 60_000
+    }
+
+    /// The answer a resubmission with the same content gets.
+    pub fn outcome(&self) -> Outcome {
+        match (self.settled, self.reason) {
+            (true, _) => Outcome::Settled { at: self.at },
+            (false, reason) => Outcome::Rejected { reason: reason.expect("rejected transfers carry a reason") },
+        }
+    }
+}
+
+fn split(value: u128) -> [u64; 2] {
+    [value as u64, (value >> 64) as u64]
+}
+
+/// A transfer found by id: its full record, or what the window keeps of it.
+#[derive(Debug, Clone, Copy)]
+pub enum Held<'a> {
+    Full(&'a Transfer),
+    Seen(&'a Seen),
+}
+
+/// Transfers by end-to-end id: two slabs in arrival order (full records,
+/// then [`Seen`] entries before them) and one index from the id's hash to
+/// a position.
 pub struct TransferTable {
     /// Chunks holding positions `first_chunk * CHUNK..`, in order.
     slab: VecDeque<Vec<Transfer>>,
     first_chunk: usize,
-    /// The first position still held (everything before it was evicted).
+    /// The first position with a full record (everything before it is in
+    /// the archive).
     head: usize,
     /// The position the next transfer gets.
     end: usize,
+    /// Chunks holding the entries of positions `seen_first_chunk * CHUNK..`.
+    seen: VecDeque<Vec<Seen>>,
+    seen_first_chunk: usize,
+    /// The first position still indexed (everything before it was forgotten).
+    seen_head: usize,
     index: Vec<IndexShard>,
-    /// Freed chunks kept for reuse (at most one), so a steady state of
-    /// eviction and arrival allocates nothing.
-    spare: Option<Vec<Transfer>>,
+    spare: Vec<Vec<Transfer>>,
+    spare_seen: Option<Vec<Seen>>,
 }
 
 /// Positions are stored in the index modulo this, plus one (0 means an
@@ -83,16 +178,27 @@ impl std::fmt::Debug for TransferTable {
     }
 }
 
-/// The id's hash: xxh3 of the whole id, so a patterned tail (sequential
-/// counters) still spreads, seeded per process so that crafted ids cannot
-/// aim at one slot.
-fn hash_of(id: &EndToEndId) -> u64 {
+/// The id's fingerprint: xxh3-128 of the whole id with a fixed seed (it is
+/// kept in snapshots).
+pub fn fingerprint_of(id: &EndToEndId) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes())
+}
+
+/// The index hash of an id, from its fingerprint: xxh3 of the fingerprint
+/// (so a patterned tail, sequential counters, still spreads), seeded per
+/// process so that crafted ids cannot aim at one slot. An entry whose
+/// full record left memory is re-indexed from its fingerprint alone.
+fn hash_of_fingerprint(fingerprint: u128) -> u64 {
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let seed = *SEED.get_or_init(|| {
         use std::hash::BuildHasher;
         std::hash::RandomState::new().hash_one(0x5eed_u64)
     });
-    xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed)
+    xxhash_rust::xxh3::xxh3_64_with_seed(&fingerprint.to_le_bytes(), seed)
+}
+
+fn hash_of(id: &EndToEndId) -> u64 {
+    hash_of_fingerprint(fingerprint_of(id))
 }
 
 /// The tag: the hash's low 32 bits, which the shard choice left alone.
@@ -188,10 +294,11 @@ impl IndexShard {
 }
 
 impl TransferTable {
-    /// A table built for `capacity` transfers: no index shard resizes (and
-    /// no rehash pauses) until it holds that many, and its memory (index
-    /// and slab) already touched, so no insert waits on the kernel zeroing
-    /// a fresh page.
+    /// A table built for `capacity` transfers in the duplicate window: no
+    /// index shard resizes (and no rehash pauses) until it holds that many,
+    /// and its memory (index, window entries, the first full-record
+    /// chunks) already touched, so no insert waits on the kernel zeroing a
+    /// fresh page.
     pub fn with_capacity(capacity: usize) -> TransferTable {
         let bounds = shard_bounds();
         let index = (0..SHARDS)
@@ -205,50 +312,115 @@ impl TransferTable {
                 IndexShard::with_room(room)
             })
             .collect();
-        let slab = (0..capacity.div_ceil(CHUNK)).map(|_| prefaulted_chunk()).collect();
-        TransferTable { slab, first_chunk: 0, head: 0, end: 0, index, spare: None }
+        let chunks = capacity.div_ceil(CHUNK);
+        let slab = (0..chunks.min(FULL_PREFAULT_CHUNKS)).map(|_| prefaulted_chunk()).collect();
+        let seen = (0..chunks).map(|_| prefaulted(seen_padding())).collect();
+        TransferTable {
+            slab,
+            first_chunk: 0,
+            head: 0,
+            end: 0,
+            seen,
+            seen_first_chunk: 0,
+            seen_head: 0,
+            index,
+            spare: Vec::new(),
+            spare_seen: None,
+        }
     }
 
-    /// An empty table whose first transfer gets position `head` (a table
-    /// restored from a snapshot keeps its positions).
-    pub fn starting_at(capacity: usize, head: usize) -> TransferTable {
+    /// A table restored from a snapshot: the window entries of positions
+    /// `seen_head..seen_head + seen.len()`, then empty, the next transfer
+    /// getting the position after them.
+    pub fn restored(capacity: usize, seen_head: usize, seen: Vec<Seen>) -> TransferTable {
         let mut table = TransferTable::with_capacity(capacity);
-        table.head = head;
-        table.end = head;
-        table.first_chunk = head >> CHUNK_BITS;
-        // A chunk is filled from its start: pad the first one up to `head`.
+        table.seen_head = seen_head;
+        table.seen_first_chunk = seen_head >> CHUNK_BITS;
+        // A chunk is filled from its start: pad the first one up to its head.
+        if table.seen.is_empty() {
+            table.seen.push_back(Vec::with_capacity(CHUNK));
+        }
+        table.seen[0].resize(seen_head & (CHUNK - 1), seen_padding());
+        table.head = seen_head;
+        for entry in seen {
+            let position = table.head;
+            table.push_seen(entry);
+            let hash = hash_of_fingerprint(join(entry.fingerprint));
+            table.index_new(hash, position);
+            table.head += 1;
+        }
+        table.end = table.head;
+        table.first_chunk = table.head >> CHUNK_BITS;
         if let Some(first) = table.slab.front_mut() {
-            first.resize(head & (CHUNK - 1), padding());
-        } else if head & (CHUNK - 1) != 0 {
+            first.resize(table.head & (CHUNK - 1), padding());
+        } else if table.head & (CHUNK - 1) != 0 {
             table.slab.push_back(Vec::with_capacity(CHUNK));
-            table.slab[0].resize(head & (CHUNK - 1), padding());
+            table.slab[0].resize(table.head & (CHUNK - 1), padding());
         }
         table
     }
 
+    /// An empty table whose first transfer gets position `head`.
+    #[cfg(test)]
+    pub fn starting_at(capacity: usize, head: usize) -> TransferTable {
+        TransferTable::restored(capacity, head, Vec::new())
+    }
+
     /// The transfer at slab `position` (recording order); the position
-    /// must be held (`head <= position < end`).
+    /// must be held in full (`head <= position < end`).
     pub fn at(&self, position: usize) -> &Transfer {
         debug_assert!(self.holds(position), "position {position} not held");
         let (chunk, index) = locate(position);
         &self.slab[chunk - self.first_chunk][index]
     }
 
-    /// Whether `position` is in the table (not evicted, already recorded).
+    fn seen_at(&self, position: usize) -> &Seen {
+        debug_assert!((self.seen_head..self.head).contains(&position), "position {position} not in the window");
+        let (chunk, index) = locate(position);
+        &self.seen[chunk - self.seen_first_chunk][index]
+    }
+
+    /// Whether `position`'s full record is in the table.
     pub fn holds(&self, position: usize) -> bool {
         (self.head..self.end).contains(&position)
     }
 
-    /// The slab position of `id`.
-    pub fn find(&self, id: &EndToEndId) -> Option<usize> {
-        let hash = hash_of(id);
+    /// Whether the entry at `position` is `id`'s (`fingerprint` is the id's).
+    fn is_of(&self, position: usize, id: &EndToEndId, fingerprint: u128) -> bool {
+        if position >= self.head {
+            self.at(position).id == *id
+        } else {
+            join(self.seen_at(position).fingerprint) == fingerprint
+        }
+    }
+
+    /// The position of `id`, full record or window entry.
+    fn find_any(&self, id: &EndToEndId) -> Option<usize> {
+        let fingerprint = fingerprint_of(id);
+        let hash = hash_of_fingerprint(fingerprint);
         let shard = &self.index[shard_of(hash)];
         if shard.slots.is_empty() {
             return None;
         }
-        let head = self.head;
-        let at = shard.probe(tag_of(hash), |entry| self.at(position_of(entry, head)).id == *id).ok()?;
-        Some(position_of(shard.slots[at], head))
+        let seen_head = self.seen_head;
+        let at = shard.probe(tag_of(hash), |e| self.is_of(position_of(e, seen_head), id, fingerprint)).ok()?;
+        Some(position_of(shard.slots[at], seen_head))
+    }
+
+    /// The slab position of `id`'s full record.
+    pub fn find(&self, id: &EndToEndId) -> Option<usize> {
+        self.find_any(id).filter(|&position| position >= self.head)
+    }
+
+    /// `id`'s full record, or what the window keeps of it.
+    pub fn lookup(&self, id: &EndToEndId) -> Option<Held<'_>> {
+        let position = self.find_any(id)?;
+        Some(if position >= self.head { Held::Full(self.at(position)) } else { Held::Seen(self.seen_at(position)) })
+    }
+
+    /// Whether `id` was recorded and is still in the window.
+    pub fn contains(&self, id: &EndToEndId) -> bool {
+        self.find_any(id).is_some()
     }
 
     /// Asks the CPU to start loading the index line where `id` would be
@@ -263,6 +435,7 @@ impl TransferTable {
         }
     }
 
+    /// `id`'s full record (`None` also when only its window entry is held).
     pub fn get(&self, id: &EndToEndId) -> Option<&Transfer> {
         self.find(id).map(|position| self.at(position))
     }
@@ -277,44 +450,67 @@ impl TransferTable {
         &mut self.slab[chunk - self.first_chunk][index]
     }
 
-    /// Inserts a new transfer and returns its slab position; `None` if the
-    /// id was already there (nothing changes then).
-    pub fn insert(&mut self, transfer: Transfer) -> Option<usize> {
-        let hash = hash_of(&transfer.id);
-        let tag = tag_of(hash);
-        let shard_index = shard_of(hash);
-        let shard = &mut self.index[shard_index];
+    /// Puts `position` in the index under `hash` (its id is not there).
+    fn index_new(&mut self, hash: u64, position: usize) {
+        assert!(((position - self.seen_head) as u64) < RESIDUES - 1, "fewer than 4 billion transfers held at once");
+        let (tag, shard) = (tag_of(hash), &mut self.index[shard_of(hash)]);
         if shard.len + 1 > shard.room() {
             shard.grow();
         }
-        let head = self.head;
-        let at = match self.index[shard_index].probe(tag, |e| self.at(position_of(e, head)).id == transfer.id) {
-            Ok(_) => return None,
-            Err(at) => at,
-        };
-        assert!(((self.end - self.head) as u64) < RESIDUES - 1, "fewer than 4 billion transfers held at once");
-        let position = self.end;
+        let Err(at) = shard.probe(tag, |_| false) else { unreachable!("no match asked for") };
+        shard.slots[at] = entry_of(position, tag);
+        shard.len += 1;
+    }
+
+    /// Inserts a new transfer and returns its slab position; `None` if the
+    /// id was already there (nothing changes then).
+    pub fn insert(&mut self, transfer: Transfer) -> Option<usize> {
+        let fingerprint = fingerprint_of(&transfer.id);
+        let hash = hash_of_fingerprint(fingerprint);
+        let (position, seen_head) = (self.end, self.seen_head);
+        let shard = &self.index[shard_of(hash)];
+        let is_of = |e| self.is_of(position_of(e, seen_head), &transfer.id, fingerprint);
+        if !shard.slots.is_empty() && shard.probe(tag_of(hash), is_of).is_ok() {
+            return None;
+        }
+        self.index_new(hash, position);
         let (chunk, _) = locate(position);
         if chunk - self.first_chunk == self.slab.len() {
-            let fresh = self.spare.take().unwrap_or_else(|| Vec::with_capacity(CHUNK));
+            let fresh = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK));
             self.slab.push_back(fresh);
         }
         self.slab[chunk - self.first_chunk].push(transfer);
-        let shard = &mut self.index[shard_index];
-        shard.slots[at] = entry_of(position, tag);
-        shard.len += 1;
         self.end += 1;
         Some(position)
     }
 
-    /// Transfers held.
+    fn push_seen(&mut self, entry: Seen) {
+        let (chunk, _) = locate(self.head);
+        if chunk - self.seen_first_chunk == self.seen.len() {
+            let fresh = self.spare_seen.take().unwrap_or_else(|| Vec::with_capacity(CHUNK));
+            self.seen.push_back(fresh);
+        }
+        self.seen[chunk - self.seen_first_chunk].push(entry);
+    }
+
+    /// Full records held.
     pub fn len(&self) -> usize {
         self.end - self.head
     }
 
-    /// The first position held: how many transfers were evicted.
+    /// Transfers in the window: full records and window entries.
+    pub fn window_len(&self) -> usize {
+        self.end - self.seen_head
+    }
+
+    /// The first position held in full: how many transfers went to the archive.
     pub fn head(&self) -> usize {
         self.head
+    }
+
+    /// The first position in the window: how many ids were forgotten.
+    pub fn seen_head(&self) -> usize {
+        self.seen_head
     }
 
     /// The position the next transfer gets: how many were ever recorded.
@@ -322,29 +518,64 @@ impl TransferTable {
         self.end
     }
 
-    /// Every transfer held with its position, in the order they were recorded.
+    /// Every full record held with its position, in the order they were recorded.
     pub fn values(&self) -> impl Iterator<Item = (usize, &Transfer)> {
         (self.head..self.end).map(|position| (position, self.at(position)))
     }
 
-    /// Evicts the transfer at `head` (the oldest held): its id leaves the
-    /// index, and its chunk is freed once every transfer in it is evicted.
-    pub fn evict_head(&mut self) {
-        assert!(self.head < self.end, "nothing to evict");
-        let id = self.at(self.head).id;
-        let hash = hash_of(&id);
-        let (head, tag) = (self.head, tag_of(hash));
-        let shard = &self.index[shard_of(hash)];
-        let at = shard.probe(tag, |e| position_of(e, head) == head).expect("a held transfer is indexed");
-        self.index[shard_of(hash)].remove_at(at);
+    /// Every window entry, in the order they were recorded.
+    pub fn seen_values(&self) -> impl Iterator<Item = &Seen> {
+        (self.seen_head..self.head).map(|position| self.seen_at(position))
+    }
+
+    /// The full record at `head` (the oldest) leaves for the archive: the
+    /// window keeps `entry` for it, under the same index entry.
+    pub fn demote_head(&mut self, entry: Seen) {
+        assert!(self.head < self.end, "nothing to demote");
+        debug_assert_eq!(join(entry.fingerprint), fingerprint_of(&self.at(self.head).id));
+        self.push_seen(entry);
         self.head += 1;
         if locate(self.head).0 > self.first_chunk {
-            let mut freed = self.slab.pop_front().expect("the evicted chunk");
+            let mut freed = self.slab.pop_front().expect("the demoted chunk");
             freed.clear();
-            self.spare.get_or_insert(freed);
+            if self.spare.len() < SPARE_CHUNKS {
+                self.spare.push(freed);
+            }
             self.first_chunk += 1;
         }
     }
+
+    /// Forgets the oldest window entry: its id leaves the index, and its
+    /// chunk is freed once every entry in it is forgotten.
+    pub fn forget_seen_head(&mut self) {
+        assert!(self.seen_head < self.head, "nothing to forget");
+        let hash = hash_of_fingerprint(join(self.seen_at(self.seen_head).fingerprint));
+        let (seen_head, tag) = (self.seen_head, tag_of(hash));
+        let shard = &self.index[shard_of(hash)];
+        let at = shard.probe(tag, |e| position_of(e, seen_head) == seen_head).expect("a window entry is indexed");
+        self.index[shard_of(hash)].remove_at(at);
+        self.seen_head += 1;
+        if locate(self.seen_head).0 > self.seen_first_chunk {
+            let mut freed = self.seen.pop_front().expect("the forgotten chunk");
+            freed.clear();
+            self.spare_seen.get_or_insert(freed);
+            self.seen_first_chunk += 1;
+        }
+    }
+
+    /// Demotes the oldest full record and forgets it at once (tests of the
+    /// index: what an engine does over a whole duplicate window).
+    #[cfg(test)]
+    pub fn evict_head(&mut self) {
+        let t = self.at(self.head).clone();
+        let t = Transfer { state: TransferState::Settled, settled_at: Some(t.created_at), ..t };
+        self.demote_head(Seen::of(&t, 0));
+        self.forget_seen_head();
+    }
+}
+
+fn join(halves: [u64; 2]) -> u128 {
+    u128::from(halves[0]) | u128::from(halves[1]) << 64
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
@@ -360,10 +591,19 @@ fn prefetch<T>(_line: &T) {}
 /// on the hot path. Safe code cannot touch a vector's spare capacity any
 /// other way.
 fn prefaulted_chunk() -> Vec<Transfer> {
-    let mut chunk = vec![padding(); CHUNK];
+    prefaulted(padding())
+}
+
+fn prefaulted<T: Clone>(padding: T) -> Vec<T> {
+    let mut chunk = vec![padding; CHUNK];
     std::hint::black_box(&mut chunk);
     chunk.clear();
     chunk
+}
+
+/// A placeholder window entry (never indexed).
+fn seen_padding() -> Seen {
+    Seen { fingerprint: [0; 2], digest: 0, at: 0, leaves_minute: 0, settled: false, reason: None }
 }
 
 /// A placeholder transfer (never indexed).

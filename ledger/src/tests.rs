@@ -450,6 +450,75 @@ fn past_the_duplicate_window_transfers_leave_memory_for_the_archive_and_returns_
 }
 
 #[test]
+fn a_final_transfer_keeps_only_a_window_entry_after_final_record_ms_and_it_answers_resubmissions() {
+    let config = EngineConfig {
+        final_record_ms: 1_000,
+        id_age_ms_max: 60_000,
+        id_future_skew_ms_max: 1_000,
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::with_config(config, &[(1, 1000), (2, 1000)]);
+    h.engine.keep_archive_ops();
+    let mut archive = TestArchive::default();
+    let (p, q, r) = (id(1, 1), id(1, 2), id(1, 3));
+    h.pay(T0, p, 1, 2, 100_00);
+    h.answer(T0, 2, p, Decision::Accept);
+    h.pay(T0, q, 1, 2, 7_00);
+    h.answer(T0 + 10, 2, q, Decision::Reject(ReasonCode::BlockedAccount));
+    h.pay(T0, r, 1, 2, 5_00);
+    h.expire(T0 + 900);
+    assert_eq!(h.engine.evicted(), 0, "final for less than final_record_ms");
+    h.answer(T0 + 1_200, 2, r, Decision::Accept);
+    h.expire(T0 + 1_500);
+    assert_eq!(h.engine.evicted(), 2, "p and q went to the archive; r settled 300 ms ago");
+    assert_eq!((h.engine.transfer_count(), h.engine.window_count()), (1, 3));
+    archive.absorb(h.engine.take_archive_ops());
+    assert_eq!(archive.transfers[&p].transfer.state, TransferState::Settled);
+    let Err(mark) = h.run(T0 + 1_500, op::Status { caller: pid(1), id: p }) else { panic!("p's record left memory") };
+    assert_eq!(mark, NotHeld { ops: 2, head: 2 });
+    let positions = (h.position(1), h.position(2));
+    // Resubmissions are answered from the window entries, exactly as the
+    // first time, and nothing moves; a modified reuse of the id is refused.
+    let check = |h: &mut Harness| {
+        assert_eq!(h.pay(T0 + 1_600, p, 1, 2, 100_00), Submitted::Final(Outcome::Settled { at: T0 }));
+        assert_eq!(
+            h.pay(T0 + 1_600, q, 1, 2, 7_00),
+            Submitted::Final(Outcome::Rejected { reason: ReasonCode::BlockedAccount })
+        );
+        assert_eq!(
+            h.pay(T0 + 1_600, p, 1, 2, 100_01),
+            Submitted::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified })
+        );
+        assert_eq!(
+            h.pay(T0 + 1_600, r, 1, 2, 5_01),
+            Submitted::Final(Outcome::Rejected { reason: ReasonCode::DuplicateModified })
+        );
+    };
+    check(&mut h);
+    assert_eq!((h.position(1), h.position(2)), positions);
+    let late = h.engine.answer_stats().late_or_duplicate;
+    h.answer(T0 + 1_600, 2, p, Decision::Accept);
+    assert_eq!(h.engine.answer_stats().late_or_duplicate, late + 1, "a late answer to an archived payment");
+    assert_eq!(h.engine.window_count(), 3, "nothing recorded by resubmissions");
+    h.engine.check_invariants().unwrap();
+    h.assert_snapshots_agree();
+    // The same answers from an engine restored from a snapshot.
+    let snapshot = h.engine.snapshot(h.journal.len() as u64);
+    h.engine = Engine::restore(h.engine.config().clone(), &snapshot).unwrap().0;
+    h.engine.keep_archive_ops();
+    check(&mut h);
+    // Once the ids leave the duplicate window their entries are forgotten
+    // and a resubmission is refused for its age.
+    h.expire(T0 + 61_000);
+    assert_eq!((h.engine.transfer_count(), h.engine.window_count()), (0, 0));
+    assert_eq!(
+        h.pay(T0 + 61_000, p, 1, 2, 100_00),
+        Submitted::Final(Outcome::Rejected { reason: ReasonCode::IdTimestampOutOfRange })
+    );
+    h.assert_snapshots_agree();
+}
+
+#[test]
 fn status_is_visible_only_to_the_two_sides() {
     let mut h = Harness::new(&[(1, 1000), (2, 1000), (3, 1000)]);
     let p = id(1, 1);

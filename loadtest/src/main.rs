@@ -112,6 +112,11 @@ struct Args {
     /// keep it over 60 s.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     soak_window: Duration,
+    /// Soak: how long a final transfer keeps its full record in the
+    /// switch's memory (`engine.final_record_ms`) before only its
+    /// duplicate-window entry stays; scaled down with the window.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    soak_final_record: Duration,
     /// Soak: the switch's snapshot interval (`runtime.snapshot_every_ms`).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     snapshot_every: Duration,
@@ -374,6 +379,7 @@ fn run_soak(args: &Args, keys: u64) -> anyhow::Result<()> {
     let mut config = own_config(args, data_dir.clone(), &codes, args.transfers_capacity.unwrap_or(0));
     config.metrics_listen = None;
     config.engine.id_age_ms_max = args.soak_window.as_millis() as i64;
+    config.engine.final_record_ms = args.soak_final_record.as_millis() as i64;
     config.runtime.snapshot_every_ms = args.snapshot_every.as_millis() as u64;
     let config_path = scratch.path().join("soak.toml");
     std::fs::write(&config_path, toml::to_string(&config)?)?;

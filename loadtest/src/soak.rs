@@ -119,8 +119,10 @@ pub struct SoakReport {
     pub disk_bytes: Vec<u64>,
     /// SIGKILL to serving again on the same data directory.
     pub restart_ms: u64,
-    /// The switch's duplicate window (`engine.id_age_ms_max`) and snapshot interval.
+    /// The switch's duplicate window (`engine.id_age_ms_max`), how long
+    /// final transfers keep their full record, and the snapshot interval.
     pub id_age_ms_max: i64,
+    pub final_record_ms: i64,
     pub snapshot_every_ms: u64,
     /// Over the last 80% of the samples: mean resident memory, and the
     /// largest distance from it as a share of it.
@@ -147,6 +149,7 @@ impl SoakReport {
             disk_bytes: samples.iter().map(|s| s.disk_bytes).collect(),
             restart_ms,
             id_age_ms_max: config.engine.id_age_ms_max,
+            final_record_ms: config.engine.final_record_ms,
             snapshot_every_ms: config.runtime.snapshot_every_ms,
             rss_last80_mean_bytes,
             rss_last80_max_deviation,

@@ -56,6 +56,7 @@ pub fn spawn_publisher(engine: EngineHandle) -> tokio::task::JoinHandle<()> {
             metrics::gauge!("ponte_snapshot_journal_records").set(load(&stats.snapshot_records) as f64);
             metrics::gauge!("ponte_snapshot_bytes").set(load(&stats.snapshot_bytes) as f64);
             metrics::gauge!("ponte_transfers_held").set(load(&stats.transfers_held) as f64);
+            metrics::gauge!("ponte_transfers_in_window").set(load(&stats.transfers_in_window) as f64);
             let available = !stats.store_unavailable.load(std::sync::atomic::Ordering::Relaxed);
             metrics::gauge!("ponte_store_available").set(if available { 1.0 } else { 0.0 });
             metrics::gauge!("ponte_transfers_evicted").set(load(&stats.transfers_evicted) as f64);

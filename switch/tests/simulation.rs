@@ -279,9 +279,13 @@ struct Stats {
     archived_returns: u64,
 }
 
-/// The duplicate window: a minute (ids carry their minute), so transfers
-/// leave memory for the archive within a run.
+/// The duplicate window: a minute (ids carry their minute), so window
+/// entries are forgotten within a run.
 const ID_AGE_MS: i64 = 60_000;
+
+/// Final transfers keep their full record this long, then go to the
+/// archive (the window entry answering resubmissions until ID_AGE_MS).
+const FINAL_RECORD_MS: i64 = 3_000;
 
 fn config() -> EngineConfig {
     EngineConfig {
@@ -290,6 +294,7 @@ fn config() -> EngineConfig {
         claim_window_ms: CLAIM_WINDOW_MS,
         id_age_ms_max: ID_AGE_MS,
         id_future_skew_ms_max: 1_000,
+        final_record_ms: FINAL_RECORD_MS,
         ..EngineConfig::default()
     }
 }

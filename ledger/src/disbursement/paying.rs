@@ -77,7 +77,7 @@ impl Engine {
         let mut counter = self.disbursements.id_counter;
         let id = loop {
             let id = item_payment_id(header.agency, now, counter);
-            if self.transfers.get(&id).is_none() {
+            if !self.transfers.contains(&id) {
                 break id;
             }
             counter += 1; // a client minted this id: take the next

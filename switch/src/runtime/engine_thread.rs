@@ -250,6 +250,7 @@ impl EngineThread {
         stats.events.fetch_add(out.event_count as u64, Ordering::Relaxed);
         stats.reserved.store(self.engine.reserved_count(), Ordering::Relaxed);
         stats.transfers_held.store(self.engine.transfer_count() as u64, Ordering::Relaxed);
+        stats.transfers_in_window.store(self.engine.window_count() as u64, Ordering::Relaxed);
         stats.transfers_evicted.store(self.engine.evicted(), Ordering::Relaxed);
         let ignored = self.engine.answer_stats();
         stats.answers_ignored.store(ignored.late_or_duplicate + ignored.unknown, Ordering::Relaxed);

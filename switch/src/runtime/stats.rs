@@ -32,9 +32,11 @@ pub struct Stats {
     pub snapshot_records: AtomicU64,
     pub snapshot_bytes: AtomicU64,
     pub snapshot_failures: AtomicU64,
-    /// Transfers held in the engine's memory, and evicted to the archive
-    /// so far (set by the engine thread).
+    /// Full transfer records in the engine's memory, transfers in its
+    /// duplicate window (full records and window entries), and transfers
+    /// evicted to the archive so far (set by the engine thread).
     pub transfers_held: AtomicU64,
+    pub transfers_in_window: AtomicU64,
     /// The store cannot make records durable now (no quorum): set and
     /// cleared by the journal thread; callers are refused UNAVAILABLE.
     pub store_unavailable: std::sync::atomic::AtomicBool,

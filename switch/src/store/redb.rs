@@ -95,8 +95,12 @@ impl Journal {
     fn open_unguarded(path: &Path) -> Result<Journal, JournalError> {
         let path = path.to_path_buf();
         let store = |e: redb::Error| JournalError::Store { path: path.clone(), source: Box::new(e) };
+        let started = std::time::Instant::now();
         let db = match Builder::new().set_cache_size(CACHE_BYTES).create(&path) {
-            Ok(db) => db,
+            Ok(db) => {
+                tracing::debug!(journal = %path.display(), ms = started.elapsed().as_millis() as u64, "journal file opened");
+                db
+            }
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(JournalError::Locked { path });
             }
