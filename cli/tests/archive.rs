@@ -1,8 +1,11 @@
 //! Hot state and archive, end to end on the embedded store over real gRPC
 //! with mTLS: with a short duplicate window, settled payments leave the
 //! engine's memory for the archive (`archive.redb`), and everything a bank
-//! or the central bank asks about them still answers exactly: status,
-//! returns capped across memory and archive, a resubmission refused, the
+//! or the central bank asks about them still answers exactly: while the
+//! id is in the duplicate window, a resubmission answered from its window
+//! entry (the same outcome; a modified one refused) and its status from
+//! the archive; past the window, status, returns capped across memory and
+//! archive, a resubmission refused for its age, the
 //! cycle's transfers and report with each payment once, and all of it
 //! again after a restart.
 
@@ -52,6 +55,9 @@ async fn archived_payments_answer_exactly(store: Option<String>) {
     // duplicate window that admits a fresh id is a minute.
     config.engine.id_age_ms_max = 60_000;
     config.engine.id_future_skew_ms_max = 1_000;
+    // Full records leave for the archive a second after they are final;
+    // their window entries stay for the minute.
+    config.engine.final_record_ms = 1_000;
     // Snapshots too: the restart below starts from one taken after the
     // evictions, so the archive must hold what the snapshot no longer does.
     config.runtime.snapshot_every_ms = 200;
@@ -60,12 +66,31 @@ async fn archived_payments_answer_exactly(store: Option<String>) {
     let (a, b) = (switch.client(A).await, switch.client(B).await);
     let inbox = Payee::accepting().serve(&b).await;
     let mut old = Vec::new();
-    for _ in 0..30 {
+    // Ids carry their minute: one made at :59 leaves a one-minute window a
+    // second later (then refused DT01, rightly). Start early in a minute so
+    // the resubmission below is inside the window.
+    while now_ms() % 60_000 > 40_000 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let kept = payment(&a, B, "1.00");
+    let first = a.submit(&kept).await.unwrap();
+    assert!(matches!(first, PaymentOutcome::Settled { .. }), "{first:?}");
+    old.push(kept.id);
+    for _ in 1..30 {
         old.push(pay(&a, "1.00").await);
     }
+    let stats = switch.switch.as_ref().unwrap().engine.stats();
+    // A second later the full records are archived; the window entries
+    // answer a resubmission exactly as the first time, without paying
+    // twice, and refuse a modified one.
+    eventually("the full records archived", || stats.transfers_evicted.load(Ordering::Relaxed) >= 30).await;
+    assert_eq!(a.submit(&kept).await.unwrap(), first, "the same answer from the window entry");
+    let modified = ponte_sdk::Payment { amount: Amount::from_minor(101), ..kept.clone() };
+    let refused = a.submit(&modified).await.unwrap();
+    assert!(matches!(refused, PaymentOutcome::Rejected { reason: ReasonCode::DuplicateModified, .. }), "{refused:?}");
+    assert_eq!(a.status(&old[0]).await.unwrap().state, TransferState::Settled, "status from the archive");
     let early = b.return_payment(&give_back(&b, old[0], 30)).await.unwrap();
     assert!(matches!(early, PaymentOutcome::Settled { .. }));
-    let stats = switch.switch.as_ref().unwrap().engine.stats();
     tokio::time::sleep(std::time::Duration::from_secs(61)).await;
     eventually("the first payments archived", || stats.transfers_evicted.load(Ordering::Relaxed) >= 31).await;
     let recent = pay(&a, "5.00").await;
