@@ -124,6 +124,14 @@ impl Engine {
     /// `journal_records` journal records (the caller knows how many it
     /// applied).
     pub fn snapshot(&self, journal_records: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.snapshot_into(journal_records, &mut out);
+        out
+    }
+
+    /// [`Engine::snapshot`] into `out` (cleared first; its capacity is
+    /// reused, so a thread writing snapshots at intervals allocates once).
+    pub fn snapshot_into(&self, journal_records: u64, out: &mut Vec<u8>) {
         let mut participants: Vec<_> = self.participants.values().collect();
         participants.sort_unstable_by_key(|p| p.id);
         let mut originals: Vec<_> = self.originals.iter().map(|(r, o)| (*r, *o)).collect();
@@ -146,14 +154,14 @@ impl Engine {
             seen: SeenEntries(self),
         };
         let window = self.transfers.window_len() - self.transfers.len();
-        let mut out = Vec::with_capacity(HEADER_BYTES + 160 * self.transfers.len() + 50 * window + 4096);
+        out.clear();
+        out.reserve(HEADER_BYTES + 160 * self.transfers.len() + 50 * window + 4096);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&SNAPSHOT_FORMAT.to_le_bytes());
         out.extend_from_slice(&journal_records.to_le_bytes());
-        let mut out = postcard::to_extend(&body, out).expect("encoding to a Vec cannot fail");
-        let checksum = xxhash_rust::xxh3::xxh3_128(&out);
+        *out = postcard::to_extend(&body, std::mem::take(out)).expect("encoding to a Vec cannot fail");
+        let checksum = xxhash_rust::xxh3::xxh3_128(out);
         out.extend_from_slice(&checksum.to_le_bytes());
-        out
     }
 
     /// Rebuilds an engine from a snapshot, checking its checksum and the

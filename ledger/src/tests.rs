@@ -504,6 +504,9 @@ fn a_final_transfer_keeps_only_a_window_entry_after_final_record_ms_and_it_answe
     h.assert_snapshots_agree();
     // The same answers from an engine restored from a snapshot.
     let snapshot = h.engine.snapshot(h.journal.len() as u64);
+    let mut reused = b"an earlier snapshot's bytes".to_vec();
+    h.engine.snapshot_into(h.journal.len() as u64, &mut reused);
+    assert_eq!(reused, snapshot, "a reused buffer holds exactly the snapshot");
     h.engine = Engine::restore(h.engine.config().clone(), &snapshot).unwrap().0;
     h.engine.keep_archive_ops();
     check(&mut h);

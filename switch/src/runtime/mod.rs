@@ -261,6 +261,7 @@ fn spawn_snapshots(
         stats: stats.clone(),
         stop: stop.clone(),
         archive_written,
+        buffer: Vec::new(),
     };
     let spawned = std::thread::Builder::new().name("ponte-snapshot".into()).spawn(move || follower.run());
     Ok(Some(spawned.map_err(StartError::Thread)?))

@@ -41,6 +41,9 @@ pub(super) struct SnapshotThread {
     /// more is not saved yet (the transfers it no longer holds must be in
     /// the archive first, or a restart from it would lose them).
     pub archive_written: Option<tokio::sync::watch::Receiver<u64>>,
+    /// The snapshot's bytes, reused from one snapshot to the next (one
+    /// allocation of hundreds of megabytes, not one per interval).
+    pub buffer: Vec<u8>,
 }
 
 impl SnapshotThread {
@@ -125,8 +128,9 @@ impl SnapshotThread {
             }
         }
         let started = Instant::now();
-        let bytes = engine.snapshot(records);
-        self.snapshots.save(records, &bytes)?;
+        engine.snapshot_into(records, &mut self.buffer);
+        let bytes = &self.buffer;
+        self.snapshots.save(records, bytes)?;
         let took = started.elapsed();
         let listed = self.snapshots.list()?;
         for &old in listed.iter().skip(self.keep.max(1)) {
