@@ -58,9 +58,11 @@ pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// `final_record_ms`, so few are held at once.
 const FULL_PREFAULT_CHUNKS: usize = 16;
 
-/// Freed full-record chunks kept for reuse, so a steady state of arrival
-/// and archiving allocates (and page-faults) nothing.
+/// Freed chunks kept for reuse (full records, window entries), so a
+/// steady state of arrival, archiving and forgetting allocates (and
+/// page-faults) nothing.
 const SPARE_CHUNKS: usize = 4;
+const SPARE_SEEN_CHUNKS: usize = 1;
 
 /// What the duplicate window keeps of a final transfer once its full
 /// record is in the archive: enough to tell a resubmission (same id, same
@@ -137,22 +139,88 @@ pub enum Held<'a> {
 /// then [`Seen`] entries before them) and one index from the id's hash to
 /// a position.
 pub struct TransferTable {
-    /// Chunks holding positions `first_chunk * CHUNK..`, in order.
-    slab: VecDeque<Vec<Transfer>>,
-    first_chunk: usize,
+    /// Full records of positions `head..end`.
+    slab: Chunks<Transfer>,
     /// The first position with a full record (everything before it is in
     /// the archive).
     head: usize,
     /// The position the next transfer gets.
     end: usize,
-    /// Chunks holding the entries of positions `seen_first_chunk * CHUNK..`.
-    seen: VecDeque<Vec<Seen>>,
-    seen_first_chunk: usize,
+    /// Window entries of positions `seen_head..head`.
+    seen: Chunks<Seen>,
     /// The first position still indexed (everything before it was forgotten).
     seen_head: usize,
     index: Vec<IndexShard>,
-    spare: Vec<Vec<Transfer>>,
-    spare_seen: Option<Vec<Seen>>,
+}
+
+/// Items by position in chunks of [`CHUNK`] that never move: appended at
+/// the back, released from the front a whole chunk at a time (kept as
+/// spares, up to a bound, for the chunks to come).
+struct Chunks<T> {
+    /// Chunks holding positions `first_chunk * CHUNK..`, in order.
+    chunks: VecDeque<Vec<T>>,
+    first_chunk: usize,
+    spare: Vec<Vec<T>>,
+    spare_max: usize,
+}
+
+impl<T: Clone> Chunks<T> {
+    /// `count` chunks with their memory already touched (see [`prefaulted`]).
+    fn prefaulted(count: usize, padding: T, spare_max: usize) -> Chunks<T> {
+        let chunks = (0..count).map(|_| prefaulted(padding.clone())).collect();
+        Chunks { chunks, first_chunk: 0, spare: Vec::new(), spare_max }
+    }
+
+    /// Empty, the next item pushed getting `position`: a chunk is filled
+    /// from its start, so the first one is padded up to it.
+    fn start_at(&mut self, position: usize, padding: T) {
+        self.first_chunk = position >> CHUNK_BITS;
+        let offset = position & (CHUNK - 1);
+        if self.chunks.is_empty() && offset != 0 {
+            self.chunks.push_back(Vec::with_capacity(CHUNK));
+        }
+        if let Some(first) = self.chunks.front_mut() {
+            first.resize(offset, padding);
+        }
+    }
+
+    fn get(&self, position: usize) -> &T {
+        let (chunk, index) = locate(position);
+        &self.chunks[chunk - self.first_chunk][index]
+    }
+
+    fn get_mut(&mut self, position: usize) -> &mut T {
+        let (chunk, index) = locate(position);
+        &mut self.chunks[chunk - self.first_chunk][index]
+    }
+
+    /// Appends the item of `position`, the one after the last pushed.
+    fn push(&mut self, position: usize, item: T) {
+        let (chunk, _) = locate(position);
+        if chunk - self.first_chunk == self.chunks.len() {
+            let fresh = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK));
+            self.chunks.push_back(fresh);
+        }
+        self.chunks[chunk - self.first_chunk].push(item);
+    }
+
+    /// Releases the chunks holding only positions before `head`.
+    fn release_before(&mut self, head: usize) {
+        while locate(head).0 > self.first_chunk {
+            let mut freed = self.chunks.pop_front().expect("a chunk before head");
+            freed.clear();
+            if self.spare.len() < self.spare_max {
+                self.spare.push(freed);
+            }
+            self.first_chunk += 1;
+        }
+    }
+
+    /// Chunks held (not counting spares).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.chunks.len()
+    }
 }
 
 /// Positions are stored in the index modulo this, plus one (0 means an
@@ -313,19 +381,13 @@ impl TransferTable {
             })
             .collect();
         let chunks = capacity.div_ceil(CHUNK);
-        let slab = (0..chunks.min(FULL_PREFAULT_CHUNKS)).map(|_| prefaulted_chunk()).collect();
-        let seen = (0..chunks).map(|_| prefaulted(seen_padding())).collect();
         TransferTable {
-            slab,
-            first_chunk: 0,
+            slab: Chunks::prefaulted(chunks.min(FULL_PREFAULT_CHUNKS), padding(), SPARE_CHUNKS),
             head: 0,
             end: 0,
-            seen,
-            seen_first_chunk: 0,
+            seen: Chunks::prefaulted(chunks, seen_padding(), SPARE_SEEN_CHUNKS),
             seen_head: 0,
             index,
-            spare: Vec::new(),
-            spare_seen: None,
         }
     }
 
@@ -335,28 +397,21 @@ impl TransferTable {
     pub fn restored(capacity: usize, seen_head: usize, seen: Vec<Seen>) -> TransferTable {
         let mut table = TransferTable::with_capacity(capacity);
         table.seen_head = seen_head;
-        table.seen_first_chunk = seen_head >> CHUNK_BITS;
-        // A chunk is filled from its start: pad the first one up to its head.
-        if table.seen.is_empty() {
-            table.seen.push_back(Vec::with_capacity(CHUNK));
-        }
-        table.seen[0].resize(seen_head & (CHUNK - 1), seen_padding());
+        table.seen.start_at(seen_head, seen_padding());
         table.head = seen_head;
         for entry in seen {
             let position = table.head;
-            table.push_seen(entry);
+            table.seen.push(position, entry);
             let hash = hash_of_fingerprint(join(entry.fingerprint));
-            table.index_new(hash, position);
+            table.room_for_one(hash);
+            let Err(at) = table.index[shard_of(hash)].probe(tag_of(hash), |_| false) else {
+                unreachable!("no match asked for")
+            };
+            table.fill(hash, at, position);
             table.head += 1;
         }
         table.end = table.head;
-        table.first_chunk = table.head >> CHUNK_BITS;
-        if let Some(first) = table.slab.front_mut() {
-            first.resize(table.head & (CHUNK - 1), padding());
-        } else if table.head & (CHUNK - 1) != 0 {
-            table.slab.push_back(Vec::with_capacity(CHUNK));
-            table.slab[0].resize(table.head & (CHUNK - 1), padding());
-        }
+        table.slab.start_at(table.head, padding());
         table
     }
 
@@ -370,14 +425,12 @@ impl TransferTable {
     /// must be held in full (`head <= position < end`).
     pub fn at(&self, position: usize) -> &Transfer {
         debug_assert!(self.holds(position), "position {position} not held");
-        let (chunk, index) = locate(position);
-        &self.slab[chunk - self.first_chunk][index]
+        self.slab.get(position)
     }
 
     fn seen_at(&self, position: usize) -> &Seen {
         debug_assert!((self.seen_head..self.head).contains(&position), "position {position} not in the window");
-        let (chunk, index) = locate(position);
-        &self.seen[chunk - self.seen_first_chunk][index]
+        self.seen.get(position)
     }
 
     /// Whether `position`'s full record is in the table.
@@ -446,19 +499,22 @@ impl TransferTable {
 
     pub fn at_mut(&mut self, position: usize) -> &mut Transfer {
         debug_assert!(self.holds(position), "position {position} not held");
-        let (chunk, index) = locate(position);
-        &mut self.slab[chunk - self.first_chunk][index]
+        self.slab.get_mut(position)
     }
 
-    /// Puts `position` in the index under `hash` (its id is not there).
-    fn index_new(&mut self, hash: u64, position: usize) {
-        assert!(((position - self.seen_head) as u64) < RESIDUES - 1, "fewer than 4 billion transfers held at once");
-        let (tag, shard) = (tag_of(hash), &mut self.index[shard_of(hash)]);
+    /// Makes room in `hash`'s shard for one more entry.
+    fn room_for_one(&mut self, hash: u64) {
+        let shard = &mut self.index[shard_of(hash)];
         if shard.len + 1 > shard.room() {
             shard.grow();
         }
-        let Err(at) = shard.probe(tag, |_| false) else { unreachable!("no match asked for") };
-        shard.slots[at] = entry_of(position, tag);
+    }
+
+    /// Puts `position` in the empty slot `at` of `hash`'s shard.
+    fn fill(&mut self, hash: u64, at: usize, position: usize) {
+        assert!(((position - self.seen_head) as u64) < RESIDUES - 1, "fewer than 4 billion transfers held at once");
+        let shard = &mut self.index[shard_of(hash)];
+        shard.slots[at] = entry_of(position, tag_of(hash));
         shard.len += 1;
     }
 
@@ -468,29 +524,14 @@ impl TransferTable {
         let fingerprint = fingerprint_of(&transfer.id);
         let hash = hash_of_fingerprint(fingerprint);
         let (position, seen_head) = (self.end, self.seen_head);
-        let shard = &self.index[shard_of(hash)];
+        self.room_for_one(hash);
+        // One probe: it finds the id, or the empty slot it goes in.
         let is_of = |e| self.is_of(position_of(e, seen_head), &transfer.id, fingerprint);
-        if !shard.slots.is_empty() && shard.probe(tag_of(hash), is_of).is_ok() {
-            return None;
-        }
-        self.index_new(hash, position);
-        let (chunk, _) = locate(position);
-        if chunk - self.first_chunk == self.slab.len() {
-            let fresh = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK));
-            self.slab.push_back(fresh);
-        }
-        self.slab[chunk - self.first_chunk].push(transfer);
+        let Err(at) = self.index[shard_of(hash)].probe(tag_of(hash), is_of) else { return None };
+        self.fill(hash, at, position);
+        self.slab.push(position, transfer);
         self.end += 1;
         Some(position)
-    }
-
-    fn push_seen(&mut self, entry: Seen) {
-        let (chunk, _) = locate(self.head);
-        if chunk - self.seen_first_chunk == self.seen.len() {
-            let fresh = self.spare_seen.take().unwrap_or_else(|| Vec::with_capacity(CHUNK));
-            self.seen.push_back(fresh);
-        }
-        self.seen[chunk - self.seen_first_chunk].push(entry);
     }
 
     /// Full records held.
@@ -533,16 +574,9 @@ impl TransferTable {
     pub fn demote_head(&mut self, entry: Seen) {
         assert!(self.head < self.end, "nothing to demote");
         debug_assert_eq!(join(entry.fingerprint), fingerprint_of(&self.at(self.head).id));
-        self.push_seen(entry);
+        self.seen.push(self.head, entry);
         self.head += 1;
-        if locate(self.head).0 > self.first_chunk {
-            let mut freed = self.slab.pop_front().expect("the demoted chunk");
-            freed.clear();
-            if self.spare.len() < SPARE_CHUNKS {
-                self.spare.push(freed);
-            }
-            self.first_chunk += 1;
-        }
+        self.slab.release_before(self.head);
     }
 
     /// Forgets the oldest window entry: its id leaves the index, and its
@@ -555,12 +589,7 @@ impl TransferTable {
         let at = shard.probe(tag, |e| position_of(e, seen_head) == seen_head).expect("a window entry is indexed");
         self.index[shard_of(hash)].remove_at(at);
         self.seen_head += 1;
-        if locate(self.seen_head).0 > self.seen_first_chunk {
-            let mut freed = self.seen.pop_front().expect("the forgotten chunk");
-            freed.clear();
-            self.spare_seen.get_or_insert(freed);
-            self.seen_first_chunk += 1;
-        }
+        self.seen.release_before(self.seen_head);
     }
 
     /// Demotes the oldest full record and forgets it at once (tests of the
@@ -586,14 +615,10 @@ fn prefetch<T>(line: &T) {
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
 fn prefetch<T>(_line: &T) {}
 
-/// A slab chunk with its memory written once (with placeholder transfers,
+/// A chunk with its memory written once (with placeholder items,
 /// removed again), so the kernel maps and zeroes its pages now rather than
 /// on the hot path. Safe code cannot touch a vector's spare capacity any
 /// other way.
-fn prefaulted_chunk() -> Vec<Transfer> {
-    prefaulted(padding())
-}
-
 fn prefaulted<T: Clone>(padding: T) -> Vec<T> {
     let mut chunk = vec![padding; CHUNK];
     std::hint::black_box(&mut chunk);

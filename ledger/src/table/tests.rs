@@ -10,7 +10,7 @@ fn a_table_built_for_a_capacity_holds_it_without_growing_and_starts_empty() {
         (
             table.index.iter().map(|shard| shard.slots.len()).collect(),
             table.slab.len(),
-            table.slab.iter().map(Vec::capacity).collect(),
+            table.slab.chunks.iter().map(Vec::capacity).collect(),
         )
     };
     let before = sizes(&table);
