@@ -210,7 +210,7 @@ impl Archive for EmbeddedArchive {
         let mut ids: Vec<(u128, u64)> =
             transfers.iter().map(|t| (id_key(&t.transfer.id, run, t.position), t.position)).collect();
         ids.sort_unstable();
-        let mut runs: Vec<u32> = ids.iter().map(|(key, _)| (key >> 96) as u32).collect();
+        let mut runs: Vec<u32> = ids.iter().map(|&(k, _)| minute_of_key(k)).collect();
         runs.dedup();
         self.write_txn(|txn| {
             let mut table = txn.open_table(BLOCKS)?;
@@ -250,8 +250,8 @@ impl Archive for EmbeddedArchive {
             for row in txn.open_table(RUNS)?.range((minute, 0)..=(minute, u32::MAX))? {
                 let (key, _) = row?;
                 let (_, run) = key.value();
-                let prefix = u128::from(minute) << 96 | u128::from(run) << 64 | u128::from(hash) << 32;
-                for row in by_id.range(prefix..=prefix | 0xffff_ffff)? {
+                let first = by_id_key(minute, run, hash, 0);
+                for row in by_id.range(first..=by_id_key(minute, run, hash, u32::MAX))? {
                     positions.push(row?.1.value());
                 }
             }
@@ -337,11 +337,11 @@ impl Archive for EmbeddedArchive {
                     for key in &keys {
                         by_id.remove(key)?;
                     }
-                    let mut minutes: Vec<u32> = keys.iter().map(|k| (k >> 96) as u32).collect();
+                    let mut minutes: Vec<u32> = keys.iter().map(|&k| minute_of_key(k)).collect();
                     minutes.dedup();
                     for minute in minutes {
-                        let prefix = u128::from(minute) << 96 | u128::from(block.run) << 64;
-                        if by_id.range(prefix..=prefix | u128::from(u64::MAX))?.next().is_none() {
+                        let (first, last) = (by_id_key(minute, block.run, 0, 0), by_id_key(minute, block.run, u32::MAX, u32::MAX));
+                        if by_id.range(first..=last)?.next().is_none() {
                             runs.remove((minute, block.run))?;
                         }
                     }
@@ -374,12 +374,20 @@ fn hash_of(id: &EndToEndId) -> u32 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes()) as u32
 }
 
+/// A `by_id` key: (minute, run, hash, the position's low 32 bits), high
+/// to low; with `hash` and `low` 0, the first key of a run's entries.
+fn by_id_key(minute: u32, run: u32, hash: u32, low: u32) -> u128 {
+    u128::from(minute) << 96 | u128::from(run) << 64 | u128::from(hash) << 32 | u128::from(low)
+}
+
+/// The minute of a `by_id` key.
+fn minute_of_key(key: u128) -> u32 {
+    (key >> 96) as u32
+}
+
 /// The `by_id` key of an archived transfer.
 fn id_key(id: &EndToEndId, run: u32, position: u64) -> u128 {
-    u128::from(minute_of(id)) << 96
-        | u128::from(run) << 64
-        | u128::from(hash_of(id)) << 32
-        | u128::from(position as u32)
+    by_id_key(minute_of(id), run, hash_of(id), position as u32)
 }
 
 /// The archive file beside a journal file.
