@@ -33,7 +33,7 @@
 use crate::payments::Transfer;
 use crate::table::{Map, Seen};
 use crate::{Engine, Event, Output};
-use ponte_domain::{Amount, EndToEndId, ParticipantId, ReasonCode, TimestampMs, TransferState, TransferView};
+use ponte_domain::{Amount, EndToEndId, ParticipantId, TimestampMs, TransferState, TransferView};
 use ponte_settlement::report::SettledMovement;
 use std::collections::BTreeSet;
 
@@ -205,16 +205,6 @@ impl Engine {
             && t.settled_at.unwrap_or(t.created_at) < before
     }
 
-    /// When `t`'s id stops being submittable, so its window entry may go:
-    /// its timestamp leaves the window. An id refused for its timestamp
-    /// (possibly far in the future) leaves once its record is as old.
-    fn leaves_at(t: &Transfer) -> TimestampMs {
-        match t.reason {
-            Some(ReasonCode::IdTimestampOutOfRange) => t.created_at,
-            _ => t.id.created_at_ms().unwrap_or(i64::MIN),
-        }
-    }
-
     /// Hands the oldest full records that no longer need to be in memory
     /// to the archive, forgets the oldest window entries whose ids left the
     /// window (at most [`EVICT_BATCH_MAX`] of each), and forgets late
@@ -250,7 +240,7 @@ impl Engine {
         while self.transfers.head() < through {
             let position = self.transfers.head();
             let transfer = self.transfers.at(position);
-            let seen = Seen::of(transfer, Engine::leaves_at(transfer));
+            let seen = Seen::of(transfer);
             let original = self.originals.remove(&transfer.id);
             number_op(&mut self.archive_out, &mut self.archive_ops, || {
                 let transfer = Transfer { digest: 0, deadline: 0, ..transfer.clone() };

@@ -90,10 +90,16 @@ pub struct Seen {
 const _: () = assert!(std::mem::size_of::<Seen>() == 40, "a window entry is 40 bytes");
 
 impl Seen {
-    /// What the window keeps of the final transfer `t`, whose id may be
-    /// forgotten once the duplicate window passes `leaves_at`.
-    pub fn of(t: &Transfer, leaves_at: TimestampMs) -> Seen {
+    /// What the window keeps of the final transfer `t`. Its id may be
+    /// forgotten once the window passes the id's timestamp; an id refused
+    /// for its timestamp (possibly far in the future) once its record is
+    /// as old.
+    pub fn of(t: &Transfer) -> Seen {
         debug_assert!(matches!(t.state, TransferState::Settled | TransferState::Rejected));
+        let leaves_at = match t.reason {
+            Some(ReasonCode::IdTimestampOutOfRange) => t.created_at,
+            _ => t.id.created_at_ms().unwrap_or(i64::MIN),
+        };
         let minute = leaves_at.div_euclid(60_000) + i64::from(leaves_at.rem_euclid(60_000) != 0);
         Seen {
             fingerprint: split(fingerprint_of(&t.id)),
@@ -598,7 +604,7 @@ impl TransferTable {
     pub fn evict_head(&mut self) {
         let t = self.at(self.head).clone();
         let t = Transfer { state: TransferState::Settled, settled_at: Some(t.created_at), ..t };
-        self.demote_head(Seen::of(&t, 0));
+        self.demote_head(Seen::of(&t));
         self.forget_seen_head();
     }
 }
