@@ -8,7 +8,8 @@
 //! must stop acknowledging at once, answer UNAVAILABLE, keep running, and
 //! resume by itself when the node is back (taking its lease back, its
 //! epoch checked); a payment caught in the outage gets one true outcome,
-//! and the ledger after a restart is the same.
+//! and the ledger after a restart is the same. A node started while the
+//! store is away waits for it and starts by itself when it returns.
 
 mod common;
 
@@ -105,4 +106,26 @@ async fn losing_the_stores_quorum_pauses_the_switch_which_resumes_by_itself() {
     assert_eq!(sum, Amount::ZERO);
     let positions = |all: &[ponte_sdk::ParticipantInfo]| all.iter().map(|p| (p.code, p.position)).collect::<Vec<_>>();
     assert_eq!(positions(&before), positions(&after));
+
+    // A restart while the store is away: the node waits for it (it does
+    // not exit, and does not listen), and starts by itself when it is back.
+    switch.switch.take().unwrap().stop().await;
+    cassandra("stop", &dir);
+    let starting = tokio::spawn(ponte_switch::server::start(switch.config.clone()));
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(!starting.is_finished(), "the switch must wait for the store, not give up");
+    cassandra("start", &dir);
+    let restarted = tokio::time::timeout(Duration::from_secs(120), starting)
+        .await
+        .expect("started within 120 s of the store coming back")
+        .unwrap()
+        .expect("the switch starts once the store answers");
+    switch.switch = Some(restarted);
+    let (again, sum) = switch.operator().await.participants().await.unwrap();
+    assert_eq!(sum, Amount::ZERO);
+    assert_eq!(positions(&before), positions(&again));
+    let a = switch.client(A).await;
+    let inbox = Payee::accepting().serve(&switch.client(B).await).await;
+    assert!(a.submit(&payment(&a, B, "3.00")).await.unwrap().is_settled());
+    inbox.stop().await;
 }

@@ -164,7 +164,7 @@ impl PaymentOutcome {
         matches!(self, PaymentOutcome::Settled { .. })
     }
 
-    fn from_wire(result: &pb::PaymentResult) -> Result<PaymentOutcome, Error> {
+    pub(crate) fn from_wire(result: &pb::PaymentResult) -> Result<PaymentOutcome, Error> {
         match pb::PaymentStatus::try_from(result.status) {
             Ok(pb::PaymentStatus::Settled) => Ok(PaymentOutcome::Settled { at_ms: result.settled_at_ms }),
             Ok(pb::PaymentStatus::Rejected) => {
@@ -194,6 +194,8 @@ pub struct Client {
     payments: PaymentsClient<Channel>,
     pub(crate) directory: ponte_proto::v1::directory_client::DirectoryClient<Channel>,
     pub(crate) disbursements: ponte_proto::v1::disbursements_client::DisbursementsClient<Channel>,
+    /// How long a payment in doubt is resolved before [`Error::InDoubt`].
+    in_doubt_wait: std::time::Duration,
 }
 
 impl Client {
@@ -209,7 +211,21 @@ impl Client {
             disbursements: ponte_proto::v1::disbursements_client::DisbursementsClient::new(channel)
                 .max_decoding_message_size(64 * 1024 * 1024)
                 .max_encoding_message_size(8 * 1024 * 1024),
+            in_doubt_wait: crate::in_doubt::IN_DOUBT_WAIT_DEFAULT,
         })
+    }
+
+    /// How long [`Client::submit`], [`Client::submit_to_key`] and
+    /// [`Client::return_payment`] keep resolving a payment left in doubt by
+    /// a failed call (asking its status, sending it again with the same id)
+    /// before they give up with [`Error::InDoubt`]. Default 30 s.
+    pub fn with_in_doubt_wait(mut self, wait: std::time::Duration) -> Client {
+        self.in_doubt_wait = wait;
+        self
+    }
+
+    pub fn in_doubt_wait(&self) -> std::time::Duration {
+        self.in_doubt_wait
     }
 
     pub fn participant(&self) -> ParticipantId {
@@ -241,17 +257,30 @@ impl Client {
         EndToEndId::generate(IdKind::Return, self.participant, now_ms())
     }
 
-    /// Submits one payment and waits for its final outcome.
+    /// Submits one payment and waits for its final outcome. If the call
+    /// fails after it may have reached the switch (a cut connection, a lost
+    /// answer), the payment's true outcome is found by id before this
+    /// returns (see [`Client::with_in_doubt_wait`]); an error then means it
+    /// was not made, or [`Error::InDoubt`] that the switch stayed out of reach.
     pub async fn submit(&self, payment: &Payment) -> Result<PaymentOutcome, Error> {
-        let result = self.payments.clone().submit(payment.to_wire()).await?.into_inner();
-        PaymentOutcome::from_wire(&result)
+        let request = payment.to_wire();
+        self.send_until_known(&payment.id, || {
+            let (mut payments, request) = (self.payments.clone(), request.clone());
+            async move { payments.submit(request).await }
+        })
+        .await
     }
 
-    /// Pays the account a directory key names, and waits for the outcome.
-    /// An unregistered key is rejected with BE23.
+    /// Pays the account a directory key names, and waits for the outcome
+    /// (resolved as [`Client::submit`] does). An unregistered key is
+    /// rejected with BE23.
     pub async fn submit_to_key(&self, payment: &KeyPayment) -> Result<PaymentOutcome, Error> {
-        let result = self.payments.clone().submit(payment.to_wire()).await?.into_inner();
-        PaymentOutcome::from_wire(&result)
+        let request = payment.to_wire();
+        self.send_until_known(&payment.id, || {
+            let (mut payments, request) = (self.payments.clone(), request.clone());
+            async move { payments.submit(request).await }
+        })
+        .await
     }
 
     /// Opens a submit stream for high volume: send batches on the
@@ -286,8 +315,11 @@ impl Client {
             reason: r.reason.code().to_owned(),
             remittance: r.remittance.clone(),
         };
-        let result = self.payments.clone().r#return(request).await?.into_inner();
-        PaymentOutcome::from_wire(&result)
+        self.send_until_known(&r.id, || {
+            let (mut payments, request) = (self.payments.clone(), request.clone());
+            async move { payments.r#return(request).await }
+        })
+        .await
     }
 }
 

@@ -26,6 +26,11 @@ pub enum Error {
     Unavailable(String),
     #[error("the switch answered something this SDK cannot read: {0}")]
     Protocol(String),
+    #[error(
+        "payment {id} is in doubt: the switch could not be asked its outcome in time ({detail}); it was made at \
+         most once: ask its status later, or send it again with the same end-to-end id and content"
+    )]
+    InDoubt { id: String, detail: String },
     #[error("gRPC error {code:?}: {message}")]
     Other { code: Code, message: String },
 }
@@ -35,7 +40,7 @@ impl Error {
     /// repeat it with the same end-to-end id: the switch never executes one
     /// twice.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Overloaded(_) | Error::Unavailable(_) | Error::Connect { .. })
+        matches!(self, Error::Overloaded(_) | Error::Unavailable(_) | Error::Connect { .. } | Error::InDoubt { .. })
     }
 
     pub(crate) fn from_item(code: i32, message: String) -> Error {

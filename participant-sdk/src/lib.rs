@@ -28,7 +28,9 @@
 //! ```
 //!
 //! # Layout
-//! - [`Client`]: submit (one at a time or streamed), status, returns.
+//! - [`Client`]: submit (one at a time or streamed), status, returns. A
+//!   call cut after it may have reached the switch is resolved by id before
+//!   it returns ([`Client::resolve`], [`Error::InDoubt`]).
 //! - [`InboxHandler`] and [`Client::serve_inbox`]: receive payments and answer them.
 //! - [`directory`]: the alias directory: keys, lookups, reconciliation, claims;
 //!   [`Client::submit_to_key`] pays a key.
@@ -43,6 +45,7 @@ mod client;
 pub mod directory;
 pub mod disbursement;
 mod error;
+mod in_doubt;
 mod inbox;
 mod operator;
 pub use ponte_wire as wire;
@@ -51,6 +54,7 @@ pub use client::{
     Client, Identity, KeyPayment, Payment, PaymentOutcome, Return, StreamedResult, SubmitReceiver, SubmitSender,
 };
 pub use error::Error;
+pub use in_doubt::IN_DOUBT_WAIT_DEFAULT;
 pub use inbox::{InboxHandle, InboxHandler, IncomingPayment, ReturnNotice};
 pub use operator::{CycleInfo, OperatorClient, ParticipantInfo, ReportFormat};
 pub use ponte_directory::claims::{ClaimAction, ClaimKind, ClaimStatus};

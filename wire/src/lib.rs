@@ -13,6 +13,12 @@ use ponte_domain::{Account, AccountType, Amount, EndToEndId, ParticipantId, Reas
 use ponte_proto::v1 as pb;
 use std::fmt;
 
+/// Metadata key of an error status whose request the switch refused before
+/// executing anything (value `no`): the payment was not made, and sending
+/// it again with the same end-to-end id is the only way it can be. An error
+/// without it (a cut connection, a lost answer) leaves a payment in doubt.
+pub const EXECUTED_METADATA: &str = "ponte-executed";
+
 /// A malformed field: which one, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {

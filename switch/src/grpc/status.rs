@@ -23,12 +23,18 @@ pub fn to_status(error: impl ToStatus) -> Status {
     error.to_status()
 }
 
+/// A request refused at the door (before the engine saw it) says so in
+/// its metadata (`ponte-executed: no`): a client then knows the payment was
+/// not executed. Any other UNAVAILABLE, a cut connection or a deadline
+/// leaves a payment in doubt until its status is asked.
 impl ToStatus for SubmitError {
     fn to_status(self) -> Status {
-        match self {
+        let mut status = match self {
             SubmitError::Overloaded => Status::resource_exhausted(self.to_string()),
             SubmitError::Stopped | SubmitError::StoreUnavailable => Status::unavailable(self.to_string()),
-        }
+        };
+        status.metadata_mut().insert(ponte_wire::EXECUTED_METADATA, tonic::metadata::MetadataValue::from_static("no"));
+        status
     }
 }
 

@@ -84,6 +84,8 @@ const INSERTS_IN_FLIGHT_MAX: usize = 32;
 const ATTEMPTS_MAX: u32 = 5;
 /// Rows per page when replaying.
 const REPLAY_PAGE_ROWS: i32 = 64;
+/// How often a node starting while the cluster cannot answer tries again.
+const CONNECT_RETRY: Duration = Duration::from_secs(2);
 
 /// Where and how to reach the cluster; parsed from a `cql://` address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,9 +250,39 @@ impl CqlStandby {
             .enable_all()
             .build()
             .map_err(|e| cql(format!("cannot start the driver's runtime: {e}")))?;
-        let shared = Arc::new(runtime.block_on(connect(config, target.clone()))?);
-        runtime.block_on(lease::init_head(&shared))?;
-        Ok(CqlStandby { shared, runtime: Arc::new(runtime), since: std::time::Instant::now(), announced: false })
+        let since = std::time::Instant::now();
+        let mut waiting = false;
+        let shared = loop {
+            let attempt = runtime.block_on(async {
+                let shared = connect(config.clone(), target.clone()).await?;
+                lease::init_head(&shared).await?;
+                Ok(shared)
+            });
+            match attempt {
+                Ok(shared) => break Arc::new(shared),
+                // The cluster cannot answer now (down, unreachable, or too
+                // few replicas for QUORUM): wait for it, saying so, rather
+                // than exit; a wrong address or schema is said at once.
+                Err(error @ (StoreError::Cql { .. } | StoreError::Unavailable { .. }))
+                    if config.standby_wait_max.is_none_or(|max| since.elapsed() < max) =>
+                {
+                    if !waiting {
+                        tracing::error!(%error, "the journal store has no quorum or cannot be reached: this node \
+                             cannot start (it does not listen until the store answers); retrying every {} s",
+                            CONNECT_RETRY.as_secs());
+                        metrics::gauge!("ponte_store_available").set(0.0);
+                        waiting = true;
+                    }
+                    std::thread::sleep(CONNECT_RETRY);
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        if waiting {
+            tracing::warn!(target = %shared.target, waited_s = since.elapsed().as_secs(), "the journal store is back: starting");
+            metrics::gauge!("ponte_store_available").set(1.0);
+        }
+        Ok(CqlStandby { shared, runtime: Arc::new(runtime), since, announced: false })
     }
 
     pub fn describe(&self) -> String {

@@ -176,13 +176,18 @@ async fn check_replication(session: &Session, config: &CqlConfig, target: &str) 
         .unwrap_or_default();
     let found = replication.get("replication_factor").and_then(|f| f.parse::<u32>().ok());
     match found {
-        Some(found) if found != config.replication_factor && config.replication_factor_asked => Err(cql(format!(
-            "keyspace {ks} exists with replication_factor {found}, but the address asks for {asked}; Ponte does not \
+        Some(found) if found != config.replication_factor && config.replication_factor_asked => {
+            Err(StoreError::Address {
+                address: target.to_string(),
+                reason: format!(
+                    "keyspace {ks} exists with replication_factor {found}, but the address asks for {asked}; Ponte does not \
              change an existing keyspace: ALTER KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', \
              'replication_factor': {asked}}} and run a full repair, or drop the option",
-            ks = config.keyspace,
-            asked = config.replication_factor
-        ))),
+                    ks = config.keyspace,
+                    asked = config.replication_factor
+                ),
+            })
+        }
         Some(found) if found != config.replication_factor => {
             tracing::info!(%target, replication_factor = found, "using the keyspace's replication factor");
             Ok(())
