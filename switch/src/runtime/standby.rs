@@ -37,10 +37,20 @@ pub(super) fn follow_until_writer(
     let mut applied = from_snapshot;
     let mut pending: Vec<NumberedOp> = Vec::new();
     let mut followed = 0_u64;
+    // Whether the last read found records (said in the debug log when it
+    // changes: tests wait for a standby to have read everything).
+    let mut reading = true;
     loop {
         match follow(&standby, &mut engine, applied, &mut pending, archive.as_ref()) {
             Ok(to) => {
                 followed += to - applied;
+                if (to > applied) != reading {
+                    reading = to > applied;
+                    match reading {
+                        true => tracing::debug!(from = applied, "standby: reading the writer's new records"),
+                        false => tracing::debug!(record = applied, "standby: caught up with the writer"),
+                    }
+                }
                 applied = to;
             }
             Err(error) => {

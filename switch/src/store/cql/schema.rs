@@ -237,4 +237,17 @@ pub(super) const MIGRATIONS: &[(i32, &str, &[&str])] = &[
             "CREATE TABLE IF NOT EXISTS {ks}.archive_written (stream text PRIMARY KEY, written bigint)",
         ],
     ),
+    (
+        4,
+        "the archive written in single-partition batches: ids by minute and shard, cycles in pieces \
+         (replaces migration 3's per-transfer tables, never released)",
+        &[
+            "CREATE TABLE IF NOT EXISTS {ks}.archive_ids (stream text, minute bigint, shard int, id text, \
+             position bigint, body blob, PRIMARY KEY ((stream, minute, shard), id))",
+            "CREATE TABLE IF NOT EXISTS {ks}.archive_pieces (stream text, cycle int, bucket bigint, first bigint, \
+             body blob, PRIMARY KEY ((stream, cycle, bucket), first))",
+            "DROP TABLE IF EXISTS {ks}.archive_transfers",
+            "DROP TABLE IF EXISTS {ks}.archive_cycle",
+        ],
+    ),
 ];
