@@ -303,7 +303,7 @@ impl Archive for CqlArchive {
                 ArchiveOp::LateReturn { .. } => None,
             })
             .collect();
-        let mut ids: BTreeMap<(i64, i32), Vec<(&str, i64, &[u8])>> = BTreeMap::new();
+        let mut ids: BTreeMap<(i64, i32), Vec<IdRow<'_>>> = BTreeMap::new();
         let mut cycles: BTreeMap<(i32, i64), Vec<&ArchivedTransfer>> = BTreeMap::new();
         let mut rows = Vec::new();
         for (op, body) in ops.iter().zip(&bodies) {
