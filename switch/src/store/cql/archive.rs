@@ -163,6 +163,9 @@ fn id_partition(id: &str) -> (i64, i32) {
     (minute, (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % ID_SHARDS) as i32)
 }
 
+/// An id row: id, position, body.
+type IdRow<'a> = (&'a str, i64, &'a [u8]);
+
 /// One write of a batch of ops.
 enum Row<'a> {
     /// Id rows of one partition: (id, position, body).
