@@ -168,11 +168,11 @@ type IdRow<'a> = (&'a str, i64, &'a [u8]);
 
 /// One write of a batch of ops.
 enum Row<'a> {
-    /// Id rows of one partition: (id, position, body).
+    /// Id rows of one partition.
     Ids {
         minute: i64,
         shard: i32,
-        rows: Vec<(&'a str, i64, &'a [u8])>,
+        rows: Vec<IdRow<'a>>,
     },
     Piece {
         cycle: i32,
