@@ -215,6 +215,18 @@ impl Claims {
     }
 
     /// When the earliest unresolved claim's window lapses, if any.
+    /// When the longest-closed claim closed (`None`: no claim is closed).
+    pub fn earliest_closed(&self) -> Option<TimestampMs> {
+        self.claims.values().filter(|c| c.status.is_final()).map(|c| c.updated_at).min()
+    }
+
+    /// Forgets the claims closed before `before`; how many.
+    pub fn forget_closed_before(&mut self, before: TimestampMs) -> usize {
+        let held = self.claims.len();
+        self.claims.retain(|_, c| !(c.status.is_final() && c.updated_at < before));
+        held - self.claims.len()
+    }
+
     pub fn earliest_deadline(&self) -> Option<TimestampMs> {
         self.active_by_key
             .values()

@@ -178,6 +178,11 @@ pub enum Event<'a> {
     Forgotten {
         through: u64,
     },
+    /// Claims closed before `before` (past the retention) were forgotten:
+    /// asked for, they are unknown from now on.
+    ClaimsForgotten {
+        before: TimestampMs,
+    },
 }
 
 impl Event<'_> {

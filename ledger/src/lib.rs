@@ -178,6 +178,9 @@ pub struct Engine {
     /// When the earliest unresolved claim lapses (`i64::MAX`: none), so
     /// `expire` looks at claims only when one is due.
     claim_deadline: TimestampMs,
+    /// When the longest-closed claim passes the retention (`i64::MAX`:
+    /// none closed; 0: not known yet), so `expire` looks then. Not durable.
+    claims_forget_at: TimestampMs,
     /// The cycle settlements land in now.
     current_cycle: u64,
     cycles: std::collections::BTreeMap<u64, Cycle>,
@@ -205,6 +208,7 @@ impl Engine {
             answer_stats: AnswerStats::default(),
             directory,
             claim_deadline: i64::MAX,
+            claims_forget_at: 0,
             current_cycle: 1,
             cycles: std::collections::BTreeMap::new(),
             disbursements: Disbursements::default(),

@@ -122,6 +122,9 @@ impl Engine {
             self.expire_claims(now, out);
             self.claim_deadline = self.directory.claims.earliest_deadline().unwrap_or(i64::MAX);
         }
+        if now >= self.claims_forget_at {
+            self.forget_claims(now, out);
+        }
         while let Some((deadline, position)) = self.deadlines.pop_due(now, &self.transfers) {
             let transfer = self.transfers.at(position);
             debug_assert!(transfer.state == TransferState::Reserved && transfer.deadline == deadline);
@@ -131,6 +134,20 @@ impl Engine {
             out.effects.push(Effect::Cancelled { payee, id, reason: ReasonCode::PayeeTimeout });
         }
         self.evict(now, out);
+    }
+
+    /// Forgets the claims closed longer ago than the retention (they then
+    /// answer as unknown), and notes when the next one will be due: the
+    /// longest-closed claim left, or one closing from now on; looked at
+    /// no more than once a minute (a look reads every claim).
+    fn forget_claims(&mut self, now: TimestampMs, out: &mut Output) {
+        let retention = self.config.retention_ms();
+        let before = now.saturating_sub(retention);
+        if self.directory.claims.earliest_closed().is_some_and(|closed| closed < before) {
+            self.record(Event::ClaimsForgotten { before }, out);
+        }
+        let next = self.directory.claims.earliest_closed().unwrap_or(now).saturating_add(retention);
+        self.claims_forget_at = next.max(now.saturating_add(60_000));
     }
 
     pub(crate) fn submit(&mut self, now: TimestampMs, mut order: PaymentOrder, out: &mut Output) -> Submitted {

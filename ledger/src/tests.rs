@@ -868,6 +868,43 @@ mod directory {
     }
 
     #[test]
+    fn closed_claims_are_forgotten_past_the_retention_and_open_ones_kept() {
+        let mut h = Harness::new(&[(1, 1000), (2, 1000), (3, 1000)]);
+        register(&mut h, 1, "10");
+        let joao = Owner { kind: OwnerKind::Person, id: "11144477735".into(), name: "Joao Lima".into() };
+        let open = |h: &mut Harness, caller: u32, at: TimestampMs| {
+            let claim = op::OpenClaim {
+                caller: pid(caller),
+                kind: ClaimKind::Ownership,
+                key: phone(),
+                account: account(caller, "20"),
+                owner: joao.clone(),
+            };
+            h.run(at, claim).unwrap()
+        };
+        let first = open(&mut h, 2, T0);
+        let closed = h.run(T0 + 1_000, op::ActOnClaim { caller: pid(2), id: first.id, action: ClaimAction::Cancel });
+        assert!(matches!(closed, Ok(ref c) if c.status == ClaimStatus::Cancelled), "{closed:?}");
+        let retention = h.engine.config().retention_ms();
+        // A later claim on the same key, still open when the first is forgotten.
+        let second = open(&mut h, 3, T0 + retention);
+        h.expire(T0 + 1_000 + retention - 1);
+        assert!(h.engine.directory().claims.get(first.id).is_some(), "kept for the whole retention");
+        // Looked for at most once a minute.
+        h.expire(T0 + 1_000 + retention + 60_000);
+        assert!(h.engine.directory().claims.get(first.id).is_none(), "forgotten within a minute past the retention");
+        assert!(h.engine.directory().claims.get(second.id).is_some(), "an open claim is never forgotten");
+        let acted = h
+            .run(T0 + retention + 62_000, op::ActOnClaim { caller: pid(2), id: first.id, action: ClaimAction::Cancel });
+        assert!(acted.is_err(), "a forgotten claim is unknown: {acted:?}");
+        assert_eq!(h.run(T0, op::ListClaims { caller: pid(2) }).len(), 0);
+        let rebuilt = h.replayed();
+        assert!(rebuilt.directory().claims.get(first.id).is_none());
+        assert!(rebuilt.directory().claims.get(second.id).is_some());
+        h.assert_snapshots_agree();
+    }
+
+    #[test]
     fn lookups_are_rate_limited_per_end_user() {
         let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
         register(&mut h, 2, "4242");

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 /// Batches of ops waiting for the archive thread.
 pub(super) const ARCHIVE_QUEUE_MAX: usize = 256;
 /// Most ops written in one transaction.
-const WRITE_OPS_MAX: usize = 65_536;
+pub(super) const WRITE_OPS_MAX: usize = 65_536;
 /// How long the thread gathers ops before a write, when fewer than
 /// `WRITE_OPS_MAX` are waiting: fewer, larger transactions (one fsync each).
 const GATHER: Duration = Duration::from_millis(100);

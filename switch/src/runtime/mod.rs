@@ -292,9 +292,12 @@ struct Archiving {
     thread: std::thread::JoinHandle<()>,
 }
 
+/// Starts the archive thread, with `unarchived` (ops made before the start
+/// that the archive lacks) first in its queue.
 fn spawn_archive(
     archive: Option<Arc<dyn crate::store::Archive>>,
     engine_config: &EngineConfig,
+    unarchived: Vec<ponte_ledger::NumberedOp>,
 ) -> Result<Option<Archiving>, StartError> {
     let Some(archive) = archive else { return Ok(None) };
     let (ops, ops_rx) = std_mpsc::sync_channel(archive_thread::ARCHIVE_QUEUE_MAX);
@@ -309,6 +312,12 @@ fn spawn_archive(
         .name("ponte-archive".into())
         .spawn(move || thread.run())
         .map_err(StartError::Thread)?;
+    let mut unarchived = unarchived.into_iter().peekable();
+    while unarchived.peek().is_some() {
+        let chunk: Vec<_> = unarchived.by_ref().take(archive_thread::WRITE_OPS_MAX).collect();
+        // The thread runs and drains the queue: this waits at most for it.
+        ops.send(chunk).map_err(|_| StartError::Thread(std::io::Error::other("the archive thread ended")))?;
+    }
     Ok(Some(Archiving { ops, access: ArchiveAccess { archive, written }, thread }))
 }
 
@@ -366,7 +375,7 @@ impl Runtime {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let journaling = Journaling { batches: batches_tx, spares: spares_rx };
         let engine_thread = spawn_engine(engine, requests_rx, journaling, &config, &stats, &stop)?;
-        let archiving = spawn_archive(archive, &engine_config)?;
+        let archiving = spawn_archive(archive, &engine_config, recovered.unarchived)?;
         let archive_written = archiving.as_ref().map(|a| a.access.written.clone());
         let snapshot_thread = spawn_snapshots(
             journal.as_ref(),

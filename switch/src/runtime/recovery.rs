@@ -22,6 +22,10 @@ pub(super) struct Recovered {
     /// Records a standby applied while following the writer, before it
     /// took over (then `replayed` is only what came after its last read).
     pub followed: u64,
+    /// Archive ops made before the start that the archive does not hold
+    /// yet, for the archive thread to write first (queries that need them
+    /// wait for them, as for any op).
+    pub unarchived: Vec<ponte_ledger::NumberedOp>,
 }
 
 /// Rebuilds the engine; with an archive, the transfers the replayed
@@ -49,7 +53,7 @@ pub(super) fn recover(
     })?;
     flush(&mut engine, 1).map_err(|detail| StoreError::Damaged { target: "archive".into(), detail })?;
     engine.check_invariants().map_err(StartError::Invariant)?;
-    Ok(Recovered { engine, from_snapshot, replayed, followed: 0 })
+    Ok(Recovered { engine, from_snapshot, replayed, followed: 0, unarchived: Vec::new() })
 }
 
 /// The engine a start replays the journal into: the newest usable snapshot
