@@ -112,7 +112,7 @@ async fn a_three_node_cluster_loses_one_node_without_error_and_two_without_loss(
         let gap = longest_gap(&heard, lost_one, one_down);
         let settled = heard.settled.len() - before_loss;
         eprintln!("one node SIGKILLed: {settled} settled in the next 8 s, longest pause {gap:?}");
-        assert!(gap < Duration::from_secs(3), "payments stalled {gap:?} after losing one node of three");
+        assert!(gap < Duration::from_secs(6), "payments stalled {gap:?} after losing one node of three");
     }
 
     // A second node lost: no quorum. Nothing more is acknowledged; new

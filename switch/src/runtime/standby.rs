@@ -22,8 +22,14 @@ use crate::store::{Archive, Store, StoreError};
 use ponte_ledger::{Engine, EngineConfig, NumberedOp};
 use std::sync::Arc;
 
-/// Archive ops a standby holds for the writer before writing them itself.
-const PENDING_OPS_MAX: usize = 262_144;
+/// Archive ops a standby holds for the writer before writing them itself:
+/// more than the writer's archive can be behind (its queue full of
+/// eviction batches, plus the write in progress), so a standby does not
+/// write the archive while it follows (that doubled the cluster's archive
+/// work and could hold a takeover for the seconds such a write takes).
+/// ~250 B each: ~270 MB at most, only while the writer's archive lags.
+const PENDING_OPS_MAX: usize = super::archive_thread::ARCHIVE_QUEUE_MAX * ponte_ledger::archive::EVICT_BATCH_MAX
+    + super::archive_thread::WRITE_OPS_MAX;
 
 /// Follows the writer until this node takes over; returns the store, now
 /// the writer's, and the engine with the tail replayed.
@@ -126,7 +132,13 @@ fn follow(
         let written = archive.written()?;
         pending.retain(|op| op.number >= written);
         if pending.len() > PENDING_OPS_MAX {
+            let started = std::time::Instant::now();
             archive.write(pending)?;
+            tracing::warn!(
+                ops = pending.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "standby: the writer's archive is further behind than a standby holds; wrote its ops itself"
+            );
             pending.clear();
         }
     }
