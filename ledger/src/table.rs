@@ -707,6 +707,15 @@ impl DeadlineQueue {
         Some((deadline, position))
     }
 
+    /// Entries held, live or stale.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     /// Every queued `(deadline, slab position)`, live or stale, for invariant checks.
     pub fn queued(&self) -> std::collections::HashSet<(TimestampMs, usize)> {
         self.queue.iter().copied().collect()

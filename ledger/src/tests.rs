@@ -137,6 +137,32 @@ impl Harness {
     }
 }
 
+#[test]
+fn an_engine_that_only_applies_records_keeps_no_deadline_of_a_final_payment() {
+    let mut h = Harness::new(&[(1, 1_000_000), (2, 1_000_000)]);
+    for n in 0..500 {
+        assert!(matches!(h.pay(T0 + n as i64, id(1, n), 1, 2, 100), Submitted::Pending));
+        h.answer(T0 + n as i64, 2, id(1, n), Decision::Accept);
+    }
+    // One still reserved: its deadline is live and stays.
+    assert!(matches!(h.pay(T0 + 600, id(1, 999), 1, 2, 100), Submitted::Pending));
+    // A follower applies records and never ticks (no expiry runs).
+    let mut follower = Engine::new(h.engine.config().clone());
+    let mut grew = 0;
+    for record in &h.journal {
+        for event in decode_events(record) {
+            follower.apply(&event.unwrap());
+        }
+        grew = grew.max(follower.deadlines_queued());
+        follower.drop_stale_deadlines();
+    }
+    assert_eq!(follower.deadlines_queued(), 1, "only the reserved payment's deadline is left");
+    assert!(grew <= 2, "stale entries dropped record by record, not piled up: {grew}");
+    follower.check_invariants().unwrap();
+    // Without dropping them, one entry per payment ever reserved.
+    assert_eq!(h.replayed().deadlines_queued(), 501);
+}
+
 fn replay_into(engine: &mut Engine, records: &[Vec<u8>]) {
     for record in records {
         for event in decode_events(record) {

@@ -88,6 +88,7 @@ pub(super) fn apply_record(engine: &mut Engine, record: &[u8]) -> Result<(), Str
         let event = event.map_err(|e| format!("undecodable event: {e}"))?;
         engine.apply(&event);
     }
+    engine.drop_stale_deadlines();
     Ok(())
 }
 

@@ -72,7 +72,9 @@ pub(super) fn follow_until_writer(
         }
         match standby.try_take_over()? {
             Ok(mut store) => {
+                tracing::debug!("standby: replaying the tail");
                 let tail = store.replay(applied, &mut |_, record| apply_record(&mut engine, record))?;
+                tracing::debug!(tail, "standby: tail replayed");
                 pending.extend(engine.take_archive_ops());
                 // What the old writer had not archived is written by this
                 // node's archive thread, first, after it starts serving:

@@ -326,7 +326,9 @@ impl CqlStandby {
         if !runtime.block_on(lease::try_lease(&shared, self.since, &mut self.announced))? {
             return Ok(Err(self));
         }
+        tracing::debug!(target = %shared.target, "standby: took the writer lease");
         let (epoch, head) = runtime.block_on(lease::fence(&shared))?;
+        tracing::debug!(target = %shared.target, epoch, head, "standby: fenced the earlier writers");
         let first = runtime.block_on(snapshots::read_first(&shared))?;
         let renewer = Some(runtime.spawn(renew_lease(shared.clone())));
         Ok(Ok(CqlStore { shared, runtime: Some(runtime), renewer, epoch, head, first }))
