@@ -712,10 +712,6 @@ impl DeadlineQueue {
         self.queue.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
     /// Every queued `(deadline, slab position)`, live or stale, for invariant checks.
     pub fn queued(&self) -> std::collections::HashSet<(TimestampMs, usize)> {
         self.queue.iter().copied().collect()
