@@ -243,7 +243,7 @@ impl Archive for EmbeddedArchive {
     fn transfer(&self, id: &EndToEndId) -> Result<Option<Archived>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| error(&self.path, e))?;
         let read = || -> Result<_, redb::Error> {
-            let minute = minute_of(id);
+            let minute = crate::store::id_minute(id);
             let hash = hash_of(id);
             let by_id = txn.open_table(BY_ID)?;
             let mut positions = Vec::new();
@@ -364,14 +364,9 @@ impl Archive for EmbeddedArchive {
     }
 }
 
-/// The minute an id was made (0 for an id without a readable stamp).
-fn minute_of(id: &EndToEndId) -> u32 {
-    id.created_at_ms().map_or(0, |ms| (ms / 60_000) as u32)
-}
-
-/// 32 bits of an xxh3 of the id (fixed seed: it is stored).
+/// 32 bits of the id's archive hash.
 fn hash_of(id: &EndToEndId) -> u32 {
-    xxhash_rust::xxh3::xxh3_64(id.as_bytes()) as u32
+    crate::store::id_hash(id) as u32
 }
 
 /// A `by_id` key: (minute, run, hash, the position's low 32 bits), high
@@ -387,7 +382,7 @@ fn minute_of_key(key: u128) -> u32 {
 
 /// The `by_id` key of an archived transfer.
 fn id_key(id: &EndToEndId, run: u32, position: u64) -> u128 {
-    by_id_key(minute_of(id), run, hash_of(id), position as u32)
+    by_id_key(crate::store::id_minute(id), run, hash_of(id), position as u32)
 }
 
 /// The archive file beside a journal file.
@@ -475,7 +470,10 @@ mod tests {
         let runs: Vec<(u32, u32)> =
             txn.open_table(RUNS).unwrap().iter().unwrap().map(|r| r.unwrap().0.value()).collect();
         assert!(runs.iter().all(|&(_, run)| run >= 100), "the runs of 0..100 and 100..700 before 612 went: {runs:?}");
-        assert!(runs.contains(&(minute_of(&archived(650).transfer.id), 100)), "run 100 still holds 612..700");
+        assert!(
+            runs.contains(&(crate::store::id_minute(&archived(650).transfer.id), 100)),
+            "run 100 still holds 612..700"
+        );
         drop(txn);
         // Again, later: the rest goes too.
         assert_eq!(archive.expire(T0 + 2_000 * 1_000).unwrap(), 388);

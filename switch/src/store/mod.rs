@@ -28,6 +28,18 @@ mod snapshot_files;
 pub use self::redb::Journal;
 pub use cql::CqlStore;
 
+/// The minute an end-to-end id was made, in minutes since the Unix epoch
+/// (0 for an id without a readable stamp): both archives place an id by
+/// it, so a lookup goes where its write went.
+pub(crate) fn id_minute(id: &ponte_domain::EndToEndId) -> u32 {
+    id.created_at_ms().map_or(0, |ms| (ms / 60_000) as u32)
+}
+
+/// An xxh3 of the id with a fixed seed (archives store what it places).
+pub(crate) fn id_hash(id: &ponte_domain::EndToEndId) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
+}
+
 /// A durable, append-only journal of records (each the encoded events of one
 /// engine batch). Used by one thread at a time: the journal thread.
 pub trait Store: Send + 'static {

@@ -156,11 +156,10 @@ pub(super) fn open(
     Arc::new(CqlArchive { shared: shared.clone(), runtime: Some(runtime.clone()), ttl_s })
 }
 
-/// An id's partition in `archive_ids`: the minute its id carries
-/// (yyyyMMddHHmm as a number) and a shard of its hash.
-fn id_partition(id: &str) -> (i64, i32) {
-    let minute = id.get(9..21).and_then(|digits| digits.parse().ok()).unwrap_or(0);
-    (minute, (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % ID_SHARDS) as i32)
+/// An id's partition in `archive_ids`: the minute its id carries and a
+/// shard of its hash.
+fn id_partition(id: &EndToEndId) -> (i64, i32) {
+    (i64::from(crate::store::id_minute(id)), (crate::store::id_hash(id) % ID_SHARDS) as i32)
 }
 
 /// An id row: id, position, body.
@@ -313,7 +312,7 @@ impl Archive for CqlArchive {
             match (&op.op, body) {
                 (ArchiveOp::Transfer(a), Some(body)) => {
                     let (id, position) = (a.transfer.id.as_str(), a.position as i64);
-                    ids.entry(id_partition(id)).or_default().push((id, position, body));
+                    ids.entry(id_partition(&a.transfer.id)).or_default().push((id, position, body));
                     if a.transfer.cycle != 0 {
                         cycles.entry((a.transfer.cycle as i32, position >> BUCKET_BITS)).or_default().push(a);
                     }
@@ -359,7 +358,7 @@ impl Archive for CqlArchive {
     fn transfer(&self, id: &EndToEndId) -> Result<Option<Archived>, StoreError> {
         let shared = &self.shared;
         let body = self.run(async {
-            let (minute, shard) = id_partition(id.as_str());
+            let (minute, shard) = id_partition(id);
             let result = retry(shared, "read an archived transfer", || {
                 shared.session.execute_unpaged(
                     &shared.statements.archive.read_id,
