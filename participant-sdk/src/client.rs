@@ -263,24 +263,14 @@ impl Client {
     /// returns (see [`Client::with_in_doubt_wait`]); an error then means it
     /// was not made, or [`Error::InDoubt`] that the switch stayed out of reach.
     pub async fn submit(&self, payment: &Payment) -> Result<PaymentOutcome, Error> {
-        let request = payment.to_wire();
-        self.send_until_known(&payment.id, || {
-            let (mut payments, request) = (self.payments.clone(), request.clone());
-            async move { payments.submit(request).await }
-        })
-        .await
+        self.submit_request(&payment.id, payment.to_wire(), crate::in_doubt::Start::Send).await
     }
 
     /// Pays the account a directory key names, and waits for the outcome
     /// (resolved as [`Client::submit`] does). An unregistered key is
     /// rejected with BE23.
     pub async fn submit_to_key(&self, payment: &KeyPayment) -> Result<PaymentOutcome, Error> {
-        let request = payment.to_wire();
-        self.send_until_known(&payment.id, || {
-            let (mut payments, request) = (self.payments.clone(), request.clone());
-            async move { payments.submit(request).await }
-        })
-        .await
+        self.submit_request(&payment.id, payment.to_wire(), crate::in_doubt::Start::Send).await
     }
 
     /// Opens a submit stream for high volume: send batches on the

@@ -27,6 +27,13 @@ pub const IN_DOUBT_WAIT_DEFAULT: Duration = Duration::from_secs(30);
 const PAUSE_FIRST: Duration = Duration::from_millis(50);
 const PAUSE_MAX: Duration = Duration::from_secs(1);
 
+/// How [`Client::submit_request`] begins: with a send (a new call), or by
+/// asking what became of the payment (its fate unknown to this client).
+pub(crate) enum Start {
+    Send,
+    Ask,
+}
+
 /// What one send of a payment (or return) gave.
 pub(crate) type Sent = Result<tonic::Response<pb::PaymentResult>, tonic::Status>;
 
@@ -86,12 +93,25 @@ impl Client {
     /// content, which makes it at most once. Returns [`Error::InDoubt`] if
     /// the switch could not be reached within the in-doubt wait.
     pub async fn resolve(&self, payment: &crate::Payment) -> Result<PaymentOutcome, Error> {
-        let request = payment.to_wire();
+        self.submit_request(&payment.id, payment.to_wire(), Start::Ask).await
+    }
+
+    /// Submits `request` (of payment `id`) until its one outcome is known,
+    /// sending it first or asking first what became of it.
+    pub(crate) async fn submit_request(
+        &self,
+        id: &EndToEndId,
+        request: pb::PaymentRequest,
+        start: Start,
+    ) -> Result<PaymentOutcome, Error> {
         let send = || {
             let (mut payments, request) = (self.raw(), request.clone());
             async move { payments.submit(request).await }
         };
-        self.resolve_with(&payment.id, send).await
+        match start {
+            Start::Send => self.send_until_known(id, send).await,
+            Start::Ask => self.resolve_with(id, send).await,
+        }
     }
 
     async fn resolve_with<F, Fut>(&self, id: &EndToEndId, send: F) -> Result<PaymentOutcome, Error>
