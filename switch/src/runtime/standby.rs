@@ -72,17 +72,14 @@ pub(super) fn follow_until_writer(
         }
         match standby.try_take_over()? {
             Ok(mut store) => {
-                tracing::debug!("standby: replaying the tail");
                 let tail = store.replay(applied, &mut |_, record| apply_record(&mut engine, record))?;
                 tracing::debug!(tail, "standby: tail replayed");
-                pending.extend(engine.take_archive_ops());
                 // What the old writer had not archived is written by this
                 // node's archive thread, first, after it starts serving:
                 // writing it here would hold the takeover for as long as
                 // the old writer's archive was behind (3.5 s at 10 M
                 // payments of history on one Cassandra node).
-                let written = archive.written()?;
-                pending.retain(|op| op.number >= written);
+                take_unarchived(&mut engine, &mut pending, archive.as_ref())?;
                 engine.check_invariants().map_err(StartError::Invariant)?;
                 tracing::info!(
                     followed,
@@ -115,6 +112,21 @@ fn start_following(
     Ok((engine, from_snapshot))
 }
 
+/// Adds the engine's new archive ops to `pending` and keeps only those the
+/// archive does not hold yet.
+fn take_unarchived(
+    engine: &mut Engine,
+    pending: &mut Vec<NumberedOp>,
+    archive: &dyn Archive,
+) -> Result<(), StoreError> {
+    pending.extend(engine.take_archive_ops());
+    if !pending.is_empty() {
+        let written = archive.written()?;
+        pending.retain(|op| op.number >= written);
+    }
+    Ok(())
+}
+
 /// Applies the records committed since `from`; returns where it got to.
 fn follow(
     standby: &CqlStandby,
@@ -129,20 +141,16 @@ fn follow(
             .read(from, to, &mut |_, record| apply_record(engine, record))
             .map_err(|e| StoreError::Damaged { target: standby.describe(), detail: e.to_string() })?;
     }
-    pending.extend(engine.take_archive_ops());
-    if !pending.is_empty() {
-        let written = archive.written()?;
-        pending.retain(|op| op.number >= written);
-        if pending.len() > PENDING_OPS_MAX {
-            let started = std::time::Instant::now();
-            archive.write(pending)?;
-            tracing::warn!(
-                ops = pending.len(),
-                ms = started.elapsed().as_millis() as u64,
-                "standby: the writer's archive is further behind than a standby holds; wrote its ops itself"
-            );
-            pending.clear();
-        }
+    take_unarchived(engine, pending, archive)?;
+    if pending.len() > PENDING_OPS_MAX {
+        let started = std::time::Instant::now();
+        archive.write(pending)?;
+        tracing::warn!(
+            ops = pending.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "standby: the writer's archive is further behind than a standby holds; wrote its ops itself"
+        );
+        pending.clear();
     }
     Ok(to.max(from))
 }
