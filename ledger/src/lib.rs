@@ -15,6 +15,7 @@
 mod apply;
 pub mod archive;
 mod cycles;
+mod deadlines;
 mod digest;
 mod directory;
 mod disbursement;
@@ -47,8 +48,9 @@ pub use ponte_domain::TransferView;
 pub use ponte_domain::{Decision, Liquidity, ParticipantStatus};
 pub use returns::ReturnOrder;
 
+use deadlines::DeadlineQueue;
 use ponte_domain::{Amount, EndToEndId, ParticipantId, TimestampMs, TransferState};
-use table::{DeadlineQueue, TransferTable};
+use table::TransferTable;
 
 /// Longest remittance text, in characters.
 pub const REMITTANCE_LEN_MAX: usize = 140;
@@ -178,8 +180,8 @@ pub struct Engine {
     /// When the earliest unresolved claim lapses (`i64::MAX`: none), so
     /// `expire` looks at claims only when one is due.
     claim_deadline: TimestampMs,
-    /// When the longest-closed claim passes the retention (`i64::MAX`:
-    /// none closed; 0: not known yet), so `expire` looks then. Not durable.
+    /// When `expire` next looks for closed claims past the retention (0:
+    /// at the first tick). Not durable.
     claims_forget_at: TimestampMs,
     /// The cycle settlements land in now.
     current_cycle: u64,

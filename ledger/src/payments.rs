@@ -143,10 +143,12 @@ impl Engine {
     fn forget_claims(&mut self, now: TimestampMs, out: &mut Output) {
         let retention = self.config.retention_ms();
         let before = now.saturating_sub(retention);
-        if self.directory.claims.earliest_closed().is_some_and(|closed| closed < before) {
+        let mut earliest = self.directory.claims.earliest_closed();
+        if earliest.is_some_and(|closed| closed < before) {
             self.record(Event::ClaimsForgotten { before }, out);
+            earliest = self.directory.claims.earliest_closed();
         }
-        let next = self.directory.claims.earliest_closed().unwrap_or(now).saturating_add(retention);
+        let next = earliest.unwrap_or(now).saturating_add(retention);
         self.claims_forget_at = next.max(now.saturating_add(60_000));
     }
 

@@ -1,4 +1,4 @@
-//! Tests of the transfer table and the deadline queue.
+//! Tests of the transfer table.
 use super::*;
 
 #[test]
