@@ -53,9 +53,9 @@ async fn calls_cut_by_a_crash_return_each_payments_one_true_outcome() {
     let store = common::test_store("in_doubt");
     let mut server = spawn_server(dir.path(), port, store.as_deref());
     let (a, b, _) = process_clients(dir.path(), &server.endpoint).await;
-    // Some payees answer at once, some take their time: the kill lands on
-    // calls not yet received, reserved, and settled with the answer on its way.
-    let payee = Payee::deciding(|_| ponte_domain::Decision::Accept);
+    // The payee answers at once: the kill lands on calls not yet received,
+    // reserved, and settled with the answer on its way.
+    let payee = Payee::accepting();
     let inbox = payee.serve(&b).await;
     let stop = Arc::new(AtomicBool::new(false));
     let payers: Vec<_> = (0..16).map(|_| tokio::spawn(pay_until(a.clone(), stop.clone()))).collect();

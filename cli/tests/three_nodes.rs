@@ -49,19 +49,20 @@ async fn pay(a: Client, heard: Arc<Mutex<Heard>>, stop: Arc<AtomicBool>) {
         let p = payment(&a, B, "1.00");
         heard.lock().unwrap().sent.insert(p.id, p.clone());
         let result = a.submit(&p).await;
-        let refused = {
+        // Refused at the door while the store has no quorum: not made; the
+        // payer pauses before its next one.
+        let refused = matches!(&result, Err(Error::Unavailable(message)) if message.contains("quorum"));
+        {
             let mut heard = heard.lock().unwrap();
             match result {
                 Ok(PaymentOutcome::Settled { .. }) => heard.settled.push((Instant::now(), p.id)),
                 Ok(PaymentOutcome::Rejected { reason: ReasonCode::PayeeTimeout }) => heard.rejected.push(p.id),
                 Ok(PaymentOutcome::Rejected { reason }) => heard.errors.push(format!("{}: rejected {reason}", p.id)),
-                // Refused at the door while the store has no quorum: not made.
-                Err(Error::Unavailable(message)) if message.contains("quorum") => heard.refused += 1,
+                Err(_) if refused => heard.refused += 1,
                 Err(error) => heard.errors.push(format!("{}: {error}", p.id)),
             }
-            heard.refused
-        };
-        if refused > 0 {
+        }
+        if refused {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
