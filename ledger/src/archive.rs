@@ -254,9 +254,7 @@ impl Engine {
     pub(crate) fn apply_forgotten(&mut self, through: u64) {
         let through = usize::try_from(through).expect("a position");
         assert!(through <= self.transfers.head(), "forgetting a transfer held in full");
-        while self.transfers.seen_head() < through {
-            self.transfers.forget_seen_head();
-        }
+        self.transfers.forget_through(through);
     }
 
     /// A return against an archived payment settled: the late total grows

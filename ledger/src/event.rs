@@ -186,6 +186,19 @@ pub enum Event<'a> {
 }
 
 impl Event<'_> {
+    /// The transfer whose record applying this event looks up or inserts
+    /// (a replay prefetches its index line a few events ahead).
+    pub fn transfer(&self) -> Option<&EndToEndId> {
+        match self {
+            Event::Reserved { id, .. }
+            | Event::Settled { id, .. }
+            | Event::Rejected { id, .. }
+            | Event::Refused { id, .. }
+            | Event::ReturnSettled { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
     pub fn encode_into(&self, buffer: &mut Vec<u8>) {
         // Payment events fit a small stack buffer, which postcard fills
         // without a capacity check per byte; then one copy. Larger events

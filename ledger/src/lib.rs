@@ -295,6 +295,27 @@ impl Engine {
         }
     }
 
+    /// Applies the events of one journal record in order (a replay, a
+    /// follower), each event's transfer prefetched
+    /// [`Engine::PREFETCH_AHEAD`] events ahead as a batch does for
+    /// commands. An undecodable event stops it with the error (the events
+    /// before it are applied).
+    pub fn apply_record(&mut self, record: &[u8]) -> Result<(), postcard::Error> {
+        let mut events = decode_events(record);
+        let mut ahead = std::collections::VecDeque::with_capacity(Self::PREFETCH_AHEAD + 1);
+        loop {
+            while ahead.len() <= Self::PREFETCH_AHEAD {
+                let Some(event) = events.next().transpose()? else { break };
+                if let Some(id) = event.transfer() {
+                    self.transfers.prefetch(id);
+                }
+                ahead.push_back(event);
+            }
+            let Some(event) = ahead.pop_front() else { return Ok(()) };
+            self.apply(&event);
+        }
+    }
+
     /// Executes one operation at `now`, answering with exactly its result
     /// type (see [`op`]).
     pub fn execute<O: Operation>(&mut self, now: TimestampMs, operation: O, out: &mut Output) -> O::Result {

@@ -4,11 +4,19 @@
 //!
 //! Layout (all integers little-endian):
 //! ```text
-//! magic "PONTESNP" | format u32 | journal_records u64 | body (postcard) | xxh3-128 of all before it
+//! magic "PONTESNP" | format u32 | journal_records u64 | body_len u64 | body (postcard)
+//!   | window entries (40 bytes each, [`Seen::to_bytes`]) | xxh3-128 of all before it
 //! ```
 //! `journal_records` is how many journal records the state includes: the
 //! engine restored from the snapshot, with records `journal_records..`
 //! applied, is the engine that replayed the whole journal.
+//!
+//! The duplicate window's entries (most of a snapshot: ~10 M of them for a
+//! busy minute-scale window, 24 h of a country's payments in production)
+//! are fixed-size records after the body rather than postcard: writing and
+//! reading them is a copy, and a restart restores them straight into the
+//! table's chunks, building the index as it goes. Their count is implied
+//! by the body (`head - seen_head`) and checked against the bytes.
 //!
 //! The body is written in a fixed order (maps sorted, transfers in arrival
 //! order), so two engines in the same state write the same bytes: the
@@ -30,8 +38,10 @@ const MAGIC: &[u8; 8] = b"PONTESNP";
 /// Bumped whenever the body's layout changes; older snapshots are then
 /// refused (the journal they cover is replayed instead, or the previous
 /// snapshot used).
-pub const SNAPSHOT_FORMAT: u32 = 3;
+pub const SNAPSHOT_FORMAT: u32 = 4;
 const HEADER_BYTES: usize = 8 + 4 + 8;
+/// The body's length follows the header.
+const BODY_AT: usize = HEADER_BYTES + 8;
 const CHECKSUM_BYTES: usize = 16;
 
 /// Why a snapshot cannot be used. The caller falls back to an older one
@@ -71,10 +81,9 @@ struct BodyRef<'a> {
     head: u64,
     archive_ops: u64,
     late_returns: Vec<LateReturn>,
-    /// Position of the first duplicate-window entry, and the entries of
-    /// `seen_head..head`.
+    /// Position of the first duplicate-window entry (the entries of
+    /// `seen_head..head` follow the body).
     seen_head: u64,
-    seen: SeenEntries<'a>,
 }
 
 /// The same fields, owned, as read back.
@@ -92,16 +101,6 @@ struct Body {
     archive_ops: u64,
     late_returns: Vec<LateReturn>,
     seen_head: u64,
-    seen: Vec<Seen>,
-}
-
-/// Window entries in arrival order, written straight from the table.
-struct SeenEntries<'a>(&'a Engine);
-
-impl serde::Serialize for SeenEntries<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.transfers.seen_values())
-    }
 }
 
 /// Transfers in arrival order, written straight from the table.
@@ -151,15 +150,20 @@ impl Engine {
             archive_ops: self.archive_ops,
             late_returns: self.late_returns.sorted(),
             seen_head: self.transfers.seen_head() as u64,
-            seen: SeenEntries(self),
         };
         let window = self.transfers.window_len() - self.transfers.len();
         out.clear();
-        out.reserve(HEADER_BYTES + 160 * self.transfers.len() + 50 * window + 4096);
+        out.reserve(BODY_AT + 160 * self.transfers.len() + Seen::BYTES * window + 4096);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&SNAPSHOT_FORMAT.to_le_bytes());
         out.extend_from_slice(&journal_records.to_le_bytes());
+        out.extend_from_slice(&0u64.to_le_bytes());
         *out = postcard::to_extend(&body, std::mem::take(out)).expect("encoding to a Vec cannot fail");
+        let body_len = (out.len() - BODY_AT) as u64;
+        out[HEADER_BYTES..BODY_AT].copy_from_slice(&body_len.to_le_bytes());
+        for seen in self.transfers.seen_values() {
+            out.extend_from_slice(&seen.to_bytes());
+        }
         let checksum = xxhash_rust::xxh3::xxh3_128(out);
         out.extend_from_slice(&checksum.to_le_bytes());
     }
@@ -174,24 +178,37 @@ impl Engine {
         if xxhash_rust::xxh3::xxh3_128(content) != checksum {
             return Err(SnapshotError::Checksum);
         }
+        let body_len = u64::from_le_bytes(content[HEADER_BYTES..BODY_AT].try_into().expect("8 bytes"));
+        let window_at = usize::try_from(body_len)
+            .ok()
+            .and_then(|len| BODY_AT.checked_add(len))
+            .filter(|&end| end <= content.len())
+            .ok_or_else(|| SnapshotError::Body(format!("a body of {body_len} bytes runs past the file")))?;
         let body: Body =
-            postcard::from_bytes(&content[HEADER_BYTES..]).map_err(|e| SnapshotError::Body(e.to_string()))?;
-        if body.seen_head.checked_add(body.seen.len() as u64) != Some(body.head) {
-            let (seen_head, seen, head) = (body.seen_head, body.seen.len(), body.head);
-            return Err(SnapshotError::Body(format!("{seen} window entries from {seen_head} do not end at {head}")));
+            postcard::from_bytes(&content[BODY_AT..window_at]).map_err(|e| SnapshotError::Body(e.to_string()))?;
+        let window = &content[window_at..];
+        let entries = body.head.checked_sub(body.seen_head);
+        if entries.and_then(|n| n.checked_mul(Seen::BYTES as u64)) != Some(window.len() as u64) {
+            let (seen_head, head, bytes) = (body.seen_head, body.head, window.len());
+            return Err(SnapshotError::Body(format!(
+                "window entries from {seen_head} to {head} do not fill the {bytes} bytes after the body"
+            )));
         }
-        let engine = Engine::from_body(config, body);
+        let engine = Engine::from_body(config, body, window)?;
         engine.check_invariants().map_err(SnapshotError::Invariant)?;
         Ok((engine, header))
     }
 
-    fn from_body(config: EngineConfig, body: Body) -> Engine {
+    /// The engine of a decoded body and its window entries (`window`:
+    /// whole [`Seen::BYTES`] records, checked by the caller).
+    fn from_body(config: EngineConfig, body: Body, window: &[u8]) -> Result<Engine, SnapshotError> {
         // The table is built once, at its capacity, numbered from `head`.
         let capacity = usize::try_from(config.transfers_capacity).unwrap_or(usize::MAX);
         let mut engine = Engine::new(EngineConfig { transfers_capacity: 0, ..config.clone() });
         engine.config = config;
-        let seen_head = usize::try_from(body.seen_head).expect("a position");
-        engine.transfers = crate::table::TransferTable::restored(capacity, seen_head, body.seen);
+        let seen_head = usize::try_from(body.seen_head).map_err(|_| SnapshotError::Body("a position".into()))?;
+        engine.transfers = crate::table::TransferTable::restored(capacity, seen_head, window)
+            .map_err(|detail| SnapshotError::Body(format!("window entry {detail}")))?;
         engine.archive_ops = body.archive_ops;
         engine.late_returns = crate::archive::LateReturns::restore(body.late_returns);
         engine.current_cycle = body.current_cycle;
@@ -200,7 +217,9 @@ impl Engine {
         }
         for transfer in body.transfers {
             let reserved = (transfer.state == ponte_domain::TransferState::Reserved).then_some(transfer.deadline);
-            let position = engine.transfers.insert(transfer).expect("a snapshot holds each id once");
+            let Some(position) = engine.transfers.insert(transfer) else {
+                return Err(SnapshotError::Body("a transfer's id is held twice".into()));
+            };
             if let Some(deadline) = reserved {
                 engine.deadlines.push(deadline, position);
             }
@@ -218,7 +237,7 @@ impl Engine {
         }
         engine.cycles = body.cycles.into_iter().map(|c| (c.header.id, c)).collect();
         engine.disbursements = Disbursements::from_image(body.disbursements);
-        engine
+        Ok(engine)
     }
 }
 

@@ -121,6 +121,50 @@ impl Seen {
         i64::from(self.leaves_minute) * 60_000
     }
 
+    /// Bytes of [`Seen::to_bytes`].
+    pub const BYTES: usize = 40;
+
+    /// The entry as a fixed-size little-endian record (snapshots hold the
+    /// window this way): fingerprint 16, digest 8, `at` 8, `leaves_minute`
+    /// 4, reason number 2 (0: none), settled 1, a zero byte.
+    pub fn to_bytes(self) -> [u8; Seen::BYTES] {
+        let mut out = [0; Seen::BYTES];
+        out[0..8].copy_from_slice(&self.fingerprint[0].to_le_bytes());
+        out[8..16].copy_from_slice(&self.fingerprint[1].to_le_bytes());
+        out[16..24].copy_from_slice(&self.digest.to_le_bytes());
+        out[24..32].copy_from_slice(&self.at.to_le_bytes());
+        out[32..36].copy_from_slice(&self.leaves_minute.to_le_bytes());
+        out[36..38].copy_from_slice(&self.reason.map_or(0, ReasonCode::number).to_le_bytes());
+        out[38] = u8::from(self.settled);
+        out
+    }
+
+    /// Reads back [`Seen::to_bytes`]; what no entry could be is refused.
+    pub fn from_bytes(bytes: &[u8; Seen::BYTES]) -> Result<Seen, String> {
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let number = u16::from_le_bytes([bytes[36], bytes[37]]);
+        let reason = match number {
+            0 => None,
+            n => Some(ReasonCode::from_number(n).ok_or_else(|| format!("with unknown reason number {n}"))?),
+        };
+        let settled = match bytes[38] {
+            0 => false,
+            1 => true,
+            other => return Err(format!("with settled byte {other}")),
+        };
+        if bytes[39] != 0 || settled == reason.is_some() {
+            return Err("that is neither settled nor rejected with a reason".into());
+        }
+        Ok(Seen {
+            fingerprint: [u64_at(0), u64_at(8)],
+            digest: u64_at(16),
+            at: u64_at(24) as i64,
+            leaves_minute: u32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes")),
+            settled,
+            reason,
+        })
+    }
+
     /// The answer a resubmission with the same content gets.
     pub fn outcome(&self) -> Outcome {
         match (self.settled, self.reason) {
@@ -398,33 +442,54 @@ impl TransferTable {
     }
 
     /// A table restored from a snapshot: the window entries of positions
-    /// `seen_head..seen_head + seen.len()`, then empty, the next transfer
-    /// getting the position after them.
-    pub fn restored(capacity: usize, seen_head: usize, seen: Vec<Seen>) -> TransferTable {
-        let mut table = TransferTable::with_capacity(capacity);
+    /// `seen_head..`, as [`Seen::to_bytes`] records back to back in
+    /// `window`, then empty, the next transfer getting the position after
+    /// them. The index is built for `capacity` or the entries and a
+    /// quarter more, whichever is more, so neither the restore nor the
+    /// journal replayed after it resizes it; each block of entries has
+    /// its index lines prefetched before it is inserted, so a restore of
+    /// millions is not one cache miss after another.
+    pub fn restored(capacity: usize, seen_head: usize, window: &[u8]) -> Result<TransferTable, String> {
+        const BLOCK: usize = 32;
+        let count = window.len() / Seen::BYTES;
+        let mut table = TransferTable::with_capacity(capacity.max(count + count / 4));
         table.seen_head = seen_head;
         table.seen.start_at(seen_head, seen_padding());
         table.head = seen_head;
-        for entry in seen {
-            let position = table.head;
-            table.seen.push(position, entry);
-            let hash = hash_of_fingerprint(join(entry.fingerprint));
-            table.room_for_one(hash);
-            let Err(at) = table.index[shard_of(hash)].probe(tag_of(hash), |_| false) else {
-                unreachable!("no match asked for")
-            };
-            table.fill(hash, at, position);
-            table.head += 1;
+        let mut block = [(seen_padding(), 0u64); BLOCK];
+        for records in window.chunks(Seen::BYTES * BLOCK) {
+            let entries = &mut block[..records.len() / Seen::BYTES];
+            for (i, (entry, record)) in entries.iter_mut().zip(records.chunks_exact(Seen::BYTES)).enumerate() {
+                let position = table.head + i;
+                let seen = Seen::from_bytes(record.try_into().expect("a whole record"))
+                    .map_err(|e| format!("{position} {e}"))?;
+                let hash = hash_of_fingerprint(join(seen.fingerprint));
+                let shard = &table.index[shard_of(hash)];
+                if !shard.slots.is_empty() {
+                    prefetch(&shard.slots[shard.home(tag_of(hash))]);
+                }
+                *entry = (seen, hash);
+            }
+            for &(seen, hash) in entries.iter() {
+                let position = table.head;
+                table.seen.push(position, seen);
+                table.room_for_one(hash);
+                let Err(at) = table.index[shard_of(hash)].probe(tag_of(hash), |_| false) else {
+                    unreachable!("no match asked for")
+                };
+                table.fill(hash, at, position);
+                table.head += 1;
+            }
         }
         table.end = table.head;
         table.slab.start_at(table.head, padding());
-        table
+        Ok(table)
     }
 
     /// An empty table whose first transfer gets position `head`.
     #[cfg(test)]
     pub fn starting_at(capacity: usize, head: usize) -> TransferTable {
-        TransferTable::restored(capacity, head, Vec::new())
+        TransferTable::restored(capacity, head, &[]).expect("no entries")
     }
 
     /// The transfer at slab `position` (recording order); the position
@@ -586,10 +651,38 @@ impl TransferTable {
     }
 
     /// Forgets the oldest window entry: its id leaves the index, and its
-    /// chunk is freed once every entry in it is forgotten.
+    /// chunk is freed once every entry in it is forgotten (tests; the
+    /// engine forgets runs of them, [`TransferTable::forget_through`]).
+    #[cfg(test)]
     pub fn forget_seen_head(&mut self) {
         assert!(self.seen_head < self.head, "nothing to forget");
         let hash = hash_of_fingerprint(join(self.seen_at(self.seen_head).fingerprint));
+        self.forget_hashed(hash);
+    }
+
+    /// Forgets the window entries before `through`, as
+    /// [`TransferTable::forget_seen_head`] one by one would, with the index
+    /// lines of each block of them prefetched first: removing an id from an
+    /// index of millions is a cache miss, and these overlap.
+    pub fn forget_through(&mut self, through: usize) {
+        const BLOCK: usize = 32;
+        assert!(through <= self.head, "forgetting past the window");
+        let mut hashes = [0u64; BLOCK];
+        while self.seen_head < through {
+            let count = (through - self.seen_head).min(BLOCK);
+            for (i, hash) in hashes[..count].iter_mut().enumerate() {
+                *hash = hash_of_fingerprint(join(self.seen_at(self.seen_head + i).fingerprint));
+                let shard = &self.index[shard_of(*hash)];
+                prefetch(&shard.slots[shard.home(tag_of(*hash))]);
+            }
+            for &hash in &hashes[..count] {
+                self.forget_hashed(hash);
+            }
+        }
+    }
+
+    /// Forgets the entry at `seen_head`, whose id's hash is `hash`.
+    fn forget_hashed(&mut self, hash: u64) {
         let (seen_head, tag) = (self.seen_head, tag_of(hash));
         let shard = &self.index[shard_of(hash)];
         let at = shard.probe(tag, |e| position_of(e, seen_head) == seen_head).expect("a window entry is indexed");

@@ -165,9 +165,7 @@ fn an_engine_that_only_applies_records_keeps_no_deadline_of_a_final_payment() {
 
 fn replay_into(engine: &mut Engine, records: &[Vec<u8>]) {
     for record in records {
-        for event in decode_events(record) {
-            engine.apply(&event.unwrap());
-        }
+        engine.apply_record(record).unwrap();
     }
 }
 
@@ -650,6 +648,18 @@ fn a_torn_damaged_or_foreign_snapshot_is_refused_never_half_read() {
     let mut newer = good.clone();
     newer[8..12].copy_from_slice(&(snapshot::SNAPSHOT_FORMAT + 1).to_le_bytes());
     assert_eq!(refuse(&newer), snapshot::SnapshotError::Format { found: snapshot::SNAPSHOT_FORMAT + 1 });
+    // Whole and checksummed, yet not what a snapshot can be: refused too.
+    let resealed = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut bytes = good[..good.len() - 16].to_vec();
+        edit(&mut bytes);
+        let checksum = xxhash_rust::xxh3::xxh3_128(&bytes);
+        bytes.extend_from_slice(&checksum.to_le_bytes());
+        bytes
+    };
+    let past_the_end = resealed(&|b| b[20..28].copy_from_slice(&u64::MAX.to_le_bytes()));
+    assert!(matches!(refuse(&past_the_end), snapshot::SnapshotError::Body(m) if m.contains("runs past the file")));
+    let extra_entry = resealed(&|b| b.extend_from_slice(&[0; 40]));
+    assert!(matches!(refuse(&extra_entry), snapshot::SnapshotError::Body(m) if m.contains("do not fill")));
 }
 
 /// One step of a random workload.

@@ -120,6 +120,12 @@ struct Args {
     /// Soak: the switch's snapshot interval (`runtime.snapshot_every_ms`).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     snapshot_every: Duration,
+    /// Soak: keep the switch's data (and its configuration, `soak.toml`) in
+    /// this new directory after the run, to restart or profile it again
+    /// (`--serve-config DIR/soak.toml`) [default: a temporary directory,
+    /// removed].
+    #[arg(long)]
+    soak_keep: Option<PathBuf>,
     /// Runs as the soak's switch with this configuration file (used by --soak).
     #[arg(long, hide = true)]
     serve_config: Option<PathBuf>,
@@ -374,14 +380,21 @@ fn serve_child(config: &std::path::Path) -> anyhow::Result<()> {
 fn run_soak(args: &Args, keys: u64) -> anyhow::Result<()> {
     anyhow::ensure!(args.target.is_none(), "--soak runs its own switch, not with --target");
     let scratch = tempfile::tempdir()?;
+    let folder = match &args.soak_keep {
+        Some(kept) => {
+            std::fs::create_dir(kept).map_err(|e| anyhow::anyhow!("--soak-keep {}: {e}", kept.display()))?;
+            kept.clone()
+        }
+        None => scratch.path().to_path_buf(),
+    };
     let codes = country::codes(args.participants);
-    let data_dir = scratch.path().join("switch");
+    let data_dir = folder.join("switch");
     let mut config = own_config(args, data_dir.clone(), &codes, args.transfers_capacity.unwrap_or(0));
     config.metrics_listen = None;
     config.engine.id_age_ms_max = args.soak_window.as_millis() as i64;
     config.engine.final_record_ms = args.soak_final_record.as_millis() as i64;
     config.runtime.snapshot_every_ms = args.snapshot_every.as_millis() as u64;
-    let config_path = scratch.path().join("soak.toml");
+    let config_path = folder.join("soak.toml");
     std::fs::write(&config_path, toml::to_string(&config)?)?;
     let switch = soak::spawn(&config_path, Duration::from_secs(600))?;
     let pid = switch.child.id();

@@ -230,6 +230,7 @@ async fn start_runtime(
             let standby = CqlStandby::connect(CqlConfig::parse(address)?)?;
             Runtime::start_standby(standby, engine_config, runtime_config)
         }
+        None | Some("") | Some("embedded") => Runtime::start_embedded(&journal_path, engine_config, runtime_config),
         _ => Runtime::start(open_store(store.as_deref(), &journal_path)?, engine_config, runtime_config),
     })
     .await

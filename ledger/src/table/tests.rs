@@ -177,3 +177,91 @@ fn table_transfer(n: u64) -> Transfer {
         cycle: 1,
     }
 }
+
+#[test]
+fn a_window_entry_survives_its_fixed_record_and_a_record_no_entry_could_be_is_refused() {
+    let settled = Seen::of(&table_transfer(3));
+    let rejected = Seen::of(&Transfer {
+        state: TransferState::Rejected,
+        reason: Some(ReasonCode::PayeeTimeout),
+        settled_at: None,
+        created_at: -5,
+        ..table_transfer(4)
+    });
+    for entry in [settled, rejected] {
+        assert_eq!(Seen::from_bytes(&entry.to_bytes()), Ok(entry));
+    }
+    let damaged = |at: usize, value: u8| {
+        let mut bytes = rejected.to_bytes();
+        bytes[at] = value;
+        Seen::from_bytes(&bytes)
+    };
+    assert!(damaged(36, 0xff).unwrap_err().contains("unknown reason"), "a reason number no code has");
+    assert!(damaged(38, 2).unwrap_err().contains("settled byte"));
+    assert!(damaged(38, 1).is_err(), "settled with a reason");
+    assert!(damaged(39, 1).is_err(), "the padding byte set");
+}
+
+#[test]
+fn a_table_restored_from_window_records_finds_each_id_where_the_original_did() {
+    // Past a chunk boundary, starting mid-chunk (as a snapshot's window does).
+    let mut table = TransferTable::with_capacity(0);
+    let (first, count) = (CHUNK as u64 - 100, 2 * CHUNK as u64 + 7);
+    for n in 0..first + count {
+        table.insert(table_transfer(n));
+    }
+    for _ in 0..first {
+        table.evict_head();
+    }
+    for n in first..first + count {
+        let t = table.get(&id_of(n)).unwrap().clone();
+        table.demote_head(Seen::of(&t));
+    }
+    let window: Vec<u8> = table.seen_values().flat_map(|s| s.to_bytes()).collect();
+    for capacity in [0, 10_000_000] {
+        let restored = TransferTable::restored(capacity, first as usize, &window).unwrap();
+        assert_eq!(
+            (restored.seen_head(), restored.head(), restored.end()),
+            (first as usize, (first + count) as usize, (first + count) as usize)
+        );
+        assert!(restored.seen_values().eq(table.seen_values()));
+        for n in first..first + count {
+            assert!(
+                matches!(restored.lookup(&id_of(n)), Some(Held::Seen(s)) if *s == Seen::of(&table_transfer(n))),
+                "id {n}"
+            );
+        }
+        assert!(!restored.contains(&id_of(first - 1)), "a forgotten id stays forgotten");
+    }
+    let mut torn = window.clone();
+    torn[Seen::BYTES * 5 + 38] = 9;
+    let refused = TransferTable::restored(0, first as usize, &torn).unwrap_err();
+    assert!(refused.starts_with(&format!("{} ", first + 5)), "names the entry: {refused}");
+}
+
+#[test]
+fn forgetting_a_run_of_window_entries_at_once_is_forgetting_them_one_by_one() {
+    let (total, demoted, forgotten) = (3 * CHUNK as u64 / 2, CHUNK as u64 + 500, CHUNK as u64 + 77);
+    let build = || {
+        let mut table = TransferTable::with_capacity(0);
+        for n in 0..total {
+            table.insert(table_transfer(n));
+        }
+        for n in 0..demoted {
+            table.demote_head(Seen::of(&table_transfer(n)));
+        }
+        table
+    };
+    let (mut by_run, mut one_by_one) = (build(), build());
+    by_run.forget_through(forgotten as usize);
+    for _ in 0..forgotten {
+        one_by_one.forget_seen_head();
+    }
+    for table in [&by_run, &one_by_one] {
+        assert_eq!(table.seen_head(), forgotten as usize);
+        assert!((0..forgotten).all(|n| !table.contains(&id_of(n))), "forgotten ids leave the index");
+        assert!((forgotten..demoted).all(|n| matches!(table.lookup(&id_of(n)), Some(Held::Seen(_)))));
+        assert!((demoted..total).all(|n| table.get(&id_of(n)).is_some()));
+    }
+    assert_eq!(by_run.seen.len(), one_by_one.seen.len(), "the same chunks freed");
+}

@@ -322,16 +322,38 @@ fn spawn_archive(
 }
 
 impl Runtime {
-    /// Opens the journal, replays it into a fresh engine, checks the
-    /// ledger's invariants, and starts the two threads. Must be called from
-    /// inside a tokio runtime (the engine thread uses its timer).
+    /// Replays the journal into a fresh engine (from its newest usable
+    /// snapshot), checks the ledger's invariants, and starts the threads.
+    /// Must be called from inside a tokio runtime (the engine thread uses
+    /// its timer).
     pub fn start(
+        journal: Box<dyn Store>,
+        engine_config: EngineConfig,
+        config: RuntimeConfig,
+    ) -> Result<Runtime, StartError> {
+        Runtime::start_preloaded(journal, None, engine_config, config)
+    }
+
+    /// Opens the embedded journal at `path` and starts on it, restoring its
+    /// newest snapshot while the journal file opens (see [`recovery::Preload`]).
+    pub fn start_embedded(
+        path: &std::path::Path,
+        engine_config: EngineConfig,
+        config: RuntimeConfig,
+    ) -> Result<Runtime, StartError> {
+        let preload = recovery::Preload::spawn(crate::store::redb::snapshot_dir(path), engine_config.clone())?;
+        let journal = crate::store::Journal::open(path).map_err(StoreError::from)?;
+        Runtime::start_preloaded(Box::new(journal), Some(preload), engine_config, config)
+    }
+
+    fn start_preloaded(
         mut journal: Box<dyn Store>,
+        preload: Option<recovery::Preload>,
         engine_config: EngineConfig,
         config: RuntimeConfig,
     ) -> Result<Runtime, StartError> {
         let archive = journal.archive(engine_config.retention_ms())?;
-        let recovered = recovery::recover(journal.as_mut(), &engine_config, archive.as_deref())?;
+        let recovered = recovery::recover(journal.as_mut(), &engine_config, archive.as_deref(), preload)?;
         Runtime::start_recovered(journal, recovered, archive, engine_config, config)
     }
 

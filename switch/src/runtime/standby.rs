@@ -108,7 +108,7 @@ fn start_following(
 ) -> Result<(Engine, u64), StartError> {
     let mut snapshots = standby.snapshots();
     let (engine, from_snapshot, _) =
-        starting_engine(Some(snapshots.as_mut()), standby.committed()?, standby.first()?, config, Some(archive))?;
+        starting_engine(Some(snapshots.as_mut()), None, standby.committed()?, standby.first()?, config, Some(archive))?;
     Ok((engine, from_snapshot))
 }
 

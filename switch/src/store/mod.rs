@@ -27,6 +27,7 @@ mod snapshot_files;
 
 pub use self::redb::Journal;
 pub use cql::CqlStore;
+pub(crate) use snapshot_files::SnapshotDir;
 
 /// The minute an end-to-end id was made, in minutes since the Unix epoch
 /// (0 for an id without a readable stamp): both archives place an id by

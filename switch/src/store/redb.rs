@@ -325,9 +325,14 @@ impl Store for Journal {
             db: self.db.clone(),
             path: self.path.clone(),
             checksummed: self.checksummed,
-            files: SnapshotDir::new(self.path.with_file_name("snapshots")),
+            files: snapshot_dir(&self.path),
         }))
     }
+}
+
+/// The snapshot files of the journal at `journal_path`: `snapshots/` beside it.
+pub(crate) fn snapshot_dir(journal_path: &Path) -> SnapshotDir {
+    SnapshotDir::new(journal_path.with_file_name("snapshots"))
 }
 
 impl From<JournalError> for StoreError {

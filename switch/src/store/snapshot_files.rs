@@ -10,16 +10,16 @@ const PREFIX: &str = "snapshot-";
 const SUFFIX: &str = ".bin";
 
 #[derive(Debug, Clone)]
-pub(super) struct SnapshotDir {
+pub(crate) struct SnapshotDir {
     dir: PathBuf,
 }
 
 impl SnapshotDir {
-    pub(super) fn new(dir: PathBuf) -> SnapshotDir {
+    pub(crate) fn new(dir: PathBuf) -> SnapshotDir {
         SnapshotDir { dir }
     }
 
-    pub(super) fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.dir
     }
 
@@ -33,7 +33,7 @@ impl SnapshotDir {
 
     /// The saved snapshots, newest first. Temporary files of a write cut
     /// short, and anything else in the folder, are not snapshots.
-    pub(super) fn list(&self) -> Result<Vec<u64>, StoreError> {
+    pub(crate) fn list(&self) -> Result<Vec<u64>, StoreError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -54,7 +54,7 @@ impl SnapshotDir {
         Ok(found)
     }
 
-    pub(super) fn load(&self, journal_records: u64) -> Result<Vec<u8>, StoreError> {
+    pub(crate) fn load(&self, journal_records: u64) -> Result<Vec<u8>, StoreError> {
         let path = self.file_of(journal_records);
         std::fs::read(&path).map_err(|e| Self::error(&path, e))
     }
