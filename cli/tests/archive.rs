@@ -6,13 +6,15 @@
 //! entry (the same outcome; a modified one refused) and its status from
 //! the archive; past the window, status, returns capped across memory and
 //! archive, a resubmission refused for its age, the
-//! cycle's transfers and report with each payment once, and all of it
-//! again after a restart.
+//! cycle's transfers and report with each payment once, a complete
+//! envelope's report from the archive, and all of it again after a
+//! restart.
 
 mod common;
 
 use common::*;
 use ponte_domain::{Amount, ReasonCode, TransferState};
+use ponte_sdk::disbursement::{Beneficiary, EnvelopeHeader, EnvelopeItem};
 use ponte_sdk::{Client, PaymentOutcome, Return};
 use std::sync::atomic::Ordering;
 
@@ -44,6 +46,39 @@ async fn on_cassandra_archived_payments_answer_exactly_across_a_restart() {
     if let Some(store) = test_store("archive") {
         archived_payments_answer_exactly(Some(store)).await;
     }
+}
+
+/// Agency `C` pays B three items; waits until the envelope is complete and
+/// returns its report.
+async fn pay_envelope(agency: &Client) -> Vec<ponte_sdk::disbursement::ItemOutcome> {
+    let items: Vec<EnvelopeItem> = (0..3)
+        .map(|n| EnvelopeItem {
+            disbursement_id: format!("ARQ-{n}"),
+            beneficiary: Beneficiary::Account(account(B, &format!("{}", 500 + n))),
+            amount: Amount::from_minor(200),
+            narrative: "Bolsa dezembro".into(),
+        })
+        .collect();
+    let header = EnvelopeHeader {
+        agency: pid(C),
+        reference: "ENV-ARQ".into(),
+        programme: "Bolsa Teste".into(),
+        cycle_reference: "2026-12".into(),
+        currency: "BRL".into(),
+        paying_account: account(C, "1"),
+        control_count: 3,
+        control_total: Amount::from_minor(600),
+    };
+    agency.submit_envelope(&header, items).await.unwrap();
+    for _ in 0..200 {
+        let report = agency.envelope_report("ENV-ARQ").await.unwrap();
+        if report.envelope.complete {
+            assert_eq!(report.envelope.paid_count, 3, "{report:?}");
+            return report.items;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the envelope was not paid in 10 s");
 }
 
 async fn archived_payments_answer_exactly(store: Option<String>) {
@@ -80,6 +115,12 @@ async fn archived_payments_answer_exactly(store: Option<String>) {
         old.push(pay(&a, "1.00").await);
     }
     let stats = switch.switch.as_ref().unwrap().engine.stats();
+    // A complete envelope's items leave memory for the archive a second
+    // after its last payment; its report reads the same from there.
+    let agency = switch.client(C).await;
+    let items = pay_envelope(&agency).await;
+    eventually("the envelope's items archived", || stats.envelope_items_archived.load(Ordering::Relaxed) == 3).await;
+    assert_eq!(agency.envelope_report("ENV-ARQ").await.unwrap().items, items, "the same report from the archive");
     // A second later the full records are archived; the window entries
     // answer a resubmission exactly as the first time, without paying
     // twice, and refuse a modified one.
@@ -131,7 +172,7 @@ async fn archived_payments_answer_exactly(store: Option<String>) {
     let operator = switch.operator().await;
     let (_, report) = operator.cycle_report(1, ponte_sdk::ReportFormat::Json).await.unwrap();
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
-    assert_eq!(report["movements"], 33, "{report}");
+    assert_eq!(report["movements"], 33 + 3, "{report}: the payments, the returns, the envelope's items");
     assert_eq!(report["participants"][0]["net_position"], "-34.00", "{report}");
     inbox.stop().await;
 
@@ -146,6 +187,8 @@ async fn archived_payments_answer_exactly(store: Option<String>) {
     assert_eq!(a.status(&old[0]).await.unwrap().returned, Amount::from_minor(100));
     assert_eq!(a.status(&old[29]).await.unwrap().state, TransferState::Settled);
     check_cycle(a.cycle_transfers(1).await.unwrap());
+    let agency = switch.client(C).await;
+    assert_eq!(agency.envelope_report("ENV-ARQ").await.unwrap().items, items, "the envelope's report after a restart");
     let (all, sum) = switch.operator().await.participants().await.unwrap();
     assert_eq!(sum, Amount::ZERO);
     let position = all.iter().find(|p| p.code == pid(A)).unwrap().position;

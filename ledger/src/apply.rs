@@ -86,6 +86,8 @@ impl Engine {
             Event::Evicted { through, at } => self.apply_evicted(through, at),
             Event::LateReturnSettled { .. } => self.apply_late_return_settled(event),
             Event::Forgotten { through } => self.apply_forgotten(through),
+            Event::EnvelopeItemsArchived { number, through } => self.apply_envelope_items_archived(number, through),
+            Event::EnvelopeForgotten { number, through } => self.apply_envelope_forgotten(number, through),
             Event::ClaimsForgotten { before } => {
                 self.directory.claims.forget_closed_before(before);
             }

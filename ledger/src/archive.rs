@@ -78,6 +78,8 @@ pub enum ArchiveOp {
     /// A return settled against a payment already archived: the archive
     /// adds `amount` to what the original shows as returned.
     LateReturn { original: EndToEndId, original_cycle: u32, id: EndToEndId, amount: Amount },
+    /// Items of a complete envelope left the engine's memory.
+    EnvelopeItems(Box<crate::disbursement::ArchivedItems>),
 }
 
 /// An archive op and its number (ops are numbered from 0, without gaps,
@@ -232,6 +234,7 @@ impl Engine {
         if forget > first {
             self.record(Event::Forgotten { through: forget as u64 }, out);
         }
+        self.evict_envelopes(now, out);
     }
 
     pub(crate) fn apply_evicted(&mut self, through: u64, at: TimestampMs) {
@@ -279,7 +282,7 @@ impl Engine {
 
 /// Counts one archive op (live or on replay, so numbers match), and keeps
 /// it, built by `op`, when the driver takes them.
-fn number_op(out: &mut Option<Vec<NumberedOp>>, count: &mut u64, op: impl FnOnce() -> ArchiveOp) {
+pub(crate) fn number_op(out: &mut Option<Vec<NumberedOp>>, count: &mut u64, op: impl FnOnce() -> ArchiveOp) {
     if let Some(ops) = out.as_mut() {
         ops.push(NumberedOp { number: *count, op: op() });
     }

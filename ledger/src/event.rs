@@ -183,6 +183,19 @@ pub enum Event<'a> {
     ClaimsForgotten {
         before: TimestampMs,
     },
+    /// Items of complete envelope `number` up to index `through` left
+    /// memory for the archive.
+    EnvelopeItemsArchived {
+        number: u64,
+        through: u32,
+    },
+    /// Archived envelope `number`, past the retention, released the
+    /// disbursement ids of its paid items up to `through`; once all are,
+    /// it is forgotten.
+    EnvelopeForgotten {
+        number: u64,
+        through: u32,
+    },
 }
 
 impl Event<'_> {

@@ -35,8 +35,9 @@ pub use archive::{ArchiveOp, ArchivedTransfer, NotHeld, NumberedOp};
 pub use cycles::{Cycle, CycleError};
 pub use directory::DirectoryState;
 pub use disbursement::{
-    Beneficiary, Disbursements, ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX, EnvelopeError, EnvelopeHeader,
-    EnvelopeItem, EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome, ItemView, check_item,
+    ArchivedItems, ArchivedRange, Beneficiary, Disbursements, ENVELOPE_CHUNK_ITEMS_MAX, ENVELOPE_ITEMS_MAX,
+    ENVELOPE_PIECE_ITEMS, EnvelopeError, EnvelopeHeader, EnvelopeItem, EnvelopeView, ITEMS_PAGE_MAX, ItemOutcome,
+    ItemView, ItemsPage, check_item,
 };
 pub use effects::{Delivery, Effect, ReturnNotice};
 pub use event::{Event, decode_events};

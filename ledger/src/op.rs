@@ -8,8 +8,8 @@
 
 use crate::{
     AdminError, CycleError, Decision, EndUser, Engine, EnvelopeError, EnvelopeHeader, EnvelopeItem, EnvelopeView,
-    Event, ItemView, Liquidity, LookupError, NotHeld, Outcome, Output, ParticipantStatus, ParticipantView,
-    PaymentOrder, ReturnOrder, TransferView,
+    Event, Liquidity, LookupError, NotHeld, Outcome, Output, ParticipantStatus, ParticipantView, PaymentOrder,
+    ReturnOrder, TransferView,
 };
 use ponte_directory::claims::{Claim, ClaimAction, ClaimError, ClaimKind};
 use ponte_directory::keys::Key;
@@ -520,7 +520,7 @@ pub struct EnvelopeItems {
 }
 
 impl Operation for EnvelopeItems {
-    type Result = Result<Vec<ItemView>, EnvelopeError>;
+    type Result = Result<crate::ItemsPage, EnvelopeError>;
     fn execute(self, engine: &mut Engine, _: TimestampMs, _: &mut Output) -> Self::Result {
         engine.envelope_items(self.caller, self.agency, &self.reference, self.offset, self.limit)
     }

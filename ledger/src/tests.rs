@@ -380,6 +380,7 @@ fn returns_close_after_the_window() {
 struct TestArchive {
     transfers: HashMap<EndToEndId, ArchivedTransfer>,
     late: HashMap<EndToEndId, Amount>,
+    items: Vec<ItemView>,
     next: u64,
 }
 
@@ -396,6 +397,7 @@ impl TestArchive {
                     let late = self.late.entry(original).or_insert(Amount::ZERO);
                     *late = late.checked_add(amount).unwrap();
                 }
+                ArchiveOp::EnvelopeItems(piece) => self.items.extend(piece.items),
             }
         }
     }
@@ -1252,8 +1254,9 @@ mod disbursement {
             offset: 0,
             limit: 100,
         };
-        let Ok(items) = h.engine.execute(T0, command, &mut Output::default()) else { panic!() };
-        items
+        let Ok(page) = h.engine.execute(T0, command, &mut Output::default()) else { panic!() };
+        assert_eq!(page.archived, None, "nothing archived here");
+        page.items
     }
 
     fn view(engine: &mut Engine, reference: &str) -> EnvelopeView {
@@ -1326,6 +1329,65 @@ mod disbursement {
         let mut rebuilt = h.replayed();
         rebuilt.check_invariants().unwrap();
         assert_eq!(view(&mut rebuilt, "ENV-1"), v, "the journal rebuilds the same progress");
+        h.assert_snapshots_agree();
+    }
+
+    #[test]
+    fn a_complete_envelope_leaves_memory_for_the_archive_and_its_paid_ids_stay_taken_for_the_retention() {
+        let mut h = harness();
+        h.engine.keep_archive_ops();
+        let mut archive = TestArchive::default();
+        let items = vec![
+            item("P1", to_account(2, "10"), 1_00), // paid
+            item("F1", to_account(2, "99"), 2_00), // the payee rejects account 99
+            item("D1", to_account(2, "10"), 3_00), // same beneficiary as P1: DUPL
+        ];
+        submit(&mut h, header("ARC-1", 3, 6_00), items).unwrap();
+        drive(&mut h, 100);
+        answer_all(&mut h, 2, "99");
+        let before = items_of(&mut h, "ARC-1");
+        let receipt = view(&mut h.engine, "ARC-1");
+        assert!(receipt.complete);
+        let page = |h: &mut Harness, offset: u32, limit: u32| {
+            let command = op::EnvelopeItems {
+                caller: Some(pid(AGENCY)),
+                agency: pid(AGENCY),
+                reference: "ARC-1".into(),
+                offset,
+                limit,
+            };
+            h.engine.execute(T0, command, &mut Output::default()).unwrap()
+        };
+        // Within final_record_ms of completing, the items stay in memory.
+        h.expire(T0 + 10_000);
+        archive.absorb(h.engine.take_archive_ops());
+        assert!(archive.items.is_empty());
+        let final_record_ms = h.engine.config().final_record_ms;
+        h.expire(T0 + 10 + final_record_ms);
+        archive.absorb(h.engine.take_archive_ops());
+        assert_eq!(archive.items, before, "the archive holds each item as it was answered");
+        let archived = page(&mut h, 1, 5);
+        assert!(archived.items.is_empty(), "nothing of it left in memory");
+        let range = archived.archived.unwrap();
+        assert_eq!((range.from, range.to), (1, 3), "the page asks the archive for items 1 and 2");
+        assert!(range.mark.ops <= archive.next, "the archive already holds what the page needs");
+        assert_eq!(view(&mut h.engine, "ARC-1"), receipt, "the receipt stays whole");
+        h.engine.check_invariants().unwrap();
+        h.assert_snapshots_agree();
+        // The paid item's id stays taken; the failed and flagged ones' are free.
+        let again = vec![item("P1", to_account(2, "11"), 1_00), item("F1", to_account(2, "12"), 2_00)];
+        let sealed = submit(&mut h, header("ARC-2", 2, 3_00), again.clone()).unwrap();
+        assert_eq!(sealed.failed_count, 1, "P1 was paid: flagged DUPL; F1 failed: payable");
+        // Past the retention the envelope is forgotten: its reference and
+        // the paid id are free again.
+        let retention = h.engine.config().retention_ms();
+        h.expire(T0 + 20 + final_record_ms + retention);
+        let command = op::GetEnvelope { caller: None, agency: pid(AGENCY), reference: "ARC-1".into() };
+        assert!(matches!(h.run(T0, command), Err(EnvelopeError::Unknown(_))));
+        let sealed = submit(&mut h, header("ARC-3", 1, 1_00), again[..1].to_vec()).unwrap();
+        assert_eq!(sealed.failed_count, 0, "P1 is payable once its envelope is past the retention");
+        h.engine.check_invariants().unwrap();
+        h.replayed().check_invariants().unwrap();
         h.assert_snapshots_agree();
     }
 

@@ -118,7 +118,9 @@ struct Args {
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     soak_final_record: Duration,
     /// Soak: the switch's snapshot interval (`runtime.snapshot_every_ms`).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// A restart replays the journal since the newest snapshot: up to this
+    /// interval and the snapshot's own writing time of traffic.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     snapshot_every: Duration,
     /// Soak: keep the switch's data (and its configuration, `soak.toml`) in
     /// this new directory after the run, to restart or profile it again

@@ -60,6 +60,7 @@ pub fn spawn_publisher(engine: EngineHandle) -> tokio::task::JoinHandle<()> {
             let available = !stats.store_unavailable.load(std::sync::atomic::Ordering::Relaxed);
             metrics::gauge!("ponte_store_available").set(if available { 1.0 } else { 0.0 });
             metrics::gauge!("ponte_transfers_evicted").set(load(&stats.transfers_evicted) as f64);
+            metrics::gauge!("ponte_envelope_items_archived").set(load(&stats.envelope_items_archived) as f64);
             metrics::gauge!("ponte_journal_records").set(load(&stats.journal_records) as f64);
             metrics::gauge!("ponte_payments_reserved").set(load(&stats.reserved) as f64);
             metrics::gauge!("ponte_request_queue_depth").set(engine.request_queue_depth() as f64);

@@ -43,7 +43,8 @@ use ponte_domain::{Account, AccountType, Amount, EndToEndId, IdKind, Participant
 use ponte_ledger::op::{self, Operation};
 use ponte_ledger::{
     ArchiveOp, ArchivedTransfer, Beneficiary, Decision, Engine, EngineConfig, EnvelopeError, EnvelopeHeader,
-    EnvelopeItem, Event, ItemOutcome, NumberedOp, Outcome, Output, PaymentOrder, ReturnOrder, Submitted, decode_events,
+    EnvelopeItem, Event, ItemOutcome, ItemView, NumberedOp, Outcome, Output, PaymentOrder, ReturnOrder, Submitted,
+    decode_events,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -104,6 +105,11 @@ struct Model {
     keys: HashMap<u32, Account>,
     /// Bulk disbursement envelopes accepted (sealed), in order.
     envelopes: Vec<ModelEnvelope>,
+    /// Envelopes opened, sealed or refused: each took the next number
+    /// (numbers are never reused).
+    envelopes_opened: u64,
+    /// The engine's envelope number of each sealed envelope: its index in `envelopes`.
+    envelope_of: HashMap<u64, usize>,
     /// (agency, disbursement id) -> the latest item carrying it that was
     /// not flagged at sealing: (envelope, item) indexes.
     ledger: HashMap<(u32, String), (usize, usize)>,
@@ -226,6 +232,8 @@ struct SimArchive {
     ops: Vec<ArchiveOp>,
     transfers: HashMap<EndToEndId, ArchivedTransfer>,
     late: HashMap<EndToEndId, Amount>,
+    /// Items of complete envelopes, by (envelope number, index).
+    items: HashMap<(u64, u32), ItemView>,
 }
 
 impl SimArchive {
@@ -248,6 +256,11 @@ impl SimArchive {
                 ArchiveOp::LateReturn { original, amount, .. } => {
                     let late = self.late.entry(*original).or_insert(Amount::ZERO);
                     *late = late.checked_add(*amount).unwrap();
+                }
+                ArchiveOp::EnvelopeItems(piece) => {
+                    for item in &piece.items {
+                        self.items.insert((piece.number, item.index), item.clone());
+                    }
                 }
             }
             self.ops.push(op);
@@ -276,6 +289,8 @@ struct Stats {
     claims_lapsed: u64,
     archived: u64,
     archived_status: u64,
+    /// Envelope items read back from the archive.
+    archived_items: u64,
     archived_returns: u64,
 }
 
@@ -404,7 +419,7 @@ impl Sim {
             let event = event.unwrap_or_else(|e| self.fail(format!("undecodable output: {e}")));
             match event {
                 Event::EnvelopeItemStarted { number, index, id, .. } => {
-                    let e = usize::try_from(number).unwrap() - 1;
+                    let e = self.model.envelope_of.get(&number).copied().unwrap_or(usize::MAX);
                     let i = index as usize;
                     let Some(item) = self.model.envelopes.get(e).and_then(|env| env.items.get(i)) else {
                         self.fail(format!("started item {index} of unknown envelope {number}"))
@@ -504,6 +519,10 @@ impl Sim {
             Ok(view) => view.number,
             other => self.fail(format!("opening envelope {serial}: {other:?}")),
         };
+        self.model.envelopes_opened += 1;
+        if number != self.model.envelopes_opened {
+            self.fail(format!("envelope numbered {number}, model expected {}", self.model.envelopes_opened));
+        }
         // The model's rules: an id twice in one envelope refuses it whole;
         // an id whose latest item is waiting, in progress or paid is flagged.
         let mut seen = std::collections::HashSet::new();
@@ -543,10 +562,8 @@ impl Sim {
             }
             other => self.fail(format!("sealing envelope {serial}: {other:?}")),
         }
-        if number as usize != self.model.envelopes.len() + 1 {
-            self.fail(format!("envelope numbered {number}, model expected {}", self.model.envelopes.len() + 1));
-        }
         let e = self.model.envelopes.len();
+        self.model.envelope_of.insert(number, e);
         for (i, item) in items.iter().enumerate() {
             if item.status != ItemStatus::Flagged {
                 self.model.ledger.insert((agency, item.disbursement_id.clone()), (e, i));
@@ -583,7 +600,26 @@ impl Sim {
                 offset: 0,
                 limit: 100,
             });
-            let Ok(views) = reply else { self.fail(format!("items of {}: {reply:?}", envelope.reference)) };
+            let Ok(page) = reply else { self.fail(format!("items of {}: {reply:?}", envelope.reference)) };
+            // Items of a complete envelope that left memory: from the archive.
+            let mut views = Vec::new();
+            if let Some(range) = page.archived {
+                if (range.mark.ops as usize) > self.archive.ops.len() {
+                    self.fail(format!(
+                        "the archive has {} ops, the engine's mark {:?}",
+                        self.archive.ops.len(),
+                        range.mark
+                    ));
+                }
+                self.stats.archived_items += u64::from(range.to - range.from);
+                for index in range.from..range.to {
+                    let Some(item) = self.archive.items.get(&(range.number, index)) else {
+                        self.fail(format!("{} item {index} is neither in memory nor archived", envelope.reference))
+                    };
+                    views.push(item.clone());
+                }
+            }
+            views.extend(page.items);
             for (view, item) in views.iter().zip(&envelope.items) {
                 let agrees = match (view.outcome, item.status) {
                     (ItemOutcome::Waiting, ItemStatus::Waiting) => true,
@@ -1388,9 +1424,10 @@ fn the_engine_matches_the_reference_model_under_random_workloads() {
         total.archived += stats.archived;
         total.archived_status += stats.archived_status;
         total.archived_returns += stats.archived_returns;
+        total.archived_items += stats.archived_items;
     }
     eprintln!(
-        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts ({} from a snapshot), {} keys registered, {} key payments reserved, {} envelopes ({} items paid, {} flagged DUPL), {} claims completed, {} lapsed; {} transfers archived, {} status answers and {} returns from the archive",
+        "{} seeds x {STEPS} steps: {} settled, {} rejected, {} returns, {} restarts ({} from a snapshot), {} keys registered, {} key payments reserved, {} envelopes ({} items paid, {} flagged DUPL), {} claims completed, {} lapsed; {} transfers archived, {} status answers, {} returns and {} envelope items from the archive",
         seeds.len(),
         total.settled,
         total.rejected,
@@ -1406,11 +1443,13 @@ fn the_engine_matches_the_reference_model_under_random_workloads() {
         total.claims_lapsed,
         total.archived,
         total.archived_status,
-        total.archived_returns
+        total.archived_returns,
+        total.archived_items
     );
     assert!(total.settled > seeds.len() as u64 * 50, "the workload settled too little to prove anything: {total:?}");
     assert!(total.restarts > 0 && total.returns > 0, "{total:?}");
     assert!(total.archived > 0 && total.archived_status > 0 && total.archived_returns > 0, "{total:?}");
+    assert!(total.archived_items > 0, "no envelope item was read back from the archive: {total:?}");
     assert!(total.restarts_from_snapshot > 0, "no restart started from a snapshot: {total:?}");
     assert!(total.keys_registered > 0 && total.key_payments_reserved > 0, "{total:?}");
     assert!(total.items_paid > 0 && total.items_flagged > 0, "{total:?}");

@@ -268,6 +268,68 @@ fn the_archive_answers_by_id_and_by_cycle_and_takes_ops_twice_harmlessly() {
 }
 
 #[test]
+fn the_archive_gives_back_an_envelopes_items_by_index_across_pieces() {
+    use ponte_ledger::{ArchivedItems, ENVELOPE_PIECE_ITEMS, EnvelopeItem, ItemOutcome, ItemView};
+    for_each_backend("envelopes", |backend| {
+        let name = backend.name();
+        let bank = |code| ponte_domain::ParticipantId::new(code).unwrap();
+        let view = |index: u32| ItemView {
+            index,
+            item: EnvelopeItem {
+                disbursement_id: format!("BOLSA-{index:07}"),
+                beneficiary: ponte_ledger::Beneficiary::Account(
+                    ponte_domain::Account::new(
+                        bank(10000002),
+                        "1",
+                        &format!("{index}"),
+                        ponte_domain::AccountType::Checking,
+                    )
+                    .unwrap(),
+                ),
+                amount: ponte_domain::Amount::from_minor(100 + i64::from(index)),
+                narrative: "dezembro".into(),
+            },
+            outcome: if index % 7 == 3 {
+                ItemOutcome::Failed { reason: ponte_domain::ReasonCode::DuplicatePayment, id: None }
+            } else {
+                ItemOutcome::Paid { id: archived(0, index, 1, None).transfer.id, at: 1_795_730_100_500 }
+            },
+            payee: None,
+        };
+        // Envelope 7: 10,000 items in pieces of ENVELOPE_PIECE_ITEMS, as the engine hands them.
+        let count = 10_000;
+        let ops: Vec<NumberedOp> = (0..count)
+            .step_by(ENVELOPE_PIECE_ITEMS as usize)
+            .enumerate()
+            .map(|(number, first)| NumberedOp {
+                number: number as u64,
+                op: ArchiveOp::EnvelopeItems(Box::new(ArchivedItems {
+                    number: 7,
+                    agency: bank(10000001),
+                    first,
+                    completed_at: 1_795_730_100_000,
+                    items: (first..count.min(first + ENVELOPE_PIECE_ITEMS)).map(view).collect(),
+                })),
+            })
+            .collect();
+        let store = backend.open();
+        let archive = store.archive(90 * 86_400_000).unwrap().expect("keeps an archive");
+        archive.write(&ops).unwrap();
+        archive.write(&ops[1..]).unwrap(); // again: harmless
+        for (from, to) in [(0, 5), (4_000, 4_200), (ENVELOPE_PIECE_ITEMS, ENVELOPE_PIECE_ITEMS + 1), (9_990, 10_000)] {
+            let items = archive.envelope_items(7, from, to).unwrap();
+            assert_eq!(items, (from..to).map(view).collect::<Vec<_>>(), "{name}: items {from}..{to}");
+        }
+        assert!(archive.envelope_items(8, 0, 10).unwrap().is_empty(), "{name}: another envelope");
+        if name == "embedded" {
+            // Retention: the items of envelopes complete before the cut go.
+            archive.expire(1_795_730_100_001).unwrap();
+            assert!(archive.envelope_items(7, 0, 10).unwrap().is_empty(), "{name}: past the retention");
+        }
+    });
+}
+
+#[test]
 fn big_records_and_many_small_ones_round_trip_byte_for_byte() {
     for_each_backend("sizes", |backend| {
         let big: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();

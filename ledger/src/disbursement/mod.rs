@@ -61,7 +61,7 @@ pub enum EnvelopeError {
 }
 
 /// Where an item stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ItemOutcome {
     /// Not paid yet: waits for its turn.
     Waiting,
@@ -80,7 +80,7 @@ pub enum ItemOutcome {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ItemView {
     pub index: u32,
     pub item: EnvelopeItem,
@@ -154,6 +154,65 @@ struct Envelope {
     failed_count: u32,
     failed_value: Amount,
     in_progress: u32,
+    /// When it became complete: sealed, and every item paid or failed.
+    completed_at: Option<TimestampMs>,
+    /// Items before this index went to the archive (see the module
+    /// docs); the slots are freed once every item has.
+    archived_through: u32,
+    /// Id keys ([`id_key`]) its archived paid items hold in the agency's
+    /// ledger (a failed item holds none), released from `released` on
+    /// when the envelope is forgotten.
+    kept_ids: Vec<u128>,
+    released: u32,
+}
+
+impl Envelope {
+    /// Items received so far: all of them once sealed (the seal checks
+    /// the count), also after their slots went to the archive.
+    fn received(&self) -> u32 {
+        if self.sealed_at.is_some() { self.header.control_count } else { self.slots.len() as u32 }
+    }
+}
+
+/// The key of a disbursement id in an agency's ledger: its xxh3-128 (two
+/// ids share one with odds of 2^-128), so the ledger of an agency that
+/// paid tens of millions of items holds 16 bytes per id, not the id.
+pub(crate) fn id_key(disbursement_id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(disbursement_id.as_bytes())
+}
+
+/// Items per archive op of a complete envelope (and ids released per
+/// step when it is forgotten): bounds the engine thread's pause.
+pub const ENVELOPE_PIECE_ITEMS: u32 = 4_096;
+
+/// A run of a complete envelope's items leaving memory for the archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchivedItems {
+    pub number: u64,
+    pub agency: ParticipantId,
+    /// The first item's index (a multiple of [`ENVELOPE_PIECE_ITEMS`]).
+    pub first: u32,
+    /// When the envelope completed (the archive keeps the items for the
+    /// retention from then).
+    pub completed_at: TimestampMs,
+    pub items: Vec<ItemView>,
+}
+
+/// A page of an envelope's items: `archived` (read from the archive once
+/// it holds `mark`) then `items` from memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemsPage {
+    pub archived: Option<ArchivedRange>,
+    pub items: Vec<ItemView>,
+}
+
+/// Items `from..to` of envelope `number`, in the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchivedRange {
+    pub number: u64,
+    pub from: u32,
+    pub to: u32,
+    pub mark: crate::NotHeld,
 }
 
 /// All envelopes and the indexes that keep payments exactly once.
@@ -161,9 +220,10 @@ struct Envelope {
 pub struct Disbursements {
     envelopes: BTreeMap<u64, Envelope>,
     by_reference: HashMap<(ParticipantId, String), u64>,
-    /// Agency -> disbursement id -> the latest item that took it (flagged
-    /// items take nothing).
-    ledger: HashMap<ParticipantId, HashMap<String, (u64, u32)>>,
+    /// Agency -> disbursement id key ([`id_key`]) -> the latest item that
+    /// took it (flagged items take nothing; a failed item's entry goes when
+    /// its envelope is archived, a paid one's when it is forgotten).
+    ledger: HashMap<ParticipantId, HashMap<u128, (u64, u32)>>,
     /// Started items whose payment is not final yet.
     in_flight: HashMap<EndToEndId, (u64, u32)>,
     /// Sealed envelopes with items not looked at yet, oldest first.
@@ -174,12 +234,26 @@ pub struct Disbursements {
     deferred: VecDeque<(u64, u32, TimestampMs)>,
     /// Counter behind the end-to-end ids the engine makes for items.
     id_counter: u64,
+    /// The number the next envelope gets: never reused, also after older
+    /// envelopes were forgotten (the archive keys items by it).
+    next_number: u64,
+    /// Items of the envelopes held whose slots went to the archive.
+    archived_items: u64,
+    /// No complete envelope has an archiving or forgetting step due
+    /// before this (a cache for [`Engine::evict_envelopes`], which would
+    /// otherwise look at every envelope each batch; 0 after a restart).
+    evict_at: TimestampMs,
 }
 
 impl Disbursements {
     /// Items started and not final, over all envelopes.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Items of the envelopes held that are in the archive, not in memory.
+    pub fn archived_items(&self) -> u64 {
+        self.archived_items
     }
 
     /// Whether some sealed envelope still has items to start.
@@ -234,7 +308,7 @@ impl Engine {
                 // An upload cut short (a restart, a lost connection): start over.
                 number
             }
-            None => self.disbursements.envelopes.keys().next_back().map_or(1, |n| n + 1),
+            None => self.disbursements.next_number.max(1),
         };
         self.record(Event::EnvelopeOpened { number, header, digest, at: now }, out);
         Ok(self.envelope_view(number))
@@ -287,7 +361,7 @@ impl Engine {
             let index = first + i as u32;
             check_item(item).map_err(|reason| EnvelopeError::InvalidItem { index, reason })?;
             let id = item.disbursement_id.as_str();
-            let earlier = ledger.and_then(|l| l.get(id));
+            let earlier = ledger.and_then(|l| l.get(&id_key(id)));
             if !chunk_ids.insert(id) || earlier.is_some_and(|&(n, _)| n == number) {
                 return Err(EnvelopeError::RepeatedDisbursementId(id.to_string()));
             }
@@ -335,7 +409,12 @@ impl Engine {
     }
 
     fn item_failed(&self, number: u64, index: u32) -> bool {
-        let slot = &self.disbursements.envelopes[&number].slots[index as usize];
+        // A forgotten envelope released its ids with it.
+        let Some(envelope) = self.disbursements.envelopes.get(&number) else { return true };
+        if index < envelope.archived_through {
+            return false; // an archived item keeps its ledger entry only if it was paid
+        }
+        let slot = &envelope.slots[index as usize];
         slot.flagged.is_some() || self.progress(slot).is_some_and(|p| p.state == TransferState::Rejected)
     }
 
@@ -365,7 +444,8 @@ impl Engine {
             .ok_or_else(|| EnvelopeError::Unknown(reference.to_string()))
     }
 
-    /// A page of item outcomes.
+    /// A page of item outcomes: those in memory, and the range to read
+    /// from the archive before them.
     pub(super) fn envelope_items(
         &self,
         caller: Option<ParticipantId>,
@@ -373,36 +453,80 @@ impl Engine {
         reference: &str,
         offset: u32,
         limit: u32,
-    ) -> Result<Vec<ItemView>, EnvelopeError> {
+    ) -> Result<ItemsPage, EnvelopeError> {
         let Some(number) = self.find_envelope(caller, agency, reference) else {
             return Err(EnvelopeError::Unknown(reference.to_string()));
         };
         let envelope = &self.disbursements.envelopes[&number];
-        let views = envelope
-            .slots
-            .iter()
-            .enumerate()
-            .skip(offset as usize)
-            .take(limit.min(ITEMS_PAGE_MAX) as usize)
-            .map(|(index, slot)| {
-                let progress = self.progress(slot);
-                let outcome = match (slot.flagged, slot.transfer, progress) {
-                    (Some(reason), _, _) => ItemOutcome::Failed { reason, id: None },
-                    (None, Some(id), Some(p)) => match p.state {
-                        TransferState::Settled => ItemOutcome::Paid { id, at: p.settled_at.unwrap_or_default() },
-                        TransferState::Rejected => ItemOutcome::Failed {
-                            reason: p.reason.expect("rejected transfers carry a reason"),
-                            id: Some(id),
-                        },
-                        TransferState::Received | TransferState::Reserved => ItemOutcome::InProgress { id },
-                    },
-                    (None, _, _) => ItemOutcome::Waiting,
-                };
-                let payee = progress.map(|p| p.payee).filter(|a| a.participant.code() != 0);
-                ItemView { index: index as u32, item: slot.item.clone(), outcome, payee }
-            })
-            .collect();
-        Ok(views)
+        let end = offset.saturating_add(limit.min(ITEMS_PAGE_MAX)).min(envelope.received());
+        let archived = (offset < end.min(envelope.archived_through)).then(|| ArchivedRange {
+            number,
+            from: offset,
+            to: end.min(envelope.archived_through),
+            mark: self.not_held(),
+        });
+        let hot = offset.max(envelope.archived_through)..end;
+        let items = hot.map(|index| self.item_view(index, &envelope.slots[index as usize])).collect();
+        Ok(ItemsPage { archived, items })
+    }
+
+    /// An item as its agency sees it.
+    fn item_view(&self, index: u32, slot: &Slot) -> ItemView {
+        let progress = self.progress(slot);
+        let outcome = match (slot.flagged, slot.transfer, progress) {
+            (Some(reason), _, _) => ItemOutcome::Failed { reason, id: None },
+            (None, Some(id), Some(p)) => match p.state {
+                TransferState::Settled => ItemOutcome::Paid { id, at: p.settled_at.unwrap_or_default() },
+                TransferState::Rejected => {
+                    ItemOutcome::Failed { reason: p.reason.expect("rejected transfers carry a reason"), id: Some(id) }
+                }
+                TransferState::Received | TransferState::Reserved => ItemOutcome::InProgress { id },
+            },
+            (None, _, _) => ItemOutcome::Waiting,
+        };
+        let payee = progress.map(|p| p.payee).filter(|a| a.participant.code() != 0);
+        ItemView { index, item: slot.item.clone(), outcome, payee }
+    }
+
+    /// Complete envelopes leave memory as their payments do: their items
+    /// go to the archive `final_record_ms` after the last one became
+    /// final, and the envelope (header, totals, the ids its paid items
+    /// hold) is forgotten once the retention has passed since. One step
+    /// of each (at most [`ENVELOPE_PIECE_ITEMS`] items) per call.
+    pub(crate) fn evict_envelopes(&mut self, now: TimestampMs, out: &mut Output) {
+        if now < self.disbursements.evict_at {
+            return;
+        }
+        let (keep_ms, retention_ms) = (self.config.final_record_ms.max(0), self.config.retention_ms());
+        let (mut archive, mut forget) = (None, None);
+        let mut next = TimestampMs::MAX;
+        for (&number, e) in &self.disbursements.envelopes {
+            let Some(completed_at) = e.completed_at else { continue };
+            let held = e.slots.len() as u32;
+            let due = if e.archived_through < held {
+                completed_at.saturating_add(keep_ms)
+            } else {
+                completed_at.saturating_add(retention_ms)
+            };
+            if due >= now {
+                next = next.min(due);
+            } else if held > 0 && archive.is_none() {
+                archive = Some((number, held.min(e.archived_through + ENVELOPE_PIECE_ITEMS)));
+            } else if held == 0 && forget.is_none() {
+                let kept = e.kept_ids.len() as u32;
+                forget = Some((number, kept.min(e.released + ENVELOPE_PIECE_ITEMS)));
+            } else {
+                next = now; // due too: the next call takes it
+            }
+        }
+        // With a step taken now, look again next call (more may be due).
+        self.disbursements.evict_at = if archive.is_some() || forget.is_some() { now } else { next };
+        if let Some((number, through)) = archive {
+            self.record(Event::EnvelopeItemsArchived { number, through }, out);
+        }
+        if let Some((number, through)) = forget {
+            self.record(Event::EnvelopeForgotten { number, through }, out);
+        }
     }
 
     /// Where a slot's payment stands: its recorded end, or the transfer in memory.
@@ -417,13 +541,13 @@ impl Engine {
             digest: e.digest,
             opened_at: e.opened_at,
             sealed_at: e.sealed_at,
-            received: e.slots.len() as u32,
+            received: e.received(),
             paid_count: e.paid_count,
             paid_value: e.paid_value,
             failed_count: e.failed_count,
             failed_value: e.failed_value,
             in_progress: e.in_progress,
-            complete: e.sealed_at.is_some() && e.paid_count + e.failed_count == e.slots.len() as u32,
+            complete: e.completed_at.is_some(),
             number,
         }
     }

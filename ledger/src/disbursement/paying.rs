@@ -120,6 +120,11 @@ impl Engine {
             envelope.failed_count += 1;
             envelope.failed_value = envelope.failed_value.checked_add(amount).expect("value overflow");
         }
+        if envelope.sealed_at.is_some() && envelope.paid_count + envelope.failed_count == envelope.header.control_count
+        {
+            envelope.completed_at = progress.settled_at;
+            self.disbursements.evict_at = 0; // its items are due to leave memory in time
+        }
     }
 }
 

@@ -16,10 +16,11 @@ type ItemAt = (u64, u32);
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Image {
     envelopes: Vec<(u64, Envelope)>,
-    ledger: Vec<(ParticipantId, Vec<(String, ItemAt)>)>,
+    ledger: Vec<(ParticipantId, Vec<(u128, ItemAt)>)>,
     in_flight: Vec<(EndToEndId, ItemAt)>,
     active: Vec<u64>,
     id_counter: u64,
+    next_number: u64,
 }
 
 impl Disbursements {
@@ -28,7 +29,7 @@ impl Disbursements {
             .ledger
             .iter()
             .map(|(agency, ids)| {
-                let mut ids: Vec<_> = ids.iter().map(|(id, at)| (id.clone(), *at)).collect();
+                let mut ids: Vec<_> = ids.iter().map(|(id, at)| (*id, *at)).collect();
                 ids.sort_unstable();
                 (*agency, ids)
             })
@@ -52,12 +53,14 @@ impl Disbursements {
             in_flight,
             active: active.into_iter().map(|(_, n)| n).collect(),
             id_counter: self.id_counter,
+            next_number: self.next_number,
         }
     }
 
     pub(crate) fn from_image(image: Image) -> Disbursements {
         let envelopes: BTreeMap<u64, Envelope> = image.envelopes.into_iter().collect();
         let by_reference = envelopes.iter().map(|(n, e)| ((e.header.agency, e.header.reference.clone()), *n)).collect();
+        let archived_items = envelopes.values().map(|e| u64::from(e.archived_through)).sum();
         Disbursements {
             envelopes,
             by_reference,
@@ -66,6 +69,9 @@ impl Disbursements {
             active: VecDeque::from(image.active),
             deferred: VecDeque::new(),
             id_counter: image.id_counter,
+            next_number: image.next_number,
+            archived_items,
+            evict_at: 0,
         }
     }
 }

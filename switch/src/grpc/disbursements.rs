@@ -213,7 +213,30 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
             return Err(Status::invalid_argument(format!("limit must be 1 to {ITEMS_PAGE_MAX}")));
         }
         let page = op::EnvelopeItems { caller, agency, reference: m.reference, offset: m.offset, limit: m.limit };
-        let items = self.run(page).await?.map_err(to_status)?;
+        let page = self.run(page).await?.map_err(to_status)?;
+        let mut items = Vec::with_capacity(page.items.len());
+        if let Some(range) = page.archived {
+            // Items of a complete envelope that left memory: from the
+            // archive once it holds everything the engine handed it.
+            let Some(archive) = self.engine.archive() else {
+                return Err(Status::internal("an envelope's items were archived but this switch has no archive"));
+            };
+            let archived = archive
+                .read(range.mark, move |archive| archive.envelope_items(range.number, range.from, range.to))
+                .await
+                .map_err(to_status)?;
+            if archived.len() != (range.to - range.from) as usize {
+                return Err(Status::not_found(format!(
+                    "items {} to {} of this envelope are no longer in the archive (it keeps them {} days after \
+                     the envelope completed)",
+                    range.from,
+                    range.to - 1,
+                    super::archived::retention_days(&self.engine)
+                )));
+            }
+            items.extend(archived);
+        }
+        items.extend(page.items);
         Ok(Response::new(pb::ListEnvelopeItemsResponse { items: items.iter().map(outcome_to_wire).collect() }))
     }
 }

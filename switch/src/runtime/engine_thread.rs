@@ -252,6 +252,7 @@ impl EngineThread {
         stats.transfers_held.store(self.engine.transfer_count() as u64, Ordering::Relaxed);
         stats.transfers_in_window.store(self.engine.window_count() as u64, Ordering::Relaxed);
         stats.transfers_evicted.store(self.engine.evicted(), Ordering::Relaxed);
+        stats.envelope_items_archived.store(self.engine.disbursements().archived_items(), Ordering::Relaxed);
         let ignored = self.engine.answer_stats();
         stats.answers_ignored.store(ignored.late_or_duplicate + ignored.unknown, Ordering::Relaxed);
         stats.journal_queue_depth.fetch_add(1, Ordering::Relaxed);

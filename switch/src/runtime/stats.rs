@@ -41,6 +41,8 @@ pub struct Stats {
     /// cleared by the journal thread; callers are refused UNAVAILABLE.
     pub store_unavailable: std::sync::atomic::AtomicBool,
     pub transfers_evicted: AtomicU64,
+    /// Items of complete envelopes in the archive, not in memory.
+    pub envelope_items_archived: AtomicU64,
 }
 
 /// Messages and the items they carried over one kind of stream.

@@ -18,6 +18,9 @@
 //! - `cycles`: (cycle, block) → () for every block holding a transfer of
 //!   that cycle (a past cycle's transfers in order);
 //! - `late`: (original, return id) → amount returned after archiving;
+//! - `envelope_items`: (envelope number, first item) → a piece of up to
+//!   [`ENVELOPE_PIECE_ITEMS`] items of a complete envelope, postcard then
+//!   LZ4; `envelope_done`: (completed at, number) → () for retention;
 //! - `meta`: `written` (archive ops written; the next op's number) and
 //!   `format`.
 //!
@@ -29,7 +32,7 @@
 
 use super::{Archive, Archived, StoreError};
 use ponte_domain::{Amount, EndToEndId, TimestampMs};
-use ponte_ledger::{ArchiveOp, ArchivedTransfer, NumberedOp};
+use ponte_ledger::{ArchiveOp, ArchivedTransfer, ENVELOPE_PIECE_ITEMS, ItemView, NumberedOp};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use std::path::{Path, PathBuf};
 
@@ -39,6 +42,8 @@ const RUNS: TableDefinition<(u32, u32), ()> = TableDefinition::new("runs");
 const CYCLES: TableDefinition<(u32, u64), ()> = TableDefinition::new("cycles");
 const LATE: TableDefinition<(&str, &str), i64> = TableDefinition::new("late");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const ENVELOPE_ITEMS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("envelope_items");
+const ENVELOPE_DONE: TableDefinition<(i64, u64), ()> = TableDefinition::new("envelope_done");
 
 /// The layout above; a file without it (or with another) is refused.
 const FORMAT: u64 = 2;
@@ -97,6 +102,8 @@ impl EmbeddedArchive {
             txn.open_table(RUNS)?;
             txn.open_table(CYCLES)?;
             txn.open_table(LATE)?;
+            txn.open_table(ENVELOPE_ITEMS)?;
+            txn.open_table(ENVELOPE_DONE)?;
             Ok(format.unwrap_or(FORMAT))
         })?;
         if format != FORMAT {
@@ -191,7 +198,16 @@ impl Archive for EmbeddedArchive {
             .iter()
             .filter_map(|op| match &op.op {
                 ArchiveOp::Transfer(archived) => Some(archived.as_ref()),
-                ArchiveOp::LateReturn { .. } => None,
+                ArchiveOp::LateReturn { .. } | ArchiveOp::EnvelopeItems(_) => None,
+            })
+            .collect();
+        let pieces: Vec<_> = ops
+            .iter()
+            .filter_map(|op| match &op.op {
+                ArchiveOp::EnvelopeItems(piece) => {
+                    Some((piece.completed_at, piece.number, piece.first, super::encode_items(&piece.items)))
+                }
+                _ => None,
             })
             .collect();
         // Encoded before the transaction: only the inserts hold the lock.
@@ -235,9 +251,30 @@ impl Archive for EmbeddedArchive {
                     late.insert((original.as_str(), id.as_str()), amount.minor())?;
                 }
             }
+            let mut items = txn.open_table(ENVELOPE_ITEMS)?;
+            let mut done = txn.open_table(ENVELOPE_DONE)?;
+            for (completed_at, number, first, body) in &pieces {
+                items.insert((*number, *first), body.as_slice())?;
+                done.insert((*completed_at, *number), ())?;
+            }
             txn.open_table(META)?.insert("written", last.number + 1)?;
             Ok(())
         })
+    }
+
+    fn envelope_items(&self, number: u64, from: u32, to: u32) -> Result<Vec<ItemView>, StoreError> {
+        let first = from - from % ENVELOPE_PIECE_ITEMS;
+        let pieces = self.read_txn(|txn| {
+            let table = txn.open_table(ENVELOPE_ITEMS)?;
+            let rows = table.range((number, first)..(number, to))?;
+            rows.map(|row| Ok(row?.1.value().to_vec())).collect::<Result<Vec<_>, redb::Error>>()
+        })?;
+        let mut items = Vec::new();
+        for piece in pieces {
+            let decoded = super::decode_items(&piece).map_err(|detail| self.damaged(detail))?;
+            items.extend(decoded.into_iter().filter(|item| (from..to).contains(&item.index)));
+        }
+        Ok(items)
     }
 
     fn transfer(&self, id: &EndToEndId) -> Result<Option<Archived>, StoreError> {
@@ -305,6 +342,26 @@ impl Archive for EmbeddedArchive {
     }
 
     fn expire(&self, before: TimestampMs) -> Result<u64, StoreError> {
+        // Envelopes complete before `before`: their pieces, a few at a time.
+        loop {
+            let more = self.write_txn(|txn| {
+                let mut done = txn.open_table(ENVELOPE_DONE)?;
+                let mut items = txn.open_table(ENVELOPE_ITEMS)?;
+                let due: Vec<(i64, u64)> = done
+                    .range(..(before, 0))?
+                    .take(64)
+                    .map(|row| Ok(row?.0.value()))
+                    .collect::<Result<_, redb::Error>>()?;
+                for &(completed_at, number) in &due {
+                    items.retain_in((number, 0)..=(number, u32::MAX), |_, _| false)?;
+                    done.remove((completed_at, number))?;
+                }
+                Ok(due.len() == 64)
+            })?;
+            if !more {
+                break;
+            }
+        }
         let mut removed = 0;
         loop {
             // Whole blocks, oldest first, while every transfer in one is past

@@ -119,9 +119,27 @@ pub trait Archive: Send + Sync + 'static {
         visit: &mut dyn FnMut(Archived) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 
-    /// Deletes archived transfers settled (or recorded) before `before`
-    /// (retention); returns how many.
+    /// Items `from..to` of complete envelope `number`, in index order
+    /// (those the archive holds).
+    fn envelope_items(&self, number: u64, from: u32, to: u32) -> Result<Vec<ponte_ledger::ItemView>, StoreError>;
+
+    /// Deletes archived transfers settled (or recorded) before `before`,
+    /// and items of envelopes complete before it (retention); returns how
+    /// many transfers.
     fn expire(&self, before: ponte_domain::TimestampMs) -> Result<u64, StoreError>;
+}
+
+/// A piece of an envelope's archived items as the archives store it:
+/// postcard, then LZ4.
+pub(crate) fn encode_items(items: &[ponte_ledger::ItemView]) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(&postcard::to_allocvec(items).expect("encoding to a Vec"))
+}
+
+/// Reads back [`encode_items`].
+pub(crate) fn decode_items(bytes: &[u8]) -> Result<Vec<ponte_ledger::ItemView>, String> {
+    let raw = lz4_flex::decompress_size_prepended(bytes)
+        .map_err(|e| format!("an archived envelope piece does not decompress: {e}"))?;
+    postcard::from_bytes(&raw).map_err(|e| format!("an archived envelope piece does not decode: {e}"))
 }
 
 /// An archived transfer and what was returned of it since it was archived.

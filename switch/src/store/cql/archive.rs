@@ -8,6 +8,7 @@
 //! archive_late           ((stream, original), id) -> amount                 returns after archiving
 //! archive_late_cycle     ((stream, cycle), original, id) -> amount          the same, by the original's cycle
 //! archive_written        (stream) -> written                                archive ops written
+//! archive_envelope_items ((stream, number), first) -> body                 a complete envelope's items
 //! ```
 //! Written for throughput: the rows of one write that share a partition go
 //! as one unlogged single-partition batch (one mutation), so the cluster
@@ -31,7 +32,7 @@ use super::{Shared, cql_error, retry};
 use crate::store::{Archive, Archived, StoreError};
 use futures::{StreamExt, TryStreamExt};
 use ponte_domain::{Amount, EndToEndId, TimestampMs};
-use ponte_ledger::{ArchiveOp, ArchivedTransfer, NumberedOp};
+use ponte_ledger::{ArchiveOp, ArchivedTransfer, ENVELOPE_PIECE_ITEMS, ItemView, NumberedOp};
 use scylla::statement::Consistency;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
@@ -63,6 +64,8 @@ pub(super) struct Statements {
     read_late: PreparedStatement,
     read_buckets: PreparedStatement,
     read_pieces: PreparedStatement,
+    insert_envelope_piece: PreparedStatement,
+    read_envelope_pieces: PreparedStatement,
 }
 
 pub(super) async fn prepare_statements(
@@ -131,6 +134,18 @@ pub(super) async fn prepare_statements(
             true,
         )
         .await?,
+        insert_envelope_piece: prepare(
+            "INSERT INTO {ks}.archive_envelope_items (stream, number, first, body) VALUES (?, ?, ?, ?) USING TTL ?",
+            Quorum,
+            true,
+        )
+        .await?,
+        read_envelope_pieces: prepare(
+            "SELECT body FROM {ks}.archive_envelope_items WHERE stream = ? AND number = ? AND first >= ? AND first < ?",
+            Quorum,
+            true,
+        )
+        .await?,
     })
 }
 
@@ -194,6 +209,11 @@ enum Row<'a> {
         id: &'a str,
         amount: i64,
     },
+    EnvelopePiece {
+        number: i64,
+        first: i32,
+        body: Vec<u8>,
+    },
 }
 
 impl Drop for CqlArchive {
@@ -250,6 +270,9 @@ impl CqlArchive {
                         .execute_unpaged(&s.insert_late_cycle, (stream, cycle, original, id, amount, ttl))
                         .await
                 }
+                Row::EnvelopePiece { number, first, body } => {
+                    shared.session.execute_unpaged(&s.insert_envelope_piece, (stream, number, first, body, ttl)).await
+                }
             }
         })
         .await
@@ -302,7 +325,7 @@ impl Archive for CqlArchive {
             .iter()
             .map(|op| match &op.op {
                 ArchiveOp::Transfer(a) => Some(postcard::to_allocvec(a.as_ref()).expect("encoding to a Vec")),
-                ArchiveOp::LateReturn { .. } => None,
+                ArchiveOp::LateReturn { .. } | ArchiveOp::EnvelopeItems(_) => None,
             })
             .collect();
         let mut ids: BTreeMap<(i64, i32), Vec<IdRow<'_>>> = BTreeMap::new();
@@ -321,6 +344,10 @@ impl Archive for CqlArchive {
                     let (original, id, amount) = (original.as_str(), id.as_str(), amount.minor());
                     rows.push(Row::Late { original, id, amount });
                     rows.push(Row::LateCycle { cycle: *original_cycle as i32, original, id, amount });
+                }
+                (ArchiveOp::EnvelopeItems(piece), _) => {
+                    let (number, first) = (piece.number as i64, piece.first as i32);
+                    rows.push(Row::EnvelopePiece { number, first, body: crate::store::encode_items(&piece.items) });
                 }
                 (ArchiveOp::Transfer(_), None) => unreachable!("every transfer is encoded"),
             }
@@ -432,6 +459,28 @@ impl Archive for CqlArchive {
             }
         }
         Ok(())
+    }
+
+    fn envelope_items(&self, number: u64, from: u32, to: u32) -> Result<Vec<ItemView>, StoreError> {
+        let shared = &self.shared;
+        let s = &shared.statements.archive;
+        let first = (from - from % ENVELOPE_PIECE_ITEMS) as i32;
+        let pieces: Vec<(Vec<u8>,)> = self.run(async {
+            let pager = retry(shared, "read an envelope's archived items", || {
+                let values = (&shared.config.stream, number as i64, first, to as i32);
+                shared.session.execute_iter(s.read_envelope_pieces.clone(), values)
+            })
+            .await?;
+            let rows = pager.rows_stream::<(Vec<u8>,)>().map_err(|e| cql_error(shared, e))?;
+            rows.try_collect().await.map_err(|e| cql_error(shared, e))
+        })?;
+        let mut items = Vec::new();
+        for (piece,) in pieces {
+            let decoded = crate::store::decode_items(&piece)
+                .map_err(|detail| StoreError::Damaged { target: shared.target.clone(), detail })?;
+            items.extend(decoded.into_iter().filter(|item| (from..to).contains(&item.index)));
+        }
+        Ok(items)
     }
 
     fn expire(&self, _before: TimestampMs) -> Result<u64, StoreError> {

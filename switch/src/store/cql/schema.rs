@@ -250,4 +250,10 @@ pub(super) const MIGRATIONS: &[(i32, &str, &[&str])] = &[
             "DROP TABLE IF EXISTS {ks}.archive_cycle",
         ],
     ),
+    (
+        5,
+        "items of complete envelopes in the archive, in pieces by envelope",
+        &["CREATE TABLE IF NOT EXISTS {ks}.archive_envelope_items (stream text, number bigint, first int, \
+           body blob, PRIMARY KEY ((stream, number), first))"],
+    ),
 ];
