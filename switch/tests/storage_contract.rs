@@ -514,7 +514,7 @@ fn the_schema_is_created_versioned_and_a_newer_one_is_refused() {
             .unwrap();
         let mut numbers: Vec<i32> = versions.iter().map(|v| v.0).collect();
         numbers.sort_unstable();
-        assert_eq!(numbers, [1, 2, 3, 4], "{versions:?}");
+        assert_eq!(numbers, [1, 2, 3, 4, 5], "{versions:?}");
         session
             .query_unpaged(
                 format!(
@@ -527,7 +527,7 @@ fn the_schema_is_created_versioned_and_a_newer_one_is_refused() {
             .unwrap();
     });
     let error = CqlStore::open(config).unwrap_err();
-    assert!(matches!(error, StoreError::SchemaTooNew { found: 99, known: 4, .. }), "{error}");
+    assert!(matches!(error, StoreError::SchemaTooNew { found: 99, known: 5, .. }), "{error}");
     assert!(error.to_string().contains("upgrade this node"), "{error}");
 }
 
