@@ -89,6 +89,9 @@ async fn a_three_node_cluster_loses_one_node_without_error_and_two_without_loss(
     config.engine.payee_timeout_ms = 5_000;
     let switch = ponte_switch::server::start(config.clone()).await.unwrap();
     let mut switch = TestSwitch { dir: data, switch: Some(switch), config };
+    // The payers pay 1.00 each for a minute and more: room for all of it
+    // (the development cap of 1,000.00 ran out in one run, AM04).
+    switch.operator().await.set_limit(pid(A), Amount::from_minor(100_000_000_00)).await.unwrap();
     let a = switch.client(A).await.with_in_doubt_wait(Duration::from_secs(120));
     let inbox = Payee::accepting().serve(&switch.client(B).await).await;
     let heard = Arc::new(Mutex::new(Heard::default()));
