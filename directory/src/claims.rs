@@ -112,6 +112,18 @@ impl Claims {
     }
 
     /// Claims a participant is party to (as claimer or donor), oldest first.
+    /// A page of the claims `participant` is party to, in id order: at
+    /// most `limit` with ids above `after`.
+    pub fn of_page(&self, participant: ParticipantId, after: Option<u64>, limit: usize) -> Vec<&Claim> {
+        let from = after.map_or(0, |id| id.saturating_add(1));
+        self.claims
+            .range(from..)
+            .map(|(_, c)| c)
+            .filter(|c| c.claimer == participant || c.donor == participant)
+            .take(limit)
+            .collect()
+    }
+
     pub fn of(&self, participant: ParticipantId) -> Vec<&Claim> {
         self.claims.values().filter(|c| c.claimer == participant || c.donor == participant).collect()
     }

@@ -1,6 +1,7 @@
 //! Country profiles: what differs per country in the directory's keys
-//! (national ids and their check digits, the phone country code), chosen by
-//! configuration (`[engine] country = "BR"`).
+//! (national ids and their check digits, the country whose numbering plan
+//! phone keys must belong to), chosen by configuration
+//! (`[engine] country = "BR"`).
 //!
 //! Adding a country: implement [`CountryProfile`] for it and list it in
 //! [`PROFILES`]; configuration, the wire layer, the CLI and the CSV reader
@@ -9,10 +10,10 @@
 use crate::key_error::KeyError;
 
 /// Every country profile this build knows, by code.
-pub static PROFILES: &[&dyn CountryProfile] = &[&Brazil];
+pub static PROFILES: &[&dyn CountryProfile] = &[&Brazil, &India];
 
 /// What differs per country: national id formats and check digits, and
-/// which phone country codes are accepted.
+/// the numbering plan phone keys belong to.
 pub trait CountryProfile: Send + Sync {
     /// The ISO 3166-1 alpha-2 code the profile is chosen by (`BR`).
     fn code(&self) -> &'static str;
@@ -20,8 +21,9 @@ pub trait CountryProfile: Send + Sync {
     fn person_id(&self, text: &str) -> Result<String, KeyError>;
     /// Checks and canonicalises a business's national id.
     fn business_id(&self, text: &str) -> Result<String, KeyError>;
-    /// Whether phones with this E.164 country code (no '+') are accepted.
-    fn phone_country(&self, digits: &str) -> bool;
+    /// The region whose numbering plan (libphonenumber's metadata, through
+    /// the `phonenumber` crate) phone keys must belong to.
+    fn phone_region(&self) -> phonenumber::country::Id;
 }
 
 /// Brazil: CPF (11 digits), CNPJ (14 characters), phones under +55.
@@ -84,8 +86,109 @@ impl CountryProfile for Brazil {
         Ok(id)
     }
 
-    fn phone_country(&self, digits: &str) -> bool {
-        digits.starts_with("55")
+    fn phone_region(&self) -> phonenumber::country::Id {
+        phonenumber::country::Id::BR
+    }
+}
+
+/// India: Aadhaar (12 digits, Verhoeff check digit) for people, GSTIN (15
+/// characters, mod-36 check character) for businesses, phones under +91 —
+/// the keys of a UPI-style directory. A second real profile, so that what
+/// differs per country is proven to sit behind [`CountryProfile`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct India;
+
+/// Verhoeff's dihedral-group tables (multiplication, permutation).
+const VERHOEFF_D: [[u8; 10]; 10] = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+    [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+    [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+    [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
+    [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+    [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
+    [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+    [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+    [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+];
+const VERHOEFF_P: [[u8; 10]; 8] = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+    [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+    [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+    [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+    [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+    [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
+    [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+];
+
+/// Whether `digits` (ASCII digits, check digit last) pass Verhoeff's check.
+pub(crate) fn verhoeff_valid(digits: &[u8]) -> bool {
+    let mut c = 0_u8;
+    for (i, &d) in digits.iter().rev().enumerate() {
+        c = VERHOEFF_D[usize::from(c)][usize::from(VERHOEFF_P[i % 8][usize::from(d - b'0')])];
+    }
+    c == 0
+}
+
+/// The GSTIN check character of its first 14 characters (GSTN's mod-36
+/// scheme: digits 0-9 then letters A-Z, weights alternating 1 and 2).
+pub(crate) fn gstin_check(first14: &[u8]) -> u8 {
+    const CHARS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let value = |b: u8| CHARS.iter().position(|&c| c == b).expect("checked alphanumeric") as u32;
+    let sum: u32 = first14
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            let product = value(b) * if i % 2 == 0 { 1 } else { 2 };
+            product / 36 + product % 36
+        })
+        .sum();
+    CHARS[((36 - sum % 36) % 36) as usize]
+}
+
+impl CountryProfile for India {
+    fn code(&self) -> &'static str {
+        "IN"
+    }
+
+    /// Aadhaar: 12 digits, the first 2-9, the last a Verhoeff check digit;
+    /// written with spaces or hyphens between groups of four.
+    fn person_id(&self, text: &str) -> Result<String, KeyError> {
+        let digits: String = text.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+        if digits.len() != 12 || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.starts_with(['0', '1']) {
+            return Err(KeyError::PersonIdLength(12));
+        }
+        if !verhoeff_valid(digits.as_bytes()) {
+            return Err(KeyError::PersonIdCheckDigit);
+        }
+        Ok(digits)
+    }
+
+    /// GSTIN: state code (2 digits), the holder's PAN (5 letters, 4
+    /// digits, a letter), entity number, `Z`, check character.
+    fn business_id(&self, text: &str) -> Result<String, KeyError> {
+        let id = text.trim().to_ascii_uppercase();
+        let b = id.as_bytes();
+        let shape = b.len() == 15
+            && b[..2].iter().all(u8::is_ascii_digit)
+            && b[2..7].iter().all(u8::is_ascii_uppercase)
+            && b[7..11].iter().all(u8::is_ascii_digit)
+            && b[11].is_ascii_uppercase()
+            && (b[12].is_ascii_uppercase() || (b'1'..=b'9').contains(&b[12]))
+            && b[13] == b'Z'
+            && b[14].is_ascii_alphanumeric();
+        if !shape {
+            return Err(KeyError::BusinessIdFormat(15));
+        }
+        if gstin_check(&b[..14]) != b[14] {
+            return Err(KeyError::BusinessIdCheckDigit);
+        }
+        Ok(id)
+    }
+
+    fn phone_region(&self) -> phonenumber::country::Id {
+        phonenumber::country::Id::IN
     }
 }
 
@@ -159,8 +262,8 @@ impl CountryProfile for Country {
     fn business_id(&self, text: &str) -> Result<String, KeyError> {
         self.0.business_id(text)
     }
-    fn phone_country(&self, digits: &str) -> bool {
-        self.0.phone_country(digits)
+    fn phone_region(&self) -> phonenumber::country::Id {
+        self.0.phone_region()
     }
 }
 
@@ -202,7 +305,8 @@ mod tests {
         assert_eq!(Country::from_code("br").unwrap().code(), "BR");
         assert_eq!(Country::default(), Country::from_code("BR").unwrap());
         let error = Country::from_code("ZZ").unwrap_err().to_string();
-        assert!(error.contains("\"ZZ\"") && error.contains("BR"), "{error}");
+        assert!(error.contains("\"ZZ\"") && error.contains("BR, IN"), "{error}");
+        assert_eq!(Country::from_code("in").unwrap().code(), "IN");
         assert_eq!(from_config("BR").unwrap().profile().code(), "BR");
         let error = from_config("XX").unwrap_err().to_string();
         assert!(error.contains("unknown country \"XX\""), "{error}");

@@ -310,6 +310,26 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// A page of the entries a participant holds, in key order: at most
+    /// `limit` after `after`; and how many it holds in all.
+    pub fn entries_of_page(
+        &self,
+        participant: ParticipantId,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> (Vec<&Entry>, usize) {
+        use std::ops::Bound;
+        let Some(held) = self.held.get(&participant) else { return (Vec::new(), 0) };
+        let start = after.map_or(Bound::Unbounded, |key| Bound::Excluded(key.clone()));
+        let page = held
+            .keys
+            .range((start, Bound::Unbounded))
+            .take(limit)
+            .map(|key| self.entries.get(key).expect("a held key has its entry"))
+            .collect();
+        (page, held.keys.len())
+    }
+
     /// XOR of the hashes of the entries a participant holds: equal digests
     /// mean (with overwhelming probability) equal sets of entries.
     pub fn digest_of(&self, participant: ParticipantId) -> u64 {
@@ -393,6 +413,29 @@ mod tests {
         assert!(r.check_holder(pid(1), &key).is_ok());
         assert!(r.remove(&key).is_some());
         assert!(r.lookup(&key).is_none());
+    }
+
+    #[test]
+    fn one_real_number_registers_once_however_it_is_written() {
+        // The issue found: the same number with a trunk prefix after the
+        // country code was a second key, held at another participant.
+        let mut r = Registry::new(Box::new(Brazil));
+        create(&mut r, 1, chosen(KeyType::Phone, "+5561988880000"), account(1, "100"), person()).unwrap();
+        for (caller, spelling) in [(2, "+55061988880000"), (3, "+55 (61) 98888-0000"), (2, " +55 0 61 9 8888 0000 ")] {
+            assert_eq!(
+                r.check_create(pid(caller), chosen(KeyType::Phone, spelling), account(caller, "7"), person(), T0),
+                Err(DirectoryError::KeyExists),
+                "{spelling:?}"
+            );
+            let key = keys::parse(&Brazil, KeyType::Phone, spelling).unwrap();
+            assert_eq!(r.lookup(&key).unwrap().account, account(1, "100"), "lookups of {spelling:?} find the one key");
+        }
+        // Emails and random keys alike: one key whatever the case.
+        create(&mut r, 1, chosen(KeyType::Email, "maria@example.com"), account(1, "100"), person()).unwrap();
+        assert_eq!(
+            r.check_create(pid(2), chosen(KeyType::Email, " MARIA@Example.COM"), account(2, "7"), person(), T0),
+            Err(DirectoryError::KeyExists)
+        );
     }
 
     #[test]

@@ -41,9 +41,12 @@ pub fn pick_payee(rng: &mut impl Rng, banks: &[Bank], payer: usize) -> usize {
     (payer + 1) % banks.len()
 }
 
-/// The phone key of simulated customer `n` (E.164, Brazilian numbering).
+/// The phone key of simulated customer `n`: a Brazilian mobile number
+/// (E.164), distinct for every `n` below 900 million (nine area codes, each
+/// with its 100 million `9xxxxxxxx` numbers).
 pub fn phone_key(n: u64) -> String {
-    format!("+5561{n:09}")
+    const AREAS: [u32; 9] = [61, 11, 21, 31, 41, 51, 71, 81, 91];
+    format!("+55{}9{:08}", AREAS[(n / 100_000_000 % 9) as usize], n % 100_000_000)
 }
 
 /// Which bank holds customer `n`'s key: spread by volume, like payees.
