@@ -52,11 +52,12 @@ fn main() {
         let report = ponte_settlement::report::build(header, movements).expect("a cycle nets");
         let off_engine = started.elapsed();
         let started = Instant::now();
-        let Ok((own, _)) = engine.execute(now, op::CycleTransfers { caller, id }, &mut out) else {
+        let Ok((own, _)) = engine.execute(now, op::CycleTransfers { caller, id, after: None, limit: 10_000 }, &mut out)
+        else {
             panic!("cycle transfers of a closed cycle")
         };
         println!(
-            "cycle {id}: {count} movements; on the engine thread {:.1} ms, the report built off it in {:.1} ms ({} netted); one participant's {} transfers {:.1} ms",
+            "cycle {id}: {count} movements; on the engine thread {:.1} ms, the report built off it in {:.1} ms ({} netted); the first page of one participant's transfers ({} of them) {:.1} ms",
             on_engine.as_secs_f64() * 1e3,
             off_engine.as_secs_f64() * 1e3,
             report.netting.movements,

@@ -169,6 +169,13 @@ async fn archived_payments_answer_exactly(store: Option<String>) {
         assert_eq!(transfers.len(), 31 + 2, "30 + 1 payments, 2 settled returns");
     };
     check_cycle(a.cycle_transfers(1).await.unwrap());
+    // By pages of 4, archived and in memory mixed: the same transfers.
+    let paged = all_pages(&a, 1, 4).await;
+    assert_eq!(
+        paged.iter().map(|t| t.id).collect::<Vec<_>>(),
+        a.cycle_transfers(1).await.unwrap().iter().map(|t| t.id).collect::<Vec<_>>()
+    );
+    check_cycle(paged);
     let operator = switch.operator().await;
     let (_, report) = operator.cycle_report(1, ponte_sdk::ReportFormat::Json).await.unwrap();
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();

@@ -1,6 +1,10 @@
 //! `ponte demo` runs to completion as a user would start it, and its
 //! positions net to zero.
 
+mod common;
+
+use common::validate_iso20022;
+
 #[test]
 fn demo_runs_to_completion() {
     let reports = tempfile::tempdir().unwrap();
@@ -36,5 +40,7 @@ fn demo_runs_to_completion() {
     });
     assert_eq!(sum, ponte_domain::Amount::ZERO);
     assert!(json["movements"].as_u64().unwrap() > 1_000);
-    assert!(reports.path().join("cycle-1.csv").exists() && reports.path().join("cycle-1.camt053.xml").exists());
+    assert!(reports.path().join("cycle-1.csv").exists());
+    let xml = std::fs::read_to_string(reports.path().join("cycle-1.camt053.xml")).unwrap();
+    validate_iso20022("camt.053.001.08.xsd", &xml).unwrap_or_else(|e| panic!("the demo's camt.053: {e}"));
 }

@@ -95,6 +95,51 @@ async fn participants_touch_only_their_own_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_listed_by_pages_with_a_digest_anyone_can_recompute() {
+    let switch = TestSwitch::start().await;
+    let b = switch.client(B).await;
+    for n in 0..23 {
+        let account = account(B, &format!("{}", 100 + n / 5));
+        b.register_key(KeyType::Email, &format!("cliente{n:02}@example.com"), &account, &maria()).await.unwrap();
+    }
+    let (mut token, mut seen, mut digests) = (String::new(), Vec::new(), Vec::new());
+    loop {
+        let page = b.list_keys_page(7, &token).await.unwrap();
+        assert!(page.entries.len() <= 7);
+        assert_eq!(page.total, 23);
+        digests.push(page.digest);
+        seen.extend(page.entries);
+        match page.next_page_token {
+            Some(next) => token = next,
+            None => break,
+        }
+    }
+    assert_eq!(digests.len(), 4, "23 keys in pages of 7");
+    assert!(digests.iter().all(|d| *d == digests[0]), "every page carries the digest of all the keys");
+    let values: Vec<&str> = seen.iter().map(|e| e.key.value()).collect();
+    let mut sorted = values.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(values, sorted, "in key order, each once");
+    assert_eq!(values.len(), 23);
+    // The digest as the .proto specifies it, computed here from its words
+    // alone with xxHash's XXH3-64 (seed 0), not with Ponte's own function.
+    let recomputed = seen.iter().fold(0_u64, |acc, e| {
+        let mut bytes = Vec::new();
+        for field in ["EMAIL", e.key.value(), &format!("{:04}", e.account.branch), e.account.number(), "CHECKING"] {
+            bytes.extend((field.len() as u32).to_le_bytes());
+            bytes.extend(field.as_bytes());
+        }
+        acc ^ xxhash_rust::xxh3::xxh3_64(&bytes)
+    });
+    assert_eq!(recomputed, digests[0]);
+    // A page token of another list is refused, clearly.
+    let error = b.list_keys_page(7, "6374313a373a45").await.unwrap_err();
+    assert!(matches!(&error, Error::InvalidArgument(m) if m.contains("page_token")), "{error}");
+    switch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_are_rate_limited_with_a_retry_time() {
     let switch = TestSwitch::start().await;
     let a = switch.client(A).await;

@@ -53,8 +53,12 @@ pub enum Submitted {
 /// A participant's keys and their reconciliation digest.
 #[derive(Debug, Clone)]
 pub struct KeyList {
+    /// One page, in key order.
     pub entries: Vec<Entry>,
+    /// Over every key the participant holds, not only this page.
     pub digest: u64,
+    /// How many keys the participant holds.
+    pub total: usize,
 }
 
 /// A payer's payment.
@@ -319,16 +323,17 @@ impl Operation for LookupKey {
 #[derive(Debug, Clone)]
 pub struct ListKeys {
     pub caller: ParticipantId,
+    /// The last key of the previous page; `None` for the first.
+    pub after: Option<Key>,
+    pub limit: usize,
 }
 
 impl Operation for ListKeys {
     type Result = KeyList;
     fn execute(self, engine: &mut Engine, _: TimestampMs, _: &mut Output) -> KeyList {
         let registry = &engine.directory.registry;
-        KeyList {
-            entries: registry.entries_of(self.caller).into_iter().cloned().collect(),
-            digest: registry.digest_of(self.caller),
-        }
+        let (page, total) = registry.entries_of_page(self.caller, self.after.as_ref(), self.limit);
+        KeyList { entries: page.into_iter().cloned().collect(), digest: registry.digest_of(self.caller), total }
     }
 }
 
@@ -367,12 +372,16 @@ impl Operation for ActOnClaim {
 #[derive(Debug, Clone)]
 pub struct ListClaims {
     pub caller: ParticipantId,
+    /// The last claim id of the previous page; `None` for the first.
+    pub after: Option<u64>,
+    pub limit: usize,
 }
 
 impl Operation for ListClaims {
+    /// A page of the caller's claims, in id order.
     type Result = Vec<Claim>;
     fn execute(self, engine: &mut Engine, _: TimestampMs, _: &mut Output) -> Vec<Claim> {
-        engine.directory.claims.of(self.caller).into_iter().cloned().collect()
+        engine.directory.claims.of_page(self.caller, self.after, self.limit).into_iter().cloned().collect()
     }
 }
 
@@ -430,24 +439,47 @@ impl Operation for CycleMovements {
     }
 }
 
-/// A participant's own movements in a cycle (reconciliation).
+/// A page of a participant's own movements in a cycle (reconciliation), in
+/// end-to-end id order: those after `after`, at most `limit`.
 #[derive(Debug, Clone)]
 pub struct CycleTransfers {
     pub caller: ParticipantId,
     pub id: u64,
+    /// The last id of the previous page; `None` for the first page.
+    pub after: Option<EndToEndId>,
+    pub limit: usize,
 }
 
 impl Operation for CycleTransfers {
-    /// The caller's transfers of the cycle in memory and, when some were
-    /// archived, what the archive must hold for the rest.
+    /// The caller's transfers of the cycle in memory (the `limit` lowest
+    /// ids after `after`, in id order) and, when some were archived, what
+    /// the archive must hold for the rest.
     type Result = Result<(Vec<TransferView>, Option<NotHeld>), CycleError>;
     fn execute(self, engine: &mut Engine, _: TimestampMs, _: &mut Output) -> Self::Result {
         if !engine.cycles.contains_key(&self.id) {
             return Err(CycleError::Unknown(self.id));
         }
-        let hot = engine.settled_in(self.id).filter_map(|t| engine.view_for(self.caller, t)).collect();
+        let mut hot: Vec<TransferView> = engine
+            .settled_in(self.id)
+            .filter(|t| self.after.is_none_or(|after| t.id > after))
+            .filter_map(|t| engine.view_for(self.caller, t))
+            .collect();
+        keep_lowest_ids(&mut hot, self.limit);
         Ok((hot, engine.cycle_not_held(self.id)))
     }
+}
+
+/// Keeps the `limit` views with the lowest ids, in id order.
+pub fn keep_lowest_ids(views: &mut Vec<TransferView>, limit: usize) {
+    if views.len() > limit {
+        if limit == 0 {
+            views.clear();
+            return;
+        }
+        views.select_nth_unstable_by_key(limit - 1, |v| v.id);
+        views.truncate(limit);
+    }
+    views.sort_unstable_by_key(|v| v.id);
 }
 
 /// A paying agency opens an envelope (header and control totals).

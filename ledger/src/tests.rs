@@ -891,10 +891,10 @@ mod directory {
         };
         let window = h.engine.config().claim_window_ms;
         h.expire(T0 + window - 1);
-        let claims = h.run(T0, op::ListClaims { caller: pid(1) });
+        let claims = h.run(T0, op::ListClaims { caller: pid(1), after: None, limit: usize::MAX });
         assert_eq!(claims[0].status, ClaimStatus::Open);
         h.expire(T0 + window);
-        let claims = h.run(T0, op::ListClaims { caller: pid(2) });
+        let claims = h.run(T0, op::ListClaims { caller: pid(2), after: None, limit: usize::MAX });
         assert_eq!(claims[0].status, ClaimStatus::Confirmed);
         let done = h.run(T0 + window, op::ActOnClaim { caller: pid(2), id: claim.id, action: ClaimAction::Complete });
         assert!(matches!(done, Ok(ref c) if c.status == ClaimStatus::Completed));
@@ -935,7 +935,7 @@ mod directory {
         let acted = h
             .run(T0 + retention + 62_000, op::ActOnClaim { caller: pid(2), id: first.id, action: ClaimAction::Cancel });
         assert!(acted.is_err(), "a forgotten claim is unknown: {acted:?}");
-        assert_eq!(h.run(T0, op::ListClaims { caller: pid(2) }).len(), 0);
+        assert_eq!(h.run(T0, op::ListClaims { caller: pid(2), after: None, limit: usize::MAX }).len(), 0);
         let rebuilt = h.replayed();
         assert!(rebuilt.directory().claims.get(first.id).is_none());
         assert!(rebuilt.directory().claims.get(second.id).is_some());

@@ -290,10 +290,39 @@ impl Client {
     }
 
     /// This participant's own payments and returns in settlement cycle
-    /// `cycle`: their totals match its line in the central bank's report.
+    /// `cycle`, in end-to-end id order, every page of them: their totals
+    /// match its line in the central bank's report. A busy cycle is
+    /// millions of transfers; [`Client::cycle_transfers_page`] reads one
+    /// page at a time without holding them all.
     pub async fn cycle_transfers(&self, cycle: u64) -> Result<Vec<TransferView>, Error> {
-        let r = self.payments.clone().cycle_transfers(pb::CycleTransfersRequest { cycle }).await?.into_inner();
-        Ok(r.transfers.iter().map(wire::transfer_from_wire).collect::<Result<_, _>>()?)
+        let mut all = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self.cycle_transfers_page(cycle, CYCLE_TRANSFERS_PAGE_MAX, &token).await?;
+            all.extend(page.transfers);
+            match page.next_page_token {
+                Some(next) => token = next,
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of [`Client::cycle_transfers`]: at most `page_size`
+    /// transfers (0: the switch's default, 1,000; at most
+    /// [`CYCLE_TRANSFERS_PAGE_MAX`]) after the page `page_token` names
+    /// (empty: the first page; then the previous page's `next_page_token`).
+    pub async fn cycle_transfers_page(
+        &self,
+        cycle: u64,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<CycleTransfersPage, Error> {
+        let request = pb::CycleTransfersRequest { cycle, page_size, page_token: page_token.to_owned() };
+        let r = self.payments.clone().cycle_transfers(request).await?.into_inner();
+        Ok(CycleTransfersPage {
+            transfers: r.transfers.iter().map(wire::transfer_from_wire).collect::<Result<_, _>>()?,
+            next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
+        })
     }
 
     /// Returns (part of) a settled payment this participant received.
@@ -311,6 +340,18 @@ impl Client {
         })
         .await
     }
+}
+
+/// The most transfers one `CycleTransfers` page holds.
+pub const CYCLE_TRANSFERS_PAGE_MAX: u32 = 10_000;
+
+/// One page of a participant's transfers in a cycle.
+#[derive(Debug, Clone)]
+pub struct CycleTransfersPage {
+    /// In end-to-end id order.
+    pub transfers: Vec<TransferView>,
+    /// The token of the next page; `None` on the last page.
+    pub next_page_token: Option<String>,
 }
 
 /// The sending half of a submit stream.

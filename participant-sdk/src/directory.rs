@@ -119,11 +119,33 @@ impl Client {
 
     /// The keys this participant holds, and the directory's digest of them
     /// (compare with the XOR of [`entry_hash`] over your own cache).
+    /// Every page of them: at most 10,000 keys per answer.
     pub async fn list_keys(&self) -> Result<(Vec<KeyEntry>, u64), Error> {
-        let r = self.directory.clone().list_keys(pb::ListKeysRequest {}).await?.into_inner();
+        let (mut all, mut token) = (Vec::new(), String::new());
+        loop {
+            let page = self.list_keys_page(DIRECTORY_PAGE_MAX, &token).await?;
+            all.extend(page.entries);
+            match page.next_page_token {
+                Some(next) => token = next,
+                None => return Ok((all, page.digest)),
+            }
+        }
+    }
+
+    /// One page of [`Client::list_keys`]: at most `page_size` keys (0: the
+    /// switch's default, 1,000; at most 10,000) after the page
+    /// `page_token` names (empty: the first page).
+    pub async fn list_keys_page(&self, page_size: u32, page_token: &str) -> Result<KeysPage, Error> {
+        let request = pb::ListKeysRequest { page_size, page_token: page_token.to_owned() };
+        let r = self.directory.clone().list_keys(request).await?.into_inner();
         let digest = u64::from_str_radix(&r.digest, 16).map_err(|e| Error::Protocol(format!("digest: {e}")))?;
         let entries = r.entries.into_iter().map(|e| entry_from_wire(self.country(), e)).collect::<Result<_, _>>()?;
-        Ok((entries, digest))
+        Ok(KeysPage {
+            entries,
+            digest,
+            total: r.total_size,
+            next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
+        })
     }
 
     /// Opens a claim on a key another participant holds, for one of this
@@ -151,7 +173,33 @@ impl Client {
 
     /// Claims this participant is party to, as claimer or donor.
     pub async fn claims(&self) -> Result<Vec<ClaimInfo>, Error> {
-        let r = self.directory.clone().list_claims(pb::ListClaimsRequest {}).await?.into_inner();
-        r.claims.into_iter().map(|c| claim_from_wire(self.country(), c)).collect()
+        let (mut all, mut token) = (Vec::new(), String::new());
+        loop {
+            let request = pb::ListClaimsRequest { page_size: DIRECTORY_PAGE_MAX, page_token: token };
+            let r = self.directory.clone().list_claims(request).await?.into_inner();
+            for c in r.claims {
+                all.push(claim_from_wire(self.country(), c)?);
+            }
+            if r.next_page_token.is_empty() {
+                return Ok(all);
+            }
+            token = r.next_page_token;
+        }
     }
+}
+
+/// The most keys or claims one page holds.
+pub const DIRECTORY_PAGE_MAX: u32 = 10_000;
+
+/// One page of a participant's keys.
+#[derive(Debug, Clone)]
+pub struct KeysPage {
+    /// In key order.
+    pub entries: Vec<KeyEntry>,
+    /// The digest of every key the participant holds (the same on every page).
+    pub digest: u64,
+    /// How many keys the participant holds.
+    pub total: u64,
+    /// The token of the next page; `None` on the last page.
+    pub next_page_token: Option<String>,
 }

@@ -51,7 +51,8 @@ mod operator;
 pub use ponte_wire as wire;
 
 pub use client::{
-    Client, Identity, KeyPayment, Payment, PaymentOutcome, Return, StreamedResult, SubmitReceiver, SubmitSender,
+    CYCLE_TRANSFERS_PAGE_MAX, Client, CycleTransfersPage, Identity, KeyPayment, Payment, PaymentOutcome, Return,
+    StreamedResult, SubmitReceiver, SubmitSender,
 };
 pub use error::Error;
 pub use in_doubt::IN_DOUBT_WAIT_DEFAULT;

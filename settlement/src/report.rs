@@ -8,7 +8,7 @@
 //! dropping any movement changes it.
 
 use crate::{Instruction, Movement, Netting, NettingError, net};
-use ponte_domain::{CURRENCY, EndToEndId, TimestampMs};
+use ponte_domain::{Amount, CURRENCY, EndToEndId, TimestampMs};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
@@ -166,48 +166,216 @@ impl CycleReport {
         csv
     }
 
-    /// An ISO 20022 camt.053-style statement: one `Stmt` per participant
-    /// with its closing balance (the net position) and entry totals.
+    /// The cycle as an ISO 20022 `camt.053.001.08` statement
+    /// (BankToCustomerStatement), valid against the official schema for
+    /// every cycle, empty ones included (docs/ISO20022.md "Cycle statement"):
+    ///
+    /// - one `Stmt` for the cycle as a whole, always present (a quiet hour
+    ///   still gives a valid file): its entries are every movement, its
+    ///   balance zero, as the positions net to zero;
+    /// - one `Stmt` per participant with movements: opening balance zero
+    ///   (every cycle starts from zero), closing balance the net position
+    ///   (`CLBD` once the cycle is closed, `ITBD` while it is open), the
+    ///   count and sum of its credits and debits, and the net.
+    ///
+    /// It carries no `Ntry` per movement: this is the central bank's
+    /// settlement statement of every participant at once, and a busy
+    /// cycle's movements (millions) would make it gigabytes in one answer.
+    /// A participant's movements are read by pages (`CycleTransfers`).
     pub fn to_camt053(&self) -> String {
-        let h = &self.header;
-        let created = iso(h.closed_at.unwrap_or(h.opened_at));
-        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        xml.push_str("<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\">\n<BkToCstmrStmt>\n");
-        let _ = writeln!(xml, "<GrpHdr><MsgId>PONTE-CYCLE-{}</MsgId><CreDtTm>{created}</CreDtTm></GrpHdr>", h.id);
-        for t in &self.netting.totals {
-            let (indicator, balance) = if t.net_position.is_negative() {
-                ("DBIT", t.net_position.checked_neg().expect("in range"))
-            } else {
-                ("CRDT", t.net_position)
-            };
-            let _ = writeln!(
-                xml,
-                "<Stmt><Id>PONTE-CYCLE-{id}-{p}</Id><CreDtTm>{created}</CreDtTm>\
-                 <Acct><Id><Othr><Id>{p}</Id></Othr></Id><Ccy>{ccy}</Ccy></Acct>\
-                 <Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"{ccy}\">{balance}</Amt>\
-                 <CdtDbtInd>{indicator}</CdtDbtInd><Dt><DtTm>{created}</DtTm></Dt></Bal>\
-                 <TxsSummry><TtlCdtNtries><NbOfNtries>{rc}</NbOfNtries><Sum>{rv}</Sum></TtlCdtNtries>\
-                 <TtlDbtNtries><NbOfNtries>{sc}</NbOfNtries><Sum>{sv}</Sum></TtlDbtNtries></TxsSummry>\
-                 <AddtlStmtInf>digest-sha256:{digest}</AddtlStmtInf></Stmt>",
-                id = h.id,
-                p = t.participant,
-                ccy = CURRENCY,
-                rc = t.received_count,
-                rv = t.received_value,
-                sc = t.sent_count,
-                sv = t.sent_value,
-                digest = self.digest,
-            );
-        }
-        xml.push_str("</BkToCstmrStmt>\n</Document>\n");
+        let mut w = quick_xml::Writer::new_with_indent(Vec::with_capacity(1024), b' ', 1);
+        self.write_camt053(&mut w).expect("writing XML into memory cannot fail");
+        let mut xml = String::from_utf8(w.into_inner()).expect("the writer only writes UTF-8");
+        xml.push('\n');
         xml
     }
+
+    fn write_camt053(&self, w: &mut quick_xml::Writer<Vec<u8>>) -> std::io::Result<()> {
+        use quick_xml::events::{BytesDecl, Event};
+        let h = &self.header;
+        let created = iso(h.closed_at.or(h.settled_at).unwrap_or(h.opened_at));
+        let opened = iso(h.opened_at);
+        let until = created.clone();
+        let closing = if h.status == CycleStatus::Open { "ITBD" } else { "CLBD" };
+        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        w.create_element("Document")
+            .with_attribute(("xmlns", "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"))
+            .write_inner_content(|w| {
+                w.create_element("BkToCstmrStmt").write_inner_content(|w| {
+                    w.create_element("GrpHdr").write_inner_content(|w| {
+                        leaf(w, "MsgId", &format!("PONTE-CYCLE-{}", h.id))?;
+                        leaf(w, "CreDtTm", &created)?;
+                        w.create_element("MsgPgntn").write_inner_content(|w| {
+                            leaf(w, "PgNb", "1")?;
+                            leaf(w, "LastPgInd", "true")
+                        })?;
+                        leaf(
+                            w,
+                            "AddtlInf",
+                            &format!(
+                                "Ponte settlement cycle {} {}; digest-sha256:{}",
+                                h.id,
+                                h.status.as_str(),
+                                self.digest
+                            ),
+                        )
+                    })?;
+                    let period = Period { opened: &opened, until: &until, created: &created };
+                    let gross = self.netting.gross_value;
+                    statement(
+                        w,
+                        &period,
+                        &StatementLines {
+                            id: format!("PONTE-CYCLE-{}", h.id),
+                            account: "PONTE-CYCLE-NETTING",
+                            name: "Ponte cycle netting: every movement of the cycle",
+                            closing,
+                            net: Amount::ZERO,
+                            sides: None,
+                            entries: (self.netting.movements, gross),
+                            digest: &self.digest,
+                        },
+                    )?;
+                    for t in &self.netting.totals {
+                        let participant = t.participant.to_string();
+                        let entries = t.sent_count + t.received_count;
+                        let sum = t.sent_value.checked_add(t.received_value).expect("a cycle's sums are in range");
+                        statement(
+                            w,
+                            &period,
+                            &StatementLines {
+                                id: format!("PONTE-{}-{participant}", h.id),
+                                account: &participant,
+                                name: "Ponte settlement position",
+                                closing,
+                                net: t.net_position,
+                                sides: Some(((t.received_count, t.received_value), (t.sent_count, t.sent_value))),
+                                entries: (entries, sum),
+                                digest: &self.digest,
+                            },
+                        )?;
+                    }
+                    Ok(())
+                })?;
+                Ok(())
+            })?;
+        Ok(())
+    }
+}
+
+/// The times every statement of one cycle shares.
+struct Period<'a> {
+    opened: &'a str,
+    until: &'a str,
+    created: &'a str,
+}
+
+/// What one `Stmt` says.
+struct StatementLines<'a> {
+    id: String,
+    account: &'a str,
+    name: &'a str,
+    /// `CLBD` (closing booked) or `ITBD` (interim booked, the cycle still open).
+    closing: &'static str,
+    net: Amount,
+    /// Credits and debits apart: (count, sum) each. The cycle's own
+    /// statement gives only the total, as each of its movements is both.
+    sides: Option<((u64, Amount), (u64, Amount))>,
+    entries: (u64, Amount),
+    digest: &'a str,
+}
+
+fn leaf(w: &mut quick_xml::Writer<Vec<u8>>, name: &str, text: &str) -> std::io::Result<()> {
+    w.create_element(name).write_text_content(quick_xml::events::BytesText::new(text))?;
+    Ok(())
+}
+
+/// `Amt` with its currency: never negative, the direction is `CdtDbtInd`.
+fn amount(w: &mut quick_xml::Writer<Vec<u8>>, name: &str, value: Amount) -> std::io::Result<()> {
+    w.create_element(name)
+        .with_attribute(("Ccy", CURRENCY))
+        .write_text_content(quick_xml::events::BytesText::new(&value.to_string()))?;
+    Ok(())
+}
+
+fn direction(net: Amount) -> (Amount, &'static str) {
+    if net.is_negative() { (net.checked_neg().expect("a negated position is in range"), "DBIT") } else { (net, "CRDT") }
+}
+
+fn balance(w: &mut quick_xml::Writer<Vec<u8>>, code: &str, value: Amount, at: &str) -> std::io::Result<()> {
+    let (abs, indicator) = direction(value);
+    w.create_element("Bal").write_inner_content(|w| {
+        w.create_element("Tp").write_inner_content(|w| {
+            w.create_element("CdOrPrtry").write_inner_content(|w| leaf(w, "Cd", code))?;
+            Ok(())
+        })?;
+        amount(w, "Amt", abs)?;
+        leaf(w, "CdtDbtInd", indicator)?;
+        w.create_element("Dt").write_inner_content(|w| leaf(w, "DtTm", at))?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn statement(w: &mut quick_xml::Writer<Vec<u8>>, period: &Period<'_>, s: &StatementLines<'_>) -> std::io::Result<()> {
+    let count_and_sum = |w: &mut quick_xml::Writer<Vec<u8>>, name: &str, (count, sum): (u64, Amount)| {
+        w.create_element(name).write_inner_content(|w| {
+            leaf(w, "NbOfNtries", &count.to_string())?;
+            leaf(w, "Sum", &sum.to_string())
+        })?;
+        Ok::<_, std::io::Error>(())
+    };
+    w.create_element("Stmt").write_inner_content(|w| {
+        leaf(w, "Id", &s.id)?;
+        w.create_element("StmtPgntn").write_inner_content(|w| {
+            leaf(w, "PgNb", "1")?;
+            leaf(w, "LastPgInd", "true")
+        })?;
+        leaf(w, "CreDtTm", period.created)?;
+        w.create_element("FrToDt").write_inner_content(|w| {
+            leaf(w, "FrDtTm", period.opened)?;
+            leaf(w, "ToDtTm", period.until)
+        })?;
+        w.create_element("Acct").write_inner_content(|w| {
+            w.create_element("Id").write_inner_content(|w| {
+                w.create_element("Othr").write_inner_content(|w| {
+                    leaf(w, "Id", s.account)?;
+                    w.create_element("SchmeNm").write_inner_content(|w| leaf(w, "Prtry", "PONTE"))?;
+                    Ok(())
+                })?;
+                Ok(())
+            })?;
+            leaf(w, "Ccy", CURRENCY)?;
+            leaf(w, "Nm", s.name)
+        })?;
+        balance(w, "OPBD", Amount::ZERO, period.opened)?;
+        balance(w, s.closing, s.net, period.until)?;
+        w.create_element("TxsSummry").write_inner_content(|w| {
+            w.create_element("TtlNtries").write_inner_content(|w| {
+                leaf(w, "NbOfNtries", &s.entries.0.to_string())?;
+                leaf(w, "Sum", &s.entries.1.to_string())?;
+                let (abs, indicator) = direction(s.net);
+                w.create_element("TtlNetNtry").write_inner_content(|w| {
+                    leaf(w, "Amt", &abs.to_string())?;
+                    leaf(w, "CdtDbtInd", indicator)
+                })?;
+                Ok(())
+            })?;
+            if let Some((credits, debits)) = s.sides {
+                count_and_sum(w, "TtlCdtNtries", credits)?;
+                count_and_sum(w, "TtlDbtNtries", debits)?;
+            }
+            Ok(())
+        })?;
+        leaf(w, "AddtlStmtInf", &format!("digest-sha256:{}", s.digest))
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ponte_domain::{Amount, IdKind, ParticipantId};
+    use ponte_domain::{IdKind, ParticipantId};
 
     fn pid(code: u32) -> ParticipantId {
         ParticipantId::new(code).unwrap()
@@ -315,7 +483,8 @@ mod tests {
             }
         }
         assert_eq!(depth, 0);
-        assert_eq!(statements, 3);
+        // The cycle's own statement and one per participant.
+        assert_eq!(statements, 4);
     }
 
     #[test]

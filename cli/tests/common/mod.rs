@@ -244,3 +244,40 @@ pub async fn process_clients(dir: &std::path::Path, endpoint: &str) -> (Client, 
     let b = Client::connect(endpoint, pid(B), &id(&B.to_string())).await.unwrap();
     (a, b, OperatorClient::connect(endpoint, &id("operator")).await.unwrap())
 }
+
+/// Validates `xml` against the official ISO 20022 schema `iso20022/xsd/{xsd}`
+/// with xmllint (Debian's libxml2-utils; `scripts/test-all` installs it).
+pub fn validate_iso20022(xsd: &str, xml: &str) -> Result<(), String> {
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../iso20022/xsd").join(xsd);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("document.xml");
+    std::fs::write(&file, xml).unwrap();
+    let out = std::process::Command::new("xmllint")
+        .args(["--noout", "--nonet", "--schema"])
+        .arg(&schema)
+        .arg(&file)
+        .output()
+        .expect("xmllint must be installed (Debian: libxml2-utils; scripts/test-all installs it)");
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+/// Every page of `client`'s transfers in `cycle`, read `page_size` at a
+/// time; checks each page's bound and that ids rise strictly across pages.
+pub async fn all_pages(client: &Client, cycle: u64, page_size: u32) -> Vec<ponte_domain::TransferView> {
+    let (mut all, mut token, mut pages) = (Vec::<ponte_domain::TransferView>::new(), String::new(), 0);
+    loop {
+        let page = client.cycle_transfers_page(cycle, page_size, &token).await.unwrap();
+        pages += 1;
+        assert!(page.transfers.len() <= page_size as usize, "a page of {} for size {page_size}", page.transfers.len());
+        for t in page.transfers {
+            assert!(all.last().is_none_or(|last| last.id < t.id), "ids rise across pages");
+            all.push(t);
+        }
+        match page.next_page_token {
+            Some(next) => token = next,
+            None => break,
+        }
+        assert!(pages < 1_000_000, "pages end");
+    }
+    all
+}

@@ -79,15 +79,45 @@ async fn with_archived<T: Send + 'static>(
     Ok(all)
 }
 
-/// `caller`'s transfers settled in `cycle`: the archived ones, then those in memory.
-pub(super) async fn cycle_transfers(
+/// A page of `caller`'s transfers settled in `cycle`, archived and in
+/// memory: the `limit` lowest end-to-end ids after `after`, in id order.
+/// The union is exact whatever moves from memory to the archive between
+/// two pages, because a page is chosen by id, not by position.
+pub(super) async fn cycle_transfers_page(
     engine: &EngineHandle,
     caller: ParticipantId,
     cycle: u64,
+    after: Option<EndToEndId>,
+    limit: usize,
 ) -> Result<Vec<TransferView>, Status> {
-    let (hot, mark) =
-        engine.ask(op::CycleTransfers { caller, id: cycle }).await.map_err(to_status)?.map_err(to_status)?;
-    with_archived(engine, cycle, mark, hot, move |a| a.transfer.view_for(caller, a.late)).await
+    let (hot, mark) = engine
+        .ask(op::CycleTransfers { caller, id: cycle, after, limit })
+        .await
+        .map_err(to_status)?
+        .map_err(to_status)?;
+    let (Some(mark), Some(archive)) = (mark, engine.archive()) else { return Ok(hot) };
+    let cycle_number = u32::try_from(cycle).map_err(|_| Status::not_found(format!("no cycle {cycle}")))?;
+    let mut page = archive
+        .read(mark, move |archive| {
+            // Bounded however large the cycle: trimmed to the lowest
+            // `limit` ids whenever it holds four times that.
+            let mut page: Vec<TransferView> = Vec::new();
+            archive.cycle(cycle_number, mark.head, &mut |a| {
+                if after.is_none_or(|after| a.transfer.transfer.id > after) {
+                    page.extend(a.transfer.view_for(caller, a.late));
+                    if page.len() >= limit.saturating_mul(4).max(4096) {
+                        op::keep_lowest_ids(&mut page, limit);
+                    }
+                }
+                Ok(())
+            })?;
+            Ok(page)
+        })
+        .await
+        .map_err(to_status)?;
+    page.extend(hot);
+    op::keep_lowest_ids(&mut page, limit);
+    Ok(page)
 }
 
 /// The header and every movement of `cycle`, archived and in memory.

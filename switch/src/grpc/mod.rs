@@ -15,6 +15,7 @@ mod archived;
 pub mod directory;
 pub mod disbursements;
 pub mod operator;
+mod paging;
 pub mod payments;
 pub mod status;
 

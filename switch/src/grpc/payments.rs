@@ -2,6 +2,7 @@
 //! payees' inbox streams.
 
 use super::ServiceConfig;
+use super::paging::CYCLE_TRANSFERS_PAGE;
 use super::status::to_status;
 use crate::net::tls::participant_of;
 use crate::runtime::{EngineHandle, InboxChange, Request, SubmitError, Waiter};
@@ -295,11 +296,21 @@ impl pb::payments_server::Payments for PaymentsService {
         request: GrpcRequest<pb::CycleTransfersRequest>,
     ) -> Result<Response<pb::CycleTransfersResponse>, Status> {
         let caller = participant_of(&request)?;
-        let id = request.get_ref().cycle;
-        let views = super::archived::cycle_transfers(&self.engine, caller, id).await?;
+        let m = request.get_ref();
+        let id = m.cycle;
+        let size = super::paging::page_size(m.page_size, CYCLE_TRANSFERS_PAGE);
+        let after = super::paging::cycle_transfers_after(&m.page_token, id).map_err(to_status)?;
+        let mut views = super::archived::cycle_transfers_page(&self.engine, caller, id, after, size + 1).await?;
+        let next_page_token = if views.len() > size {
+            views.truncate(size);
+            views.last().map_or_else(String::new, |last| super::paging::cycle_transfers_token(id, last.id))
+        } else {
+            String::new()
+        };
         Ok(Response::new(pb::CycleTransfersResponse {
             cycle: id,
             transfers: views.iter().map(wire::transfer_to_wire).collect(),
+            next_page_token,
         }))
     }
 

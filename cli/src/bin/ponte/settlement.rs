@@ -3,7 +3,7 @@
 
 use crate::{OperatorArgs, ParticipantArgs};
 use clap::Subcommand;
-use ponte_sdk::{Identity, OperatorClient};
+use ponte_sdk::{Amount, Identity, OperatorClient};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -74,48 +74,62 @@ pub(crate) async fn settlement(connection: OperatorArgs, action: SettlementActio
     Ok(())
 }
 
+/// Writes this participant's transfers of a cycle, read page by page (a
+/// busy cycle is millions of them: never all in memory), with a closing
+/// line of totals that match its line in the central bank's report.
 pub(crate) async fn reconcile(connection: ParticipantArgs, cycle: u64, format: ReconcileFormat) -> anyhow::Result<()> {
+    use std::io::Write as _;
     let me = connection.participant;
     let client = connection.client().await?;
-    let transfers = client.cycle_transfers(cycle).await?;
-    let rows: Vec<(String, &'static str, String, String, String, String)> = transfers
-        .iter()
-        .map(|t| {
-            let sent = t.payer.participant == me;
-            let counterparty = if sent { t.payee.participant } else { t.payer.participant };
-            let kind = if t.original.is_some() { "RETURN" } else { "PAYMENT" };
-            (
-                t.id.to_string(),
-                if sent { "SENT" } else { "RECEIVED" },
-                counterparty.to_string(),
-                t.amount.to_string(),
-                t.settled_at.map_or_else(String::new, |at| at.to_string()),
-                kind.to_owned(),
-            )
-        })
-        .collect();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
-        ReconcileFormat::Csv => {
-            println!("end_to_end_id,direction,counterparty,amount,settled_at_ms,kind");
-            for (id, direction, counterparty, amount, at, kind) in &rows {
-                println!("{id},{direction},{counterparty},{amount},{at},{kind}");
+        ReconcileFormat::Csv => writeln!(out, "end_to_end_id,direction,counterparty,amount,settled_at_ms,kind")?,
+        ReconcileFormat::Json => write!(out, "{{\"participant\":\"{me}\",\"cycle\":{cycle},\"transfers\":[")?,
+    }
+    let (mut sent, mut received) = ((0_u64, Amount::ZERO), (0_u64, Amount::ZERO));
+    let mut token = String::new();
+    let mut first = true;
+    loop {
+        let page = client.cycle_transfers_page(cycle, ponte_sdk::CYCLE_TRANSFERS_PAGE_MAX, &token).await?;
+        for t in &page.transfers {
+            let is_sent = t.payer.participant == me;
+            let side = if is_sent { &mut sent } else { &mut received };
+            side.0 += 1;
+            side.1 = side.1.checked_add(t.amount).ok_or_else(|| anyhow::anyhow!("the cycle's sums overflow"))?;
+            let counterparty = if is_sent { t.payee.participant } else { t.payer.participant };
+            let kind = if t.original.is_some() { "RETURN" } else { "PAYMENT" };
+            let direction = if is_sent { "SENT" } else { "RECEIVED" };
+            let at = t.settled_at.map_or_else(String::new, |at| at.to_string());
+            match format {
+                ReconcileFormat::Csv => {
+                    writeln!(out, "{},{direction},{counterparty},{},{at},{kind}", t.id, t.amount)?;
+                }
+                ReconcileFormat::Json => {
+                    let item = serde_json::json!({"end_to_end_id": t.id.to_string(), "direction": direction,
+                        "counterparty": counterparty.to_string(), "amount": t.amount.to_string(),
+                        "settled_at_ms": at, "kind": kind});
+                    write!(out, "{}\n  {item}", if first { "" } else { "," })?;
+                }
             }
+            first = false;
         }
-        ReconcileFormat::Json => {
-            let items: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|(id, direction, counterparty, amount, at, kind)| {
-                    serde_json::json!({"end_to_end_id": id, "direction": direction, "counterparty": counterparty,
-                        "amount": amount, "settled_at_ms": at, "kind": kind})
-                })
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"participant": me.to_string(), "cycle": cycle, "transfers": items})
-                )?
-            );
+        match page.next_page_token {
+            Some(next) => token = next,
+            None => break,
         }
     }
+    match format {
+        ReconcileFormat::Csv => writeln!(
+            out,
+            "# cycle {cycle} participant {me} sent_count {} sent_value {} received_count {} received_value {}",
+            sent.0, sent.1, received.0, received.1
+        )?,
+        ReconcileFormat::Json => writeln!(
+            out,
+            "\n],\"sent_count\":{},\"sent_value\":\"{}\",\"received_count\":{},\"received_value\":\"{}\"}}",
+            sent.0, sent.1, received.0, received.1
+        )?,
+    }
+    out.flush()?;
     Ok(())
 }
