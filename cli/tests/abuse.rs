@@ -4,6 +4,8 @@
 //! - messages over the size bound, and fields far over theirs;
 //! - a payee flooding its inbox with answers for ids it was never asked
 //!   about, and with one message over the answers bound;
+//! - answers the switch cannot take (no decision, an unknown or switch-only
+//!   reason code, a malformed id), told back on the inbox, never dropped;
 //! - a client opening thousands of streams over many connections;
 //! - expired, not-yet-valid and revoked client certificates (a revoked
 //!   participant's open connections are cut, and a bad revocation list
@@ -29,6 +31,12 @@ fn rss_mib() -> u64 {
 }
 
 /// An ordinary payment settles, and quickly: the server is still well.
+/// The next event on a raw inbox stream (within 5 s).
+async fn next_event(down: &mut tonic::Streaming<pb::InboxDown>) -> pb::inbox_event::Event {
+    let message = tokio::time::timeout(Duration::from_secs(5), down.message()).await.unwrap().unwrap().unwrap();
+    message.events.into_iter().next().unwrap().event.unwrap()
+}
+
 async fn still_serves(switch: &TestSwitch) {
     let (a, b) = (switch.client(A).await, switch.client(B).await);
     let inbox = Payee::accepting().serve(&b).await;
@@ -90,6 +98,65 @@ async fn oversized_messages_and_fields_get_clear_errors() {
     let (all, _) = switch.operator().await.participants().await.unwrap();
     assert!(all.iter().all(|p| p.position.minor() == 0 && p.reserved.minor() == 0));
     still_serves(&switch).await;
+    switch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_the_switch_cannot_take_are_told_back_and_decide_nothing() {
+    let switch = TestSwitch::start().await;
+    let a = switch.client(A).await;
+    let channel = switch.identity(&B.to_string()).channel(&switch.endpoint()).await.unwrap();
+    let mut raw = pb::payments_client::PaymentsClient::new(channel);
+    let (up, up_rx) = tokio::sync::mpsc::channel::<pb::InboxUp>(8);
+    let mut down = raw.inbox(tokio_stream::wrappers::ReceiverStream::new(up_rx)).await.unwrap().into_inner();
+    let paying = tokio::spawn({
+        let a = a.clone();
+        async move { a.submit(&payment(&a, B, "2.00")).await.unwrap() }
+    });
+    let pb::inbox_event::Event::Payment(incoming) = next_event(&mut down).await else { panic!("a payment first") };
+    let id = incoming.end_to_end_id.clone();
+    let answer = |decision: pb::Decision, reason: &str, id: &str| pb::InboxUp {
+        answers: vec![pb::PayeeAnswer {
+            end_to_end_id: id.to_owned(),
+            decision: decision as i32,
+            reject_reason: reason.to_owned(),
+        }],
+    };
+    for (bad, field) in [
+        (answer(pb::Decision::Unspecified, "", &id), "DECISION_UNSPECIFIED"),
+        (
+            pb::InboxUp {
+                answers: vec![pb::PayeeAnswer {
+                    decision: 7,
+                    ..answer(pb::Decision::Accept, "", &id).answers[0].clone()
+                }],
+            },
+            "decision",
+        ),
+        (answer(pb::Decision::Reject, "XX99", &id), "reject_reason"),
+        (answer(pb::Decision::Reject, "", &id), "reject_reason"),
+        (answer(pb::Decision::Reject, "AM04", &id), "reject_reason"), // the switch's code, not a payee's
+        (answer(pb::Decision::Accept, "", "not-an-id"), "end_to_end_id"),
+    ] {
+        up.send(bad).await.unwrap();
+        let pb::inbox_event::Event::Refused(refused) = next_event(&mut down).await else { panic!("refused") };
+        assert!(refused.error.contains(field), "{field}: {}", refused.error);
+    }
+    assert!(!paying.is_finished(), "nothing was decided by the refused answers");
+    // A correct answer decides it.
+    up.send(answer(pb::Decision::Reject, "AC03", &id)).await.unwrap();
+    let outcome = paying.await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            ponte_sdk::PaymentOutcome::Rejected { reason: ponte_domain::ReasonCode::InvalidCreditorAccount, .. }
+        ),
+        "{outcome:?}"
+    );
+    let refused =
+        switch.switch.as_ref().unwrap().engine.stats().answers_refused.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(refused, 6);
+    drop(up);
     switch.stop().await;
 }
 

@@ -230,6 +230,11 @@ async fn invalid_inputs_get_clear_errors() {
     let result = raw.submit(raw_request(A, 99999999, "1.00")).await.unwrap().into_inner();
     assert_eq!(result.status, pb::PaymentStatus::Rejected as i32);
     assert_eq!(result.reason.unwrap().code, "RC07");
+    // A payment to oneself is refused as what it is (ISO's
+    // TransactionForbidden), not as an unknown participant.
+    let result = raw.submit(raw_request(A, A, "1.00")).await.unwrap().into_inner();
+    assert_eq!(result.status, pb::PaymentStatus::Rejected as i32);
+    assert_eq!(result.reason.unwrap().code, "AG01");
     switch.stop().await;
 }
 

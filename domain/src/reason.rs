@@ -20,7 +20,9 @@ macro_rules! reason_codes {
         }
 
         impl ReasonCode {
-            /// Every code, in number order.
+            /// Every code, in declaration order: journals and snapshots
+            /// store a code by its position, so new codes are only ever
+            /// appended (their numbers need not follow).
             pub const ALL: &'static [ReasonCode] = &[$( ReasonCode::$variant, )*];
 
             /// How many codes there are: the size of a table indexed by [`ReasonCode::index`].
@@ -55,6 +57,12 @@ macro_rules! reason_codes {
                 match self { $( ReasonCode::$variant => $text, )* }
             }
 
+            /// Whether a payee may refuse a payment with this code (ISO's
+            /// status reasons a payee gives; not the return reasons).
+            pub const fn is_reject_reason(self) -> bool {
+                self.is_payee_reason() && self.number() < 30
+            }
+
             /// Whether a payee (or a returning participant) may give this code.
             pub const fn is_payee_reason(self) -> bool {
                 match self { $( ReasonCode::$variant => $payee, )* }
@@ -83,7 +91,7 @@ reason_codes! {
     PayeeOffline = 5, "AB08", true, "payee participant has no open inbox", false;
     PayeeBusy = 6, "AB09", true, "payee participant has too many payments in flight", false;
     UnknownPayeeParticipant = 7, "RC07", false, "payee participant is unknown or not active", false;
-    PayerSuspended = 8, "AG01", false, "payer participant is suspended", false;
+    PayerSuspended = 8, "AG10", false, "payer participant is suspended", false;
     IdTimestampOutOfRange = 9, "DT01", false, "end-to-end id timestamp too far from the switch clock", false;
     ReturnExceedsOriginal = 10, "AM09", false, "returns would exceed the original amount", false;
     ReturnWindowExpired = 11, "TM01", false, "the original payment is older than the return window", false;
@@ -100,6 +108,8 @@ reason_codes! {
     RefundRequested = 30, "MD06", false, "return requested by the end customer", true;
     Fraud = 31, "FR01", false, "return because of fraud", true;
     BankError = 32, "BE08", false, "return because of an error by the participant", true;
+    // Appended (see `ALL`): raised by the switch.
+    OnUsPayment = 15, "AG01", false, "payer and payee are the same participant: that is a book transfer inside it, not a payment through the switch", false;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -256,8 +256,11 @@ impl Engine {
         if order.amount > self.config.amount_max {
             return Some(ReasonCode::AmountNotAllowed);
         }
+        if order.payee.participant == payer.id {
+            return Some(ReasonCode::OnUsPayment);
+        }
         let payee = match self.participants.get(&order.payee.participant) {
-            Some(p) if p.status == ParticipantStatus::Active && p.id != payer.id => p,
+            Some(p) if p.status == ParticipantStatus::Active => p,
             _ => return Some(ReasonCode::UnknownPayeeParticipant),
         };
         if !self.online.contains_key(&payee.id) {
@@ -307,7 +310,7 @@ impl Engine {
                 out.effects.push(Effect::Settled { payee, id, at: now });
             }
             Decision::Reject(reason) => {
-                let reason = if reason.is_payee_reason() { reason } else { ReasonCode::RejectedByPayee };
+                let reason = if reason.is_reject_reason() { reason } else { ReasonCode::RejectedByPayee };
                 self.record(Event::Rejected { id, reason, at: now }, out);
                 out.finals.push((id, Outcome::Rejected { reason }));
             }

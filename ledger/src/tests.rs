@@ -278,7 +278,7 @@ fn switch_side_rejections() {
         other => panic!("expected a rejection, got {other:?}"),
     };
     assert_eq!(reject(h.pay(T0, id(1, 1), 1, 9, 1_00)), ReasonCode::UnknownPayeeParticipant);
-    assert_eq!(reject(h.pay(T0, id(1, 2), 1, 1, 1_00)), ReasonCode::UnknownPayeeParticipant);
+    assert_eq!(reject(h.pay(T0, id(1, 2), 1, 1, 1_00)), ReasonCode::OnUsPayment, "a payment to oneself");
     h.run(T0, op::InboxClosed(pid(3)));
     assert_eq!(reject(h.pay(T0, id(1, 3), 1, 3, 1_00)), ReasonCode::PayeeOffline);
     assert_eq!(reject(h.pay(T0, id(1, 4), 1, 2, 1_000_000_000_01)), ReasonCode::AmountNotAllowed);

@@ -59,6 +59,14 @@ pub trait InboxHandler: Send + Sync + 'static {
     fn on_returned(&self, _notice: ReturnNotice) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// The switch could not take an answer this inbox sent (`id` as the
+    /// answer carried it, `error` the field and why): nothing was decided,
+    /// and the payment is rejected at its deadline unless answered again.
+    /// The SDK's own answers are always well formed; the default logs it.
+    fn on_answer_refused(&self, id: String, error: String) -> impl Future<Output = ()> + Send {
+        async move { tracing::warn!(end_to_end_id = %id, %error, "the switch refused an answer of this inbox") }
+    }
 }
 
 /// Handlers running at once per inbox; more wait (backpressure on the stream).
@@ -341,6 +349,7 @@ async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H) -> 
                 handler.on_returned(notice).await;
             }
         }
+        Event::Refused(r) => handler.on_answer_refused(r.end_to_end_id, r.error).await,
     }
     None
 }

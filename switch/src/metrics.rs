@@ -47,6 +47,7 @@ pub fn spawn_publisher(engine: EngineHandle) -> tokio::task::JoinHandle<()> {
             metrics::counter!("ponte_overloaded_total").absolute(load(&stats.overloaded));
             metrics::counter!("ponte_inbox_frames_dropped_total").absolute(load(&stats.inbox_frames_dropped));
             metrics::counter!("ponte_answers_ignored_total").absolute(load(&stats.answers_ignored));
+            metrics::counter!("ponte_answers_refused_total").absolute(load(&stats.answers_refused));
             for (kind, traffic) in stats.streams.kinds() {
                 metrics::counter!("ponte_stream_messages_total", "kind" => kind).absolute(load(&traffic.messages));
                 metrics::counter!("ponte_stream_items_total", "kind" => kind).absolute(load(&traffic.items));

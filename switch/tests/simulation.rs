@@ -191,7 +191,10 @@ impl Model {
         if amount > amount_max {
             return Some(ReasonCode::AmountNotAllowed);
         }
-        if !self.cap.contains_key(&payee) || payee == payer {
+        if payee == payer {
+            return Some(ReasonCode::OnUsPayment);
+        }
+        if !self.cap.contains_key(&payee) {
             return Some(ReasonCode::UnknownPayeeParticipant);
         }
         if !self.online.contains_key(&payee) {

@@ -81,16 +81,28 @@ pub fn decision_to_wire(decision: Decision) -> (pb::Decision, String) {
     }
 }
 
-/// Reads a payee's answer; `None` for an answer without a decision. A
-/// refusal whose code the switch does not know counts as DS04 (the payee
-/// refused; its reason is its own).
-pub fn decision_from_wire(decision: i32, reject_reason: &str) -> Option<Decision> {
+/// Reads a payee's answer. Refused, with the field and why: an answer
+/// without a decision (`DECISION_UNSPECIFIED` or a value this version does
+/// not know), and a refusal without a reason code a payee may give
+/// (`ReasonCode::is_reject_reason`; docs/PAYMENTS.md "Reason codes").
+pub fn decision_from_wire(decision: i32, reject_reason: &str) -> Result<Decision, FieldError> {
     match pb::Decision::try_from(decision) {
-        Ok(pb::Decision::Accept) => Some(Decision::Accept),
-        Ok(pb::Decision::Reject) => {
-            Some(Decision::Reject(reject_reason.parse().unwrap_or(ReasonCode::RejectedByPayee)))
+        Ok(pb::Decision::Accept) => Ok(Decision::Accept),
+        Ok(pb::Decision::Reject) => match reject_reason.parse::<ReasonCode>() {
+            Ok(reason) if reason.is_reject_reason() => Ok(Decision::Reject(reason)),
+            Ok(reason) if reason.is_payee_reason() => {
+                Err(FieldError::new("reject_reason", "a return reason, not a reason to refuse a payment"))
+            }
+            Ok(_) => Err(FieldError::new("reject_reason", "a code the switch gives, not one a payee may give")),
+            Err(_) if reject_reason.is_empty() => {
+                Err(FieldError::new("reject_reason", "a refusal needs a payee reason code (e.g. AC03)"))
+            }
+            Err(_) => Err(FieldError::new("reject_reason", "not a reason code a payee may give (e.g. AC03)")),
+        },
+        Ok(pb::Decision::Unspecified) => {
+            Err(FieldError::new("decision", "DECISION_UNSPECIFIED: answer DECISION_ACCEPT or DECISION_REJECT"))
         }
-        _ => None,
+        Err(_) => Err(FieldError::new("decision", format!("unknown value {decision}"))),
     }
 }
 

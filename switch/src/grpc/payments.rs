@@ -258,8 +258,10 @@ impl pb::payments_server::Payments for PaymentsService {
         // Why the switch closed this inbox, told to the payee as the
         // stream's final status (a clean end otherwise).
         let (closed_tx, closed_rx) = oneshot::channel::<Status>();
+        // Answers the switch could not take, told back on this inbox.
+        let (refused_tx, refused_rx) = mpsc::channel::<pb::AnswerRefused>(answers_max);
         tokio::spawn(async move {
-            while let Some(Ok(up)) = answers.next().await {
+            'stream: while let Some(Ok(up)) = answers.next().await {
                 stats.streams.answers.count(up.answers.len());
                 if up.answers.len() > answers_max {
                     tracing::warn!(participant = %caller, "inbox answers batch over the bound; stream closed");
@@ -269,11 +271,26 @@ impl pb::payments_server::Payments for PaymentsService {
                     break;
                 }
                 for answer in up.answers {
-                    let Ok(id) = wire::end_to_end_id("end_to_end_id", &answer.end_to_end_id) else {
-                        continue;
-                    };
-                    let Some(decision) = wire::decision_from_wire(answer.decision, &answer.reject_reason) else {
-                        continue;
+                    let read = wire::end_to_end_id("end_to_end_id", &answer.end_to_end_id)
+                        .and_then(|id| Ok((id, wire::decision_from_wire(answer.decision, &answer.reject_reason)?)));
+                    let (id, decision) = match read {
+                        Ok(read) => read,
+                        Err(error) => {
+                            // Told back on this inbox, never dropped in silence.
+                            stats.answers_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let refused = pb::AnswerRefused {
+                                end_to_end_id: answer.end_to_end_id.chars().take(64).collect(),
+                                error: error.to_string(),
+                            };
+                            if refused_tx.try_send(refused).is_err() {
+                                tracing::warn!(participant = %caller, "inbox refused-answer queue full; stream closed");
+                                let _ = closed_tx.send(Status::resource_exhausted(
+                                    "too many refused answers not yet read; this inbox stream is closed",
+                                ));
+                                break 'stream;
+                            }
+                            continue;
+                        }
                     };
                     let answered = Request::Answer(op::Answer { payee: caller, id, decision });
                     if engine.send(answered).await.is_err() {
@@ -287,6 +304,10 @@ impl pb::payments_server::Payments for PaymentsService {
             frames_stats.streams.inbox.count(effects.len());
             Ok(inbox_down(effects))
         });
+        let refused = ReceiverStream::new(refused_rx).map(|refused| {
+            Ok(pb::InboxDown { events: vec![pb::InboxEvent { event: Some(pb::inbox_event::Event::Refused(refused)) }] })
+        });
+        let frames = futures::stream::select(frames, refused);
         let reason = futures::stream::once(closed_rx).filter_map(|closed| closed.ok().map(Err));
         Ok(Response::new(Box::pin(frames.chain(reason))))
     }

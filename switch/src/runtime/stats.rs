@@ -14,6 +14,8 @@ pub struct Stats {
     pub rejected: AtomicU64,
     pub overloaded: AtomicU64,
     pub inbox_frames_dropped: AtomicU64,
+    /// Payee answers the switch could not take (told back as AnswerRefused).
+    pub answers_refused: AtomicU64,
     /// Rejections by reason code number.
     pub rejects_by_reason: ReasonCounters,
     /// Payments reserved and waiting for their payee (set by the engine thread).
