@@ -195,6 +195,92 @@ const PHONE_TEXT_MAX: usize = 32;
 /// is part of no E.164 number: the plan's rules drop it, so the key is the
 /// same as without it.
 fn phone(profile: &dyn CountryProfile, text: &str) -> Result<String, KeyError> {
+    if canonical_mobile(profile.phone_region(), text) {
+        return Ok(text.to_owned());
+    }
+    phone_by_parsing(profile, text)
+}
+
+/// A region's plan, compiled for one question: is this text already the
+/// canonical key of a mobile number there? (`None`: the plan cannot tell
+/// that without parsing, e.g. a country code several regions share.)
+struct CanonicalMobile {
+    country_code: String,
+    lengths: Vec<u16>,
+    general: regex::Regex,
+    mobile: regex::Regex,
+    /// Types libphonenumber tells before mobile (premium rate, toll free,
+    /// shared cost, VoIP, personal, pager, UAN, voicemail): a number one of
+    /// them matches is not a mobile number even if the mobile pattern does.
+    before_mobile: Vec<regex::Regex>,
+}
+
+static CANONICAL_MOBILE: std::sync::OnceLock<Vec<(phonenumber::country::Id, Option<CanonicalMobile>)>> =
+    std::sync::OnceLock::new();
+
+/// Whether `text` is, as it stands, the canonical key (E.164) of a valid
+/// mobile number of `region`. The fast path for the form every key is
+/// stored and sent in: 50 ns instead of the ~4 µs of a full parse, which
+/// payments naming a key pay on every call. Exactly the full parse's
+/// answer where it says yes (property test
+/// `the_fast_path_agrees_with_the_full_parse`); anything else is parsed.
+fn canonical_mobile(region: phonenumber::country::Id, text: &str) -> bool {
+    let plans = CANONICAL_MOBILE.get_or_init(|| {
+        let regions = crate::country::PROFILES.iter().map(|p| p.phone_region());
+        regions.map(|region| (region, CanonicalMobile::compile(region))).collect()
+    });
+    let Some((_, Some(plan))) = plans.iter().find(|(r, _)| *r == region) else { return false };
+    let Some(national) = text.strip_prefix('+').and_then(|t| t.strip_prefix(plan.country_code.as_str())) else {
+        return false;
+    };
+    national.bytes().all(|b| b.is_ascii_digit())
+        && !national.starts_with('0')
+        && plan.lengths.contains(&(national.len() as u16))
+        && plan.general.is_match(national)
+        && plan.mobile.is_match(national)
+        && !plan.before_mobile.iter().any(|re| re.is_match(national))
+}
+
+impl CanonicalMobile {
+    fn compile(region: phonenumber::country::Id) -> Option<CanonicalMobile> {
+        let database = &*phonenumber::metadata::DATABASE;
+        let metadata = database.by_id(region.as_ref())?;
+        let code = metadata.country_code();
+        // Only where the country code is this region's alone.
+        if database.by_code(&code).is_none_or(|regions| regions.len() != 1) {
+            return None;
+        }
+        let anchored = |d: &phonenumber::metadata::Descriptor| {
+            regex::Regex::new(&format!("^(?x:{})$", d.national_number().as_str())).ok()
+        };
+        let types = metadata.descriptors();
+        let mobile = types.mobile()?;
+        let lengths = if mobile.possible_length().is_empty() {
+            types.general().possible_length().to_vec()
+        } else {
+            mobile.possible_length().to_vec()
+        };
+        let before = [
+            types.premium_rate(),
+            types.toll_free(),
+            types.shared_cost(),
+            types.voip(),
+            types.personal_number(),
+            types.pager(),
+            types.uan(),
+            types.voicemail(),
+        ];
+        Some(CanonicalMobile {
+            country_code: code.to_string(),
+            lengths,
+            general: anchored(types.general())?,
+            mobile: anchored(mobile)?,
+            before_mobile: before.into_iter().flatten().map(anchored).collect::<Option<_>>()?,
+        })
+    }
+}
+
+fn phone_by_parsing(profile: &dyn CountryProfile, text: &str) -> Result<String, KeyError> {
     let rest = text.strip_prefix('+').ok_or(KeyError::PhoneFormat)?;
     let digits = rest.bytes().filter(u8::is_ascii_digit).count();
     if text.len() > PHONE_TEXT_MAX
@@ -590,6 +676,35 @@ mod tests {
             prop_assert_eq!(&a, &b);
             prop_assert_eq!(parse(&Brazil, KeyType::Phone, a.value()).unwrap(), a);
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+        /// The fast path for canonical keys says yes only where the full
+        /// parse gives the same key: numbers of every kind and length,
+        /// under every profile.
+        #[test]
+        fn the_fast_path_agrees_with_the_full_parse(
+            code in prop::sample::select(vec!["55", "91", "1", "44", "0"]),
+            national in "[1-9][0-9]9[0-9]{8}|[6-9][0-9]{9}|[1-9][0-9][2-8][0-9]{7}|[0-9]{6,13}",
+        ) {
+            let text = format!("+{code}{national}");
+            for profile in crate::country::PROFILES {
+                if canonical_mobile(profile.phone_region(), &text) {
+                    prop_assert_eq!(phone_by_parsing(*profile, &text), Ok(text.clone()));
+                }
+            }
+        }
+
+        /// And it says yes to valid mobile numbers (it is taken at all).
+        #[test]
+        fn the_fast_path_takes_canonical_mobiles(area in prop::sample::select(vec![11_u32, 61, 99]), n in 0_u32..100_000_000) {
+            let text = format!("+55{area}9{n:08}");
+            prop_assert!(canonical_mobile(Brazil.phone_region(), &text));
+            prop_assert_eq!(phone_by_parsing(&Brazil, &text), Ok(text.clone()));
+        }
+
     }
 
     #[test]
