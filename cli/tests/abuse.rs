@@ -4,6 +4,7 @@
 //! - messages over the size bound, and fields far over theirs;
 //! - a payee flooding its inbox with answers for ids it was never asked
 //!   about, and with one message over the answers bound;
+//! - a message that is not valid protobuf for its method: INVALID_ARGUMENT;
 //! - answers the switch cannot take (no decision, an unknown or switch-only
 //!   reason code, a malformed id), told back on the inbox, never dropped;
 //! - a client opening thousands of streams over many connections;
@@ -97,6 +98,29 @@ async fn oversized_messages_and_fields_get_clear_errors() {
     }
     let (all, _) = switch.operator().await.participants().await.unwrap();
     assert!(all.iter().all(|p| p.position.minor() == 0 && p.reserved.minor() == 0));
+    still_serves(&switch).await;
+    switch.stop().await;
+}
+
+/// A message of another shape: field 1 a varint where `StatusRequest`
+/// has a string.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WrongWireType {
+    #[prost(uint64, tag = "1")]
+    n: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_is_not_valid_protobuf_is_invalid_argument() {
+    let switch = TestSwitch::start().await;
+    let channel = switch.identity(&A.to_string()).channel(&switch.endpoint()).await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<WrongWireType, pb::TransferStatus>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/ponte.v1.Payments/GetStatus");
+    let status = grpc.unary(tonic::Request::new(WrongWireType { n: 5 }), path, codec).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("not valid protobuf"), "{}", status.message());
     still_serves(&switch).await;
     switch.stop().await;
 }
