@@ -285,7 +285,15 @@ async fn expired_and_not_yet_valid_certificates_are_refused() {
             client.submit(&payment(&client, B, "1.00")).await
         };
         let result = tokio::time::timeout(Duration::from_secs(20), attempt).await;
-        assert!(!matches!(result, Ok(Ok(_))), "{label} certificate accepted: {result:?}");
+        // Refused, and said so: a clear error no retry can change (it once
+        // came back as a retryable UNAVAILABLE).
+        match result {
+            Ok(Err(error @ Error::Unauthenticated(_))) => {
+                assert!(!error.is_retryable());
+                assert!(error.to_string().contains("refused this participant's certificate"), "{error}");
+            }
+            other => panic!("{label} certificate: {other:?}"),
+        }
     }
     let (all, _) = switch.operator().await.participants().await.unwrap();
     assert!(all.iter().all(|p| p.position.minor() == 0 && p.reserved.minor() == 0));

@@ -67,7 +67,10 @@ impl Identity {
             .connect_timeout(std::time::Duration::from_secs(10))
             .connect()
             .await
-            .map_err(|e| connect(format!("{e} ({})", source_chain(&e))))
+            .map_err(|e| match crate::error::refused_certificate(&e) {
+                Some(why) => Error::Unauthenticated(why),
+                None => connect(format!("{e} ({})", source_chain(&e))),
+            })
     }
 }
 
