@@ -210,9 +210,10 @@ struct CanonicalMobile {
     general: regex::Regex,
     mobile: regex::Regex,
     /// Types libphonenumber tells before mobile (premium rate, toll free,
-    /// shared cost, VoIP, personal, pager, UAN, voicemail): a number one of
-    /// them matches is not a mobile number even if the mobile pattern does.
-    before_mobile: Vec<regex::Regex>,
+    /// shared cost, VoIP, personal, pager, UAN, voicemail), as one
+    /// alternation: a number it matches is not a mobile number even if the
+    /// mobile pattern does. `None` when the plan has none of them.
+    before_mobile: Option<regex::Regex>,
 }
 
 static CANONICAL_MOBILE: std::sync::OnceLock<Vec<(phonenumber::country::Id, Option<CanonicalMobile>)>> =
@@ -238,7 +239,7 @@ fn canonical_mobile(region: phonenumber::country::Id, text: &str) -> bool {
         && plan.lengths.contains(&(national.len() as u16))
         && plan.general.is_match(national)
         && plan.mobile.is_match(national)
-        && !plan.before_mobile.iter().any(|re| re.is_match(national))
+        && !plan.before_mobile.as_ref().is_some_and(|re| re.is_match(national))
 }
 
 impl CanonicalMobile {
@@ -252,6 +253,11 @@ impl CanonicalMobile {
         }
         let anchored = |d: &phonenumber::metadata::Descriptor| {
             regex::Regex::new(&format!("^(?x:{})$", d.national_number().as_str())).ok()
+        };
+        let any_of = |ds: &[&phonenumber::metadata::Descriptor]| {
+            let alternatives: Vec<String> =
+                ds.iter().map(|d| format!("(?x:{})", d.national_number().as_str())).collect();
+            regex::Regex::new(&format!("^(?:{})$", alternatives.join("|"))).ok()
         };
         let types = metadata.descriptors();
         let mobile = types.mobile()?;
@@ -275,7 +281,10 @@ impl CanonicalMobile {
             lengths,
             general: anchored(types.general())?,
             mobile: anchored(mobile)?,
-            before_mobile: before.into_iter().flatten().map(anchored).collect::<Option<_>>()?,
+            before_mobile: {
+                let before: Vec<_> = before.into_iter().flatten().collect();
+                if before.is_empty() { None } else { Some(any_of(&before)?) }
+            },
         })
     }
 }
