@@ -104,6 +104,24 @@ async fn a_busy_cycle_reconciles_by_pages() {
     assert_eq!((big.transfers.len(), big.next_page_token), (2_500, None));
     // The SDK's whole read follows pages.
     assert_eq!(a.cycle_transfers(cycle).await.unwrap().len(), 2_500);
+    // So does the CLI's reconcile, with its totals at the end.
+    let reconcile = |who: u32, format: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ponte"))
+            .args(["reconcile", &cycle.to_string(), "--as", &who.to_string(), "--format", format])
+            .args(["--page-size", "700", "--endpoint", &switch.endpoint(), "--certs"])
+            .arg(switch.certs())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let csv = reconcile(B, "csv");
+    let rows: Vec<&str> = csv.lines().filter(|l| l.contains(",RECEIVED,")).collect();
+    assert_eq!(rows.len(), 2_500);
+    assert!(csv.lines().last().unwrap().ends_with("received_count 2500 received_value 25.00"), "{csv}");
+    let json: serde_json::Value = serde_json::from_str(&reconcile(A, "json")).unwrap();
+    assert_eq!(json["transfers"].as_array().unwrap().len(), 2_500);
+    assert_eq!((json["sent_count"].as_u64(), json["sent_value"].as_str()), (Some(2_500), Some("25.00")));
     // A token is good for its own cycle only; text that is no token is refused.
     for (bad, what) in [(token.as_str(), "of cycle"), ("not-a-token", "page_token")] {
         let error = a.cycle_transfers_page(cycle + 1, 10, bad).await.unwrap_err();

@@ -85,7 +85,12 @@ async fn a_three_node_cluster_loses_one_node_without_error_and_two_without_loss(
     };
     let data = tempfile::tempdir().unwrap();
     let mut config = config(data.path());
-    config.store = Some(format!("cql://{NODES}/three_{}?replication_factor=3&lease_ttl_s=2", std::process::id()));
+    // The default lease, 5 s. With 2 s a loaded 2-core CI machine once saw
+    // lease renewals (lightweight transactions) outlast the lease while a
+    // killed node was still being noticed, and 11 payments were refused
+    // with only one node of three down (BENCHMARKS.md says as much of a
+    // 2 s lease at full load).
+    config.store = Some(format!("cql://{NODES}/three_{}?replication_factor=3&lease_ttl_s=5", std::process::id()));
     config.engine.payee_timeout_ms = 5_000;
     let switch = ponte_switch::server::start(config.clone()).await.unwrap();
     let mut switch = TestSwitch { dir: data, switch: Some(switch), config };

@@ -93,6 +93,9 @@ class AcceptingInbox:
         self.settled = 0
         self.refused = []
         self.call = stub.Inbox(self._up())
+        # The switch answers the stream's headers once the inbox is open:
+        # a payment sent before that would find the payee offline (AB08).
+        self.call.initial_metadata()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 

@@ -218,14 +218,16 @@ pub fn incoming(listener: TcpListener, tls: Arc<Tls>) -> ReceiverStream<io::Resu
             let _ = tcp.set_nodelay(true);
             let (tx, acceptor, revoked) = (tx.clone(), tls.acceptor(), tls.revoked.subscribe());
             tokio::spawn(async move {
-                let _permit = permit;
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let permit = permit;
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp).into_fallible()).await {
                     Ok(Ok(stream)) => {
                         let _ = tx.send(Ok(Connection::new(stream, revoked))).await;
                     }
-                    Ok(Err(error)) => {
+                    Ok(Err((error, tcp))) => {
                         metrics::counter!("ponte_tls_handshakes_refused_total").increment(1);
                         tracing::debug!(%error, "TLS handshake refused");
+                        drop(permit);
+                        close_after_alert(tcp).await;
                     }
                     Err(_) => {
                         metrics::counter!("ponte_tls_handshakes_refused_total").increment(1);
@@ -236,6 +238,32 @@ pub fn incoming(listener: TcpListener, tls: Arc<Tls>) -> ReceiverStream<io::Resu
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// Longest a refused connection is kept open after its alert, and the
+/// most bytes read from it meanwhile.
+const REFUSED_LINGER: Duration = Duration::from_secs(1);
+const REFUSED_DRAIN_MAX: usize = 64 * 1024;
+
+/// Closes a connection whose handshake was refused so that the client
+/// reads the alert (certificate expired, revoked...) before the end: the
+/// write side is shut (a FIN after the alert), and what the client still
+/// sends is read and dropped for a moment. Dropping the socket with unread
+/// bytes would send a reset instead, which can make the client lose the
+/// alert and report a bare transport error that looks retryable.
+async fn close_after_alert(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp.shutdown().await;
+    let drain = async {
+        let (mut buffer, mut read) = ([0_u8; 4096], 0);
+        while read < REFUSED_DRAIN_MAX {
+            match tcp.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSED_LINGER, drain).await;
 }
 
 /// A finished mTLS connection that fails its reads and writes as soon as

@@ -56,6 +56,9 @@ enum Command {
         cycle: u64,
         #[arg(long, value_enum, default_value = "csv")]
         format: settlement::ReconcileFormat,
+        /// Transfers per page asked of the switch (at most 10,000).
+        #[arg(long, default_value_t = ponte_sdk::CYCLE_TRANSFERS_PAGE_MAX)]
+        page_size: u32,
     },
     /// Bulk disbursement for a paying agency: submit an envelope from a CSV
     /// file, follow its progress, fetch its report (the agency's certificate
@@ -163,7 +166,9 @@ fn main() -> ExitCode {
             Command::Key { connection, action } => keys::key(connection, action).await,
             Command::Disburse { connection, action } => disburse::disburse(connection, action).await,
             Command::Settlement { connection, action } => settlement::settlement(connection, action).await,
-            Command::Reconcile { connection, cycle, format } => settlement::reconcile(connection, cycle, format).await,
+            Command::Reconcile { connection, cycle, format, page_size } => {
+                settlement::reconcile(connection, cycle, format, page_size).await
+            }
             Command::Cert { certs, action: CertAction::Revoke { name } } => {
                 let pki = ponte_switch::net::tls::DevPki::new(&certs);
                 if !pki.identity(&name).cert.exists() {

@@ -77,7 +77,12 @@ pub(crate) async fn settlement(connection: OperatorArgs, action: SettlementActio
 /// Writes this participant's transfers of a cycle, read page by page (a
 /// busy cycle is millions of them: never all in memory), with a closing
 /// line of totals that match its line in the central bank's report.
-pub(crate) async fn reconcile(connection: ParticipantArgs, cycle: u64, format: ReconcileFormat) -> anyhow::Result<()> {
+pub(crate) async fn reconcile(
+    connection: ParticipantArgs,
+    cycle: u64,
+    format: ReconcileFormat,
+    page_size: u32,
+) -> anyhow::Result<()> {
     use std::io::Write as _;
     let me = connection.participant;
     let client = connection.client().await?;
@@ -90,7 +95,7 @@ pub(crate) async fn reconcile(connection: ParticipantArgs, cycle: u64, format: R
     let mut token = String::new();
     let mut first = true;
     loop {
-        let page = client.cycle_transfers_page(cycle, ponte_sdk::CYCLE_TRANSFERS_PAGE_MAX, &token).await?;
+        let page = client.cycle_transfers_page(cycle, page_size, &token).await?;
         for t in &page.transfers {
             let is_sent = t.payer.participant == me;
             let side = if is_sent { &mut sent } else { &mut received };
