@@ -119,6 +119,19 @@ fn item_error(id: &str, status: &Status) -> pb::PaymentResult {
 }
 
 /// Encodes a group of inbox frames for the wire.
+/// `items` in pieces of at most `max` (one piece, not copied, when it fits).
+fn in_pieces<T>(items: Vec<T>, max: usize) -> Vec<Vec<T>> {
+    if items.len() <= max || max == 0 {
+        return vec![items];
+    }
+    let mut pieces = Vec::with_capacity(items.len().div_ceil(max));
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        pieces.push(items.by_ref().take(max).collect());
+    }
+    pieces
+}
+
 fn inbox_down(effects: Vec<Effect>) -> pb::InboxDown {
     use pb::inbox_event::Event;
     let events = effects
@@ -300,9 +313,13 @@ impl pb::payments_server::Payments for PaymentsService {
             }
             let _ = engine.send(Request::Inbox(InboxChange::Closed { participant: caller, stream })).await;
         });
-        let frames = ReceiverStream::new(frames_rx).map(move |effects| {
-            frames_stats.streams.inbox.count(effects.len());
-            Ok(inbox_down(effects))
+        // No InboxDown carries more events than an InboxUp may answer.
+        let frames = futures::StreamExt::flat_map(ReceiverStream::new(frames_rx), move |effects| {
+            let stats = frames_stats.clone();
+            futures::stream::iter(in_pieces(effects, answers_max).into_iter().map(move |piece| {
+                stats.streams.inbox.count(piece.len());
+                Ok(inbox_down(piece))
+            }))
         });
         let refused = ReceiverStream::new(refused_rx).map(|refused| {
             Ok(pb::InboxDown { events: vec![pb::InboxEvent { event: Some(pb::inbox_event::Event::Refused(refused)) }] })
@@ -557,5 +574,19 @@ impl ResultChannels {
         self.permits.add_permits(admitted);
         self.stats.streams.results.count(out.len());
         Some(Ok(pb::ResultBatch { results: out }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_pieces;
+
+    #[test]
+    fn inbox_frames_are_cut_to_what_a_reply_may_answer() {
+        assert_eq!(in_pieces(vec![1, 2, 3], 4), vec![vec![1, 2, 3]]);
+        assert_eq!(in_pieces((0..10).collect(), 4), vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
+        let pieces = in_pieces((0..10_000).collect::<Vec<u32>>(), 4_096);
+        assert_eq!(pieces.iter().map(Vec::len).collect::<Vec<_>>(), [4_096, 4_096, 1_808]);
+        assert_eq!(pieces.concat(), (0..10_000).collect::<Vec<u32>>(), "in order, nothing lost");
     }
 }
