@@ -154,6 +154,39 @@ mod tests {
         assert_eq!(ReasonCode::COUNT, ReasonCode::ALL.len());
     }
 
+    /// docs/PAYMENTS.md "Reason codes" is the table banks read: every code
+    /// with its number, whether it is transient and who gives it, and
+    /// nothing else.
+    #[test]
+    fn the_reason_code_table_in_the_docs_is_the_code() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PAYMENTS.md")).unwrap();
+        let section = doc.split("## Reason codes").nth(1).unwrap().split("\n## ").next().unwrap();
+        let mut documented: Vec<(String, u16, bool, String)> = section
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| code"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].to_owned(), cells[2].parse().unwrap(), cells[3] == "yes", cells[5].to_owned())
+            })
+            .collect();
+        documented.sort();
+        let mut actual: Vec<(String, u16, bool, String)> = ReasonCode::ALL
+            .iter()
+            .map(|r| {
+                let by = if r.is_reject_reason() {
+                    "payee"
+                } else if r.is_payee_reason() {
+                    "returner"
+                } else {
+                    "switch"
+                };
+                (r.code().to_owned(), r.number(), r.is_transient(), by.to_owned())
+            })
+            .collect();
+        actual.sort();
+        assert_eq!(documented, actual);
+    }
+
     #[test]
     fn transient_codes_are_the_ones_a_retry_can_change() {
         let transient: Vec<_> = ReasonCode::ALL.iter().filter(|r| r.is_transient()).map(|r| r.code()).collect();
