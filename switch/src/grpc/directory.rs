@@ -131,12 +131,8 @@ impl pb::directory_server::Directory for DirectoryService {
         let limit = super::paging::page_size(m.page_size, super::paging::DIRECTORY_PAGE);
         let after = super::paging::keys_after(&m.page_token).map_err(to_status)?;
         let mut keys = self.ask(op::ListKeys { caller, after, limit: limit + 1 }).await?;
-        let next_page_token = if keys.entries.len() > limit {
-            keys.entries.truncate(limit);
-            keys.entries.last().map_or_else(String::new, |last| super::paging::keys_token(&last.key))
-        } else {
-            String::new()
-        };
+        let next_page_token =
+            super::paging::cut_page(&mut keys.entries, limit, |last| super::paging::keys_token(&last.key));
         Ok(Response::new(pb::ListKeysResponse {
             entries: keys.entries.iter().map(entry_to_wire).collect(),
             digest: format!("{:016x}", keys.digest),
@@ -174,12 +170,7 @@ impl pb::directory_server::Directory for DirectoryService {
         let limit = super::paging::page_size(m.page_size, super::paging::DIRECTORY_PAGE);
         let after = super::paging::claims_after(&m.page_token).map_err(to_status)?;
         let mut claims = self.ask(op::ListClaims { caller, after, limit: limit + 1 }).await?;
-        let next_page_token = if claims.len() > limit {
-            claims.truncate(limit);
-            claims.last().map_or_else(String::new, |last| super::paging::claims_token(last.id))
-        } else {
-            String::new()
-        };
+        let next_page_token = super::paging::cut_page(&mut claims, limit, |last| super::paging::claims_token(last.id));
         Ok(Response::new(pb::ListClaimsResponse {
             claims: claims.iter().map(wire::claim_to_wire).collect(),
             next_page_token,

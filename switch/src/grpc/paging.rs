@@ -44,16 +44,9 @@ pub(super) fn keys_token(last: &Key) -> String {
 
 /// Where the `ListKeys` page `token` asks for starts.
 pub(super) fn keys_after(token: &str) -> Result<Option<Key>, FieldError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || FieldError::new("page_token", "not a page token of ListKeys (pass next_page_token unchanged)");
-    let text = unhex(token).ok_or_else(bad)?;
-    let mut parts = text.splitn(3, ':');
-    let (Some(KEYS_TAG), Some(kind), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
-    };
-    let kind = KeyType::from_name(kind).ok_or_else(bad)?;
+    let Some(body) = token_body(token, KEYS_TAG, "ListKeys")? else { return Ok(None) };
+    let (kind, value) = body.split_once(':').ok_or_else(|| not_a_token("ListKeys"))?;
+    let kind = KeyType::from_name(kind).ok_or_else(|| not_a_token("ListKeys"))?;
     Ok(Some(Key::page_bound(kind, value.to_owned())))
 }
 
@@ -64,13 +57,8 @@ pub(super) fn claims_token(last: u64) -> String {
 
 /// Where the `ListClaims` page `token` asks for starts.
 pub(super) fn claims_after(token: &str) -> Result<Option<u64>, FieldError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || FieldError::new("page_token", "not a page token of ListClaims (pass next_page_token unchanged)");
-    let text = unhex(token).ok_or_else(bad)?;
-    let id = text.strip_prefix(CLAIMS_TAG).and_then(|rest| rest.strip_prefix(':')).ok_or_else(bad)?;
-    id.parse().map(Some).map_err(|_| bad())
+    let Some(body) = token_body(token, CLAIMS_TAG, "ListClaims")? else { return Ok(None) };
+    body.parse().map(Some).map_err(|_| not_a_token("ListClaims"))
 }
 
 /// The token of the page after the one ending with `last`, in `cycle`.
@@ -80,19 +68,39 @@ pub(super) fn cycle_transfers_token(cycle: u64, last: EndToEndId) -> String {
 
 /// Where the page `token` asks for starts: `None` for the first page.
 pub(super) fn cycle_transfers_after(token: &str, cycle: u64) -> Result<Option<EndToEndId>, FieldError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || FieldError::new("page_token", "not a page token of CycleTransfers (pass next_page_token unchanged)");
-    let text = unhex(token).ok_or_else(bad)?;
-    let mut parts = text.splitn(3, ':');
-    let (Some(CYCLE_TRANSFERS_TAG), Some(of), Some(last)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
-    };
+    let Some(body) = token_body(token, CYCLE_TRANSFERS_TAG, "CycleTransfers")? else { return Ok(None) };
+    let bad = || not_a_token("CycleTransfers");
+    let (of, last) = body.split_once(':').ok_or_else(bad)?;
     if of.parse::<u64>().map_err(|_| bad())? != cycle {
         return Err(FieldError::new("page_token", format!("a page token of cycle {of}, not of cycle {cycle}")));
     }
     EndToEndId::parse(last).map(Some).map_err(|_| bad())
+}
+
+/// What a token of list `list` carries after its `tag`; `None` for the
+/// empty token (the first page).
+fn token_body(token: &str, tag: &str, list: &str) -> Result<Option<String>, FieldError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let text = unhex(token).ok_or_else(|| not_a_token(list))?;
+    let body = text.strip_prefix(tag).and_then(|rest| rest.strip_prefix(':')).ok_or_else(|| not_a_token(list))?;
+    Ok(Some(body.to_owned()))
+}
+
+fn not_a_token(list: &str) -> FieldError {
+    FieldError::new("page_token", format!("not a page token of {list} (pass next_page_token unchanged)"))
+}
+
+/// Cuts a page read with one item more than `limit` (to learn whether more
+/// follow) back to `limit`, and returns the token of the next page (empty
+/// on the last page), made from the page's last item.
+pub(super) fn cut_page<T>(items: &mut Vec<T>, limit: usize, token_of: impl Fn(&T) -> String) -> String {
+    if items.len() <= limit {
+        return String::new();
+    }
+    items.truncate(limit);
+    items.last().map_or_else(String::new, token_of)
 }
 
 fn hex(bytes: &[u8]) -> String {

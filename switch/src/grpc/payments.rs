@@ -339,12 +339,8 @@ impl pb::payments_server::Payments for PaymentsService {
         let size = super::paging::page_size(m.page_size, CYCLE_TRANSFERS_PAGE);
         let after = super::paging::cycle_transfers_after(&m.page_token, id).map_err(to_status)?;
         let mut views = super::archived::cycle_transfers_page(&self.engine, caller, id, after, size + 1).await?;
-        let next_page_token = if views.len() > size {
-            views.truncate(size);
-            views.last().map_or_else(String::new, |last| super::paging::cycle_transfers_token(id, last.id))
-        } else {
-            String::new()
-        };
+        let next_page_token =
+            super::paging::cut_page(&mut views, size, |last| super::paging::cycle_transfers_token(id, last.id));
         Ok(Response::new(pb::CycleTransfersResponse {
             cycle: id,
             transfers: views.iter().map(wire::transfer_to_wire).collect(),
