@@ -229,8 +229,7 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
     let mut kind: Option<MessageKind> = None;
     let mut messages = 0;
     loop {
-        let (namespace, event) =
-            reader.read_resolved_event().map_err(|e| DocumentError::Malformed(e.to_string()))?;
+        let (namespace, event) = reader.read_resolved_event().map_err(|e| DocumentError::Malformed(e.to_string()))?;
         let (start, empty) = match &event {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
@@ -275,9 +274,7 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
             }
             let found = MessageKind::of_namespace(&in_namespace).filter(|_| start.local_name().as_ref() == "Document");
             let Some(found) = found else {
-                return Err(DocumentError::Namespace { found: format!(
-                    "{element} in namespace {in_namespace:?}"
-                ) });
+                return Err(DocumentError::Namespace { found: format!("{element} in namespace {in_namespace:?}") });
             };
             if !MessageKind::READ.contains(&found) {
                 return Err(DocumentError::NotRead(found.name()));
@@ -286,10 +283,7 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
         } else {
             let kind = kind.expect("set at the root");
             if in_namespace != kind.namespace() {
-                return Err(DocumentError::ForeignElement {
-                    element,
-                    namespace: in_namespace,
-                });
+                return Err(DocumentError::ForeignElement { element, namespace: in_namespace });
             }
             if depth == 2 {
                 messages += 1;

@@ -210,6 +210,9 @@ pub struct CreditTransferTx {
     pub IntrBkSttlmAmt: Amt,
     #[serde(default, skip_serializing)]
     pub IntrBkSttlmDt: Ignored,
+    /// The payee's deadline (written to the payee; ignored from a payer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub SttlmTmReq: Option<SettlementTimeRequest>,
     /// When the switch accepted the payment (written to the payee).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub AccptncDtTm: Option<String>,
@@ -226,6 +229,13 @@ pub struct CreditTransferTx {
     pub Purp: Ignored,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub RmtInf: Option<Remittance>,
+}
+
+/// `SettlementTimeRequest2` (the time by which the payee must answer).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementTimeRequest {
+    pub RjctTm: String,
 }
 
 /// `PaymentIdentification13`.
@@ -274,6 +284,8 @@ pub struct TxStatus {
     pub StsId: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub OrgnlEndToEndId: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub OrgnlTxId: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub TxSts: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -3,7 +3,9 @@ use super::*;
 const E2E: &str = "E10000001202612071200abcdefghijk";
 
 fn agent(code: &str) -> Agent {
-    Agent { FinInstnId: FinInstnId { ClrSysMmbId: Some(ClrSysMmbId { ClrSysId: None, MmbId: code.into() }), Othr: None } }
+    Agent {
+        FinInstnId: FinInstnId { ClrSysMmbId: Some(ClrSysMmbId { ClrSysId: None, MmbId: code.into() }), Othr: None },
+    }
 }
 
 fn account(branch: &str, number: &str) -> CashAccount {
@@ -182,7 +184,11 @@ fn bad_documents_get_an_error_that_says_what_is_wrong() {
         ("processing instruction", edited(&good, "<Document", "<?run rm -rf?><Document"), "processing instructions"),
         ("wrong namespace", edited(&good, "pacs.008.001.09", "pacs.008.001.08"), "namespace"),
         ("no namespace", edited(&good, root, "<Document>"), "namespace"),
-        ("not a Document", edited(&edited(&good, "<Document", "<Doc"), "</Document>", "</Doc>"), "root element must be Document"),
+        (
+            "not a Document",
+            edited(&edited(&good, "<Document", "<Doc"), "</Document>", "</Doc>"),
+            "root element must be Document",
+        ),
         (
             "foreign element",
             edited(&good, "<ChrgBr>", "<x:Evil xmlns:x=\"urn:evil\">1</x:Evil><ChrgBr>"),

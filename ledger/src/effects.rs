@@ -9,7 +9,7 @@ pub enum Effect {
     /// Push an incoming payment to the payee's inbox.
     Deliver(Box<Delivery>),
     /// Tell the payee a payment is settled: it may credit its customer.
-    Settled { payee: ParticipantId, id: EndToEndId, at: TimestampMs },
+    Settled { payee: ParticipantId, id: EndToEndId, amount: Amount, at: TimestampMs },
     /// Tell the payee a payment it was asked about is not going ahead.
     Cancelled { payee: ParticipantId, id: EndToEndId, reason: ReasonCode },
     /// Tell the original payer a return of its payment is settled.

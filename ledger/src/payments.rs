@@ -303,11 +303,12 @@ impl Engine {
             self.answer_stats.late_or_duplicate += 1;
             return;
         }
+        let amount = transfer.amount;
         match decision {
             Decision::Accept => {
                 self.record(Event::Settled { id, at: now }, out);
                 out.finals.push((id, Outcome::Settled { at: now }));
-                out.effects.push(Effect::Settled { payee, id, at: now });
+                out.effects.push(Effect::Settled { payee, id, amount, at: now });
             }
             Decision::Reject(reason) => {
                 let reason = if reason.is_reject_reason() { reason } else { ReasonCode::RejectedByPayee };

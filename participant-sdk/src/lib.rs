@@ -47,6 +47,7 @@ pub mod disbursement;
 mod error;
 mod in_doubt;
 mod inbox;
+pub mod iso20022;
 mod operator;
 pub use ponte_wire as wire;
 

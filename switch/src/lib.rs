@@ -15,6 +15,8 @@
 //! - [`grpc`]: the gRPC services (payments, operator, directory,
 //!   disbursements), one file each, and the one table from errors to
 //!   status codes.
+//! - [`iso20022`]: the ISO 20022 gateway (pacs.008/002/004/028 in,
+//!   pacs.008/002/004 and camt.054 out) over HTTPS with the same mTLS.
 //! - [`net`]: the TLS front door (handshakes with CRL checking, revoked
 //!   connections closed) and mTLS identities (who a certificate names, the
 //!   dev certificate authority `ponte serve` creates on first start).
@@ -22,6 +24,7 @@
 //! - [`server`]: wiring: configuration, start-up, shutdown.
 
 pub mod grpc;
+pub mod iso20022;
 pub mod metrics;
 pub mod net;
 pub mod runtime;

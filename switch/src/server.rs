@@ -56,6 +56,9 @@ pub struct Config {
     /// Where to serve Prometheus metrics (`/metrics`); absent: no metrics
     /// (default 127.0.0.1:9700).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to serve the ISO 20022 gateway (HTTPS with the same mTLS;
+    /// docs/ISO20022.md); absent: no gateway (the default).
+    pub iso20022_listen: Option<SocketAddr>,
     /// Most concurrent HTTP/2 streams per connection (default 1,024).
     pub http2_streams_per_connection_max: u32,
     pub engine: EngineConfig,
@@ -89,6 +92,7 @@ impl Default for Config {
                 },
             ],
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9700))),
+            iso20022_listen: None,
             http2_streams_per_connection_max: 1_024,
             engine: EngineConfig::default(),
             runtime: RuntimeConfig::default(),
@@ -148,6 +152,8 @@ pub enum ServeError {
 /// A switch that is serving.
 pub struct RunningSwitch {
     pub local_addr: SocketAddr,
+    /// Where the ISO 20022 gateway listens, when it is on.
+    pub iso20022_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// Where the development certificates are, when the switch uses them.
     pub dev_pki: Option<DevPki>,
@@ -160,6 +166,7 @@ pub struct RunningSwitch {
     shutdown: oneshot::Sender<()>,
     publisher: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    gateway: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
     runtime: Runtime,
 }
 
@@ -178,6 +185,10 @@ impl RunningSwitch {
     /// Stops serving, drains the engine and flushes the journal.
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
+        if let Some((stop, gateway)) = self.gateway {
+            let _ = stop.send(true);
+            let _ = gateway.await;
+        }
         self.publisher.abort();
         drop(self.engine);
         // Stopping the engine ends the inbox streams (their senders live in
@@ -294,6 +305,18 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let local_addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let gateway = match config.iso20022_listen {
+        Some(addr) => {
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { addr, source })?;
+            let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr, source })?;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let gateway = crate::iso20022::Gateway::new(engine.clone(), config.service.clone());
+            tracing::info!(%addr, "ISO 20022 gateway serving");
+            Some((addr, stop, gateway.spawn(listener, tls.clone(), stopped)))
+        }
+        None => None,
+    };
     let router = services(&config, &engine);
     let publisher = crate::metrics::spawn_publisher(engine.clone());
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
@@ -315,6 +338,8 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
     tracing::info!(%local_addr, data_dir = %config.data_dir.display(), store = config.store.as_deref().unwrap_or("embedded"), "switch serving");
     Ok(RunningSwitch {
         local_addr,
+        iso20022_addr: gateway.as_ref().map(|(addr, ..)| *addr),
+        gateway: gateway.map(|(_, stop, task)| (stop, task)),
         data_dir: config.data_dir.clone(),
         dev_pki,
         created_certificates,

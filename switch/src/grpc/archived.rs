@@ -20,7 +20,7 @@ impl super::status::ToStatus for ArchiveError {
 }
 
 /// How long the archive keeps transfers, for NOT_FOUND messages.
-pub(super) fn retention_days(engine: &EngineHandle) -> i64 {
+pub(crate) fn retention_days(engine: &EngineHandle) -> i64 {
     engine.engine_config().retention_ms() / 86_400_000
 }
 
@@ -32,7 +32,7 @@ async fn archived(engine: &EngineHandle, mark: NotHeld, id: EndToEndId) -> Resul
 }
 
 /// A transfer as `caller` may see it, from memory or the archive.
-pub(super) async fn status(
+pub(crate) async fn status(
     engine: &EngineHandle,
     caller: ParticipantId,
     id: EndToEndId,

@@ -11,7 +11,7 @@
 //! - [`directory`]: `ponte.v1.Directory` (keys, lookups, claims).
 //! - [`disbursements`]: `ponte.v1.Disbursements` (paying agencies).
 
-mod archived;
+pub(crate) mod archived;
 pub mod directory;
 pub mod disbursements;
 pub mod operator;

@@ -120,7 +120,7 @@ fn item_error(id: &str, status: &Status) -> pb::PaymentResult {
 
 /// Encodes a group of inbox frames for the wire.
 /// `items` in pieces of at most `max` (one piece, not copied, when it fits).
-fn in_pieces<T>(items: Vec<T>, max: usize) -> Vec<Vec<T>> {
+pub(crate) fn in_pieces<T>(items: Vec<T>, max: usize) -> Vec<Vec<T>> {
     if items.len() <= max || max == 0 {
         return vec![items];
     }
@@ -366,56 +366,56 @@ impl pb::payments_server::Payments for PaymentsService {
 
     async fn r#return(&self, request: GrpcRequest<pb::ReturnRequest>) -> Result<Response<pb::PaymentResult>, Status> {
         let caller = participant_of(&request)?;
-        let message = request.into_inner();
-        let id = wire::end_to_end_id("return_id", &message.return_id).map_err(to_status)?;
-        if id.kind() != IdKind::Return {
-            return Err(to_status(FieldError::new("return_id", "a return id starts with 'D'")));
-        }
-        if id.participant() != caller {
-            return Err(Status::permission_denied(format!(
-                "return_id: made by participant {}, but the caller is {caller}",
-                id.participant()
-            )));
-        }
-        let original =
-            wire::end_to_end_id("original_end_to_end_id", &message.original_end_to_end_id).map_err(to_status)?;
-        let amount = wire::amount_positive("amount", &message.amount).map_err(to_status)?;
-        let reason: ReasonCode =
-            message.reason.parse().ok().filter(|r: &ReasonCode| r.is_payee_reason()).ok_or_else(|| {
-                to_status(FieldError::new("reason", "must be a return reason code such as MD06, FR01 or BE08"))
-            })?;
-        let order = ReturnOrder {
-            returner: caller,
-            id,
-            original,
-            amount,
-            reason,
-            remittance: remittance(&message.remittance)?,
-        };
-        let mut archived = None;
-        let outcome = loop {
-            let (tx, rx) = oneshot::channel();
-            let give_back = op::Return(order.clone(), archived.take());
-            self.engine.try_send(Request::Return(give_back, tx)).map_err(to_status)?;
-            let submitted = rx
-                .await
-                .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by return id"))?;
-            match submitted {
-                op::Submitted::Final(outcome) => break outcome,
-                op::Submitted::Pending => unreachable!("a return never waits for a payee"),
-                // The original left memory: once more with it from the
-                // archive (the engine holds it in neither case only if it
-                // never settled, or is past retention).
-                op::Submitted::NotHeld(mark) => {
-                    match super::archived::original(&self.engine, mark, order.original).await? {
-                        Some(original) if archived.is_none() => archived = Some(Box::new(original)),
-                        _ => break Outcome::Rejected { reason: ReasonCode::OriginalNotFound },
-                    }
-                }
-            }
-        };
-        Ok(Response::new(result_to_wire(&message.return_id, outcome)))
+        Ok(Response::new(give_back(&self.engine, caller, request.into_inner()).await?))
     }
+}
+
+/// A return from `caller`, checked and executed: its outcome (the gRPC
+/// `Return` and the ISO 20022 gateway's pacs.004 both come here).
+pub(crate) async fn give_back(
+    engine: &EngineHandle,
+    caller: ParticipantId,
+    message: pb::ReturnRequest,
+) -> Result<pb::PaymentResult, Status> {
+    let id = wire::end_to_end_id("return_id", &message.return_id).map_err(to_status)?;
+    if id.kind() != IdKind::Return {
+        return Err(to_status(FieldError::new("return_id", "a return id starts with 'D'")));
+    }
+    if id.participant() != caller {
+        return Err(Status::permission_denied(format!(
+            "return_id: made by participant {}, but the caller is {caller}",
+            id.participant()
+        )));
+    }
+    let original = wire::end_to_end_id("original_end_to_end_id", &message.original_end_to_end_id).map_err(to_status)?;
+    let amount = wire::amount_positive("amount", &message.amount).map_err(to_status)?;
+    let reason: ReasonCode =
+        message.reason.parse().ok().filter(|r: &ReasonCode| r.is_payee_reason()).ok_or_else(|| {
+            to_status(FieldError::new("reason", "must be a return reason code such as MD06, FR01 or BE08"))
+        })?;
+    let order =
+        ReturnOrder { returner: caller, id, original, amount, reason, remittance: remittance(&message.remittance)? };
+    let mut archived = None;
+    let outcome = loop {
+        let (tx, rx) = oneshot::channel();
+        let give_back = op::Return(order.clone(), archived.take());
+        engine.try_send(Request::Return(give_back, tx)).map_err(to_status)?;
+        let submitted = rx
+            .await
+            .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by return id"))?;
+        match submitted {
+            op::Submitted::Final(outcome) => break outcome,
+            op::Submitted::Pending => unreachable!("a return never waits for a payee"),
+            // The original left memory: once more with it from the
+            // archive (the engine holds it in neither case only if it
+            // never settled, or is past retention).
+            op::Submitted::NotHeld(mark) => match super::archived::original(engine, mark, order.original).await? {
+                Some(original) if archived.is_none() => archived = Some(Box::new(original)),
+                _ => break Outcome::Rejected { reason: ReasonCode::OriginalNotFound },
+            },
+        }
+    };
+    Ok(result_to_wire(&message.return_id, outcome))
 }
 
 /// The task that reads a submit stream: admits each batch under the

@@ -120,6 +120,13 @@ impl Tls {
     fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.read().expect("not poisoned").clone())
     }
+
+    /// The same set-up for the HTTPS gateway, which also speaks HTTP/1.1.
+    fn http_acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let mut config = (**self.config.read().expect("not poisoned")).clone();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
 }
 
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
@@ -193,6 +200,15 @@ pub fn spawn_crl_watch(tls: Arc<Tls>, mut stop: watch::Receiver<()>) -> tokio::t
 /// Accepts connections on `listener`, runs their handshakes and yields the
 /// finished ones, until the returned stream is dropped.
 pub fn incoming(listener: TcpListener, tls: Arc<Tls>) -> ReceiverStream<io::Result<Connection>> {
+    accept(listener, tls, false)
+}
+
+/// As [`incoming`], offering HTTP/1.1 besides HTTP/2 (the ISO 20022 gateway).
+pub fn incoming_http(listener: TcpListener, tls: Arc<Tls>) -> ReceiverStream<io::Result<Connection>> {
+    accept(listener, tls, true)
+}
+
+fn accept(listener: TcpListener, tls: Arc<Tls>, http1: bool) -> ReceiverStream<io::Result<Connection>> {
     let (tx, rx) = mpsc::channel(ACCEPTED_QUEUE_MAX);
     tokio::spawn(async move {
         let handshakes = Arc::new(Semaphore::new(HANDSHAKES_MAX));
@@ -216,7 +232,8 @@ pub fn incoming(listener: TcpListener, tls: Arc<Tls>) -> ReceiverStream<io::Resu
             // Nagle off: payments are small messages, and Nagle with delayed
             // ACKs adds 40 ms to a lone one.
             let _ = tcp.set_nodelay(true);
-            let (tx, acceptor, revoked) = (tx.clone(), tls.acceptor(), tls.revoked.subscribe());
+            let acceptor = if http1 { tls.http_acceptor() } else { tls.acceptor() };
+            let (tx, revoked) = (tx.clone(), tls.revoked.subscribe());
             tokio::spawn(async move {
                 let permit = permit;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp).into_fallible()).await {
@@ -287,6 +304,13 @@ impl Connection {
             .map(|(_, cert)| cert.raw_serial().to_vec())
             .unwrap_or_default();
         Connection { inner, serial, updates: WatchStream::new(revoked), revoked: false }
+    }
+
+    /// Who the client certificate names (for services outside tonic).
+    pub fn caller(&self) -> Result<crate::net::tls::Caller, String> {
+        let certs = self.inner.get_ref().1.peer_certificates();
+        let leaf = certs.and_then(|certs| certs.first()).ok_or("a client certificate is required")?;
+        crate::net::tls::identity_of(leaf.as_ref()).map_err(|status| status.message().to_owned())
     }
 
     /// Whether the certificate is revoked now; registers for the next CRL.
