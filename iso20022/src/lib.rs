@@ -262,19 +262,20 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
         if depth > DEPTH_MAX {
             return Err(DocumentError::TooDeep);
         }
-        let element = name_of(start.name().as_ref());
-        let in_namespace = match namespace {
-            ResolveResult::Bound(ns) => ns.as_ref().to_owned(),
-            _ => String::new(),
+        // Named only in an error: no allocation per element on the way.
+        let element = || name_of(start.name().as_ref());
+        let in_namespace: &str = match &namespace {
+            ResolveResult::Bound(ns) => ns.as_ref(),
+            _ => "",
         };
         let is_root = depth == 1;
         if is_root {
             if kind.is_some() {
                 return Err(DocumentError::Malformed("more than one root element".into()));
             }
-            let found = MessageKind::of_namespace(&in_namespace).filter(|_| start.local_name().as_ref() == "Document");
+            let found = MessageKind::of_namespace(in_namespace).filter(|_| start.local_name().as_ref() == "Document");
             let Some(found) = found else {
-                return Err(DocumentError::Namespace { found: format!("{element} in namespace {in_namespace:?}") });
+                return Err(DocumentError::Namespace { found: format!("{} in namespace {in_namespace:?}", element()) });
             };
             if !MessageKind::READ.contains(&found) {
                 return Err(DocumentError::NotRead(found.name()));
@@ -283,14 +284,14 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
         } else {
             let kind = kind.expect("set at the root");
             if in_namespace != kind.namespace() {
-                return Err(DocumentError::ForeignElement { element, namespace: in_namespace });
+                return Err(DocumentError::ForeignElement { element: element(), namespace: in_namespace.to_owned() });
             }
             if depth == 2 {
                 messages += 1;
                 if start.local_name().as_ref() != kind.element() || messages > 1 {
                     return Err(DocumentError::Schema {
                         message: kind.name(),
-                        reason: format!("Document holds exactly one {}; found {element}", kind.element()),
+                        reason: format!("Document holds exactly one {}; found {}", kind.element(), element()),
                     });
                 }
             }
@@ -307,7 +308,7 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
                 key.as_ref() == "Ccy"
             };
             if !allowed {
-                return Err(DocumentError::Attribute { element, attribute: name_of(key.as_ref()) });
+                return Err(DocumentError::Attribute { element: element(), attribute: name_of(key.as_ref()) });
             }
         }
         if empty {
@@ -329,7 +330,7 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
 
 // The `Document` element of each message: its namespace and its one child.
 macro_rules! documents {
-    ($( $doc:ident: $kind:ident, $field:ident: $ty:ty, $write:ident; )*) => {
+    ($( $doc:ident: $kind:ident, $field:ident: $ty:ty, $write:ident, $write_into:ident; )*) => {
         $(
             #[derive(Serialize, Deserialize)]
             #[allow(non_snake_case, dead_code)]
@@ -341,6 +342,13 @@ macro_rules! documents {
 
             #[doc = concat!("Writes a whole `", stringify!($kind), "` document on one line.")]
             pub fn $write(message: &$ty) -> String {
+                let mut out = String::with_capacity(1_024);
+                $write_into(message, &mut out);
+                out
+            }
+
+            #[doc = concat!("Appends a whole `", stringify!($kind), "` document on one line to `out`.")]
+            pub fn $write_into(message: &$ty, out: &mut String) {
                 #[derive(Serialize)]
                 #[allow(non_snake_case)]
                 struct Out<'a> {
@@ -348,30 +356,32 @@ macro_rules! documents {
                     xmlns: &'static str,
                     $field: &'a $ty,
                 }
-                let out = Out { xmlns: MessageKind::$kind.namespace(), $field: message };
-                let body = quick_xml::se::to_string_with_root("Document", &out)
-                    .expect("the models serialize to XML");
-                one_line(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>{body}"))
+                write_document(out, &Out { xmlns: MessageKind::$kind.namespace(), $field: message });
             }
         )*
     };
 }
 
 documents! {
-    Pacs008: Pacs008, FIToFICstmrCdtTrf: CreditTransfer, write_pacs008;
-    Pacs002: Pacs002, FIToFIPmtStsRpt: StatusReport, write_pacs002;
-    Pacs004: Pacs004, PmtRtr: PaymentReturn, write_pacs004;
-    Pacs028: Pacs028, FIToFIPmtStsReq: StatusRequest, write_pacs028;
-    Camt054: Camt054, BkToCstmrDbtCdtNtfctn: Notification, write_camt054;
+    Pacs008: Pacs008, FIToFICstmrCdtTrf: CreditTransfer, write_pacs008, write_pacs008_into;
+    Pacs002: Pacs002, FIToFIPmtStsRpt: StatusReport, write_pacs002, write_pacs002_into;
+    Pacs004: Pacs004, PmtRtr: PaymentReturn, write_pacs004, write_pacs004_into;
+    Pacs028: Pacs028, FIToFIPmtStsReq: StatusRequest, write_pacs028, write_pacs028_into;
+    Camt054: Camt054, BkToCstmrDbtCdtNtfctn: Notification, write_camt054, write_camt054_into;
 }
 
-/// Line breaks in text become character references, which read back the
-/// same: a document then fits on one line of a stream.
-fn one_line(text: String) -> String {
-    if !text.contains(['\n', '\r']) {
-        return text;
+/// Appends the declaration and `Document` with `value` to `out`. Line
+/// breaks in text become character references, which read back the same:
+/// a document then fits on one line of a stream.
+fn write_document<T: Serialize>(out: &mut String, value: &T) {
+    let start = out.len();
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    let serializer = quick_xml::se::Serializer::with_root(&mut *out, Some("Document")).expect("a valid root name");
+    value.serialize(serializer).expect("the models serialize to XML");
+    if out.as_bytes()[start..].iter().any(|b| *b == b'\n' || *b == b'\r') {
+        let written = out.split_off(start);
+        out.push_str(&written.replace('\n', "&#10;").replace('\r', "&#13;"));
     }
-    text.replace('\n', "&#10;").replace('\r', "&#13;")
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`country`]: participants with skewed volume (a few big banks, many small wallets).
 //! - [`drive`]: closed-loop and open-loop load over submit streams or unary calls.
+//! - [`iso`]: `--iso20022` mode: the same banks speaking ISO 20022 XML to the gateway.
 //! - [`keys`]: populating the directory with one phone key per customer.
 //! - [`payee`]: the simulated banks' inboxes (reject rate, think time).
 //! - [`echo`]: a trivial echo service on the same tonic + TLS stack: the
@@ -17,6 +18,7 @@ pub mod country;
 pub mod drive;
 pub mod echo;
 pub mod envelope;
+pub mod iso;
 pub mod keys;
 pub mod payee;
 mod recorder;

@@ -114,6 +114,9 @@ pub struct CpuUse {
     /// Cores this process kept busy: the load generator, and the switch
     /// when the tool started its own.
     pub process_cores: f64,
+    /// Of those, the cores the load generator's own threads (`load*`) kept
+    /// busy; the rest is the switch (when the tool started its own).
+    pub generator_cores: f64,
     /// Share of the machine's CPU time its hypervisor gave to others
     /// (steal): the run had that much less machine than it appeared to.
     pub steal_share: f64,
@@ -122,6 +125,17 @@ pub struct CpuUse {
 /// Steal over this share of the window is worth a warning beside the figures.
 pub const STEAL_WARN_SHARE: f64 = 0.05;
 
+/// User + system clock ticks of a `/proc/.../stat` line. "pid (comm) state
+/// ppid ...": the name may hold spaces and parentheses, so fields are
+/// counted after its last ')'; utime and stime are fields 14 and 15, the
+/// 12th and 13th after it.
+fn process_ticks(stat: &str) -> Option<u64> {
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// A reading of the machine's and this process's CPU time counters.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSample {
@@ -129,6 +143,8 @@ pub struct CpuSample {
     cpus: usize,
     /// This process's user + system time (clock ticks).
     process: u64,
+    /// The same for the load generator's threads (named `load*`).
+    generator: u64,
     /// The machine's steal and total time over all CPUs (clock ticks).
     steal: u64,
     total: u64,
@@ -139,7 +155,14 @@ impl CpuSample {
     pub fn now() -> Option<CpuSample> {
         let machine = std::fs::read_to_string("/proc/stat").ok()?;
         let process = std::fs::read_to_string("/proc/self/stat").ok()?;
-        CpuSample::parse(&machine, &process)
+        let mut sample = CpuSample::parse(&machine, &process)?;
+        sample.generator = std::fs::read_dir("/proc/self/task")
+            .ok()?
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
+            .filter(|stat| stat.split_once('(').is_some_and(|(_, name)| name.starts_with("load")))
+            .filter_map(|stat| process_ticks(&stat))
+            .sum();
+        Some(sample)
     }
 
     fn parse(machine: &str, process: &str) -> Option<CpuSample> {
@@ -160,22 +183,24 @@ impl CpuSample {
             .lines()
             .filter(|l| l.strip_prefix("cpu").is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())))
             .count();
-        // "pid (comm) state ppid ...": the name may hold spaces and
-        // parentheses, so fields are counted after its last ')'; utime and
-        // stime are fields 14 and 15, the 12th and 13th after it.
-        let fields: Vec<&str> = process.rsplit_once(')')?.1.split_whitespace().collect();
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        Some(CpuSample { cpus: cpus.max(1), process: utime + stime, steal: times[7], total: times.iter().sum() })
+        Some(CpuSample {
+            cpus: cpus.max(1),
+            process: process_ticks(process)?,
+            generator: 0,
+            steal: times[7],
+            total: times.iter().sum(),
+        })
     }
 
     /// What the CPU did between this reading and `later`.
     pub fn until(&self, later: &CpuSample) -> Option<CpuUse> {
         let total = later.total.checked_sub(self.total).filter(|&t| t > 0)? as f64;
         let process = later.process.saturating_sub(self.process) as f64;
+        let generator = later.generator.saturating_sub(self.generator) as f64;
         let steal = later.steal.saturating_sub(self.steal) as f64;
         Some(CpuUse {
             process_cores: (process * self.cpus as f64 / total * 100.0).round() / 100.0,
+            generator_cores: (generator * self.cpus as f64 / total * 100.0).round() / 100.0,
             steal_share: (steal / total * 1000.0).round() / 1000.0,
         })
     }
@@ -342,7 +367,7 @@ mod tests {
         // One second later on 2 CPUs at 100 ticks/s: 200 ticks, of which
         // the process used 150 and the hypervisor took 20.
         let later = CpuSample { process: 250, steal: 370, total: 10_200, ..before };
-        assert_eq!(before.until(&later), Some(CpuUse { process_cores: 1.5, steal_share: 0.1 }));
+        assert_eq!(before.until(&later), Some(CpuUse { process_cores: 1.5, generator_cores: 0.0, steal_share: 0.1 }));
         assert_eq!(later.until(&before), None, "counters that went back say nothing");
         assert_eq!(before.until(&before), None, "no time passed");
     }

@@ -438,7 +438,7 @@ impl Gateway {
     /// kind share a document, so order is kept.
     fn documents(&self, caller: ParticipantId, effects: Vec<Effect>) -> String {
         let now = now_ms();
-        let mut out = String::new();
+        let mut out = String::with_capacity(effects.len() * 1_024);
         let mut payments = Vec::new();
         let mut credits = Vec::new();
         let mut cancelled = Vec::new();
@@ -451,7 +451,7 @@ impl Gateway {
             if !payments.is_empty() {
                 let message =
                     CreditTransfer { GrpHdr: self.batch_header(payments.len()), CdtTrfTxInf: std::mem::take(payments) };
-                out.push_str(&ponte_iso20022::write_pacs008(&message));
+                ponte_iso20022::write_pacs008_into(&message, out);
                 out.push('\n');
             }
             if !credits.is_empty() {
@@ -468,7 +468,7 @@ impl Gateway {
                     }],
                     GrpHdr: header,
                 };
-                out.push_str(&ponte_iso20022::write_camt054(&message));
+                ponte_iso20022::write_camt054_into(&message, out);
                 out.push('\n');
             }
             if !cancelled.is_empty() {
@@ -477,13 +477,13 @@ impl Gateway {
                     OrgnlGrpInfAndSts: None,
                     TxInfAndSts: std::mem::take(cancelled),
                 };
-                out.push_str(&ponte_iso20022::write_pacs002(&message));
+                ponte_iso20022::write_pacs002_into(&message, out);
                 out.push('\n');
             }
             if !returns.is_empty() {
                 let message =
                     PaymentReturn { GrpHdr: self.batch_header(returns.len()), TxInf: std::mem::take(returns) };
-                out.push_str(&ponte_iso20022::write_pacs004(&message));
+                ponte_iso20022::write_pacs004_into(&message, out);
                 out.push('\n');
             }
         };

@@ -28,6 +28,10 @@ pub(crate) struct ServeArgs {
     /// Where to serve Prometheus metrics, or `off` [default: 127.0.0.1:9700]
     #[arg(long, env = "PONTE_METRICS_LISTEN")]
     metrics_listen: Option<String>,
+    /// Where to serve the ISO 20022 gateway (HTTPS, same mTLS; see
+    /// docs/ISO20022.md), or `off` [default: off]
+    #[arg(long, env = "PONTE_ISO20022_LISTEN")]
+    iso20022_listen: Option<String>,
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -55,6 +59,13 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             config.metrics_listen = Some(addr.parse().map_err(|e| anyhow::anyhow!("--metrics-listen {addr:?}: {e}"))?)
         }
     }
+    match args.iso20022_listen.as_deref() {
+        None => {}
+        Some("off") => config.iso20022_listen = None,
+        Some(addr) => {
+            config.iso20022_listen = Some(addr.parse().map_err(|e| anyhow::anyhow!("--iso20022-listen {addr:?}: {e}"))?)
+        }
+    }
     let switch = server::start(config.clone()).await?;
     println!("Ponte switch serving on {}", switch.endpoint());
     println!("  data directory: {}", switch.data_dir.display());
@@ -74,6 +85,9 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(addr) = config.metrics_listen {
         println!("  metrics: http://{addr}/metrics");
+    }
+    if let Some(addr) = switch.iso20022_addr {
+        println!("  ISO 20022 gateway: https://{addr}/iso20022/v1/messages (POST), /iso20022/v1/inbox (GET)");
     }
     println!("Stop with Ctrl-C.");
     let mut failed = switch.failed();
