@@ -144,6 +144,7 @@ async fn answers_the_switch_cannot_take_are_told_back_and_decide_nothing() {
             end_to_end_id: id.to_owned(),
             decision: decision as i32,
             reject_reason: reason.to_owned(),
+            reject_code: 0,
         }],
     };
     for (bad, field) in [
@@ -161,14 +162,38 @@ async fn answers_the_switch_cannot_take_are_told_back_and_decide_nothing() {
         (answer(pb::Decision::Reject, "", &id), "reject_reason"),
         (answer(pb::Decision::Reject, "AM04", &id), "reject_reason"), // the switch's code, not a payee's
         (answer(pb::Decision::Accept, "", "not-an-id"), "end_to_end_id"),
+        // The reason as the enum: a number it does not have, or one that
+        // disagrees with the text, is refused, never read as a default.
+        (
+            pb::InboxUp {
+                answers: vec![pb::PayeeAnswer {
+                    reject_code: 99,
+                    ..answer(pb::Decision::Reject, "", &id).answers[0].clone()
+                }],
+            },
+            "unknown ReasonCode value 99",
+        ),
+        (
+            pb::InboxUp {
+                answers: vec![pb::PayeeAnswer {
+                    reject_code: pb::ReasonCode::Ac04 as i32,
+                    ..answer(pb::Decision::Reject, "AC03", &id).answers[0].clone()
+                }],
+            },
+            "the enum says AC04 and the text AC03",
+        ),
     ] {
         up.send(bad).await.unwrap();
         let pb::inbox_event::Event::Refused(refused) = next_event(&mut down).await else { panic!("refused") };
         assert!(refused.error.contains(field), "{field}: {}", refused.error);
     }
     assert!(!paying.is_finished(), "nothing was decided by the refused answers");
-    // A correct answer decides it.
-    up.send(answer(pb::Decision::Reject, "AC03", &id)).await.unwrap();
+    // A correct answer decides it: the reason as the enum alone.
+    let by_enum = pb::PayeeAnswer {
+        reject_code: pb::ReasonCode::Ac03 as i32,
+        ..answer(pb::Decision::Reject, "", &id).answers[0].clone()
+    };
+    up.send(pb::InboxUp { answers: vec![by_enum] }).await.unwrap();
     let outcome = paying.await.unwrap();
     assert!(
         matches!(
@@ -179,7 +204,7 @@ async fn answers_the_switch_cannot_take_are_told_back_and_decide_nothing() {
     );
     let refused =
         switch.switch.as_ref().unwrap().engine.stats().answers_refused.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(refused, 6);
+    assert_eq!(refused, 8);
     drop(up);
     switch.stop().await;
 }
@@ -193,6 +218,7 @@ async fn a_payee_flooding_its_inbox_is_ignored_and_counted_then_cut_off() {
         end_to_end_id: format!("E{B}202611262155{n:011}"),
         decision: pb::Decision::Accept as i32,
         reject_reason: String::new(),
+        reject_code: 0,
     };
     // 100,000 answers for ids B was never asked about, in bounded messages.
     let messages: Vec<pb::InboxUp> =
@@ -381,4 +407,73 @@ async fn a_switch_refuses_to_start_on_an_unreadable_revocation_list() {
     std::fs::write(switch.config.certs_dir().join("crl.pem"), "garbage").unwrap();
     let error = ponte_switch::server::start(switch.config.clone()).await.err().expect("start refused").to_string();
     assert!(error.contains("crl.pem") && error.contains("CRL"), "{error}");
+}
+
+/// Errors carry google.rpc.Status details any gRPC stack reads: an
+/// ErrorInfo (domain ponte.v1, a stable reason), a BadRequest naming the
+/// field of an INVALID_ARGUMENT, a RetryInfo where waiting helps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_structured_details() {
+    use tonic_types::StatusExt;
+    let switch = TestSwitch::start().await;
+    let channel = switch.identity(&A.to_string()).channel(&switch.endpoint()).await.unwrap();
+    let mut payments = pb::payments_client::PaymentsClient::new(channel.clone());
+    let reason_of = |status: &tonic::Status| {
+        let info = status.get_details_error_info().expect("an ErrorInfo");
+        assert_eq!(info.domain, "ponte.v1");
+        info.reason
+    };
+
+    // A malformed field: INVALID_ARGUMENT, the field in a BadRequest.
+    let a = switch.client(A).await;
+    let mut request = pb::PaymentRequest {
+        end_to_end_id: payment_id(A).to_string(),
+        payer: Some(ponte_wire::account_to_wire(&account(A, "1"))),
+        payee: Some(pb::Payee {
+            target: Some(pb::payee::Target::Account(ponte_wire::account_to_wire(&account(B, "2")))),
+        }),
+        amount: "1.001".into(),
+        currency: "BRL".into(),
+        ..Default::default()
+    };
+    let status = payments.submit(request.clone()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(reason_of(&status), "INVALID_FIELD");
+    let violations = status.get_details_bad_request().expect("a BadRequest").field_violations;
+    assert_eq!(violations[0].field, "amount", "{violations:?}");
+
+    // Acting as another participant: PERMISSION_DENIED with its reason.
+    request.amount = "1.00".into();
+    request.end_to_end_id = payment_id(B).to_string();
+    let status = payments.submit(request).await.unwrap_err();
+    assert_eq!((status.code(), reason_of(&status)), (tonic::Code::PermissionDenied, "PERMISSION_DENIED".into()));
+
+    // An id never seen: NOT_FOUND with its reason.
+    let unknown = pb::StatusRequest { end_to_end_id: payment_id(A).to_string() };
+    let status = payments.get_status(unknown).await.unwrap_err();
+    assert_eq!((status.code(), reason_of(&status)), (tonic::Code::NotFound, "NOT_FOUND".into()));
+
+    // A rate-limited lookup: RESOURCE_EXHAUSTED with when to try again.
+    let mut directory = pb::directory_client::DirectoryClient::new(channel);
+    let lookup = pb::LookupKeyRequest {
+        key: Some(pb::Key { r#type: pb::KeyType::Phone as i32, value: "+5561900000000".into() }),
+        end_user: Some(pb::EndUser { kind: pb::OwnerKind::Person as i32, id: "11144477735".into() }),
+    };
+    let mut limited = None;
+    for _ in 0..10 {
+        match directory.lookup_key(lookup.clone()).await {
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                limited = Some(status);
+                break;
+            }
+            Err(status) => assert_eq!(reason_of(&status), "KEY_NOT_FOUND"),
+            Ok(found) => panic!("{found:?}"),
+        }
+    }
+    let status = limited.expect("the end user's lookups run out");
+    assert_eq!(reason_of(&status), "END_USER_LOOKUPS_LIMITED");
+    let retry = status.get_details_retry_info().expect("a RetryInfo").retry_delay;
+    assert_eq!(retry, Some(Duration::from_secs(600)));
+    drop(a);
+    switch.stop().await;
 }

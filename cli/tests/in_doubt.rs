@@ -64,8 +64,12 @@ async fn calls_cut_by_a_crash_return_each_payments_one_true_outcome() {
     kill(&mut server);
     let _ = tokio::time::timeout(Duration::from_secs(10), inbox.stop()).await;
 
-    server = spawn_server(dir.path(), port, store.as_deref());
+    // A call cut by the kill ends after the new process began to start: it
+    // waited through the crash. (Taken before the start, because a cut call
+    // retrying with backoff may finish as soon as the new process listens,
+    // before `spawn_server` has read its "serving" line on a loaded machine.)
     let restarted = Instant::now();
+    server = spawn_server(dir.path(), port, store.as_deref());
     let (_, b, operator) = process_clients(dir.path(), &server.endpoint).await;
     let inbox = Payee::accepting().serve(&b).await;
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -296,6 +296,7 @@ async fn only_the_payee_can_answer_its_payments() {
         end_to_end_id: p.id.to_string(),
         decision: pb::Decision::Accept as i32,
         reject_reason: String::new(),
+        reject_code: 0,
     };
     up.send(pb::InboxUp { answers: vec![forged] }).await.unwrap();
     let outcome = submitted.await.unwrap().unwrap();

@@ -336,6 +336,7 @@ impl Client {
             amount: r.amount.to_string(),
             reason: r.reason.code().to_owned(),
             remittance: r.remittance.clone(),
+            reason_code: i32::from(r.reason.number()),
         };
         self.send_until_known(&r.id, || {
             let (mut payments, request) = (self.payments.clone(), request.clone());

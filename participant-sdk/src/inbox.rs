@@ -310,18 +310,14 @@ async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H) -> 
                     deadline_ms: p.deadline_ms,
                 })
             })();
-            let (decision, reason) = match parsed {
-                Ok(payment) => wire::decision_to_wire(handler.on_payment(payment).await),
+            let decision = match parsed {
+                Ok(payment) => handler.on_payment(payment).await,
                 Err(error) => {
                     tracing::warn!(%error, "unreadable incoming payment rejected");
-                    wire::decision_to_wire(Decision::Reject(ReasonCode::RejectedByPayee))
+                    Decision::Reject(ReasonCode::RejectedByPayee)
                 }
             };
-            return Some(pb::PayeeAnswer {
-                end_to_end_id: p.end_to_end_id,
-                decision: decision as i32,
-                reject_reason: reason,
-            });
+            return Some(wire::answer_to_wire(p.end_to_end_id, decision));
         }
         Event::Settled(s) => {
             if let Ok(id) = wire::end_to_end_id("end_to_end_id", &s.end_to_end_id) {

@@ -2,7 +2,8 @@
 //! one place for the switch and the SDK alike.
 
 use crate::FieldError;
-use ponte_domain::{Decision, Liquidity, ParticipantStatus, ReasonCode, TransferState, TransferView};
+use crate::reason_code_from_wire;
+use ponte_domain::{Decision, Liquidity, ParticipantStatus, TransferState, TransferView};
 use ponte_proto::v1 as pb;
 use ponte_settlement::report::CycleStatus;
 
@@ -72,32 +73,40 @@ pub fn cycle_status_from_wire(status: i32) -> Result<CycleStatus, FieldError> {
     }
 }
 
-/// A payee's decision as an `InboxUp` answer carries it: the decision and,
-/// for a refusal, the reason code.
-pub fn decision_to_wire(decision: Decision) -> (pb::Decision, String) {
+/// A payee's answer to the payment `id` as an `InboxUp` carries it: the
+/// decision and, for a refusal, the reason code (as the enum and its text).
+pub fn answer_to_wire(id: String, decision: Decision) -> pb::PayeeAnswer {
     match decision {
-        Decision::Accept => (pb::Decision::Accept, String::new()),
-        Decision::Reject(reason) => (pb::Decision::Reject, reason.code().to_owned()),
+        Decision::Accept => pb::PayeeAnswer {
+            end_to_end_id: id,
+            decision: pb::Decision::Accept as i32,
+            reject_reason: String::new(),
+            reject_code: 0,
+        },
+        Decision::Reject(reason) => pb::PayeeAnswer {
+            end_to_end_id: id,
+            decision: pb::Decision::Reject as i32,
+            reject_reason: reason.code().to_owned(),
+            reject_code: i32::from(reason.number()),
+        },
     }
 }
 
 /// Reads a payee's answer. Refused, with the field and why: an answer
 /// without a decision (`DECISION_UNSPECIFIED` or a value this version does
 /// not know), and a refusal without a reason code a payee may give
-/// (`ReasonCode::is_reject_reason`; docs/PAYMENTS.md "Reason codes").
-pub fn decision_from_wire(decision: i32, reject_reason: &str) -> Result<Decision, FieldError> {
+/// (`ReasonCode::is_reject_reason`; docs/PAYMENTS.md "Reason codes"), given
+/// as `reject_code`, `reject_reason`, or both in agreement.
+pub fn decision_from_wire(decision: i32, reject_reason: &str, reject_code: i32) -> Result<Decision, FieldError> {
     match pb::Decision::try_from(decision) {
         Ok(pb::Decision::Accept) => Ok(Decision::Accept),
-        Ok(pb::Decision::Reject) => match reject_reason.parse::<ReasonCode>() {
-            Ok(reason) if reason.is_reject_reason() => Ok(Decision::Reject(reason)),
-            Ok(reason) if reason.is_payee_reason() => {
+        Ok(pb::Decision::Reject) => match reason_code_from_wire("reject_reason", reject_code, reject_reason)? {
+            Some(reason) if reason.is_reject_reason() => Ok(Decision::Reject(reason)),
+            Some(reason) if reason.is_payee_reason() => {
                 Err(FieldError::new("reject_reason", "a return reason, not a reason to refuse a payment"))
             }
-            Ok(_) => Err(FieldError::new("reject_reason", "a code the switch gives, not one a payee may give")),
-            Err(_) if reject_reason.is_empty() => {
-                Err(FieldError::new("reject_reason", "a refusal needs a payee reason code (e.g. AC03)"))
-            }
-            Err(_) => Err(FieldError::new("reject_reason", "not a reason code a payee may give (e.g. AC03)")),
+            Some(_) => Err(FieldError::new("reject_reason", "a code the switch gives, not one a payee may give")),
+            None => Err(FieldError::new("reject_reason", "a refusal needs a payee reason code (e.g. AC03)")),
         },
         Ok(pb::Decision::Unspecified) => {
             Err(FieldError::new("decision", "DECISION_UNSPECIFIED: answer DECISION_ACCEPT or DECISION_REJECT"))

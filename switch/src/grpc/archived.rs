@@ -15,7 +15,7 @@ use tonic::Status;
 
 impl super::status::ToStatus for ArchiveError {
     fn to_status(self) -> Status {
-        Status::unavailable(self.to_string())
+        super::status::unavailable(self.to_string(), "ARCHIVE_UNAVAILABLE", std::time::Duration::from_secs(1))
     }
 }
 
@@ -63,7 +63,8 @@ async fn with_archived<T: Send + 'static>(
     pick: impl Fn(Archived) -> Option<T> + Send + 'static,
 ) -> Result<Vec<T>, Status> {
     let (Some(mark), Some(archive)) = (mark, engine.archive()) else { return Ok(hot) };
-    let cycle_number = u32::try_from(cycle).map_err(|_| Status::not_found(format!("no cycle {cycle}")))?;
+    let cycle_number = u32::try_from(cycle)
+        .map_err(|_| super::status::error(tonic::Code::NotFound, format!("no cycle {cycle}"), "UNKNOWN_CYCLE"))?;
     let mut all = archive
         .read(mark, move |archive| {
             let mut all = Vec::new();
@@ -96,7 +97,8 @@ pub(super) async fn cycle_transfers_page(
         .map_err(to_status)?
         .map_err(to_status)?;
     let (Some(mark), Some(archive)) = (mark, engine.archive()) else { return Ok(hot) };
-    let cycle_number = u32::try_from(cycle).map_err(|_| Status::not_found(format!("no cycle {cycle}")))?;
+    let cycle_number = u32::try_from(cycle)
+        .map_err(|_| super::status::error(tonic::Code::NotFound, format!("no cycle {cycle}"), "UNKNOWN_CYCLE"))?;
     let mut page = archive
         .read(mark, move |archive| {
             // Bounded however large the cycle: trimmed to the lowest

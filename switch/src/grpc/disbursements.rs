@@ -58,8 +58,9 @@ impl DisbursementService {
 
 /// Parses and checks one uploaded item (`index` names it in errors).
 pub fn item_from_wire(country: Country, index: usize, m: &pb::DisbursementItem) -> Result<EnvelopeItem, Status> {
-    let item = wire::item_from_wire(&country, m).map_err(|e| Status::invalid_argument(format!("item {index}: {e}")))?;
-    check_item(&item).map_err(|reason| Status::invalid_argument(format!("item {index}: {reason}")))?;
+    let item =
+        wire::item_from_wire(&country, m).map_err(|e| super::status::invalid("items", format!("item {index}: {e}")))?;
+    check_item(&item).map_err(|reason| super::status::invalid("items", format!("item {index}: {reason}")))?;
     Ok(item)
 }
 
@@ -139,22 +140,30 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
     ) -> Result<Response<pb::EnvelopeStatus>, Status> {
         let agency = participant_of(&request)?;
         let mut upload = request.into_inner();
-        let first = upload.message().await?.ok_or_else(|| Status::invalid_argument("empty upload"))?;
-        let header =
-            first.header.as_ref().ok_or_else(|| Status::invalid_argument("the first message needs the header"))?;
+        let first = upload.message().await?.ok_or_else(|| super::status::invalid("header", "empty upload"))?;
+        let header = first
+            .header
+            .as_ref()
+            .ok_or_else(|| super::status::invalid("header", "the first message needs the header"))?;
         let header = wire::header_from_wire(agency, header).map_err(to_status)?;
         if header.control_count == 0 || header.control_count > ENVELOPE_ITEMS_MAX {
-            return Err(Status::invalid_argument(format!("header.control_count must be 1 to {ENVELOPE_ITEMS_MAX}")));
+            return Err(super::status::invalid(
+                "header.control_count",
+                format!("header.control_count must be 1 to {ENVELOPE_ITEMS_MAX}"),
+            ));
         }
         let expected = header.control_count as usize;
         let mut items = Vec::with_capacity(expected.min(ENVELOPE_CHUNK_ITEMS_MAX));
         let mut message = Some(first);
         while let Some(m) = message {
             if m.header.is_some() && !items.is_empty() {
-                return Err(Status::invalid_argument("only the first message carries the header"));
+                return Err(super::status::invalid("header", "only the first message carries the header"));
             }
             if m.items.len() > UPLOAD_MESSAGE_ITEMS_MAX {
-                return Err(Status::invalid_argument(format!("at most {UPLOAD_MESSAGE_ITEMS_MAX} items per message")));
+                return Err(super::status::invalid(
+                    "items",
+                    format!("at most {UPLOAD_MESSAGE_ITEMS_MAX} items per message"),
+                ));
             }
             if items.len() + m.items.len() > expected {
                 // Bounded memory: never hold more than the header announced.
@@ -173,7 +182,7 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
             (header, items, digest)
         })
         .await
-        .map_err(|_| Status::internal("envelope check failed"))?;
+        .map_err(|_| super::status::error(tonic::Code::Internal, "envelope check failed", "INTERNAL"))?;
         let digest = digest.map_err(to_status)?;
 
         let opened = self.envelope(op::OpenEnvelope { caller: agency, header, digest }).await?;
@@ -210,7 +219,7 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
         let (caller, agency) = who(&request, &request.get_ref().agency)?;
         let m = request.into_inner();
         if m.limit == 0 || m.limit > ITEMS_PAGE_MAX {
-            return Err(Status::invalid_argument(format!("limit must be 1 to {ITEMS_PAGE_MAX}")));
+            return Err(super::status::invalid("limit", format!("limit must be 1 to {ITEMS_PAGE_MAX}")));
         }
         let page = op::EnvelopeItems { caller, agency, reference: m.reference, offset: m.offset, limit: m.limit };
         let page = self.run(page).await?.map_err(to_status)?;
@@ -219,14 +228,18 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
             // Items of a complete envelope that left memory: from the
             // archive once it holds everything the engine handed it.
             let Some(archive) = self.engine.archive() else {
-                return Err(Status::internal("an envelope's items were archived but this switch has no archive"));
+                return Err(super::status::error(
+                    tonic::Code::Internal,
+                    "an envelope's items were archived but this switch has no archive",
+                    "NO_ARCHIVE",
+                ));
             };
             let archived = archive
                 .read(range.mark, move |archive| archive.envelope_items(range.number, range.from, range.to))
                 .await
                 .map_err(to_status)?;
             if archived.len() != (range.to - range.from) as usize {
-                return Err(Status::not_found(format!(
+                return Err(super::status::not_found(format!(
                     "items {} to {} of this envelope are no longer in the archive (it keeps them {} days after \
                      the envelope completed)",
                     range.from,
@@ -245,7 +258,7 @@ impl pb::disbursements_server::Disbursements for DisbursementService {
 /// participant sees only its own envelopes; the operator names the agency.
 fn who<T>(request: &GrpcRequest<T>, agency: &str) -> Result<(Option<ParticipantId>, ParticipantId), Status> {
     let parse = |text: &str| {
-        text.parse::<ParticipantId>().map_err(|e| Status::invalid_argument(format!("agency {text:?}: {e}")))
+        text.parse::<ParticipantId>().map_err(|e| super::status::invalid("agency", format!("agency {text:?}: {e}")))
     };
     match caller_of(request)? {
         Caller::Participant(me) => {

@@ -179,7 +179,7 @@ impl pb::operator_server::Operator for OperatorService {
             Ok((report.digest, content))
         })
         .await
-        .map_err(|e| Status::internal(format!("report task: {e}")))?;
+        .map_err(|e| super::status::error(tonic::Code::Internal, format!("report task: {e}"), "INTERNAL"))?;
         let (digest_sha256, content) = built.map_err(|e| to_status(ponte_ledger::CycleError::Netting(e)))?;
         Ok(Response::new(pb::CycleReportResponse { id: m.id, digest_sha256, content }))
     }
@@ -191,7 +191,8 @@ impl pb::operator_server::Operator for OperatorService {
         require_operator(&request)?;
         let all = self.engine.ask(op::ListParticipants).await.map_err(to_status)?;
         let sum = all.iter().try_fold(Amount::ZERO, |acc, p| acc.checked_add(p.position));
-        let sum = sum.ok_or_else(|| Status::internal("position sum overflows"))?;
+        let sum =
+            sum.ok_or_else(|| super::status::error(tonic::Code::Internal, "position sum overflows", "INTERNAL"))?;
         Ok(Response::new(pb::ListParticipantsResponse {
             participants: all.iter().map(participant_to_wire).collect(),
             position_sum: sum.to_string(),

@@ -61,14 +61,14 @@ pub fn payment_order(
         return Err(to_status(FieldError::new("end_to_end_id", "a payment id starts with 'E'")));
     }
     if id.participant() != caller {
-        return Err(Status::permission_denied(format!(
+        return Err(super::status::denied(format!(
             "end_to_end_id: made by participant {}, but the caller is {caller}",
             id.participant()
         )));
     }
     let payer = wire::account_from_wire("payer", request.payer.as_ref()).map_err(to_status)?;
     if payer.participant != caller {
-        return Err(Status::permission_denied(format!(
+        return Err(super::status::denied(format!(
             "participant {caller} cannot pay from an account at participant {}",
             payer.participant
         )));
@@ -191,7 +191,7 @@ impl PaymentsService {
     async fn registered(&self, caller: ParticipantId) -> Result<(), Status> {
         match self.engine.ask(op::GetParticipant { id: caller }).await.map_err(to_status)? {
             Ok(_) => Ok(()),
-            Err(_) => Err(Status::permission_denied(format!("participant {caller} is not registered at this switch"))),
+            Err(_) => Err(super::status::denied(format!("participant {caller} is not registered at this switch"))),
         }
     }
 }
@@ -204,9 +204,13 @@ impl pb::payments_server::Payments for PaymentsService {
         let order = payment_order(self.engine.engine_config().country, caller, &message)?;
         let (tx, rx) = oneshot::channel();
         self.engine.try_send(Request::Submit(op::Submit(order), Waiter::Once(tx))).map_err(to_status)?;
-        let outcome = rx
-            .await
-            .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by end-to-end id"))?;
+        let outcome = rx.await.map_err(|_| {
+            super::status::error(
+                tonic::Code::Unavailable,
+                "the outcome was not delivered; query the status by end-to-end id",
+                "OUTCOME_NOT_DELIVERED",
+            )
+        })?;
         Ok(Response::new(result_to_wire(&message.end_to_end_id, outcome)))
     }
 
@@ -278,14 +282,16 @@ impl pb::payments_server::Payments for PaymentsService {
                 stats.streams.answers.count(up.answers.len());
                 if up.answers.len() > answers_max {
                     tracing::warn!(participant = %caller, "inbox answers batch over the bound; stream closed");
-                    let _ = closed_tx.send(Status::invalid_argument(format!(
-                        "at most {answers_max} answers per InboxUp; this inbox stream is closed"
-                    )));
+                    let _ = closed_tx.send(super::status::invalid(
+                        "answers",
+                        format!("at most {answers_max} answers per InboxUp; this inbox stream is closed"),
+                    ));
                     break;
                 }
                 for answer in up.answers {
-                    let read = wire::end_to_end_id("end_to_end_id", &answer.end_to_end_id)
-                        .and_then(|id| Ok((id, wire::decision_from_wire(answer.decision, &answer.reject_reason)?)));
+                    let read = wire::end_to_end_id("end_to_end_id", &answer.end_to_end_id).and_then(|id| {
+                        Ok((id, wire::decision_from_wire(answer.decision, &answer.reject_reason, answer.reject_code)?))
+                    });
                     let (id, decision) = match read {
                         Ok(read) => read,
                         Err(error) => {
@@ -297,8 +303,10 @@ impl pb::payments_server::Payments for PaymentsService {
                             };
                             if refused_tx.try_send(refused).is_err() {
                                 tracing::warn!(participant = %caller, "inbox refused-answer queue full; stream closed");
-                                let _ = closed_tx.send(Status::resource_exhausted(
+                                let _ = closed_tx.send(super::status::error(
+                                    tonic::Code::ResourceExhausted,
                                     "too many refused answers not yet read; this inbox stream is closed",
+                                    "TOO_MANY_REFUSED_ANSWERS",
                                 ));
                                 break 'stream;
                             }
@@ -356,7 +364,7 @@ impl pb::payments_server::Payments for PaymentsService {
         let id = wire::end_to_end_id("end_to_end_id", &request.get_ref().end_to_end_id).map_err(to_status)?;
         match super::archived::status(&self.engine, caller, id).await? {
             Some(view) => Ok(Response::new(wire::transfer_to_wire(&view))),
-            None => Err(Status::not_found(format!(
+            None => Err(super::status::not_found(format!(
                 "no payment or return {id} sent or received by participant {caller} (transfers are kept {} days \
                  after they settle)",
                 super::archived::retention_days(&self.engine)
@@ -382,17 +390,17 @@ pub(crate) async fn give_back(
         return Err(to_status(FieldError::new("return_id", "a return id starts with 'D'")));
     }
     if id.participant() != caller {
-        return Err(Status::permission_denied(format!(
+        return Err(super::status::denied(format!(
             "return_id: made by participant {}, but the caller is {caller}",
             id.participant()
         )));
     }
     let original = wire::end_to_end_id("original_end_to_end_id", &message.original_end_to_end_id).map_err(to_status)?;
     let amount = wire::amount_positive("amount", &message.amount).map_err(to_status)?;
-    let reason: ReasonCode =
-        message.reason.parse().ok().filter(|r: &ReasonCode| r.is_payee_reason()).ok_or_else(|| {
-            to_status(FieldError::new("reason", "must be a return reason code such as MD06, FR01 or BE08"))
-        })?;
+    let reason = wire::reason_code_from_wire("reason", message.reason_code, &message.reason).map_err(to_status)?;
+    let reason = reason.filter(|r| r.is_payee_reason()).ok_or_else(|| {
+        to_status(FieldError::new("reason", "must be a return reason code such as MD06, FR01 or BE08"))
+    })?;
     let order =
         ReturnOrder { returner: caller, id, original, amount, reason, remittance: remittance(&message.remittance)? };
     let mut archived = None;
@@ -400,9 +408,13 @@ pub(crate) async fn give_back(
         let (tx, rx) = oneshot::channel();
         let give_back = op::Return(order.clone(), archived.take());
         engine.try_send(Request::Return(give_back, tx)).map_err(to_status)?;
-        let submitted = rx
-            .await
-            .map_err(|_| Status::unavailable("the outcome was not delivered; query the status by return id"))?;
+        let submitted = rx.await.map_err(|_| {
+            super::status::error(
+                tonic::Code::Unavailable,
+                "the outcome was not delivered; query the status by return id",
+                "OUTCOME_NOT_DELIVERED",
+            )
+        })?;
         match submitted {
             op::Submitted::Final(outcome) => break outcome,
             op::Submitted::Pending => unreachable!("a return never waits for a payee"),
@@ -459,7 +471,8 @@ impl StreamReader {
             };
             let batch_max = self.config.submit_batch_max;
             if batch.payments.len() > batch_max {
-                let status = Status::invalid_argument(format!("payments: at most {batch_max} per SubmitBatch"));
+                let status =
+                    super::status::invalid("payments", format!("payments: at most {batch_max} per SubmitBatch"));
                 let _ = self.fatal.send(status).await;
                 break;
             }

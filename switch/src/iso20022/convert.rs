@@ -201,6 +201,7 @@ pub fn return_request(tx: &ReturnTx) -> Result<pb::ReturnRequest, Refusal> {
         amount: tx.RtrdIntrBkSttlmAmt.value.trim().to_owned(),
         reason,
         remittance: String::new(),
+        reason_code: 0,
     })
 }
 
@@ -217,7 +218,7 @@ pub fn decision(tx: &TxStatus) -> Result<(EndToEndId, ponte_domain::Decision), S
                 _ => return Err(format!("{id}: RJCT needs StsRsnInf/Rsn/Cd with a payee reason code (e.g. AC03)")),
             };
             // The same rule as the gRPC inbox (`decision_from_wire`).
-            ponte_wire::decision_from_wire(pb::Decision::Reject as i32, code)
+            ponte_wire::decision_from_wire(pb::Decision::Reject as i32, code, 0)
                 .map_err(|e| format!("{id}: StsRsnInf/Rsn/Cd {code:?}: {}", e.message))?
         }
         Some(other) => return Err(format!("{id}: TxSts {other:?}: ACCP or ACSP accepts, RJCT refuses")),

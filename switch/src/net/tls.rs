@@ -31,26 +31,43 @@ pub enum Caller {
 
 /// Reads the caller from the verified client certificate of a request.
 pub fn caller_of<T>(request: &Request<T>) -> Result<Caller, Status> {
-    let certs = request.peer_certs().ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-    let leaf = certs.first().ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+    let certs = request.peer_certs().ok_or_else(|| {
+        crate::grpc::status::error(
+            tonic::Code::Unauthenticated,
+            "a client certificate is required",
+            "NO_CLIENT_CERTIFICATE",
+        )
+    })?;
+    let leaf = certs.first().ok_or_else(|| {
+        crate::grpc::status::error(
+            tonic::Code::Unauthenticated,
+            "a client certificate is required",
+            "NO_CLIENT_CERTIFICATE",
+        )
+    })?;
     identity_of(leaf.as_ref())
 }
 
 /// The caller a DER certificate names (its subject common name).
 pub fn identity_of(der: &[u8]) -> Result<Caller, Status> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|_| Status::unauthenticated("client certificate cannot be parsed"))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| {
+        crate::grpc::status::error(
+            tonic::Code::Unauthenticated,
+            "client certificate cannot be parsed",
+            "BAD_CLIENT_CERTIFICATE",
+        )
+    })?;
     let name = cert
         .subject()
         .iter_common_name()
         .next()
         .and_then(|cn| cn.as_str().ok())
-        .ok_or_else(|| Status::permission_denied("client certificate has no common name"))?;
+        .ok_or_else(|| crate::grpc::status::denied("client certificate has no common name"))?;
     if name == OPERATOR_NAME {
         return Ok(Caller::Operator);
     }
     name.parse::<ParticipantId>().map(Caller::Participant).map_err(|_| {
-        Status::permission_denied("client certificate common name is neither a participant code nor the operator")
+        crate::grpc::status::denied("client certificate common name is neither a participant code nor the operator")
     })
 }
 
@@ -59,7 +76,7 @@ pub fn participant_of<T>(request: &Request<T>) -> Result<ParticipantId, Status> 
     match caller_of(request)? {
         Caller::Participant(id) => Ok(id),
         Caller::Operator => {
-            Err(Status::permission_denied("this call is for participants; the operator certificate cannot make it"))
+            Err(crate::grpc::status::denied("this call is for participants; the operator certificate cannot make it"))
         }
     }
 }
@@ -68,7 +85,7 @@ pub fn participant_of<T>(request: &Request<T>) -> Result<ParticipantId, Status> 
 pub fn require_operator<T>(request: &Request<T>) -> Result<(), Status> {
     match caller_of(request)? {
         Caller::Operator => Ok(()),
-        Caller::Participant(_) => Err(Status::permission_denied("operator calls need the operator certificate")),
+        Caller::Participant(_) => Err(crate::grpc::status::denied("operator calls need the operator certificate")),
     }
 }
 
