@@ -45,6 +45,46 @@ fn header(reference: &str, items: &[EnvelopeItem]) -> EnvelopeHeader {
     }
 }
 
+/// The envelope digest recomputed from the words of `ponte.proto`
+/// (`EnvelopeStatus.digest`) alone, as a client in any language would.
+fn digest_from_the_proto_words(h: &EnvelopeHeader, items: &[EnvelopeItem]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut bytes = Vec::new();
+    let mut field = |text: &str| {
+        bytes.extend_from_slice(&(text.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+    };
+    let account = |a: &ponte_domain::Account| {
+        let kind = match a.kind {
+            ponte_domain::AccountType::Checking => "CHECKING",
+            ponte_domain::AccountType::Savings => "SAVINGS",
+            ponte_domain::AccountType::Payment => "PAYMENT",
+            ponte_domain::AccountType::Salary => "SALARY",
+        };
+        format!("{}/{:04}/{}/{kind}", a.participant, a.branch, a.number())
+    };
+    field("ponte-envelope-digest-v1");
+    field(&h.agency.to_string());
+    field(&h.reference);
+    field(&h.programme);
+    field(&h.cycle_reference);
+    field(&account(&h.paying_account));
+    field(&h.control_count.to_string());
+    field(&format!("{}", h.control_total));
+    field(&h.currency);
+    for item in items {
+        field(&item.disbursement_id);
+        field(&match &item.beneficiary {
+            Beneficiary::Key(key) => format!("key/{}/{}", key.kind().as_str(), key.value()),
+            Beneficiary::Account(a) => format!("account/{}", account(a)),
+        });
+        field(&item.amount.to_string());
+        field(&item.narrative);
+    }
+    let hash = Sha256::digest(&bytes);
+    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 async fn wait_complete(client: &Client, reference: &str, within: Duration) -> ponte_sdk::disbursement::EnvelopeStatus {
     let deadline = Instant::now() + within;
     loop {
@@ -77,6 +117,7 @@ async fn a_mixed_envelope_gives_the_exact_report() {
     let h = header("ENV-MIXED", &items);
     let accepted = agency.submit_envelope(&h, items.clone()).await.unwrap();
     assert!(accepted.sealed);
+    assert_eq!(accepted.digest, digest_from_the_proto_words(&h, &items), "the digest follows the .proto's words");
     assert_eq!((accepted.received, accepted.control_total.as_str()), (5, "150.00"));
     let done = wait_complete(&agency, "ENV-MIXED", Duration::from_secs(20)).await;
     assert_eq!((done.paid_count, done.paid_value.as_str()), (2, "30.00"));

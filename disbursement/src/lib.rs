@@ -89,3 +89,52 @@ pub fn check_item(item: &EnvelopeItem) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The text that opens an envelope digest: which scheme it follows.
+pub const DIGEST_SCHEME: &str = "ponte-envelope-digest-v1";
+
+/// An envelope's content digest, as `EnvelopeStatus.digest` carries it
+/// (32 lowercase hex characters) and `ponte.proto` specifies it byte for
+/// byte: the first 16 bytes of the SHA-256 of a sequence of text fields,
+/// each written as its UTF-8 length (4 bytes, big-endian) then its bytes:
+/// [`DIGEST_SCHEME`]; the header's agency code, reference, programme,
+/// cycle reference, paying account, control count (decimal), control total
+/// (the amount's text, e.g. "150.00") and currency; then for each item in
+/// upload order its disbursement id, beneficiary, amount and narrative. An
+/// account is `PARTICIPANT/BRANCH/NUMBER/TYPE` (e.g.
+/// `10000001/0001/1234/CHECKING`), a beneficiary `account/` and an account,
+/// or `key/` with the key type's wire name, `/`, and the key in canonical
+/// form (e.g. `key/PHONE/+5561988880000`).
+pub fn digest(header: &EnvelopeHeader, items: &[EnvelopeItem]) -> u128 {
+    use sha2::{Digest, Sha256};
+    fn field(hasher: &mut Sha256, text: &str) {
+        let length = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        hasher.update(length.to_be_bytes());
+        hasher.update(text.as_bytes());
+    }
+    fn account(a: &Account) -> String {
+        format!("{}/{}/{}/{}", a.participant, a.branch_text(), a.number(), a.kind.as_str())
+    }
+    let mut hasher = Sha256::new();
+    field(&mut hasher, DIGEST_SCHEME);
+    field(&mut hasher, &header.agency.to_string());
+    field(&mut hasher, &header.reference);
+    field(&mut hasher, &header.programme);
+    field(&mut hasher, &header.cycle_reference);
+    field(&mut hasher, &account(&header.paying_account));
+    field(&mut hasher, &header.control_count.to_string());
+    field(&mut hasher, &header.control_total.to_string());
+    field(&mut hasher, &header.currency);
+    for item in items {
+        field(&mut hasher, &item.disbursement_id);
+        let beneficiary = match &item.beneficiary {
+            Beneficiary::Key(key) => format!("key/{}/{}", key.kind().as_str(), key.value()),
+            Beneficiary::Account(a) => format!("account/{}", account(a)),
+        };
+        field(&mut hasher, &beneficiary);
+        field(&mut hasher, &item.amount.to_string());
+        field(&mut hasher, &item.narrative);
+    }
+    let digest = hasher.finalize();
+    u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"))
+}

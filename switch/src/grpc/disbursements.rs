@@ -20,7 +20,6 @@ use ponte_ledger::{
 };
 use ponte_proto::v1 as pb;
 use ponte_wire as wire;
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use tonic::{Request as GrpcRequest, Response, Status, Streaming};
 
@@ -101,8 +100,8 @@ fn outcome_to_wire(v: &ItemView) -> pb::EnvelopeItemOutcome {
 }
 
 /// Checks what the engine would refuse anyway before it sees a single
-/// item, and hashes the content (the first 128 bits of a SHA-256 over the
-/// header and items, encoded with the journal's encoding).
+/// item, and hashes the content (`ponte_disbursement::digest`, specified
+/// byte for byte in the .proto).
 fn check_and_digest(header: &EnvelopeHeader, items: &[EnvelopeItem]) -> Result<u128, EnvelopeError> {
     let found = u32::try_from(items.len()).unwrap_or(u32::MAX);
     if found != header.control_count {
@@ -119,17 +118,7 @@ fn check_and_digest(header: &EnvelopeHeader, items: &[EnvelopeItem]) -> Result<u
     if total != header.control_total {
         return Err(EnvelopeError::ControlTotalMismatch { expected: header.control_total, found: total });
     }
-    let mut hasher = Sha256::new();
-    let mut buffer = Vec::with_capacity(256);
-    buffer = postcard::to_extend(header, buffer).expect("encoding to a Vec cannot fail");
-    hasher.update(&buffer);
-    for item in items {
-        buffer.clear();
-        buffer = postcard::to_extend(item, buffer).expect("encoding to a Vec cannot fail");
-        hasher.update(&buffer);
-    }
-    let digest = hasher.finalize();
-    Ok(u128::from_be_bytes(digest[..16].try_into().expect("16 bytes")))
+    Ok(ponte_disbursement::digest(header, items))
 }
 
 #[tonic::async_trait]
