@@ -184,3 +184,106 @@ async fn prefunded_participants_over_the_operator_api() {
     inbox.stop().await;
     switch.stop().await;
 }
+
+/// One participant with a million transfers in one cycle reads them all by
+/// pages, exactly once each, through the Rust SDK, the `ponte reconcile`
+/// command and the Python client (grpcio, stubs from the .proto): no answer
+/// outgrows a message limit at this volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_of_a_million_transfers_reconciles_through_the_sdk_the_cli_and_python() {
+    const N: usize = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.engine.payee_timeout_ms = 30_000;
+    config.dev_participants[0].net_debit_cap = "100000.00".into();
+    config.engine.transfers_capacity = N as u64 + 10_000;
+    // The cycle stays in memory while it is read: a page of an archived
+    // cycle rescans the whole cycle in the archive (BENCHMARKS.md, "Pages").
+    config.engine.final_record_ms = 3_600_000;
+    let switch = ponte_switch::server::start(config.clone()).await.expect("switch starts");
+    let switch = TestSwitch { dir, switch: Some(switch), config };
+    let (a, b) = (switch.client(A).await, switch.client(B).await);
+    let inbox = Payee::accepting().serve(&b).await;
+    let started = std::time::Instant::now();
+    let (sender, mut receiver) = a.open_submit_stream().await.unwrap();
+    let mut settled = 0;
+    let sending = tokio::spawn(async move {
+        for _ in 0..N / 1_000 {
+            let batch: Vec<_> = (0..1_000).map(|_| payment(&a, B, "0.01")).collect();
+            sender.send(&batch).await.unwrap();
+        }
+        (a, sender)
+    });
+    while settled < N {
+        for r in receiver.next().await.expect("results").unwrap() {
+            assert!(matches!(r.outcome, Ok(PaymentOutcome::Settled { .. })), "{r:?}");
+            settled += 1;
+        }
+    }
+    let (a, _sender) = sending.await.unwrap();
+    eprintln!("{N} payments settled in {:.1} s", started.elapsed().as_secs_f64());
+    let cycle = switch.operator().await.close_cycle().await.unwrap().id;
+
+    // The SDK, by the largest pages.
+    let read = std::time::Instant::now();
+    let paged = all_pages(&a, cycle, 10_000).await;
+    assert_eq!(paged.len(), N);
+    let sent: i64 = paged.iter().map(|t| t.amount.minor()).sum();
+    assert_eq!(sent, N as i64);
+    eprintln!("SDK: {N} transfers in 100 pages in {:.1} s", read.elapsed().as_secs_f64());
+
+    // The CLI: its totals line.
+    let read = std::time::Instant::now();
+    let (endpoint, certs) = (switch.endpoint(), switch.certs());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ponte"))
+            .args(["reconcile", &cycle.to_string(), "--as", &A.to_string(), "--format", "csv"])
+            .args(["--page-size", "10000", "--endpoint", &endpoint, "--certs"])
+            .arg(&certs)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let csv = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.contains(",SENT,")).count(), N, "one row per transfer");
+    assert!(
+        csv.lines()
+            .last()
+            .unwrap()
+            .ends_with("sent_count 1000000 sent_value 10000.00 received_count 0 received_value 0.00"),
+        "{}",
+        csv.lines().last().unwrap()
+    );
+    eprintln!("CLI: {N} transfers in {:.1} s", read.elapsed().as_secs_f64());
+
+    // The Python client.
+    let read = std::time::Instant::now();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/python/ponte_client.py");
+    let (target, certs) = (switch.endpoint().trim_start_matches("https://").to_owned(), switch.certs());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(&script)
+            .args(["reconcile", "--endpoint", &target, "--as", &A.to_string(), "--cycle", &cycle.to_string()])
+            .args(["--page-size", "10000", "--certs"])
+            .arg(&certs)
+            .output()
+            .expect("python3 runs (with grpcio: scripts/test-all installs it)")
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["pages"], 100, "{report}");
+    assert_eq!(
+        (report["transfers"].as_u64(), report["distinct"].as_u64()),
+        (Some(N as u64), Some(N as u64)),
+        "{report}"
+    );
+    assert_eq!(report["in_order"], true, "{report}");
+    assert_eq!((report["sent_count"].as_u64(), report["sent_value_minor"].as_u64()), (Some(N as u64), Some(N as u64)));
+    eprintln!("Python: {N} transfers in {:.1} s", read.elapsed().as_secs_f64());
+    inbox.stop().await;
+    switch.stop().await;
+}

@@ -194,6 +194,32 @@ def demo(args):
     )
 
 
+def reconcile_command(args):
+    """Reads a closed cycle by pages as `--as` and prints its totals."""
+    pb, rpc = load_stubs()
+    stub = rpc.PaymentsStub(channel(args.endpoint, args.certs, args.participant))
+    transfers, pages = reconcile(pb, stub, args.cycle, args.page_size)
+    ids = [t.end_to_end_id for t in transfers]
+    sent = [t for t in transfers if t.payer.participant == args.participant]
+    received = [t for t in transfers if t.payee.participant == args.participant]
+    minor = lambda ts: sum(int(t.amount.replace(".", "")) for t in ts)  # exact: amounts have 2 decimals
+    print(
+        json.dumps(
+            {
+                "cycle": args.cycle,
+                "pages": pages,
+                "transfers": len(transfers),
+                "distinct": len(set(ids)),
+                "in_order": all(a < b for a, b in zip(ids, ids[1:])),
+                "sent_count": len(sent),
+                "sent_value_minor": minor(sent),
+                "received_count": len(received),
+                "received_value_minor": minor(received),
+            }
+        )
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -204,9 +230,17 @@ def main():
     d.add_argument("--payee", default="10000002")
     d.add_argument("--payments", type=int, default=300)
     d.add_argument("--page-size", type=int, default=100)
+    r = sub.add_parser("reconcile", help="read a cycle's transfers by pages and print their totals")
+    r.add_argument("--endpoint", default="127.0.0.1:7700", help="host:port of the switch")
+    r.add_argument("--certs", default="ponte-data/certs", help="the development certificates folder")
+    r.add_argument("--as", dest="participant", default="10000001", help="the participant reading")
+    r.add_argument("--cycle", type=int, required=True)
+    r.add_argument("--page-size", type=int, default=10000)
     args = parser.parse_args()
     if args.command == "demo":
         demo(args)
+    elif args.command == "reconcile":
+        reconcile_command(args)
 
 
 if __name__ == "__main__":
