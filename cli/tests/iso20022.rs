@@ -221,6 +221,15 @@ async fn iso_and_grpc_banks_pay_each_other_in_one_cycle_with_one_netting() {
     assert_eq!(report["movements"], 3);
     let (_, camt053) = operator.cycle_report(cycle, ReportFormat::Camt053).await.unwrap();
     valid(&camt053);
+    // Each ISO bank reads its own camt.053 of the cycle: its position only.
+    let (status, statement) = a_iso.statement(cycle).await.unwrap();
+    assert_eq!(status, 200, "{statement}");
+    valid(&statement);
+    assert_eq!(statement.matches("<Stmt>").count(), 1, "A's statement only: {statement}");
+    assert!(statement.contains("<Id>10000001</Id>") && !statement.contains("<Id>10000002</Id>"), "{statement}");
+    assert!(statement.contains("<Amt Ccy=\"BRL\">67.25</Amt>"), "A's net position: {statement}");
+    let (status, unknown) = a_iso.statement(cycle + 100).await.unwrap();
+    assert_eq!(status, 404, "{unknown}");
     b_handle.stop().await;
     switch.stop().await;
 }

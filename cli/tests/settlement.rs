@@ -192,8 +192,15 @@ async fn prefunded_participants_over_the_operator_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cycle_of_a_million_transfers_reconciles_through_the_sdk_the_cli_and_python() {
     const N: usize = 1_000_000;
+    if std::env::var("PONTE_TEST_E2E_ON_CQL").as_deref() == Ok("1") {
+        // It uses the embedded store whatever the pass: the first pass ran it.
+        eprintln!("skipped in the Cassandra pass: the same test as in the first");
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
+    // Paging at volume does not depend on the store: the embedded one.
+    config.store = None;
     config.engine.payee_timeout_ms = 30_000;
     config.dev_participants[0].net_debit_cap = "100000.00".into();
     config.engine.transfers_capacity = N as u64 + 10_000;
@@ -205,22 +212,21 @@ async fn a_cycle_of_a_million_transfers_reconciles_through_the_sdk_the_cli_and_p
     let (a, b) = (switch.client(A).await, switch.client(B).await);
     let inbox = Payee::accepting().serve(&b).await;
     let started = std::time::Instant::now();
+    // One submit stream, never more in flight than it admits at once
+    // (`service.stream_inflight_max`, 16,384): no batch waits for room.
     let (sender, mut receiver) = a.open_submit_stream().await.unwrap();
-    let mut settled = 0;
-    let sending = tokio::spawn(async move {
-        for _ in 0..N / 1_000 {
+    let (mut sent, mut settled) = (0, 0);
+    while settled < N {
+        while sent < N && sent - settled <= 15_000 {
             let batch: Vec<_> = (0..1_000).map(|_| payment(&a, B, "0.01")).collect();
             sender.send(&batch).await.unwrap();
+            sent += batch.len();
         }
-        (a, sender)
-    });
-    while settled < N {
         for r in receiver.next().await.expect("results").unwrap() {
             assert!(matches!(r.outcome, Ok(PaymentOutcome::Settled { .. })), "{r:?}");
             settled += 1;
         }
     }
-    let (a, _sender) = sending.await.unwrap();
     eprintln!("{N} payments settled in {:.1} s", started.elapsed().as_secs_f64());
     let cycle = switch.operator().await.close_cycle().await.unwrap().id;
 

@@ -100,6 +100,16 @@ impl IsoClient {
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
+    /// This participant's camt.053 statement of `cycle`: the HTTP status
+    /// and the body.
+    pub async fn statement(&self, cycle: u64) -> Result<(u16, String), IsoError> {
+        let request = self.request("GET", &format!("/iso20022/v1/statements/{cycle}"), Bytes::new())?;
+        let response = self.sender.clone().send_request(request).await.map_err(|e| IsoError(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.map_err(|e| IsoError(e.to_string()))?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
     /// Opens this participant's inbox channel.
     pub async fn inbox(&self) -> Result<IsoInbox, IsoError> {
         let request = self.request("GET", "/iso20022/v1/inbox", Bytes::new())?;

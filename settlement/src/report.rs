@@ -8,7 +8,7 @@
 //! dropping any movement changes it.
 
 use crate::{Instruction, Movement, Netting, NettingError, net};
-use ponte_domain::{Amount, CURRENCY, EndToEndId, TimestampMs};
+use ponte_domain::{Amount, CURRENCY, EndToEndId, ParticipantId, TimestampMs};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
@@ -183,14 +183,26 @@ impl CycleReport {
     /// cycle's movements (millions) would make it gigabytes in one answer.
     /// A participant's movements are read by pages (`CycleTransfers`).
     pub fn to_camt053(&self) -> String {
+        self.camt053(None)
+    }
+
+    /// One participant's statement of the cycle (its `Stmt` only, with zero
+    /// balances when it had no movement), as the ISO 20022 gateway gives it
+    /// to that participant: the same document otherwise, and the same digest
+    /// of the whole cycle, to check against the central bank's report.
+    pub fn to_camt053_for(&self, participant: ParticipantId) -> String {
+        self.camt053(Some(participant))
+    }
+
+    fn camt053(&self, only: Option<ParticipantId>) -> String {
         let mut w = quick_xml::Writer::new_with_indent(Vec::with_capacity(1024), b' ', 1);
-        self.write_camt053(&mut w).expect("writing XML into memory cannot fail");
+        self.write_camt053(&mut w, only).expect("writing XML into memory cannot fail");
         let mut xml = String::from_utf8(w.into_inner()).expect("the writer only writes UTF-8");
         xml.push('\n');
         xml
     }
 
-    fn write_camt053(&self, w: &mut quick_xml::Writer<Vec<u8>>) -> std::io::Result<()> {
+    fn write_camt053(&self, w: &mut quick_xml::Writer<Vec<u8>>, only: Option<ParticipantId>) -> std::io::Result<()> {
         use quick_xml::events::{BytesDecl, Event};
         let h = &self.header;
         let created = iso(h.closed_at.or(h.settled_at).unwrap_or(h.opened_at));
@@ -222,21 +234,34 @@ impl CycleReport {
                     })?;
                     let period = Period { opened: &opened, until: &until, created: &created };
                     let gross = self.netting.gross_value;
-                    statement(
-                        w,
-                        &period,
-                        &StatementLines {
-                            id: format!("PONTE-CYCLE-{}", h.id),
-                            account: "PONTE-CYCLE-NETTING",
-                            name: "Ponte cycle netting: every movement of the cycle",
-                            closing,
-                            net: Amount::ZERO,
-                            sides: None,
-                            entries: (self.netting.movements, gross),
-                            digest: &self.digest,
-                        },
-                    )?;
-                    for t in &self.netting.totals {
+                    if only.is_none() {
+                        statement(
+                            w,
+                            &period,
+                            &StatementLines {
+                                id: format!("PONTE-CYCLE-{}", h.id),
+                                account: "PONTE-CYCLE-NETTING",
+                                name: "Ponte cycle netting: every movement of the cycle",
+                                closing,
+                                net: Amount::ZERO,
+                                sides: None,
+                                entries: (self.netting.movements, gross),
+                                digest: &self.digest,
+                            },
+                        )?;
+                    }
+                    let quiet = only.filter(|p| !self.netting.totals.iter().any(|t| t.participant == *p)).map(|p| {
+                        crate::Totals {
+                            participant: p,
+                            sent_count: 0,
+                            sent_value: Amount::ZERO,
+                            received_count: 0,
+                            received_value: Amount::ZERO,
+                            net_position: Amount::ZERO,
+                        }
+                    });
+                    let totals = self.netting.totals.iter().chain(quiet.iter());
+                    for t in totals.filter(|t| only.is_none_or(|p| p == t.participant)) {
                         let participant = t.participant.to_string();
                         let entries = t.sent_count + t.received_count;
                         let sum = t.sent_value.checked_add(t.received_value).expect("a cycle's sums are in range");

@@ -199,3 +199,27 @@ fn a_busy_cycle_of_many_participants() {
     assert_eq!(xml.matches("<Stmt>").count(), 301);
     assert!(xml.len() < 1_000_000, "{} bytes", xml.len());
 }
+
+#[test]
+fn a_participants_own_statement_is_valid_and_holds_only_its_position() {
+    let report = build(
+        header(9, CycleStatus::Closed),
+        vec![
+            movement(IdKind::Payment, 1, 10000001, 10000002, 12_34),
+            movement(IdKind::Payment, 2, 10000003, 10000001, 1_00),
+        ],
+    )
+    .unwrap();
+    for (code, net) in [(10000001, -11_34), (10000002, 12_34), (10000003, -1_00), (10000099, 0)] {
+        let xml = report.to_camt053_for(pid(code));
+        validate(&xml).unwrap_or_else(|e| panic!("{code}: {e}\n{xml}"));
+        let balances = closing_balances(&xml);
+        assert!(
+            balances.iter().all(|(account, ..)| *account == code.to_string()),
+            "{code} sees only itself: {balances:?}"
+        );
+        assert!(balances.contains(&(code.to_string(), "CLBD".into(), Amount::from_minor(net))), "{balances:?}");
+        assert!(!xml.contains("PONTE-CYCLE-NETTING"), "no cycle-wide statement");
+        assert!(xml.contains(&report.digest), "the whole cycle's digest");
+    }
+}

@@ -123,7 +123,7 @@ pub(super) async fn cycle_transfers_page(
 }
 
 /// The header and every movement of `cycle`, archived and in memory.
-pub(super) async fn cycle_movements(
+pub(crate) async fn cycle_movements(
     engine: &EngineHandle,
     cycle: u64,
 ) -> Result<(CycleHeader, Vec<SettledMovement>), Status> {

@@ -11,6 +11,8 @@
 //!   - pacs.004: returns; the answer is a pacs.002 with each one's outcome.
 //!   - pacs.028: status requests; the answer is a pacs.002 with each
 //!     transaction's status (ACSC, RJCT, PDNG, or unknown).
+//! - `GET /iso20022/v1/statements/{cycle}`: the caller's camt.053
+//!   statement of a cycle (its own position, the whole cycle's digest).
 //! - `GET /iso20022/v1/inbox` is the payee's long-lived channel: a
 //!   streaming response (HTTP/1.1 chunked or one HTTP/2 stream), one whole
 //!   document per line: pacs.008 payments to answer before their
@@ -50,8 +52,12 @@ use tokio_stream::StreamExt;
 
 pub const MESSAGES_PATH: &str = "/iso20022/v1/messages";
 pub const INBOX_PATH: &str = "/iso20022/v1/inbox";
+/// `GET` plus a cycle number: the caller's camt.053 statement of that cycle.
+pub const STATEMENTS_PATH: &str = "/iso20022/v1/statements/";
 /// How often an idle inbox stream carries an empty line.
 pub const HEARTBEAT: Duration = Duration::from_secs(20);
+/// Longest an HTTP/1.1 client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most HTTP/2 streams at once on one gateway connection.
 const STREAMS_PER_CONNECTION_MAX: u32 = 1_024;
 
@@ -99,6 +105,11 @@ impl Gateway {
                     let mut builder =
                         hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
                     builder.http2().max_concurrent_streams(STREAMS_PER_CONNECTION_MAX);
+                    // A client that never finishes its request headers is cut.
+                    builder
+                        .http1()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(Some(HEADER_READ_TIMEOUT));
                     let io = hyper_util::rt::TokioIo::new(connection);
                     if let Err(error) = builder.serve_connection(io, service).await {
                         tracing::debug!(%error, "ISO 20022 gateway connection ended");
@@ -123,6 +134,9 @@ impl Gateway {
         match (request.method(), path.as_str()) {
             (&Method::POST, MESSAGES_PATH) => self.message(participant, request).await,
             (&Method::GET, INBOX_PATH) => self.inbox(participant).await,
+            (&Method::GET, path) if path.starts_with(STATEMENTS_PATH) => {
+                self.statement(participant, &path[STATEMENTS_PATH.len()..]).await
+            }
             (_, MESSAGES_PATH) => not_allowed("POST"),
             (_, INBOX_PATH) => not_allowed("GET"),
             _ => text(
@@ -381,6 +395,31 @@ impl Gateway {
             });
         }
         Ok(self.report(&message.GrpHdr.MsgId, MessageKind::Pacs028, statuses))
+    }
+
+    /// The caller's camt.053 statement of a cycle: its own `Stmt` (opening
+    /// balance zero, closing balance its net position), with the digest of
+    /// the whole cycle's report.
+    async fn statement(&self, caller: ParticipantId, cycle: &str) -> hyper::Response<Body> {
+        let Ok(cycle) = cycle.parse::<u64>() else {
+            return text(StatusCode::BAD_REQUEST, format!("{STATEMENTS_PATH}N: N is a cycle number"));
+        };
+        let (header, movements) = match crate::grpc::archived::cycle_movements(&self.engine, cycle).await {
+            Ok(found) => found,
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                return text(StatusCode::NOT_FOUND, status.message());
+            }
+            Err(status) => return text(StatusCode::SERVICE_UNAVAILABLE, status.message()),
+        };
+        let built = tokio::task::spawn_blocking(move || {
+            ponte_settlement::report::build(header, movements).map(|report| report.to_camt053_for(caller))
+        })
+        .await;
+        match built {
+            Ok(Ok(document)) => xml(document),
+            Ok(Err(error)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("the cycle's report: {error}")),
+            Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "the cycle's report could not be built"),
+        }
     }
 
     /// The payee's channel: the engine's inbox frames as ISO documents,
