@@ -169,18 +169,7 @@ fn main() -> anyhow::Result<()> {
     // The switch (when this tool starts one) runs on its own runtime, so
     // the load generator's tasks and the switch's do not share a scheduler
     // queue — as close to separate processes as one binary gets.
-    let runtimes = Runtimes {
-        server: tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("switch")
-            .enable_all()
-            .build()?,
-        client: tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("load")
-            .enable_all()
-            .build()?,
-    };
+    let runtimes = Runtimes::new()?;
     let scratch = tempfile::tempdir()?;
     let echo_ceiling = measure_echo(&args, &runtimes, scratch.path())?;
     let transfers_capacity =
@@ -292,6 +281,17 @@ struct Runtimes {
     client: tokio::runtime::Runtime,
 }
 
+impl Runtimes {
+    /// Two threads each; the generator's are named `load*`, which is how
+    /// the report tells their CPU from the switch's.
+    fn new() -> std::io::Result<Runtimes> {
+        let runtime = |name: &str| {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name(name).enable_all().build()
+        };
+        Ok(Runtimes { server: runtime("switch")?, client: runtime("load")? })
+    }
+}
+
 /// The switch being driven: its address, certificates, participants, and
 /// the switch itself when this tool started it.
 struct UnderTest {
@@ -357,16 +357,13 @@ fn switch_under_test(
 /// ISO 20022 mode (see [`ponte_loadtest::iso`]) against a switch started here.
 fn run_iso(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.target.is_none(), "--iso20022 runs its own switch, not with --target");
-    let runtimes = (
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("switch").enable_all().build()?,
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("load").enable_all().build()?,
-    );
+    let runtimes = Runtimes::new()?;
     let scratch = tempfile::tempdir()?;
     let codes = country::codes(args.participants);
     let mut config = own_config(args, scratch.path().join("switch"), &codes, run_volume(args));
     config.metrics_listen = None;
     config.iso20022_listen = Some(([127, 0, 0, 1], 0).into());
-    let switch = runtimes.0.block_on(server::start(config))?;
+    let switch = runtimes.server.block_on(server::start(config))?;
     let addr = switch.iso20022_addr.expect("the gateway is on");
     let certs = switch.dev_pki.as_ref().expect("own switch uses the dev PKI").dir.clone();
     eprintln!(
@@ -379,7 +376,7 @@ fn run_iso(args: &Args) -> anyhow::Result<()> {
         args.warmup.as_secs_f64()
     );
     let banks = country::zipf(&codes);
-    let run = runtimes.1.block_on(ponte_loadtest::iso::run(
+    let run = runtimes.client.block_on(ponte_loadtest::iso::run(
         addr,
         &certs,
         &banks,
@@ -388,7 +385,7 @@ fn run_iso(args: &Args) -> anyhow::Result<()> {
         args.batch,
         args.iso_inflight,
     ))?;
-    runtimes.0.block_on(switch.stop());
+    runtimes.server.block_on(switch.stop());
     let report = serde_json::json!({
         "mode": "iso20022",
         "target": "own switch (embedded store, fsync group commit), ISO 20022 gateway over HTTPS/mTLS (HTTP/2)",

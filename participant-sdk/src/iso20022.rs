@@ -93,17 +93,17 @@ impl IsoClient {
     /// Sends one document; the HTTP status and the body (a pacs.002, or
     /// the reason it was refused).
     pub async fn post(&self, document: impl Into<Bytes>) -> Result<(u16, String), IsoError> {
-        let request = self.request("POST", "/iso20022/v1/messages", document.into())?;
-        let response = self.sender.clone().send_request(request).await.map_err(|e| IsoError(e.to_string()))?;
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.map_err(|e| IsoError(e.to_string()))?.to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        self.call(self.request("POST", "/iso20022/v1/messages", document.into())?).await
     }
 
     /// This participant's camt.053 statement of `cycle`: the HTTP status
     /// and the body.
     pub async fn statement(&self, cycle: u64) -> Result<(u16, String), IsoError> {
-        let request = self.request("GET", &format!("/iso20022/v1/statements/{cycle}"), Bytes::new())?;
+        self.call(self.request("GET", &format!("/iso20022/v1/statements/{cycle}"), Bytes::new())?).await
+    }
+
+    /// Sends `request`; its HTTP status and whole body.
+    async fn call(&self, request: hyper::Request<Full<Bytes>>) -> Result<(u16, String), IsoError> {
         let response = self.sender.clone().send_request(request).await.map_err(|e| IsoError(e.to_string()))?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.map_err(|e| IsoError(e.to_string()))?.to_bytes();

@@ -50,6 +50,17 @@ fn remittance(text: &str) -> Result<String, Status> {
     Ok(text.to_owned())
 }
 
+/// A participant sends only ids it made (their code is in them).
+fn made_by_caller(field: &str, id: ponte_domain::EndToEndId, caller: ParticipantId) -> Result<(), Status> {
+    if id.participant() != caller {
+        return Err(super::status::denied(format!(
+            "{field}: made by participant {}, but the caller is {caller}",
+            id.participant()
+        )));
+    }
+    Ok(())
+}
+
 /// Parses and checks a payment request from `caller`.
 pub fn payment_order(
     country: Country,
@@ -60,12 +71,7 @@ pub fn payment_order(
     if id.kind() != IdKind::Payment {
         return Err(to_status(FieldError::new("end_to_end_id", "a payment id starts with 'E'")));
     }
-    if id.participant() != caller {
-        return Err(super::status::denied(format!(
-            "end_to_end_id: made by participant {}, but the caller is {caller}",
-            id.participant()
-        )));
-    }
+    made_by_caller("end_to_end_id", id, caller)?;
     let payer = wire::account_from_wire("payer", request.payer.as_ref()).map_err(to_status)?;
     if payer.participant != caller {
         return Err(super::status::denied(format!(
@@ -389,12 +395,7 @@ pub(crate) async fn give_back(
     if id.kind() != IdKind::Return {
         return Err(to_status(FieldError::new("return_id", "a return id starts with 'D'")));
     }
-    if id.participant() != caller {
-        return Err(super::status::denied(format!(
-            "return_id: made by participant {}, but the caller is {caller}",
-            id.participant()
-        )));
-    }
+    made_by_caller("return_id", id, caller)?;
     let original = wire::end_to_end_id("original_end_to_end_id", &message.original_end_to_end_id).map_err(to_status)?;
     let amount = wire::amount_positive("amount", &message.amount).map_err(to_status)?;
     let reason = wire::reason_code_from_wire("reason", message.reason_code, &message.reason).map_err(to_status)?;

@@ -301,7 +301,7 @@ impl Gateway {
                 return text(status, why);
             }
         }
-        hyper::Response::builder().status(StatusCode::ACCEPTED).body(empty()).expect("a valid response")
+        hyper::Response::builder().status(StatusCode::ACCEPTED).body(full(Bytes::new())).expect("a valid response")
     }
 
     /// pacs.004: each return checked and executed as a gRPC `Return` is.
@@ -626,14 +626,15 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-fn empty() -> Body {
-    BoxBody::new(Full::new(Bytes::new()).map_err(|never: Infallible| match never {}))
+/// A whole body.
+fn full(bytes: impl Into<Bytes>) -> Body {
+    BoxBody::new(Full::new(bytes.into()).map_err(|never: Infallible| match never {}))
 }
 
 fn xml(document: String) -> hyper::Response<Body> {
     hyper::Response::builder()
         .header(header::CONTENT_TYPE, "application/xml; charset=utf-8")
-        .body(BoxBody::new(Full::new(Bytes::from(document)).map_err(|never: Infallible| match never {})))
+        .body(full(document))
         .expect("a valid response")
 }
 
@@ -641,7 +642,7 @@ fn text(status: StatusCode, message: impl std::fmt::Display) -> hyper::Response<
     hyper::Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(BoxBody::new(Full::new(Bytes::from(format!("{message}\n"))).map_err(|never: Infallible| match never {})))
+        .body(full(format!("{message}\n")))
         .expect("a valid response")
 }
 
