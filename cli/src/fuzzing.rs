@@ -38,6 +38,8 @@ pub fn iso20022(data: &[u8]) {
         Inbound::StatusReport(m) => ponte_iso20022::write_pacs002(m),
         Inbound::Return(m) => ponte_iso20022::write_pacs004(m),
         Inbound::StatusRequest(m) => ponte_iso20022::write_pacs028(m),
+        Inbound::CancellationRequest(m) => ponte_iso20022::write_camt056(m),
+        Inbound::Resolution(m) => ponte_iso20022::write_camt029(m),
     };
     let reread = ponte_iso20022::read(again.as_bytes()).expect("a document the gateway writes reads back");
     assert_eq!(reread.kind(), inbound.kind());
@@ -46,6 +48,8 @@ pub fn iso20022(data: &[u8]) {
         Inbound::StatusReport(m) => m.TxInfAndSts.len(),
         Inbound::Return(m) => m.TxInf.len(),
         Inbound::StatusRequest(m) => m.TxInf.len(),
+        Inbound::CancellationRequest(m) => m.Undrlyg.iter().map(|u| u.TxInf.len()).sum(),
+        Inbound::Resolution(m) => m.CxlDtls.iter().map(|d| d.TxInfAndSts.len()).sum(),
     };
     assert_eq!(count(&reread), count(&inbound));
     match &inbound {
@@ -70,6 +74,16 @@ pub fn iso20022(data: &[u8]) {
             }
         }
         Inbound::StatusRequest(_) => {}
+        Inbound::CancellationRequest(m) => {
+            for tx in m.Undrlyg.iter().flat_map(|u| u.TxInf.iter()) {
+                let _ = ponte_switch::iso20022::convert::recall_request(tx);
+            }
+        }
+        Inbound::Resolution(m) => {
+            for tx in m.CxlDtls.iter().flat_map(|d| d.TxInfAndSts.iter()) {
+                let _ = ponte_switch::iso20022::convert::recall_refusal(tx);
+            }
+        }
     }
 }
 

@@ -384,6 +384,87 @@ async fn returns_are_linked_and_capped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recall_reaches_the_payee_even_offline_survives_a_restart_and_closes_by_return_or_refusal() {
+    use ponte_sdk::RecallState;
+    let mut switch = TestSwitch::start().await;
+    let (a, b, c) = (switch.client(A).await, switch.client(B).await, switch.client(C).await);
+    let payer_side = Payee::accepting();
+    let inbox_a = payer_side.serve(&a).await;
+    let payee_side = Payee::accepting();
+    let inbox_b = payee_side.serve(&b).await;
+    let (p, q) = (payment(&a, B, "50.00"), payment(&a, B, "8.00"));
+    assert!(a.submit(&p).await.unwrap().is_settled());
+    assert!(a.submit(&q).await.unwrap().is_settled());
+    // B returns 20.00 of p on its own; a recall then asks for the 30.00 left.
+    let give_back = |original, amount: &str| Return {
+        id: b.new_return_id(),
+        original,
+        amount: Amount::parse_positive(amount).unwrap(),
+        reason: ReasonCode::RefundRequested,
+        remittance: String::new(),
+    };
+    assert!(b.return_payment(&give_back(p.id, "20.00")).await.unwrap().is_settled());
+
+    // Only the payer's participant may recall; the others learn nothing.
+    for (who, client) in [("payee", &b), ("third", &c)] {
+        let error = client.recall(&p.id, ReasonCode::DuplicatePayment, "").await.unwrap_err();
+        assert!(matches!(error, Error::NotFound(_)), "{who}: {error:?}");
+    }
+    // A return reason is not a recall reason.
+    let error = a.recall(&p.id, ReasonCode::RefundRequested, "").await.unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(ref m) if m.contains("recall reason")), "{error:?}");
+    let recall = a.recall(&p.id, ReasonCode::DuplicatePayment, "sent twice").await.unwrap();
+    assert_eq!((recall.state, recall.amount), (RecallState::Open, Amount::units(30)));
+    assert_eq!((recall.requester, recall.responder), (pid(A), pid(B)));
+    // A retry is the same recall; other content is refused.
+    assert_eq!(a.recall(&p.id, ReasonCode::DuplicatePayment, "sent twice").await.unwrap(), recall);
+    let error = a.recall(&p.id, ReasonCode::FraudulentOrigin, "sent twice").await.unwrap_err();
+    assert!(matches!(error, Error::AlreadyExists(_)), "{error:?}");
+    eventually("B is asked", || payee_side.recalls_of(&p.id).iter().any(|r| r.state == RecallState::Open)).await;
+    assert_eq!(payee_side.recalls_of(&p.id)[0].text, "sent twice");
+
+    // B is offline when q is recalled, and the switch restarts: B hears of
+    // it when its inbox opens again.
+    inbox_b.stop().await;
+    a.recall(&q.id, ReasonCode::FraudulentOrigin, "account takeover").await.unwrap();
+    inbox_a.stop().await;
+    switch.restart().await;
+    let (a, b, c) = (switch.client(A).await, switch.client(B).await, switch.client(C).await);
+    let inbox_a = payer_side.serve(&a).await;
+    let inbox_b = payee_side.serve(&b).await;
+    eventually("B is told of q after the restart", || !payee_side.recalls_of(&q.id).is_empty()).await;
+    assert_eq!(b.get_recall(&p.id).await.unwrap().state, RecallState::Open, "p's recall survived the restart");
+
+    // B accepts p's recall by returning what is left, and refuses q's.
+    let back = give_back(p.id, "30.00");
+    assert!(b.return_payment(&back).await.unwrap().is_settled());
+    let accepted = RecallState::Accepted { return_id: back.id, amount: Amount::units(30) };
+    assert_eq!(a.get_recall(&p.id).await.unwrap().state, accepted);
+    eventually("A is told p's recall was accepted", || {
+        payer_side.recalls_of(&p.id).iter().any(|r| r.state == accepted)
+    })
+    .await;
+    let error = b.refuse_recall(&q.id, ReasonCode::FraudulentOrigin).await.unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(ref m) if m.contains("recall refusal")), "{error:?}");
+    let error = a.refuse_recall(&q.id, ReasonCode::LegalDecision).await.unwrap_err();
+    assert!(matches!(error, Error::NotFound(_)), "only the payee's participant answers: {error:?}");
+    let refused = b.refuse_recall(&q.id, ReasonCode::LegalDecision).await.unwrap();
+    assert_eq!(refused.state, RecallState::Refused { reason: ReasonCode::LegalDecision });
+    eventually("A is told q's recall was refused", || {
+        payer_side.recalls_of(&q.id).iter().any(|r| r.state == refused.state)
+    })
+    .await;
+    let error = c.get_recall(&q.id).await.unwrap_err();
+    assert!(matches!(error, Error::NotFound(_)), "{error:?}");
+    // Money moved only by the returns: p came back whole, q stayed.
+    assert_eq!(a.status(&p.id).await.unwrap().returned, Amount::units(50));
+    assert_eq!(a.status(&q.id).await.unwrap().returned, Amount::ZERO);
+    inbox_a.stop().await;
+    inbox_b.stop().await;
+    switch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_submits_settle_and_report_bad_items_individually() {
     let switch = TestSwitch::start().await;
     let (a, b) = (switch.client(A).await, switch.client(B).await);

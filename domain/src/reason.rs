@@ -68,6 +68,39 @@ macro_rules! reason_codes {
                 match self { $( ReasonCode::$variant => $payee, )* }
             }
 
+            /// Whether a payer's participant may recall a settled payment
+            /// for this reason (ISO's ExternalCancellationReason1Code, as
+            /// camt.056 carries it).
+            pub const fn is_recall_reason(self) -> bool {
+                matches!(
+                    self,
+                    ReasonCode::InvalidCreditorAccount
+                        | ReasonCode::ReturnExceedsOriginal
+                        | ReasonCode::DuplicatePayment
+                        | ReasonCode::FraudulentOrigin
+                        | ReasonCode::TechnicalProblem
+                        | ReasonCode::CustomerDecision
+                        | ReasonCode::UnduePayment
+                )
+            }
+
+            /// Whether a payee's participant may refuse a recall for this
+            /// reason (ISO's ExternalPaymentCancellationRejection1Code, as
+            /// camt.029 carries it). NOAS is also what a recall left
+            /// unanswered past its deadline closes with.
+            pub const fn is_recall_refusal(self) -> bool {
+                matches!(
+                    self,
+                    ReasonCode::ClosedAccount
+                        | ReasonCode::InsufficientLiquidity
+                        | ReasonCode::CustomerDecision
+                        | ReasonCode::AlreadyReturned
+                        | ReasonCode::LegalDecision
+                        | ReasonCode::NoAnswer
+                        | ReasonCode::AgentDecision
+                )
+            }
+
             pub fn from_number(number: u16) -> Option<ReasonCode> {
                 match number { $( $number => Some(ReasonCode::$variant), )* _ => None }
             }
@@ -110,6 +143,18 @@ reason_codes! {
     BankError = 32, "BE08", false, "return because of an error by the participant", true;
     // Appended (see `ALL`): raised by the switch.
     OnUsPayment = 15, "AG01", false, "payer and payee are the same participant: that is a book transfer inside it, not a payment through the switch", false;
+    // Appended: why a payer's participant recalls a settled payment
+    // (camt.056), besides AC03, AM09 and DUPL.
+    FraudulentOrigin = 33, "FRAD", false, "recall: the payment was made because of fraud", false;
+    TechnicalProblem = 34, "TECH", false, "recall: a technical problem made the payment wrong", false;
+    CustomerDecision = 35, "CUST", false, "recall asked by the payer's customer, or refused by the payee's customer", false;
+    UnduePayment = 36, "UPAY", false, "recall: the payment was not due", false;
+    // Appended: why a payee's participant refuses a recall (camt.029),
+    // besides AC04, AM04 and CUST.
+    AlreadyReturned = 40, "ARDT", false, "recall refused: the payment was already returned", false;
+    LegalDecision = 41, "LEGL", false, "recall refused: a legal decision forbids the return", false;
+    NoAnswer = 42, "NOAS", false, "recall refused: no answer from the payee's customer, or none from its participant before the deadline", false;
+    AgentDecision = 43, "AGNT", false, "recall refused: the payee participant's own decision", false;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +222,12 @@ mod tests {
                     "payee"
                 } else if r.is_payee_reason() {
                     "returner"
+                } else if r.is_recall_reason() && r.is_recall_refusal() {
+                    "recaller, recall's payee"
+                } else if r.is_recall_reason() && r.number() > 32 {
+                    "recaller"
+                } else if r.is_recall_refusal() && r.number() > 32 {
+                    "recall's payee"
                 } else {
                     "switch"
                 };

@@ -47,20 +47,34 @@ pub enum MessageKind {
     Camt054,
     /// Bank to customer statement: a cycle's positions (out).
     Camt053,
+    /// FI to FI payment cancellation request: a recall of a settled
+    /// payment (in from its payer, out to its payee).
+    Camt056,
+    /// Resolution of investigation: a recall refused (in from the payee,
+    /// out to the payer) or where it stands (the answer to a camt.056).
+    Camt029,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 6] = [
+    pub const ALL: [MessageKind; 8] = [
         MessageKind::Pacs008,
         MessageKind::Pacs002,
         MessageKind::Pacs004,
         MessageKind::Pacs028,
         MessageKind::Camt054,
         MessageKind::Camt053,
+        MessageKind::Camt056,
+        MessageKind::Camt029,
     ];
     /// The messages a participant may send the gateway.
-    pub const READ: [MessageKind; 4] =
-        [MessageKind::Pacs008, MessageKind::Pacs002, MessageKind::Pacs004, MessageKind::Pacs028];
+    pub const READ: [MessageKind; 6] = [
+        MessageKind::Pacs008,
+        MessageKind::Pacs002,
+        MessageKind::Pacs004,
+        MessageKind::Pacs028,
+        MessageKind::Camt056,
+        MessageKind::Camt029,
+    ];
 
     /// The message identifier with its version, e.g. `pacs.008.001.09`.
     pub fn name(self) -> &'static str {
@@ -71,6 +85,8 @@ impl MessageKind {
             MessageKind::Pacs028 => "pacs.028.001.04",
             MessageKind::Camt054 => "camt.054.001.08",
             MessageKind::Camt053 => "camt.053.001.08",
+            MessageKind::Camt056 => "camt.056.001.09",
+            MessageKind::Camt029 => "camt.029.001.10",
         }
     }
 
@@ -82,6 +98,8 @@ impl MessageKind {
             MessageKind::Pacs028 => "urn:iso:std:iso:20022:tech:xsd:pacs.028.001.04",
             MessageKind::Camt054 => "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08",
             MessageKind::Camt053 => "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08",
+            MessageKind::Camt056 => "urn:iso:std:iso:20022:tech:xsd:camt.056.001.09",
+            MessageKind::Camt029 => "urn:iso:std:iso:20022:tech:xsd:camt.029.001.10",
         }
     }
 
@@ -94,6 +112,8 @@ impl MessageKind {
             MessageKind::Pacs028 => "FIToFIPmtStsReq",
             MessageKind::Camt054 => "BkToCstmrDbtCdtNtfctn",
             MessageKind::Camt053 => "BkToCstmrStmt",
+            MessageKind::Camt056 => "FIToFIPmtCxlReq",
+            MessageKind::Camt029 => "RsltnOfInvstgtn",
         }
     }
 
@@ -109,6 +129,8 @@ pub enum Inbound {
     StatusReport(StatusReport),
     Return(PaymentReturn),
     StatusRequest(StatusRequest),
+    CancellationRequest(CancellationRequest),
+    Resolution(Resolution),
 }
 
 impl Inbound {
@@ -118,6 +140,8 @@ impl Inbound {
             Inbound::StatusReport(_) => MessageKind::Pacs002,
             Inbound::Return(_) => MessageKind::Pacs004,
             Inbound::StatusRequest(_) => MessageKind::Pacs028,
+            Inbound::CancellationRequest(_) => MessageKind::Camt056,
+            Inbound::Resolution(_) => MessageKind::Camt029,
         }
     }
 }
@@ -197,6 +221,12 @@ pub fn read(bytes: &[u8]) -> Result<Inbound, DocumentError> {
         MessageKind::Pacs028 => {
             Inbound::StatusRequest(quick_xml::de::from_str::<Pacs028>(text).map_err(schema)?.FIToFIPmtStsReq)
         }
+        MessageKind::Camt056 => {
+            Inbound::CancellationRequest(quick_xml::de::from_str::<Camt056>(text).map_err(schema)?.FIToFIPmtCxlReq)
+        }
+        MessageKind::Camt029 => {
+            Inbound::Resolution(quick_xml::de::from_str::<Camt029>(text).map_err(schema)?.RsltnOfInvstgtn)
+        }
         MessageKind::Camt054 | MessageKind::Camt053 => unreachable!("refused by check"),
     };
     let count = match &inbound {
@@ -204,6 +234,8 @@ pub fn read(bytes: &[u8]) -> Result<Inbound, DocumentError> {
         Inbound::StatusReport(m) => m.TxInfAndSts.len(),
         Inbound::Return(m) => m.TxInf.len(),
         Inbound::StatusRequest(m) => m.TxInf.len(),
+        Inbound::CancellationRequest(m) => m.Undrlyg.iter().map(|u| u.TxInf.len()).sum(),
+        Inbound::Resolution(m) => m.CxlDtls.iter().map(|d| d.TxInfAndSts.len()).sum(),
     };
     if count > TRANSACTIONS_MAX {
         return Err(DocumentError::Schema {
@@ -368,6 +400,8 @@ documents! {
     Pacs004: Pacs004, PmtRtr: PaymentReturn, write_pacs004, write_pacs004_into;
     Pacs028: Pacs028, FIToFIPmtStsReq: StatusRequest, write_pacs028, write_pacs028_into;
     Camt054: Camt054, BkToCstmrDbtCdtNtfctn: Notification, write_camt054, write_camt054_into;
+    Camt056: Camt056, FIToFIPmtCxlReq: CancellationRequest, write_camt056, write_camt056_into;
+    Camt029: Camt029, RsltnOfInvstgtn: Resolution, write_camt029, write_camt029_into;
 }
 
 /// Appends the declaration and `Document` with `value` to `out`. Line

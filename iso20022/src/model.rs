@@ -458,3 +458,150 @@ pub struct References {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub TxId: Option<String>,
 }
+
+// ---------------------------------------------------------------- camt.056
+
+/// `CaseAssignment5`: who assigns the case to whom.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    pub Id: String,
+    pub Assgnr: PartyChoice,
+    pub Assgne: PartyChoice,
+    pub CreDtTm: String,
+}
+
+/// `Party40Choice`, as an agent (a participant) only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartyChoice {
+    pub Agt: Agent,
+}
+
+/// `camt.056.001.09` `FIToFIPaymentCancellationRequestV09`: recalls of
+/// settled payments.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationRequest {
+    pub Assgnmt: Assignment,
+    #[serde(default, skip_serializing)]
+    pub Case: Ignored,
+    #[serde(default, skip_serializing)]
+    pub CtrlData: Ignored,
+    pub Undrlyg: Vec<Underlying>,
+}
+
+/// `UnderlyingTransaction26` (transactions only).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Underlying {
+    #[serde(default)]
+    pub TxInf: Vec<CancellationTx>,
+}
+
+/// `PaymentTransaction120`: one payment recalled.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationTx {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub CxlId: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub Case: Ignored,
+    #[serde(default, skip_serializing)]
+    pub OrgnlGrpInf: Ignored,
+    #[serde(default, skip_serializing)]
+    pub OrgnlInstrId: Ignored,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub OrgnlEndToEndId: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub OrgnlTxId: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub OrgnlUETR: Ignored,
+    #[serde(default, skip_serializing)]
+    pub OrgnlClrSysRef: Ignored,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub OrgnlIntrBkSttlmAmt: Option<Amt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub OrgnlIntrBkSttlmDt: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub Assgnr: Ignored,
+    #[serde(default, skip_serializing)]
+    pub Assgne: Ignored,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub CxlRsnInf: Vec<CancellationReason>,
+}
+
+/// `PaymentCancellationReason5` (and camt.029's `CancellationStatusReason4`:
+/// the same shape).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationReason {
+    #[serde(default, skip_serializing)]
+    pub Orgtr: Ignored,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub Rsn: Option<CodeOrProprietary>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub AddtlInf: Vec<String>,
+}
+
+// ---------------------------------------------------------------- camt.029
+
+/// `camt.029.001.10` `ResolutionOfInvestigationV10`: the answer to a
+/// recall (Ponte: a refusal, or where it stands).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolution {
+    pub Assgnmt: Assignment,
+    #[serde(default, skip_serializing)]
+    pub RslvdCase: Ignored,
+    pub Sts: InvestigationStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub CxlDtls: Vec<CancellationDetails>,
+}
+
+/// `InvestigationStatus5Choice` (the confirmation code only: RJCR, ACCR,
+/// PDCR... of ExternalInvestigationExecutionConfirmation1Code).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvestigationStatus {
+    pub Conf: String,
+}
+
+/// `UnderlyingTransaction25` (transactions only).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationDetails {
+    #[serde(default)]
+    pub TxInfAndSts: Vec<CancellationTxStatus>,
+}
+
+/// `PaymentTransaction127`: where the recall of one payment stands.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationTxStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub CxlStsId: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub RslvdCase: Ignored,
+    #[serde(default, skip_serializing)]
+    pub OrgnlGrpInf: Ignored,
+    #[serde(default, skip_serializing)]
+    pub OrgnlInstrId: Ignored,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub OrgnlEndToEndId: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub OrgnlTxId: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub OrgnlClrSysRef: Ignored,
+    #[serde(default, skip_serializing)]
+    pub OrgnlUETR: Ignored,
+    /// RJCR, ACCR or PDCR.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub TxCxlSts: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub CxlStsRsnInf: Vec<CancellationReason>,
+    #[serde(default, skip_serializing)]
+    pub RsltnRltdInf: Ignored,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub OrgnlIntrBkSttlmAmt: Option<Amt>,
+}

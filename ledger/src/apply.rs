@@ -91,6 +91,9 @@ impl Engine {
             Event::ClaimsForgotten { before } => {
                 self.directory.claims.forget_closed_before(before);
             }
+            Event::RecallOpened { ref recall } => self.apply_recall_opened(recall),
+            Event::RecallClosed { original, state, at } => self.apply_recall_closed(original, state, at),
+            Event::RecallsForgotten { before } => self.apply_recalls_forgotten(before),
         }
     }
 
@@ -190,6 +193,8 @@ impl Engine {
         let position = self.transfers.insert(transfer).unwrap_or_else(|| panic!("return {id} recorded twice"));
         self.cycle_mut().add(position, payer, payee, amount);
         self.originals.insert(id, original);
+        let at = self.transfers.at(position).created_at;
+        self.accept_recall(original, id, amount, at);
         match late {
             None => {
                 let o = self.transfers.get_mut(&original).expect("original of a return exists");

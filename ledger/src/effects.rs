@@ -14,6 +14,22 @@ pub enum Effect {
     Cancelled { payee: ParticipantId, id: EndToEndId, reason: ReasonCode },
     /// Tell the original payer a return of its payment is settled.
     Returned(Box<ReturnNotice>),
+    /// A recall opened (tell its responder, the payee's participant) or
+    /// closed (tell its requester, the payer's participant).
+    Recall(Box<crate::Recall>),
+}
+
+impl Effect {
+    /// The participant told.
+    pub fn participant(&self) -> ParticipantId {
+        match self {
+            Effect::Deliver(delivery) => delivery.payee.participant,
+            Effect::Settled { payee, .. } | Effect::Cancelled { payee, .. } => *payee,
+            Effect::Returned(notice) => notice.to,
+            Effect::Recall(recall) if recall.is_open() => recall.responder,
+            Effect::Recall(recall) => recall.requester,
+        }
+    }
 }
 
 #[derive(Debug)]

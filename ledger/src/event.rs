@@ -196,6 +196,22 @@ pub enum Event<'a> {
         number: u64,
         through: u32,
     },
+    /// A payer's participant recalled a settled payment (state `Open`).
+    RecallOpened {
+        recall: crate::Recall,
+    },
+    /// An open recall was refused or expired (a return accepts one as it
+    /// settles, without an event of its own).
+    RecallClosed {
+        original: EndToEndId,
+        state: crate::RecallState,
+        at: TimestampMs,
+    },
+    /// Closed recalls whose payment's return window ended before `before`
+    /// were forgotten.
+    RecallsForgotten {
+        before: TimestampMs,
+    },
 }
 
 impl Event<'_> {

@@ -25,6 +25,7 @@ mod invariants;
 pub mod op;
 mod participants;
 mod payments;
+mod recalls;
 mod returns;
 pub mod snapshot;
 mod table;
@@ -47,6 +48,7 @@ pub use payments::{AnswerStats, Outcome, PaymentOrder, Transfer};
 pub use ponte_directory::lookups::{DEFAULT_CATEGORY, EndUser, LookupError};
 pub use ponte_domain::TransferView;
 pub use ponte_domain::{Decision, Liquidity, ParticipantStatus};
+pub use recalls::{RECALL_TEXT_LEN_MAX, Recall, RecallError, RecallOrder, RecallState};
 pub use returns::ReturnOrder;
 
 use deadlines::DeadlineQueue;
@@ -102,6 +104,10 @@ pub struct EngineConfig {
     /// page fault or a table resize, and missing memory shows at start,
     /// not at peak.
     pub transfers_capacity: u64,
+    /// How long a payee's participant has to answer a recall of a payment
+    /// it received (default 15 days; never past the payment's return
+    /// window). Unanswered, the recall closes expired (NOAS).
+    pub recall_answer_ms: i64,
     /// The country profile whose rules the directory holds keys and end
     /// users to (national ids, phone country code), by ISO code (default
     /// "BR"; an unknown code stops the switch at start with the known ones).
@@ -131,6 +137,7 @@ impl Default for EngineConfig {
             cycle_close_every_ms: 3_600_000,
             disbursement_offline_wait_ms: 600_000,
             transfers_capacity: 0,
+            recall_answer_ms: 15 * 24 * 3_600_000,
             country: ponte_directory::keys::Country::DEFAULT,
         }
     }
@@ -191,6 +198,11 @@ pub struct Engine {
     disbursements: Disbursements,
     /// Returns settled against archived payments (see [`archive`]).
     late_returns: archive::LateReturns,
+    /// Recalls of settled payments, open and closed, by the payment's id.
+    recalls: std::collections::BTreeMap<EndToEndId, recalls::Recall>,
+    /// When `expire` next has a recall to expire or forget (0: at the
+    /// first tick). Not durable.
+    recalls_due: TimestampMs,
     /// Archive ops made over the whole history (see [`archive`]).
     archive_ops: u64,
     /// Archive ops not yet taken by the driver (`None`: not kept).
@@ -232,6 +244,8 @@ impl Engine {
             cycles: std::collections::BTreeMap::new(),
             disbursements: Disbursements::default(),
             late_returns: archive::LateReturns::default(),
+            recalls: std::collections::BTreeMap::new(),
+            recalls_due: 0,
             archive_ops: 0,
             archive_out: None,
         }

@@ -565,8 +565,9 @@ pub struct InboxOpened(pub ParticipantId);
 
 impl Operation for InboxOpened {
     type Result = ();
-    fn execute(self, engine: &mut Engine, _: TimestampMs, _: &mut Output) {
+    fn execute(self, engine: &mut Engine, _: TimestampMs, out: &mut Output) {
         *engine.online.entry(self.0).or_insert(0) += 1;
+        engine.remind_recalls(self.0, out);
     }
 }
 
@@ -582,5 +583,47 @@ impl Operation for InboxClosed {
                 engine.online.remove(&self.0);
             }
         }
+    }
+}
+
+/// A payer's participant recalls a settled payment it sent, with the
+/// original as the archive holds it when the engine no longer has it in
+/// memory ([`crate::RecallError::NotHeld`] asks for it).
+#[derive(Debug, Clone)]
+pub struct RequestRecall(pub crate::RecallOrder, pub Option<Box<crate::ArchivedTransfer>>);
+
+impl Operation for RequestRecall {
+    type Result = Result<crate::Recall, crate::RecallError>;
+    fn execute(self, engine: &mut Engine, now: TimestampMs, out: &mut Output) -> Self::Result {
+        engine.recall(now, self.0, self.1.as_deref(), out)
+    }
+}
+
+/// The payee's participant refuses a recall of a payment it received.
+#[derive(Debug, Clone)]
+pub struct RefuseRecall {
+    pub responder: ParticipantId,
+    pub original: EndToEndId,
+    pub reason: ponte_domain::ReasonCode,
+}
+
+impl Operation for RefuseRecall {
+    type Result = Result<crate::Recall, crate::RecallError>;
+    fn execute(self, engine: &mut Engine, now: TimestampMs, out: &mut Output) -> Self::Result {
+        engine.refuse_recall(now, self.responder, self.original, self.reason, out)
+    }
+}
+
+/// The recall of a payment, as one of its two sides may see it.
+#[derive(Debug, Clone)]
+pub struct GetRecall {
+    pub caller: ParticipantId,
+    pub original: EndToEndId,
+}
+
+impl Operation for GetRecall {
+    type Result = Option<crate::Recall>;
+    fn execute(self, engine: &mut Engine, _: TimestampMs, _: &mut Output) -> Self::Result {
+        engine.recall_for(self.caller, &self.original).cloned()
     }
 }

@@ -125,6 +125,7 @@ impl Engine {
         if now >= self.claims_forget_at {
             self.forget_claims(now, out);
         }
+        self.expire_recalls(now, out);
         while let Some((deadline, position)) = self.deadlines.pop_due(now, &self.transfers) {
             let transfer = self.transfers.at(position);
             debug_assert!(transfer.state == TransferState::Reserved && transfer.deadline == deadline);

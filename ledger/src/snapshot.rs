@@ -38,7 +38,7 @@ const MAGIC: &[u8; 8] = b"PONTESNP";
 /// Bumped whenever the body's layout changes; older snapshots are then
 /// refused (the journal they cover is replayed instead, or the previous
 /// snapshot used).
-pub const SNAPSHOT_FORMAT: u32 = 4;
+pub const SNAPSHOT_FORMAT: u32 = 5;
 const HEADER_BYTES: usize = 8 + 4 + 8;
 /// The body's length follows the header.
 const BODY_AT: usize = HEADER_BYTES + 8;
@@ -84,6 +84,8 @@ struct BodyRef<'a> {
     /// Position of the first duplicate-window entry (the entries of
     /// `seen_head..head` follow the body).
     seen_head: u64,
+    /// By original id.
+    recalls: Vec<&'a crate::Recall>,
 }
 
 /// The same fields, owned, as read back.
@@ -101,6 +103,7 @@ struct Body {
     archive_ops: u64,
     late_returns: Vec<LateReturn>,
     seen_head: u64,
+    recalls: Vec<crate::Recall>,
 }
 
 /// Transfers in arrival order, written straight from the table.
@@ -150,6 +153,7 @@ impl Engine {
             archive_ops: self.archive_ops,
             late_returns: self.late_returns.sorted(),
             seen_head: self.transfers.seen_head() as u64,
+            recalls: self.recalls.values().collect(),
         };
         let window = self.transfers.window_len() - self.transfers.len();
         out.clear();
@@ -237,6 +241,7 @@ impl Engine {
         }
         engine.cycles = body.cycles.into_iter().map(|c| (c.header.id, c)).collect();
         engine.disbursements = Disbursements::from_image(body.disbursements);
+        engine.recalls = body.recalls.into_iter().map(|r| (r.original, r)).collect();
         Ok(engine)
     }
 }

@@ -374,6 +374,107 @@ fn returns_close_after_the_window() {
     ));
 }
 
+fn recall(
+    h: &mut Harness,
+    now: TimestampMs,
+    requester: u32,
+    original: EndToEndId,
+    reason: ReasonCode,
+) -> Result<Recall, RecallError> {
+    let order = RecallOrder { requester: pid(requester), original, reason, text: "sent twice".into() };
+    h.run(now, op::RequestRecall(order, None))
+}
+
+fn recall_effects(h: &Harness, original: EndToEndId) -> Vec<(ParticipantId, RecallState)> {
+    h.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Recall(r) if r.original == original => Some((e.participant(), r.state)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_recall_is_the_payers_to_make_once_and_a_return_accepts_it() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000), (3, 1000)]);
+    let p = id(1, 1);
+    h.pay(T0, p, 1, 2, 100_00);
+    // Not settled yet: nothing to recall.
+    assert_eq!(recall(&mut h, T0, 1, p, ReasonCode::DuplicatePayment), Err(RecallError::OriginalNotFound(p)));
+    h.answer(T0, 2, p, Decision::Accept);
+    assert!(matches!(give_back(&mut h, T0 + 1, 2, 1, p, 30_00), Submitted::Final(Outcome::Settled { .. })));
+    // Only the payer's participant may recall it; the payee's and a third learn nothing.
+    assert_eq!(recall(&mut h, T0 + 2, 2, p, ReasonCode::DuplicatePayment), Err(RecallError::OriginalNotFound(p)));
+    assert_eq!(recall(&mut h, T0 + 2, 3, p, ReasonCode::DuplicatePayment), Err(RecallError::OriginalNotFound(p)));
+    let opened = recall(&mut h, T0 + 2, 1, p, ReasonCode::DuplicatePayment).unwrap();
+    assert_eq!(opened.amount, Amount::from_minor(70_00), "what is left of the original");
+    assert_eq!((opened.requester, opened.responder, opened.state), (pid(1), pid(2), RecallState::Open));
+    assert_eq!(opened.answer_by, T0 + 2 + h.engine.config().recall_answer_ms);
+    assert_eq!(recall_effects(&h, p), [(pid(2), RecallState::Open)], "the payee's participant is told");
+    // The same recall again is the same recall; another one is refused.
+    assert_eq!(recall(&mut h, T0 + 3, 1, p, ReasonCode::DuplicatePayment), Ok(opened.clone()));
+    assert_eq!(recall(&mut h, T0 + 3, 1, p, ReasonCode::FraudulentOrigin), Err(RecallError::AlreadyRecalled(p)));
+    // An inbox opening is reminded of it.
+    h.run(T0 + 4, op::InboxOpened(pid(2)));
+    assert_eq!(recall_effects(&h, p).len(), 2);
+    h.run(T0 + 4, op::InboxOpened(pid(3)));
+    assert_eq!(recall_effects(&h, p).len(), 2, "only its responder is reminded");
+    // Returning the rest accepts it, and the requester is told.
+    assert!(matches!(give_back(&mut h, T0 + 5, 2, 2, p, 70_00), Submitted::Final(Outcome::Settled { .. })));
+    let accepted = RecallState::Accepted { return_id: return_id(2, 2), amount: Amount::from_minor(70_00) };
+    assert_eq!(recall_effects(&h, p).last(), Some(&(pid(1), accepted)));
+    assert_eq!(h.run(T0 + 6, op::GetRecall { caller: pid(1), original: p }).unwrap().state, accepted);
+    assert!(h.run(T0 + 6, op::GetRecall { caller: pid(3), original: p }).is_none(), "only the two sides see it");
+    let refuse = op::RefuseRecall { responder: pid(2), original: p, reason: ReasonCode::AgentDecision };
+    assert_eq!(h.run(T0 + 6, refuse), Err(RecallError::Closed(p)));
+    // A payment returned in full cannot be recalled.
+    let q = id(1, 2);
+    h.pay(T0, q, 1, 2, 5_00);
+    h.answer(T0, 2, q, Decision::Accept);
+    assert!(matches!(give_back(&mut h, T0 + 1, 2, 3, q, 5_00), Submitted::Final(Outcome::Settled { .. })));
+    assert_eq!(recall(&mut h, T0 + 2, 1, q, ReasonCode::CustomerDecision), Err(RecallError::AlreadyReturned(q)));
+    h.engine.check_invariants().unwrap();
+    h.assert_snapshots_agree();
+}
+
+#[test]
+fn a_recall_is_refused_by_its_responder_or_expires_and_is_forgotten_with_its_window() {
+    let mut h = Harness::new(&[(1, 1000), (2, 1000)]);
+    let (p, q) = (id(1, 1), id(1, 2));
+    for original in [p, q] {
+        h.pay(T0, original, 1, 2, 10_00);
+        h.answer(T0, 2, original, Decision::Accept);
+        recall(&mut h, T0 + 1, 1, original, ReasonCode::FraudulentOrigin).unwrap();
+    }
+    let refuse = |reason| op::RefuseRecall { responder: pid(2), original: p, reason };
+    let wrong_side = op::RefuseRecall { responder: pid(1), original: p, reason: ReasonCode::LegalDecision };
+    assert_eq!(h.run(T0 + 2, wrong_side), Err(RecallError::NoRecall(p)));
+    let refused = h.run(T0 + 2, refuse(ReasonCode::LegalDecision)).unwrap();
+    assert_eq!(refused.state, RecallState::Refused { reason: ReasonCode::LegalDecision });
+    assert_eq!(refused.closed_at, Some(T0 + 2));
+    assert_eq!(recall_effects(&h, p).last(), Some(&(pid(1), refused.state)), "the requester is told");
+    assert_eq!(h.run(T0 + 3, refuse(ReasonCode::LegalDecision)), Ok(refused.clone()), "a retry is the same answer");
+    assert_eq!(h.run(T0 + 3, refuse(ReasonCode::AgentDecision)), Err(RecallError::Closed(p)));
+    // A return after a refusal is still a return; the recall stays refused.
+    assert!(matches!(give_back(&mut h, T0 + 4, 2, 1, p, 1_00), Submitted::Final(Outcome::Settled { .. })));
+    assert_eq!(h.engine.recall_for(pid(1), &p).unwrap().state, refused.state);
+    // Unanswered past its deadline, q's recall expires.
+    let deadline = T0 + 1 + h.engine.config().recall_answer_ms;
+    h.expire(deadline - 1);
+    assert!(h.engine.recall_for(pid(1), &q).unwrap().is_open());
+    h.expire(deadline);
+    assert_eq!(h.engine.recall_for(pid(1), &q).unwrap().state, RecallState::Expired);
+    assert_eq!(recall_effects(&h, q).last(), Some(&(pid(1), RecallState::Expired)));
+    h.assert_snapshots_agree();
+    // Past the return window both are forgotten, durably.
+    let past = T0 + h.engine.config().return_window_ms + 1;
+    h.expire(past);
+    assert_eq!(h.engine.recall_count(), 0);
+    assert_eq!(recall(&mut h, past, 1, q, ReasonCode::FraudulentOrigin), Err(RecallError::WindowExpired(q)));
+    h.assert_snapshots_agree();
+}
+
 /// The archive as the driver keeps it: archived transfers and the late
 /// returns added to them, in op order.
 #[derive(Default)]

@@ -68,6 +68,18 @@ impl Payments for EchoService {
     ) -> Result<Response<pb::CycleTransfersResponse>, Status> {
         Err(Status::unimplemented("echo server"))
     }
+
+    async fn recall(&self, _: Request<pb::RecallRequest>) -> Result<Response<pb::RecallStatus>, Status> {
+        Err(Status::unimplemented("echo server"))
+    }
+
+    async fn refuse_recall(&self, _: Request<pb::RefuseRecallRequest>) -> Result<Response<pb::RecallStatus>, Status> {
+        Err(Status::unimplemented("echo server"))
+    }
+
+    async fn get_recall(&self, _: Request<pb::GetRecallRequest>) -> Result<Response<pb::RecallStatus>, Status> {
+        Err(Status::unimplemented("echo server"))
+    }
 }
 
 /// A running echo server.

@@ -60,6 +60,17 @@ pub trait InboxHandler: Send + Sync + 'static {
         async {}
     }
 
+    /// A recall: one of a payment this participant received, to answer
+    /// (state `Open`: return the payment with [`Client::return_payment`] or
+    /// refuse with [`Client::refuse_recall`] before `answer_by_ms`; told
+    /// again each time the inbox opens while it is open), or one this
+    /// participant made that closed. The default logs it.
+    fn on_recall(&self, recall: crate::Recall) -> impl Future<Output = ()> + Send {
+        async move {
+            tracing::info!(original = %recall.original, state = ?recall.state, "recall");
+        }
+    }
+
     /// The switch could not take an answer this inbox sent (`id` as the
     /// answer carried it, `error` the field and why): nothing was decided,
     /// and the payment is rejected at its deadline unless answered again.
@@ -346,6 +357,10 @@ async fn handle<H: InboxHandler>(event: pb::inbox_event::Event, handler: &H) -> 
             }
         }
         Event::Refused(r) => handler.on_answer_refused(r.end_to_end_id, r.error).await,
+        Event::Recall(r) => match crate::recall::recall_from_wire(&r) {
+            Ok(recall) => handler.on_recall(recall).await,
+            Err(error) => tracing::warn!(%error, "unreadable recall notice ignored"),
+        },
     }
     None
 }

@@ -32,6 +32,8 @@
 //!   call cut after it may have reached the switch is resolved by id before
 //!   it returns ([`Client::resolve`], [`Error::InDoubt`]).
 //! - [`InboxHandler`] and [`Client::serve_inbox`]: receive payments and answer them.
+//! - [`recall`]: recalls of settled payments (camt.056): [`Client::recall`],
+//!   [`Client::refuse_recall`], [`Client::get_recall`].
 //! - [`directory`]: the alias directory: keys, lookups, reconciliation, claims;
 //!   [`Client::submit_to_key`] pays a key.
 //! - [`disbursement`]: bulk disbursement for paying agencies: envelopes
@@ -49,6 +51,7 @@ mod in_doubt;
 mod inbox;
 pub mod iso20022;
 mod operator;
+pub mod recall;
 pub use ponte_wire as wire;
 
 pub use client::{
@@ -67,3 +70,4 @@ pub use ponte_domain::{
     TransferState, TransferView,
 };
 pub use ponte_settlement::report::CycleStatus;
+pub use recall::{Recall, RecallState};

@@ -114,6 +114,7 @@ pub struct Payee {
     pub settled: Arc<Mutex<Vec<EndToEndId>>>,
     pub cancelled: Arc<Mutex<Vec<(EndToEndId, ReasonCode)>>>,
     pub returned: Arc<Mutex<Vec<ponte_sdk::ReturnNotice>>>,
+    pub recalls: Arc<Mutex<Vec<ponte_sdk::Recall>>>,
 }
 
 impl Payee {
@@ -158,6 +159,17 @@ impl InboxHandler for Payee {
 
     async fn on_returned(&self, notice: ponte_sdk::ReturnNotice) {
         self.returned.lock().unwrap().push(notice);
+    }
+
+    async fn on_recall(&self, recall: ponte_sdk::Recall) {
+        self.recalls.lock().unwrap().push(recall);
+    }
+}
+
+impl Payee {
+    /// The recall notices received for `original`, in order.
+    pub fn recalls_of(&self, original: &EndToEndId) -> Vec<ponte_sdk::Recall> {
+        self.recalls.lock().unwrap().iter().filter(|r| r.original == *original).cloned().collect()
     }
 }
 

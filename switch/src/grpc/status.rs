@@ -15,7 +15,7 @@
 use crate::runtime::SubmitError;
 use ponte_directory::claims::ClaimError;
 use ponte_directory::registry::DirectoryError;
-use ponte_ledger::{AdminError, CycleError, EnvelopeError, LookupError};
+use ponte_ledger::{AdminError, CycleError, EnvelopeError, LookupError, RecallError};
 use ponte_wire::FieldError;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -104,6 +104,24 @@ impl ToStatus for FieldError {
         detailed(Code::InvalidArgument, message, "INVALID_FIELD", |d| {
             d.add_bad_request_violation(self.field, self.message);
         })
+    }
+}
+
+impl ToStatus for RecallError {
+    fn to_status(self) -> Status {
+        let message = self.to_string();
+        match self {
+            RecallError::NotHeld(_) => {
+                unavailable("the original is being archived; ask again", "ARCHIVE_PENDING", Duration::from_millis(100))
+            }
+            RecallError::OriginalNotFound(_) => error(Code::NotFound, message, "NOOR"),
+            RecallError::NoRecall(_) => error(Code::NotFound, message, "NO_RECALL"),
+            RecallError::WindowExpired(_) => error(Code::FailedPrecondition, message, "TM01"),
+            RecallError::AlreadyReturned(_) => error(Code::FailedPrecondition, message, "ARDT"),
+            RecallError::Suspended => error(Code::FailedPrecondition, message, "AG10"),
+            RecallError::AlreadyRecalled(_) => error(Code::AlreadyExists, message, "ALREADY_RECALLED"),
+            RecallError::Closed(_) => error(Code::FailedPrecondition, message, "RECALL_CLOSED"),
+        }
     }
 }
 

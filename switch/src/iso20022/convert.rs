@@ -8,7 +8,7 @@
 
 use ponte_domain::{Account, AccountType, Amount, CURRENCY, EndToEndId, TimestampMs};
 use ponte_iso20022::model::*;
-use ponte_ledger::{Delivery, Outcome, ReturnNotice};
+use ponte_ledger::{Delivery, Outcome, Recall, RecallState, ReturnNotice};
 use ponte_proto::v1 as pb;
 use tonic::Status;
 
@@ -324,5 +324,143 @@ pub fn credit_entry(id: &EndToEndId, value: Amount, at: TimestampMs, sub_family:
         NtryDtls: vec![EntryDetails {
             TxDtls: vec![EntryTransaction { Refs: References { EndToEndId: Some(id.to_string()), TxId: None } }],
         }],
+    }
+}
+
+/// One `TxInf` of a camt.056 as the `RecallRequest` a gRPC client would
+/// send: the original's `OrgnlEndToEndId`, one reason in `CxlRsnInf/Rsn/Cd`
+/// and its first `AddtlInf` as the text.
+pub fn recall_request(tx: &CancellationTx) -> Result<pb::RecallRequest, Refusal> {
+    let (reason, text) = match tx.CxlRsnInf.as_slice() {
+        [CancellationReason { Rsn: Some(CodeOrProprietary { Cd: Some(code), Prtry: None }), AddtlInf, .. }] => {
+            (code.clone(), AddtlInf.first().cloned().unwrap_or_default())
+        }
+        _ => {
+            return Err(Refusal::new(
+                "NOOR",
+                "CxlRsnInf: exactly one, with Rsn/Cd (AC03, AM09, DUPL, FRAD, TECH, CUST or UPAY)",
+            ));
+        }
+    };
+    if tx.OrgnlIntrBkSttlmAmt.as_ref().is_some_and(|amount| amount.Ccy != CURRENCY) {
+        return Err(Refusal::new("NOOR", format!("OrgnlIntrBkSttlmAmt/@Ccy: this switch settles in {CURRENCY}")));
+    }
+    Ok(pb::RecallRequest {
+        original_end_to_end_id: tx.OrgnlEndToEndId.clone().unwrap_or_default(),
+        reason,
+        reason_code: 0,
+        text,
+    })
+}
+
+/// The ISO answer to a recall the switch refused: NOOR and ARDT are ISO's
+/// (ExternalPaymentCancellationRejection1Code); other reasons are the
+/// switch's own (`Prtry`: TM01 past the return window, AG10 suspended,
+/// ALREADY_RECALLED, INVALID_FIELD), with the explanation in `AddtlInf`.
+pub fn recall_refusal_of(status: &Status) -> Refusal {
+    use tonic_types::StatusExt;
+    let reason = status.get_details_error_info().map(|info| info.reason).unwrap_or_default();
+    let code = match reason.as_str() {
+        "NOOR" => "NOOR",
+        "ARDT" => "ARDT",
+        "TM01" => "TM01",
+        "AG10" => "AG10",
+        "ALREADY_RECALLED" => "ALREADY_RECALLED",
+        _ => "INVALID_FIELD",
+    };
+    Refusal::new(code, status.message())
+}
+
+/// A recall the switch refused, as one `TxInfAndSts` of a camt.029.
+pub fn recall_refused(original: &str, id: Option<String>, code: &'static str, text: &str) -> CancellationTxStatus {
+    let reason = if matches!(code, "NOOR" | "ARDT") {
+        CodeOrProprietary::code(code)
+    } else {
+        CodeOrProprietary::proprietary(code)
+    };
+    CancellationTxStatus {
+        CxlStsId: id,
+        OrgnlEndToEndId: Some(original.chars().take(35).collect()),
+        TxCxlSts: Some("RJCR".into()),
+        CxlStsRsnInf: vec![CancellationReason { Orgtr: None, Rsn: Some(reason), AddtlInf: additional_info(text) }],
+        ..Default::default()
+    }
+}
+
+/// Where a recall stands, as one `TxInfAndSts` of a camt.029: PDCR open,
+/// ACCR accepted (returned: the return id in `OrgnlTxId`), RJCR refused or
+/// expired (NOAS) with the reason.
+pub fn recall_status(recall: &Recall) -> CancellationTxStatus {
+    let original = Some(recall.original.to_string());
+    let refused = |reason: ponte_domain::ReasonCode| CancellationTxStatus {
+        OrgnlEndToEndId: original.clone(),
+        TxCxlSts: Some("RJCR".into()),
+        CxlStsRsnInf: vec![CancellationReason {
+            Orgtr: None,
+            Rsn: Some(CodeOrProprietary::code(reason.code())),
+            AddtlInf: additional_info(reason.description()),
+        }],
+        OrgnlIntrBkSttlmAmt: Some(amount(recall.amount)),
+        ..Default::default()
+    };
+    match recall.state {
+        RecallState::Open => CancellationTxStatus {
+            OrgnlEndToEndId: original.clone(),
+            TxCxlSts: Some("PDCR".into()),
+            OrgnlIntrBkSttlmAmt: Some(amount(recall.amount)),
+            ..Default::default()
+        },
+        RecallState::Accepted { return_id, .. } => CancellationTxStatus {
+            OrgnlEndToEndId: original.clone(),
+            OrgnlTxId: Some(return_id.to_string()),
+            TxCxlSts: Some("ACCR".into()),
+            OrgnlIntrBkSttlmAmt: Some(amount(recall.amount)),
+            ..Default::default()
+        },
+        RecallState::Refused { reason } => refused(reason),
+        RecallState::Expired => refused(ponte_domain::ReasonCode::NoAnswer),
+    }
+}
+
+/// A recall for the payee's participant, as the `TxInf` of a camt.056
+/// (`OrgnlIntrBkSttlmAmt`: what is left of the payment to give back).
+pub fn recall_tx(recall: &Recall) -> CancellationTx {
+    CancellationTx {
+        OrgnlEndToEndId: Some(recall.original.to_string()),
+        OrgnlIntrBkSttlmAmt: Some(amount(recall.amount)),
+        CxlRsnInf: vec![CancellationReason {
+            Orgtr: None,
+            Rsn: Some(CodeOrProprietary::code(recall.reason.code())),
+            AddtlInf: if recall.text.is_empty() { Vec::new() } else { additional_info(&recall.text) },
+        }],
+        ..Default::default()
+    }
+}
+
+/// A payee's refusal in a camt.029: `TxCxlSts` RJCR with the reason in
+/// `CxlStsRsnInf/Rsn/Cd`. Gives the original id and the code, as read.
+pub fn recall_refusal(tx: &CancellationTxStatus) -> Result<(String, String), String> {
+    let original = tx.OrgnlEndToEndId.clone().ok_or("OrgnlEndToEndId is required")?;
+    match tx.TxCxlSts.as_deref() {
+        Some("RJCR") => {}
+        Some("ACCR") => {
+            return Err(format!(
+                "{original}: a recall is accepted by returning the payment (pacs.004), not by camt.029"
+            ));
+        }
+        other => return Err(format!("{original}: TxCxlSts {other:?}: RJCR refuses a recall")),
+    }
+    match tx.CxlStsRsnInf.first().and_then(|r| r.Rsn.as_ref()) {
+        Some(CodeOrProprietary { Cd: Some(code), Prtry: None }) => {
+            EndToEndId::parse(&original).map_err(|e| format!("OrgnlEndToEndId {original:?}: {e}"))?;
+            match code.parse::<ponte_domain::ReasonCode>() {
+                Ok(reason) if reason.is_recall_refusal() => Ok((original, code.clone())),
+                _ => Err(format!(
+                    "{original}: CxlStsRsnInf/Rsn/Cd {code:?} is not a recall refusal (AC04, AM04, ARDT, CUST, LEGL, \
+                     NOAS or AGNT)"
+                )),
+            }
+        }
+        _ => Err(format!("{original}: RJCR needs CxlStsRsnInf/Rsn/Cd (AC04, AM04, ARDT, CUST, LEGL, NOAS or AGNT)")),
     }
 }

@@ -175,14 +175,19 @@ impl Gateway {
             }
         };
         metrics::counter!("ponte_iso20022_documents_total", "message" => inbound.kind().name()).increment(1);
+        let pacs002 = |report: StatusReport| ponte_iso20022::write_pacs002(&report);
         let answered = match inbound {
-            Inbound::CreditTransfer(message) => self.credit_transfer(participant, message).await,
+            Inbound::CreditTransfer(message) => self.credit_transfer(participant, message).await.map(pacs002),
             Inbound::StatusReport(message) => return self.answers(participant, message).await,
-            Inbound::Return(message) => self.returns(participant, message).await,
-            Inbound::StatusRequest(message) => self.status(participant, message).await,
+            Inbound::Return(message) => self.returns(participant, message).await.map(pacs002),
+            Inbound::StatusRequest(message) => self.status(participant, message).await.map(pacs002),
+            Inbound::CancellationRequest(message) => {
+                self.recalls(participant, message).await.map(|answer| ponte_iso20022::write_camt029(&answer))
+            }
+            Inbound::Resolution(message) => return self.refusals(participant, message).await,
         };
         match answered {
-            Ok(report) => xml(ponte_iso20022::write_pacs002(&report)),
+            Ok(document) => xml(document),
             Err((status, why)) => text(status, why),
         }
     }
@@ -288,12 +293,7 @@ impl Gateway {
         }
         if !errors.is_empty() {
             self.engine.stats_arc().answers_refused.fetch_add(errors.len() as u64, Ordering::Relaxed);
-            let shown = errors.iter().take(20).cloned().collect::<Vec<_>>().join("\n");
-            let more = if errors.len() > 20 { format!("\n(and {} more)", errors.len() - 20) } else { String::new() };
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("no answer of this pacs.002 was taken; {} cannot be:\n{shown}{more}", errors.len()),
-            );
+            return text(StatusCode::BAD_REQUEST, listed("no answer of this pacs.002 was taken", &errors));
         }
         for (id, decision) in decisions {
             if let Err(error) = self.engine.send(Request::Answer(op::Answer { payee: caller, id, decision })).await {
@@ -338,6 +338,112 @@ impl Gateway {
             statuses.push(TxStatus { OrgnlTxId: tx.RtrId.clone(), ..status });
         }
         Ok(self.report(&message.GrpHdr.MsgId, MessageKind::Pacs004, statuses))
+    }
+
+    /// camt.056: each payment recalled as a gRPC `Recall` is; the answer is
+    /// a camt.029 saying where each recall stands (PDCR: sent to the
+    /// payee's participant; RJCR: refused by the switch, or by the payee).
+    async fn recalls(
+        &self,
+        caller: ParticipantId,
+        message: CancellationRequest,
+    ) -> Result<Resolution, (StatusCode, String)> {
+        message_id(&message.Assgnmt.Id)?;
+        acting_as(caller, std::iter::once(convert::agent_code(&message.Assgnmt.Assgnr.Agt)), "Assgnmt/Assgnr/Agt")?;
+        let mut statuses = Vec::new();
+        for tx in message.Undrlyg.iter().flat_map(|u| u.TxInf.iter()) {
+            let original = tx.OrgnlEndToEndId.clone().unwrap_or_default();
+            let request = match convert::recall_request(tx) {
+                Ok(request) => request,
+                Err(refusal) => {
+                    statuses.push(convert::recall_refused(&original, tx.CxlId.clone(), refusal.code, &refusal.text));
+                    continue;
+                }
+            };
+            let status = match crate::grpc::payments::ask_recall(&self.engine, caller, &request).await {
+                Ok(recall) => convert::recall_status(&recall),
+                Err(status) if status.code() == tonic::Code::PermissionDenied => {
+                    return Err((StatusCode::FORBIDDEN, status.message().to_owned()));
+                }
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    return Err((StatusCode::SERVICE_UNAVAILABLE, status.message().to_owned()));
+                }
+                Err(status) => {
+                    let refusal = convert::recall_refusal_of(&status);
+                    convert::recall_refused(&original, None, refusal.code, &refusal.text)
+                }
+            };
+            statuses.push(CancellationTxStatus { CxlStsId: tx.CxlId.clone(), ..status });
+        }
+        Ok(self.resolution(caller, statuses))
+    }
+
+    /// A camt.029 for `caller` with the status of each recall.
+    fn resolution(&self, caller: ParticipantId, statuses: Vec<CancellationTxStatus>) -> Resolution {
+        let all = |status: &str| statuses.iter().all(|s| s.TxCxlSts.as_deref() == Some(status));
+        let conf = if all("RJCR") {
+            "RJCR"
+        } else if all("ACCR") {
+            "CNCL"
+        } else {
+            "PDCR"
+        };
+        let header = self.header();
+        Resolution {
+            Assgnmt: Assignment {
+                Id: header.MsgId,
+                Assgnr: PartyChoice { Agt: convert::agent(caller) },
+                Assgne: PartyChoice { Agt: convert::agent(caller) },
+                CreDtTm: header.CreDtTm,
+            },
+            RslvdCase: None,
+            Sts: InvestigationStatus { Conf: conf.into() },
+            CxlDtls: vec![CancellationDetails { TxInfAndSts: statuses }],
+        }
+    }
+
+    /// camt.029 from a payee's participant: its refusals of recalls (RJCR
+    /// with a reason), all read before any is taken. A recall is accepted
+    /// by returning the payment (pacs.004), not here.
+    async fn refusals(&self, caller: ParticipantId, message: Resolution) -> hyper::Response<Body> {
+        if let Err((status, why)) = message_id(&message.Assgnmt.Id) {
+            return text(status, why);
+        }
+        let assigner = std::iter::once(convert::agent_code(&message.Assgnmt.Assgnr.Agt));
+        if let Err((status, why)) = acting_as(caller, assigner, "Assgnmt/Assgnr/Agt") {
+            return text(status, why);
+        }
+        let mut refusals = Vec::new();
+        let mut errors = Vec::new();
+        for tx in message.CxlDtls.iter().flat_map(|d| d.TxInfAndSts.iter()) {
+            match convert::recall_refusal(tx) {
+                Ok(refusal) => refusals.push(refusal),
+                Err(error) => errors.push(error),
+            }
+        }
+        if refusals.is_empty() && errors.is_empty() {
+            errors.push("CxlDtls/TxInfAndSts: at least one recall refused".into());
+        }
+        if !errors.is_empty() {
+            return text(StatusCode::BAD_REQUEST, listed("no refusal of this camt.029 was taken", &errors));
+        }
+        let mut failed = Vec::new();
+        for (original, code) in &refusals {
+            let refused = crate::grpc::payments::refuse_recall(&self.engine, caller, original, 0, code).await;
+            match refused {
+                Ok(_) => {}
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, status.message());
+                }
+                Err(status) => failed.push(format!("{original}: {}", status.message())),
+            }
+        }
+        if !failed.is_empty() {
+            let taken = refusals.len() - failed.len();
+            let why = format!("{taken} refusal(s) of this camt.029 were taken; these were not");
+            return text(StatusCode::UNPROCESSABLE_ENTITY, listed(&why, &failed));
+        }
+        hyper::Response::builder().status(StatusCode::ACCEPTED).body(full(Bytes::new())).expect("a valid response")
     }
 
     /// pacs.028: the status of each transaction asked about, as its side sees it.
@@ -482,11 +588,13 @@ impl Gateway {
         let mut credits = Vec::new();
         let mut cancelled = Vec::new();
         let mut returns = Vec::new();
+        let mut recalls = Vec::new();
         let flush = |out: &mut String,
                      payments: &mut Vec<CreditTransferTx>,
                      credits: &mut Vec<Entry>,
                      cancelled: &mut Vec<TxStatus>,
-                     returns: &mut Vec<ReturnTx>| {
+                     returns: &mut Vec<ReturnTx>,
+                     recalls: &mut Vec<ponte_ledger::Recall>| {
             if !payments.is_empty() {
                 let message =
                     CreditTransfer { GrpHdr: self.batch_header(payments.len()), CdtTrfTxInf: std::mem::take(payments) };
@@ -525,12 +633,42 @@ impl Gateway {
                 ponte_iso20022::write_pacs004_into(&message, out);
                 out.push('\n');
             }
+            // Recalls one document each: a camt.056 to answer, or a
+            // camt.029 saying how the participant's recall closed.
+            for recall in recalls.drain(..) {
+                let header = self.header();
+                let assignment = Assignment {
+                    Id: header.MsgId,
+                    Assgnr: PartyChoice { Agt: convert::agent(recall.requester) },
+                    Assgne: PartyChoice { Agt: convert::agent(recall.responder) },
+                    CreDtTm: header.CreDtTm,
+                };
+                if recall.is_open() {
+                    let message = CancellationRequest {
+                        Assgnmt: assignment,
+                        Undrlyg: vec![Underlying { TxInf: vec![convert::recall_tx(&recall)] }],
+                        ..Default::default()
+                    };
+                    ponte_iso20022::write_camt056_into(&message, out);
+                } else {
+                    let status = convert::recall_status(&recall);
+                    let conf = if status.TxCxlSts.as_deref() == Some("ACCR") { "CNCL" } else { "RJCR" };
+                    let message = Resolution {
+                        Assgnmt: assignment,
+                        RslvdCase: None,
+                        Sts: InvestigationStatus { Conf: conf.into() },
+                        CxlDtls: vec![CancellationDetails { TxInfAndSts: vec![status] }],
+                    };
+                    ponte_iso20022::write_camt029_into(&message, out);
+                }
+                out.push('\n');
+            }
         };
         let mut last = None;
         for effect in effects {
             let kind = std::mem::discriminant(&effect);
             if last.is_some_and(|last| last != kind) {
-                flush(&mut out, &mut payments, &mut credits, &mut cancelled, &mut returns);
+                flush(&mut out, &mut payments, &mut credits, &mut cancelled, &mut returns, &mut recalls);
             }
             last = Some(kind);
             match effect {
@@ -540,9 +678,10 @@ impl Gateway {
                     cancelled.push(convert::outcome_status(id.as_str(), &Outcome::Rejected { reason }))
                 }
                 Effect::Returned(notice) => returns.push(convert::returned(&notice)),
+                Effect::Recall(recall) => recalls.push(*recall),
             }
         }
-        flush(&mut out, &mut payments, &mut credits, &mut cancelled, &mut returns);
+        flush(&mut out, &mut payments, &mut credits, &mut cancelled, &mut returns, &mut recalls);
         out
     }
 }
@@ -564,6 +703,13 @@ impl Drop for OpenInbox {
             });
         }
     }
+}
+
+/// `what`, then the first 20 `errors`, one per line.
+fn listed(what: &str, errors: &[String]) -> String {
+    let shown = errors.iter().take(20).cloned().collect::<Vec<_>>().join("\n");
+    let more = if errors.len() > 20 { format!("\n(and {} more)", errors.len() - 20) } else { String::new() };
+    format!("{what}; {} cannot be:\n{shown}{more}", errors.len())
 }
 
 fn refused(id: &str, refusal: &Refusal) -> TxStatus {

@@ -75,11 +75,7 @@ impl Delivery {
     /// Adds a frame for one of the participant's inbox streams, round
     /// robin. The wire encoding happens on the stream's own task, not here.
     fn collect(&mut self, effect: Effect) {
-        let participant = match &effect {
-            Effect::Deliver(delivery) => delivery.payee.participant,
-            Effect::Settled { payee, .. } | Effect::Cancelled { payee, .. } => *payee,
-            Effect::Returned(notice) => notice.to,
-        };
+        let participant = effect.participant();
         let Some(inbox) = self.inboxes.get_mut(&participant) else { return };
         if inbox.streams.is_empty() {
             return;
