@@ -479,3 +479,193 @@ async fn an_iso_bank_pays_a_key_and_plain_http_clients_get_clear_answers() {
     assert_eq!((code, text.contains("no root element")), (400, true), "{text}");
     switch.stop().await;
 }
+
+/// A camt.056 from `from` recalling `original` for `reason`, validated.
+fn camt056(from: u32, original: &EndToEndId, reason: &str) -> String {
+    let xml = ponte_iso20022::write_camt056(&CancellationRequest {
+        Assgnmt: Assignment {
+            Id: format!("CASE{}", now_ms()),
+            Assgnr: PartyChoice { Agt: agent(from) },
+            Assgne: PartyChoice { Agt: agent(from) },
+            CreDtTm: "2026-12-07T12:00:00Z".into(),
+        },
+        Undrlyg: vec![Underlying {
+            TxInf: vec![CancellationTx {
+                CxlId: Some("CXL1".into()),
+                OrgnlEndToEndId: Some(original.to_string()),
+                CxlRsnInf: vec![CancellationReason {
+                    Orgtr: None,
+                    Rsn: Some(CodeOrProprietary::code(reason)),
+                    AddtlInf: vec!["sent twice".into()],
+                }],
+                ..Default::default()
+            }],
+        }],
+        ..Default::default()
+    });
+    valid(&xml);
+    xml
+}
+
+/// A camt.029 from `from` answering the recall of `original` with `status`
+/// (RJCR, or ACCR which the gateway refuses) and `reason`, validated.
+fn camt029(from: u32, original: &EndToEndId, status: &str, reason: &str) -> String {
+    let xml = ponte_iso20022::write_camt029(&Resolution {
+        Assgnmt: Assignment {
+            Id: format!("RES{}", now_ms()),
+            Assgnr: PartyChoice { Agt: agent(from) },
+            Assgne: PartyChoice { Agt: agent(from) },
+            CreDtTm: "2026-12-07T12:00:00Z".into(),
+        },
+        RslvdCase: None,
+        Sts: InvestigationStatus { Conf: status.into() },
+        CxlDtls: vec![CancellationDetails {
+            TxInfAndSts: vec![CancellationTxStatus {
+                OrgnlEndToEndId: Some(original.to_string()),
+                TxCxlSts: Some(status.into()),
+                CxlStsRsnInf: vec![CancellationReason {
+                    Orgtr: None,
+                    Rsn: Some(CodeOrProprietary::code(reason)),
+                    AddtlInf: vec![],
+                }],
+                ..Default::default()
+            }],
+        }],
+    });
+    valid(&xml);
+    xml
+}
+
+/// Posts a camt.056; the camt.029 answer (validated): each recall's
+/// `TxCxlSts` with its reason code.
+async fn recall_ok(client: &IsoClient, xml: String) -> Vec<(String, Option<String>)> {
+    let (status, body) = client.post(xml).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    valid(&body);
+    let ponte_iso20022::Inbound::Resolution(answer) = ponte_iso20022::read(body.as_bytes()).unwrap() else {
+        panic!("{body}")
+    };
+    answer
+        .CxlDtls
+        .iter()
+        .flat_map(|d| d.TxInfAndSts.iter())
+        .map(|s| {
+            let reason =
+                s.CxlStsRsnInf.first().and_then(|r| r.Rsn.as_ref()).and_then(|r| r.Cd.clone().or(r.Prtry.clone()));
+            (s.TxCxlSts.clone().unwrap_or_default(), reason)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recalls_between_iso_and_grpc_banks_close_by_a_return_or_a_refusal() {
+    use ponte_sdk::RecallState;
+    let switch = start().await;
+    // A and C speak ISO 20022; B is a gRPC bank.
+    let (a_iso, c_iso) = (iso(&switch, &A.to_string()).await, iso(&switch, &C.to_string()).await);
+    let a_payee = iso_payee(&switch, A, accept).await;
+    let c_payee = iso_payee(&switch, C, accept).await;
+    let b = switch.client(B).await;
+    let b_side = Payee::accepting();
+    let b_handle = b_side.serve(&b).await;
+    let (to_c, to_c_again, to_b) = (payment_id(A), payment_id(A), payment_id(A));
+    let paid = pacs008(vec![
+        transfer(&to_c, A, C, "10.00"),
+        transfer(&to_c_again, A, C, "20.00"),
+        transfer(&to_b, A, B, "3.00"),
+    ]);
+    assert!(statuses(&post_ok(&a_iso, paid).await).iter().all(|(s, _)| s == "ACSC"));
+
+    // ISO -> ISO, refused: A recalls, C hears it as a camt.056 and refuses
+    // with a camt.029; A hears the refusal as a camt.029.
+    assert_eq!(recall_ok(&a_iso, camt056(A, &to_c, "DUPL")).await, [("PDCR".into(), None)]);
+    eventually("C's camt.056", || !c_payee.containing("camt.056").is_empty()).await;
+    let asked = c_payee.containing("camt.056")[0].clone();
+    assert!(asked.contains(to_c.as_str()) && asked.contains("<Cd>DUPL</Cd>"), "{asked}");
+    assert!(asked.contains("<AddtlInf>sent twice</AddtlInf>"), "{asked}");
+    let (code, body) = c_iso.post(camt029(C, &to_c, "RJCR", "LEGL")).await.unwrap();
+    assert_eq!(code, 202, "{body}");
+    eventually("A's camt.029", || !a_payee.containing("camt.029").is_empty()).await;
+    let told = a_payee.containing("camt.029")[0].clone();
+    assert!(told.contains("<TxCxlSts>RJCR</TxCxlSts>") && told.contains("<Cd>LEGL</Cd>"), "{told}");
+    // The same recall again answers how it closed.
+    assert_eq!(recall_ok(&a_iso, camt056(A, &to_c, "DUPL")).await, [("RJCR".into(), Some("LEGL".into()))]);
+
+    // ISO -> ISO, accepted by a pacs.004: A gets the pacs.004 and a camt.029 ACCR.
+    assert_eq!(recall_ok(&a_iso, camt056(A, &to_c_again, "FRAD")).await, [("PDCR".into(), None)]);
+    let return_id = EndToEndId::generate(ponte_domain::IdKind::Return, pid(C), now_ms());
+    let give_back = ponte_iso20022::write_pacs004(&PaymentReturn {
+        GrpHdr: header(1),
+        TxInf: vec![ReturnTx {
+            RtrId: Some(return_id.to_string()),
+            OrgnlEndToEndId: Some(to_c_again.to_string()),
+            OrgnlIntrBkSttlmAmt: None,
+            RtrdIntrBkSttlmAmt: Amt { Ccy: "BRL".into(), value: "20.00".into() },
+            ChrgBr: Some("SLEV".into()),
+            RtrRsnInf: vec![ReturnReason { Rsn: Some(CodeOrProprietary::code("FR01")), AddtlInf: vec![] }],
+        }],
+    });
+    valid(&give_back);
+    assert_eq!(statuses(&post_ok(&c_iso, give_back).await), [("ACSC".into(), None)]);
+    eventually("A's camt.029 ACCR", || {
+        a_payee.containing("<TxCxlSts>ACCR</TxCxlSts>").iter().any(|d| d.contains(return_id.as_str()))
+    })
+    .await;
+    assert!(a_payee.containing(return_id.as_str()).iter().any(|d| d.contains("pacs.004")), "A's pacs.004");
+
+    // ISO payer -> gRPC payee: B hears of it on its inbox and refuses over gRPC.
+    assert_eq!(recall_ok(&a_iso, camt056(A, &to_b, "TECH")).await, [("PDCR".into(), None)]);
+    eventually("B is asked", || !b_side.recalls_of(&to_b).is_empty()).await;
+    assert_eq!(b_side.recalls_of(&to_b)[0].reason, ponte_domain::ReasonCode::TechnicalProblem);
+    b.refuse_recall(&to_b, ponte_domain::ReasonCode::AgentDecision).await.unwrap();
+    eventually("A's camt.029 AGNT", || a_payee.containing("<Cd>AGNT</Cd>").iter().any(|d| d.contains(to_b.as_str())))
+        .await;
+
+    // gRPC payer -> ISO payee: B recalls, C returns with a pacs.004, B is told.
+    let from_b = payment(&b, C, "4.00");
+    assert!(b.submit(&from_b).await.unwrap().is_settled());
+    assert_eq!(
+        b.recall(&from_b.id, ponte_domain::ReasonCode::CustomerDecision, "").await.unwrap().state,
+        RecallState::Open
+    );
+    eventually("C's camt.056 from B", || c_payee.containing(from_b.id.as_str()).iter().any(|d| d.contains("camt.056")))
+        .await;
+    let back = EndToEndId::generate(ponte_domain::IdKind::Return, pid(C), now_ms());
+    let give_back = ponte_iso20022::write_pacs004(&PaymentReturn {
+        GrpHdr: header(1),
+        TxInf: vec![ReturnTx {
+            RtrId: Some(back.to_string()),
+            OrgnlEndToEndId: Some(from_b.id.to_string()),
+            OrgnlIntrBkSttlmAmt: None,
+            RtrdIntrBkSttlmAmt: Amt { Ccy: "BRL".into(), value: "4.00".into() },
+            ChrgBr: Some("SLEV".into()),
+            RtrRsnInf: vec![ReturnReason { Rsn: Some(CodeOrProprietary::code("MD06")), AddtlInf: vec![] }],
+        }],
+    });
+    assert_eq!(statuses(&post_ok(&c_iso, give_back).await), [("ACSC".into(), None)]);
+    eventually("B told its recall was accepted", || {
+        b_side
+            .recalls_of(&from_b.id)
+            .iter()
+            .any(|r| matches!(r.state, RecallState::Accepted { return_id, .. } if return_id == back))
+    })
+    .await;
+
+    // Refused by the switch, with a camt.029 RJCR: a payment of someone
+    // else (NOOR, nothing revealed), a return reason as a recall reason.
+    assert_eq!(recall_ok(&c_iso, camt056(C, &to_b, "DUPL")).await, [("RJCR".into(), Some("NOOR".into()))]);
+    assert_eq!(recall_ok(&a_iso, camt056(A, &to_c, "MD06")).await, [("RJCR".into(), Some("INVALID_FIELD".into()))]);
+    // A bank recalling as another: 403. A camt.029 accepting: 400 (return it instead).
+    let (code, body) = a_iso.post(camt056(B, &to_b, "DUPL")).await.unwrap();
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = c_iso.post(camt029(C, &to_c, "ACCR", "LEGL")).await.unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("pacs.004"), "{body}");
+    let (code, body) = c_iso.post(camt029(C, &to_c, "RJCR", "MD06")).await.unwrap();
+    assert_eq!(code, 400, "{body}");
+    // Refusing a recall already closed: taken by none, said so.
+    let (code, body) = c_iso.post(camt029(C, &to_c_again, "RJCR", "LEGL")).await.unwrap();
+    assert_eq!(code, 422, "{body}");
+    b_handle.stop().await;
+    switch.stop().await;
+}

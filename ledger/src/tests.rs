@@ -774,6 +774,7 @@ enum Op {
     Return { pick: usize, minor: i64, n: u64 },
     Advance { ms: i64 },
     Inbox { code: u32, open: bool },
+    Recall { pick: usize, refuse: bool },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -784,6 +785,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), 1..=30_000_i64, any::<u64>()).prop_map(|(pick, minor, n)| Op::Return { pick, minor, n }),
         1 => (0..3_000_i64).prop_map(|ms| Op::Advance { ms }),
         1 => (1..=4_u32, any::<bool>()).prop_map(|(code, open)| Op::Inbox { code, open }),
+        1 => (any::<usize>(), any::<bool>()).prop_map(|(pick, refuse)| Op::Recall { pick, refuse }),
     ]
 }
 
@@ -833,6 +835,16 @@ proptest! {
                     let rid = return_id(payee, n % 100_000_000_000);
                     if h.engine.transfer(&rid).is_none() {
                         give_back(&mut h, now, payee, n % 100_000_000_000, i, minor);
+                    }
+                }
+                Op::Recall { pick, refuse } if !sent.is_empty() => {
+                    let (i, payer, payee, _) = sent[pick % sent.len()];
+                    if refuse {
+                        let refused = op::RefuseRecall { responder: pid(payee), original: i, reason: ReasonCode::AgentDecision };
+                        let _ = h.run(now, refused);
+                    } else if let Ok(recall) = recall(&mut h, now, payer, i, ReasonCode::TechnicalProblem) {
+                        let t = h.engine.transfer(&i).unwrap();
+                        prop_assert!(recall.amount <= t.amount, "a recall asks at most the original");
                     }
                 }
                 Op::Advance { ms } => {

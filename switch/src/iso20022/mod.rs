@@ -11,6 +11,11 @@
 //!   - pacs.004: returns; the answer is a pacs.002 with each one's outcome.
 //!   - pacs.028: status requests; the answer is a pacs.002 with each
 //!     transaction's status (ACSC, RJCT, PDNG, or unknown).
+//!   - camt.056: recalls of settled payments the caller sent, as gRPC
+//!     `Recall`; the answer is a camt.029 with each recall's status (PDCR
+//!     sent on, RJCR refused with its reason, ACCR already accepted).
+//!   - camt.029 from a payee's participant: its refusals of recalls (RJCR
+//!     with a reason). All read before any is taken.
 //! - `GET /iso20022/v1/statements/{cycle}`: the caller's camt.053
 //!   statement of a cycle (its own position, the whole cycle's digest).
 //! - `GET /iso20022/v1/inbox` is the payee's long-lived channel: a
@@ -18,7 +23,8 @@
 //!   document per line: pacs.008 payments to answer before their
 //!   `SttlmTmReq/RjctTm`, camt.054 credit notifications once settled,
 //!   pacs.002 RJCT when a payment is not going ahead, pacs.004 for settled
-//!   returns of the participant's payments. An empty line every
+//!   returns of the participant's payments, camt.056 for recalls to answer,
+//!   camt.029 for how the participant's own recalls closed. An empty line every
 //!   [`HEARTBEAT`] keeps idle connections open.
 //!
 //! A document that cannot be read gets an HTTP error with a plain-text
