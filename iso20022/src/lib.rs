@@ -7,7 +7,8 @@
 //!   no external entity, whatever the parser), no processing instruction,
 //!   the root `Document` in the namespace of a message the gateway reads,
 //!   every element in that namespace, no attribute but `Ccy` and namespace
-//!   declarations, bounded depth and size. Then serde maps it onto
+//!   declarations, bounded depth and size, and elements in the order and
+//!   number the message's XSD allows (`order`). Then serde maps it onto
 //!   [`model`], which refuses any element outside Ponte's usage guideline.
 //! - The `write_*` functions give a whole document (declaration, root and
 //!   namespace) on one line: text never holds a raw line break, so a stream
@@ -17,6 +18,7 @@
 //! gateway in the switch: this crate knows XML and ISO, not Ponte's rules.
 
 pub mod model;
+mod order;
 
 use model::*;
 use quick_xml::events::Event;
@@ -260,6 +262,9 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
     let mut depth = 0_usize;
     let mut kind: Option<MessageKind> = None;
     let mut messages = 0;
+    // Each open element's place in its type (order.rs).
+    let mut frames: Vec<order::Frame> = Vec::with_capacity(DEPTH_MAX);
+    let mut schema: Option<&'static order::Schema> = None;
     loop {
         let (namespace, event) = reader.read_resolved_event().map_err(|e| DocumentError::Malformed(e.to_string()))?;
         let (start, empty) = match &event {
@@ -267,6 +272,7 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
             Event::Empty(e) => (e, true),
             Event::End(_) => {
                 depth -= 1;
+                frames.pop();
                 continue;
             }
             Event::DocType(_) => return Err(DocumentError::Doctype),
@@ -313,6 +319,9 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
                 return Err(DocumentError::NotRead(found.name()));
             }
             kind = Some(found);
+            let found_schema = order::Schema::of(found);
+            schema = Some(found_schema);
+            frames.push(found_schema.root());
         } else {
             let kind = kind.expect("set at the root");
             if in_namespace != kind.namespace() {
@@ -327,6 +336,12 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
                     });
                 }
             }
+            let parent = frames.last_mut().expect("the root's frame is pushed with it");
+            let frame = schema
+                .expect("set at the root")
+                .enter(parent, start.local_name().as_ref())
+                .map_err(|reason| DocumentError::Schema { message: kind.name(), reason })?;
+            frames.push(frame);
         }
         for attribute in start.attributes() {
             let attribute = attribute.map_err(|e| DocumentError::Malformed(e.to_string()))?;
@@ -345,6 +360,7 @@ pub fn check(bytes: &[u8]) -> Result<MessageKind, DocumentError> {
         }
         if empty {
             depth -= 1;
+            frames.pop();
         }
     }
     if depth != 0 {

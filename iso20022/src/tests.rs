@@ -273,6 +273,28 @@ fn bad_documents_get_an_error_that_says_what_is_wrong() {
         ("an attribute", edited(&good, "<ChrgBr>", "<ChrgBr evil=\"1\">"), "attribute evil"),
         ("two messages", edited(&good, "</Document>", "<FIToFICstmrCdtTrf/></Document>"), "exactly one"),
         ("a camt.054", good.replace("pacs.008.001.09", "camt.054.001.08"), "the gateway writes"),
+        // Order and multiplicity, as the XSD says (schema-invalid, so refused
+        // even where serde alone would map the elements by name).
+        (
+            "out of order",
+            edited(
+                &edited(&good, "<ChrgBr>SLEV</ChrgBr>", ""),
+                "<IntrBkSttlmAmt",
+                "<ChrgBr>SLEV</ChrgBr><IntrBkSttlmAmt",
+            ),
+            "IntrBkSttlmAmt is out of order in CreditTransferTransaction43: the schema puts it before ChrgBr",
+        ),
+        (
+            "twice",
+            edited(&good, "<ChrgBr>SLEV</ChrgBr>", "<ChrgBr>SLEV</ChrgBr><ChrgBr>SLEV</ChrgBr>"),
+            "ChrgBr appears more than once",
+        ),
+        ("both of a choice", edited(&good, "<Cd>CACC</Cd>", "<Cd>CACC</Cd><Prtry>X</Prtry>"), "alternatives"),
+        (
+            "an element inside text",
+            edited(&good, "<ChrgBr>SLEV</ChrgBr>", "<ChrgBr><Cd>SLEV</Cd></ChrgBr>"),
+            "text only",
+        ),
     ];
     for (name, xml, expected) in cases {
         let error = read(xml.as_bytes()).expect_err(name).to_string();
@@ -283,7 +305,11 @@ fn bad_documents_get_an_error_that_says_what_is_wrong() {
         "<a>".repeat(DEPTH_MAX),
         "</a>".repeat(DEPTH_MAX)
     );
-    assert_eq!(read(deep.as_bytes()).unwrap_err(), DocumentError::TooDeep);
+    // Elements the schema does not name are refused where they start, so
+    // nesting is bounded by the schema's own depth; the depth bound stays
+    // as a second guard.
+    let error = read(deep.as_bytes()).unwrap_err().to_string();
+    assert!(error.contains("a is not an element of FIToFICustomerCreditTransferV09"), "{error}");
     let large = format!("{good}{}", " ".repeat(DOCUMENT_BYTES_MAX));
     assert_eq!(read(large.as_bytes()).unwrap_err(), DocumentError::TooLarge);
     let many = write_pacs008(&credit_transfer(TRANSACTIONS_MAX + 1));
