@@ -611,7 +611,7 @@ async fn recalls_between_iso_and_grpc_banks_close_by_a_return_or_a_refusal() {
         a_payee.containing("<TxCxlSts>ACCR</TxCxlSts>").iter().any(|d| d.contains(return_id.as_str()))
     })
     .await;
-    assert!(a_payee.containing(return_id.as_str()).iter().any(|d| d.contains("pacs.004")), "A's pacs.004");
+    eventually("A's pacs.004", || a_payee.containing(return_id.as_str()).iter().any(|d| d.contains("pacs.004"))).await;
 
     // ISO payer -> gRPC payee: B hears of it on its inbox and refuses over gRPC.
     assert_eq!(recall_ok(&a_iso, camt056(A, &to_b, "TECH")).await, [("PDCR".into(), None)]);

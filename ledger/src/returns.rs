@@ -90,14 +90,15 @@ impl Engine {
             },
         };
         self.record(event, out);
-        // The return that accepted a recall tells its requester so.
+        let notice = ReturnNotice { to: payee.participant, id, original, amount, reason, at: now };
+        out.effects.push(Effect::Returned(Box::new(notice)));
+        // The return that accepted a recall tells its requester so, after
+        // the return itself (a pacs.004, then the camt.029).
         let accepted =
             |r: &&crate::Recall| matches!(r.state, crate::RecallState::Accepted { return_id, .. } if return_id == id);
         if let Some(recall) = self.recalls.get(&original).filter(accepted) {
             out.effects.push(Effect::Recall(Box::new(recall.clone())));
         }
-        let notice = ReturnNotice { to: payee.participant, id, original, amount, reason, at: now };
-        out.effects.push(Effect::Returned(Box::new(notice)));
         Submitted::Final(Outcome::Settled { at: now })
     }
 
