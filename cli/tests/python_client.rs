@@ -34,7 +34,6 @@ async fn a_python_client_pays_and_reconciles_a_cycle_by_pages() {
     assert_eq!(report["transfers"], 250, "{report}");
     assert_eq!(report["distinct"], 250, "{report}");
     assert_eq!(report["pages"], 5, "250 in pages of 60: {report}");
-    assert_eq!(report["in_order"], true, "{report}");
     assert_eq!(report["sent_value_minor"], 250, "{report}");
     assert_eq!(report["bad_token"], "INVALID_ARGUMENT", "{report}");
     assert_eq!(report["answers_refused"].as_array().map(Vec::len), Some(0), "{report}");

@@ -90,7 +90,7 @@ async fn a_busy_cycle_reconciles_by_pages() {
     }
     let operator = switch.operator().await;
     let cycle = operator.close_cycle().await.unwrap().id;
-    // Pages of 700: 4 pages, every payment once, in id order, on both sides.
+    // Pages of 700: 4 pages, every payment once, on both sides.
     for client in [&a, &b] {
         let paged = all_pages(client, cycle, 700).await;
         assert_eq!(paged.iter().map(|t| t.id).collect::<HashSet<_>>(), settled);
@@ -204,9 +204,10 @@ async fn a_cycle_of_a_million_transfers_reconciles_through_the_sdk_the_cli_and_p
     config.engine.payee_timeout_ms = 30_000;
     config.dev_participants[0].net_debit_cap = "100000.00".into();
     config.engine.transfers_capacity = N as u64 + 10_000;
-    // The cycle stays in memory while it is read: a page of an archived
-    // cycle rescans the whole cycle in the archive (BENCHMARKS.md, "Pages").
-    config.engine.final_record_ms = 3_600_000;
+    // Settled transfers leave memory for the archive after a second, so the
+    // cycle is read from the archive, as a closed cycle is in production: a
+    // page starts where the last ended there too (BENCHMARKS.md, "Pages").
+    config.engine.final_record_ms = 1_000;
     let switch = ponte_switch::server::start(config.clone()).await.expect("switch starts");
     let switch = TestSwitch { dir, switch: Some(switch), config };
     let (a, b) = (switch.client(A).await, switch.client(B).await);
@@ -229,6 +230,13 @@ async fn a_cycle_of_a_million_transfers_reconciles_through_the_sdk_the_cli_and_p
     }
     eprintln!("{N} payments settled in {:.1} s", started.elapsed().as_secs_f64());
     let cycle = switch.operator().await.close_cycle().await.unwrap().id;
+    let archiving = std::time::Instant::now();
+    let stats = switch.switch.as_ref().unwrap().engine.stats();
+    while stats.transfers_evicted.load(std::sync::atomic::Ordering::Relaxed) < N as u64 {
+        assert!(archiving.elapsed() < std::time::Duration::from_secs(300), "the cycle is archived within 5 minutes");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    eprintln!("the cycle's {N} transfers archived {:.1} s after it closed", archiving.elapsed().as_secs_f64());
 
     // The SDK, by the largest pages.
     let read = std::time::Instant::now();
@@ -287,7 +295,6 @@ async fn a_cycle_of_a_million_transfers_reconciles_through_the_sdk_the_cli_and_p
         (Some(N as u64), Some(N as u64)),
         "{report}"
     );
-    assert_eq!(report["in_order"], true, "{report}");
     assert_eq!((report["sent_count"].as_u64(), report["sent_value_minor"].as_u64()), (Some(N as u64), Some(N as u64)));
     eprintln!("Python: {N} transfers in {:.1} s", read.elapsed().as_secs_f64());
     inbox.stop().await;

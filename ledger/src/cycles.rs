@@ -115,10 +115,17 @@ impl Engine {
     /// the transfer slab (other cycles' and unsettled transfers in it are
     /// skipped).
     pub(super) fn settled_in(&self, id: u64) -> impl Iterator<Item = &Transfer> {
+        self.settled_in_from(id, 0).map(|(_, t)| t)
+    }
+
+    /// [`Engine::settled_in`] from position `from` on, with each transfer's
+    /// position (a page of a cycle's transfers starts where the last ended).
+    pub(super) fn settled_in_from(&self, id: u64, from: u64) -> impl Iterator<Item = (u64, &Transfer)> {
         let span = self.cycles.get(&id).map_or(0..0, |c| c.span.clone());
-        let span = span.start.max(self.transfers.head())..span.end;
-        span.map(|position| self.transfers.at(position))
-            .filter(move |t| t.state == TransferState::Settled && u64::from(t.cycle) == id)
+        let from = usize::try_from(from).unwrap_or(usize::MAX);
+        let span = span.start.max(self.transfers.head()).max(from)..span.end.max(from);
+        span.map(|position| (position as u64, self.transfers.at(position)))
+            .filter(move |(_, t)| t.state == TransferState::Settled && u64::from(t.cycle) == id)
     }
 
     /// Whether some of cycle `id`'s transfers were archived: then what the

@@ -445,41 +445,32 @@ impl Operation for CycleMovements {
 pub struct CycleTransfers {
     pub caller: ParticipantId,
     pub id: u64,
-    /// The last id of the previous page; `None` for the first page.
-    pub after: Option<EndToEndId>,
+    /// The position of the last transfer of the previous page; `None` for
+    /// the first page.
+    pub after: Option<u64>,
     pub limit: usize,
 }
 
 impl Operation for CycleTransfers {
-    /// The caller's transfers of the cycle in memory (the `limit` lowest
-    /// ids after `after`, in id order) and, when some were archived, what
-    /// the archive must hold for the rest.
-    type Result = Result<(Vec<TransferView>, Option<NotHeld>), CycleError>;
+    /// The caller's first `limit` transfers of the cycle in memory after
+    /// position `after`, in position order (the order the engine recorded
+    /// them), each with its position; and, when some of the cycle was
+    /// archived, what the archive must hold for the rest (its transfers
+    /// come before those in memory). A page costs what it holds, not the
+    /// cycle's size.
+    type Result = Result<(Vec<(u64, TransferView)>, Option<NotHeld>), CycleError>;
     fn execute(self, engine: &mut Engine, _: TimestampMs, _: &mut Output) -> Self::Result {
         if !engine.cycles.contains_key(&self.id) {
             return Err(CycleError::Unknown(self.id));
         }
-        let mut hot: Vec<TransferView> = engine
-            .settled_in(self.id)
-            .filter(|t| self.after.is_none_or(|after| t.id > after))
-            .filter_map(|t| engine.view_for(self.caller, t))
+        let from = self.after.map_or(0, |after| after.saturating_add(1));
+        let hot: Vec<(u64, TransferView)> = engine
+            .settled_in_from(self.id, from)
+            .filter_map(|(position, t)| Some((position, engine.view_for(self.caller, t)?)))
+            .take(self.limit)
             .collect();
-        keep_lowest_ids(&mut hot, self.limit);
         Ok((hot, engine.cycle_not_held(self.id)))
     }
-}
-
-/// Keeps the `limit` views with the lowest ids, in id order.
-pub fn keep_lowest_ids(views: &mut Vec<TransferView>, limit: usize) {
-    if views.len() > limit {
-        if limit == 0 {
-            views.clear();
-            return;
-        }
-        views.select_nth_unstable_by_key(limit - 1, |v| v.id);
-        views.truncate(limit);
-    }
-    views.sort_unstable_by_key(|v| v.id);
 }
 
 /// A paying agency opens an envelope (header and control totals).

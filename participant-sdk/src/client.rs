@@ -293,7 +293,7 @@ impl Client {
     }
 
     /// This participant's own payments and returns in settlement cycle
-    /// `cycle`, in end-to-end id order, every page of them: their totals
+    /// `cycle`, in the order the switch recorded them, every page of them: their totals
     /// match its line in the central bank's report. A busy cycle is
     /// millions of transfers; [`Client::cycle_transfers_page`] reads one
     /// page at a time without holding them all.
@@ -352,7 +352,7 @@ pub const CYCLE_TRANSFERS_PAGE_MAX: u32 = 10_000;
 /// One page of a participant's transfers in a cycle.
 #[derive(Debug, Clone)]
 pub struct CycleTransfersPage {
-    /// In end-to-end id order.
+    /// In the order the switch recorded them.
     pub transfers: Vec<TransferView>,
     /// The token of the next page; `None` on the last page.
     pub next_page_token: Option<String>,

@@ -264,6 +264,32 @@ fn the_archive_answers_by_id_and_by_cycle_and_takes_ops_twice_harmlessly() {
         let expected: Vec<u64> = (100..150).filter(|n| n % 10 != 9).collect();
         assert_eq!(two_below.iter().map(|(p, _)| *p).collect::<Vec<_>>(), expected, "{name}: below a position");
         assert!(cycle(3, 1_000).is_empty(), "{name}");
+        // A page: from a position (inside a block), stopping once full.
+        let page = |cycle: u32, from: u64, below: u64, limit: usize| {
+            let mut seen = Vec::new();
+            archive
+                .cycle_from(cycle, from, below, &mut |a| {
+                    seen.push(a.transfer.position);
+                    Ok(seen.len() < limit)
+                })
+                .unwrap();
+            seen
+        };
+        assert_eq!(page(1, 0, 1_000, 5), [0, 1, 2, 3, 4], "{name}: the first page");
+        assert_eq!(page(1, 5, 1_000, 5), [5, 6, 7, 8, 10], "{name}: the next starts where it ended");
+        assert_eq!(page(1, 95, 1_000, 5), [95, 96, 97, 98], "{name}: the last page is short");
+        assert_eq!(page(2, 120, 1_000, 3), [120, 121, 122], "{name}: a later cycle from inside it");
+        assert_eq!(page(2, 145, 150, 10), [145, 146, 147, 148], "{name}: below a position");
+        assert!(page(2, 150, 150, 10).is_empty(), "{name}: an empty range");
+        let mut by_pages = Vec::new();
+        let mut from = 0;
+        loop {
+            let got = page(1, from, 1_000, 7);
+            let Some(&last) = got.last() else { break };
+            by_pages.extend(got);
+            from = last + 1;
+        }
+        assert_eq!(by_pages, (0..100).filter(|n| n % 10 != 9).collect::<Vec<u64>>(), "{name}: pages make the whole");
     });
 }
 

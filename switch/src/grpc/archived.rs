@@ -81,44 +81,46 @@ async fn with_archived<T: Send + 'static>(
 }
 
 /// A page of `caller`'s transfers settled in `cycle`, archived and in
-/// memory: the `limit` lowest end-to-end ids after `after`, in id order.
-/// The union is exact whatever moves from memory to the archive between
-/// two pages, because a page is chosen by id, not by position.
+/// memory: the first `limit` after position `after`, in position order
+/// (the order the switch recorded them), each with its position. The
+/// archived ones (below the engine's head) come first, then those in
+/// memory; the union is exact whatever moves from memory to the archive
+/// between two pages, because a transfer keeps its position. A page reads
+/// from where the last one ended and stops once full, so reading a cycle
+/// by pages costs about what one read of it does, however large it is.
 pub(super) async fn cycle_transfers_page(
     engine: &EngineHandle,
     caller: ParticipantId,
     cycle: u64,
-    after: Option<EndToEndId>,
+    after: Option<u64>,
     limit: usize,
-) -> Result<Vec<TransferView>, Status> {
+) -> Result<Vec<(u64, TransferView)>, Status> {
     let (hot, mark) = engine
         .ask(op::CycleTransfers { caller, id: cycle, after, limit })
         .await
         .map_err(to_status)?
         .map_err(to_status)?;
+    let from = after.map_or(0, |after| after.saturating_add(1));
     let (Some(mark), Some(archive)) = (mark, engine.archive()) else { return Ok(hot) };
+    if from >= mark.head {
+        return Ok(hot);
+    }
     let cycle_number = u32::try_from(cycle)
         .map_err(|_| super::status::error(tonic::Code::NotFound, format!("no cycle {cycle}"), "UNKNOWN_CYCLE"))?;
     let mut page = archive
         .read(mark, move |archive| {
-            // Bounded however large the cycle: trimmed to the lowest
-            // `limit` ids whenever it holds four times that.
-            let mut page: Vec<TransferView> = Vec::new();
-            archive.cycle(cycle_number, mark.head, &mut |a| {
-                if after.is_none_or(|after| a.transfer.transfer.id > after) {
-                    page.extend(a.transfer.view_for(caller, a.late));
-                    if page.len() >= limit.saturating_mul(4).max(4096) {
-                        op::keep_lowest_ids(&mut page, limit);
-                    }
-                }
-                Ok(())
+            let mut page: Vec<(u64, TransferView)> = Vec::new();
+            archive.cycle_from(cycle_number, from, mark.head, &mut |a| {
+                let position = a.transfer.position;
+                page.extend(a.transfer.view_for(caller, a.late).map(|view| (position, view)));
+                Ok(page.len() < limit)
             })?;
             Ok(page)
         })
         .await
         .map_err(to_status)?;
     page.extend(hot);
-    op::keep_lowest_ids(&mut page, limit);
+    page.truncate(limit);
     Ok(page)
 }
 

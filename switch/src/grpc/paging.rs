@@ -1,13 +1,14 @@
 //! Pages of lists that grow with volume (Google's AIP-158): a bounded page
 //! size and an opaque page token naming where the next page starts.
 //!
-//! A token names the last item of the page before, not a position, so a
-//! list read by pages is exact while items move between memory and the
-//! archive. Tokens are tied to the list they came from and checked: a
-//! token of another cycle, or text that is no token, is INVALID_ARGUMENT.
+//! A token names the last item of the page before (a key, a claim id, a
+//! transfer's position in the engine's recording order, which it keeps
+//! when it moves to the archive), so a list read by pages is exact while
+//! items move between memory and the archive. Tokens are tied to the list
+//! they came from and checked: a token of another cycle, or text that is
+//! no token, is INVALID_ARGUMENT.
 
 use ponte_directory::keys::{Key, KeyType};
-use ponte_domain::EndToEndId;
 use ponte_wire::FieldError;
 
 /// A list's page sizes: what 0 means, and the most one page holds.
@@ -61,20 +62,22 @@ pub(super) fn claims_after(token: &str) -> Result<Option<u64>, FieldError> {
     body.parse().map(Some).map_err(|_| not_a_token("ListClaims"))
 }
 
-/// The token of the page after the one ending with `last`, in `cycle`.
-pub(super) fn cycle_transfers_token(cycle: u64, last: EndToEndId) -> String {
+/// The token of the page after the one ending with the transfer at
+/// position `last` (the engine's recording order), in `cycle`.
+pub(super) fn cycle_transfers_token(cycle: u64, last: u64) -> String {
     hex(format!("{CYCLE_TRANSFERS_TAG}:{cycle}:{last}").as_bytes())
 }
 
-/// Where the page `token` asks for starts: `None` for the first page.
-pub(super) fn cycle_transfers_after(token: &str, cycle: u64) -> Result<Option<EndToEndId>, FieldError> {
+/// Where the page `token` asks for starts (after that position): `None`
+/// for the first page.
+pub(super) fn cycle_transfers_after(token: &str, cycle: u64) -> Result<Option<u64>, FieldError> {
     let Some(body) = token_body(token, CYCLE_TRANSFERS_TAG, "CycleTransfers")? else { return Ok(None) };
     let bad = || not_a_token("CycleTransfers");
     let (of, last) = body.split_once(':').ok_or_else(bad)?;
     if of.parse::<u64>().map_err(|_| bad())? != cycle {
         return Err(FieldError::new("page_token", format!("a page token of cycle {of}, not of cycle {cycle}")));
     }
-    EndToEndId::parse(last).map(Some).map_err(|_| bad())
+    last.parse::<u64>().map(Some).map_err(|_| bad())
 }
 
 /// What a token of list `list` carries after its `tag`; `None` for the
@@ -132,13 +135,17 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_belong_to_their_cycle() {
-        let id = EndToEndId::parse("E10000001202612071200abcdefghijk").unwrap();
-        let token = cycle_transfers_token(7, id);
-        assert_eq!(cycle_transfers_after(&token, 7).unwrap(), Some(id));
+        let token = cycle_transfers_token(7, 1_234_567);
+        assert_eq!(cycle_transfers_after(&token, 7).unwrap(), Some(1_234_567));
+        let id = ponte_domain::EndToEndId::parse("E10000001202612071200abcdefghijk").unwrap();
+        let old = hex(format!("{CYCLE_TRANSFERS_TAG}:7:{id}").as_bytes());
+        assert!(cycle_transfers_after(&old, 7).is_err(), "a token naming an id (before positions) is refused");
         assert_eq!(cycle_transfers_after("", 7).unwrap(), None);
         let other = cycle_transfers_after(&token, 8).unwrap_err().to_string();
         assert!(other.contains("cycle 7, not of cycle 8"), "{other}");
-        for bad in ["zz", "abc", &token[..token.len() - 2], &"ab".repeat(200), "6374313a373a45", "é"] {
+        let not_a_position = hex(format!("{CYCLE_TRANSFERS_TAG}:7:-1").as_bytes());
+        for bad in ["zz", "abc", &token[..token.len() - 1], &not_a_position, &"ab".repeat(200), "6374313a373a45", "é"]
+        {
             assert!(cycle_transfers_after(bad, 7).is_err(), "{bad:?}");
         }
         // A token of one list is not a token of another.

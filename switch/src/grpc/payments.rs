@@ -386,10 +386,10 @@ impl pb::payments_server::Payments for PaymentsService {
         let after = super::paging::cycle_transfers_after(&m.page_token, id).map_err(to_status)?;
         let mut views = super::archived::cycle_transfers_page(&self.engine, caller, id, after, size + 1).await?;
         let next_page_token =
-            super::paging::cut_page(&mut views, size, |last| super::paging::cycle_transfers_token(id, last.id));
+            super::paging::cut_page(&mut views, size, |last| super::paging::cycle_transfers_token(id, last.0));
         Ok(Response::new(pb::CycleTransfersResponse {
             cycle: id,
-            transfers: views.iter().map(wire::transfer_to_wire).collect(),
+            transfers: views.iter().map(|(_, view)| wire::transfer_to_wire(view)).collect(),
             next_page_token,
         }))
     }

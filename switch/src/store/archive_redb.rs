@@ -307,11 +307,12 @@ impl Archive for EmbeddedArchive {
         Ok(None)
     }
 
-    fn cycle(
+    fn cycle_from(
         &self,
         cycle: u32,
+        from: u64,
         below: u64,
-        visit: &mut dyn FnMut(Archived) -> Result<(), StoreError>,
+        visit: &mut dyn FnMut(Archived) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_read().map_err(|e| error(&self.path, e))?;
         let read = || -> Result<_, redb::Error> {
@@ -319,7 +320,17 @@ impl Archive for EmbeddedArchive {
         };
         let (cycles, blocks, late) = read().map_err(|e| error(&self.path, e))?;
         let any_late = !late.is_empty().map_err(|e| error(&self.path, e))?;
-        let rows = cycles.range((cycle, 0)..(cycle, below)).map_err(|e| error(&self.path, e))?;
+        if from >= below {
+            return Ok(());
+        }
+        // The block holding `from` starts at or before it: the last block of
+        // the cycle starting there or earlier (none: the cycle's first).
+        let before = cycles.range((cycle, 0)..=(cycle, from)).map_err(|e| error(&self.path, e))?.next_back();
+        let start = match before {
+            Some(row) => row.map_err(|e| error(&self.path, e))?.0.value().1,
+            None => 0,
+        };
+        let rows = cycles.range((cycle, start)..(cycle, below)).map_err(|e| error(&self.path, e))?;
         for row in rows {
             let (key, _) = row.map_err(|e| error(&self.path, e))?;
             let (_, start) = key.value();
@@ -328,14 +339,16 @@ impl Archive for EmbeddedArchive {
                 return Err(self.damaged(format!("cycle {cycle} lists block {start}, which is missing")));
             };
             for transfer in self.decode(bytes.value())?.transfers {
-                if transfer.transfer.cycle != cycle || transfer.position >= below {
+                if transfer.transfer.cycle != cycle || transfer.position >= below || transfer.position < from {
                     continue;
                 }
                 let late = match any_late {
                     true => self.late_of(&late, &transfer.transfer.id).map_err(|e| error(&self.path, e))?,
                     false => Amount::ZERO,
                 };
-                visit(Archived { transfer, late })?;
+                if !visit(Archived { transfer, late })? {
+                    return Ok(());
+                }
             }
         }
         Ok(())

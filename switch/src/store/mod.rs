@@ -117,6 +117,20 @@ pub trait Archive: Send + Sync + 'static {
         cycle: u32,
         below: u64,
         visit: &mut dyn FnMut(Archived) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.cycle_from(cycle, 0, below, &mut |a| visit(a).map(|()| true))
+    }
+
+    /// The archived transfers of `cycle` at positions `from..below`, in
+    /// position order, until `visit` answers `false`. A page of a cycle
+    /// starts where the last one ended and stops once full, so reading a
+    /// cycle by pages reads each of its transfers about once.
+    fn cycle_from(
+        &self,
+        cycle: u32,
+        from: u64,
+        below: u64,
+        visit: &mut dyn FnMut(Archived) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError>;
 
     /// Items `from..to` of complete envelope `number`, in index order

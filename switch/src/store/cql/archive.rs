@@ -401,12 +401,16 @@ impl Archive for CqlArchive {
         Ok(Some(Archived { transfer: self.decode(&body)?, late }))
     }
 
-    fn cycle(
+    fn cycle_from(
         &self,
         cycle: u32,
+        from: u64,
         below: u64,
-        visit: &mut dyn FnMut(Archived) -> Result<(), StoreError>,
+        visit: &mut dyn FnMut(Archived) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
+        if from >= below {
+            return Ok(());
+        }
         let shared = &self.shared;
         let (stream, cycle) = (&shared.config.stream, cycle as i32);
         let s = &shared.statements.archive;
@@ -432,7 +436,9 @@ impl Archive for CqlArchive {
             let total = late.entry(original).or_insert(Amount::ZERO);
             *total = total.checked_add(Amount::from_minor(minor)).unwrap_or(*total);
         }
-        let mut buckets: Vec<i64> = buckets.into_iter().map(|(b,)| b).collect();
+        // Buckets wholly before `from` are not read.
+        let first_bucket = i64::try_from(from >> BUCKET_BITS).unwrap_or(i64::MAX);
+        let mut buckets: Vec<i64> = buckets.into_iter().map(|(b,)| b).filter(|&b| b >= first_bucket).collect();
         buckets.sort_unstable();
         // Pieces come in order of their first position, each in position
         // order; one written again (after a crash or a takeover) repeats
@@ -449,12 +455,17 @@ impl Archive for CqlArchive {
             })?;
             for (piece,) in pieces {
                 for transfer in self.decode_piece(&piece)? {
-                    if transfer.position >= below || given.is_some_and(|g| transfer.position <= g) {
+                    if transfer.position >= below
+                        || transfer.position < from
+                        || given.is_some_and(|g| transfer.position <= g)
+                    {
                         continue;
                     }
                     given = Some(transfer.position);
                     let late = late.get(transfer.transfer.id.as_str()).copied().unwrap_or(Amount::ZERO);
-                    visit(Archived { transfer, late })?;
+                    if !visit(Archived { transfer, late })? {
+                        return Ok(());
+                    }
                 }
             }
         }
