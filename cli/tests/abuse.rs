@@ -121,6 +121,9 @@ async fn a_message_that_is_not_valid_protobuf_is_invalid_argument() {
     let status = grpc.unary(tonic::Request::new(WrongWireType { n: 5 }), path, codec).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("not valid protobuf"), "{}", status.message());
+    use tonic_types::StatusExt;
+    let info = status.get_details_error_info().expect("an ErrorInfo");
+    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("MALFORMED_MESSAGE", "ponte.v1"));
     still_serves(&switch).await;
     switch.stop().await;
 }

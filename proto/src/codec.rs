@@ -2,6 +2,8 @@
 //! message that is not valid protobuf is `INVALID_ARGUMENT` (the sender's
 //! fault, and the same code as any other malformed input), not the
 //! `INTERNAL` prost's codec gives, which tells a client the switch failed.
+//! Like every error of the switch it carries an `ErrorInfo` (domain
+//! `ponte.v1`, reason `MALFORMED_MESSAGE`).
 
 use prost::Message;
 use tonic::Status;
@@ -42,7 +44,14 @@ impl<U: Message + Default> Decoder for CheckedDecoder<U> {
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         self.0.decode(buf).map_err(|status| {
             if status.code() == tonic::Code::Internal {
-                Status::invalid_argument(format!("the message is not valid protobuf: {}", status.message()))
+                use tonic_types::StatusExt;
+                let info = tonic_types::ErrorDetails::with_error_info(
+                    "MALFORMED_MESSAGE",
+                    "ponte.v1",
+                    std::collections::HashMap::new(),
+                );
+                let message = format!("the message is not valid protobuf: {}", status.message());
+                Status::with_error_details(tonic::Code::InvalidArgument, message, info)
             } else {
                 status
             }
