@@ -44,6 +44,23 @@ async fn metrics_endpoint_reports_payments() {
     ] {
         assert!(body.contains(expected), "metrics lack {expected:?}:\n{body}");
     }
+    // The build, and the probes beside the metrics.
+    let (commit, version) = (ponte_switch::metrics::COMMIT, ponte_switch::metrics::VERSION);
+    let build =
+        body.lines().find(|l| l.starts_with("ponte_build_info{")).unwrap_or_else(|| panic!("no build info:\n{body}"));
+    assert!(
+        build.contains(&format!("commit=\"{commit}\"")) && build.contains(&format!("version=\"{version}\"")),
+        "{build}"
+    );
+    assert!(build.ends_with(" 1"), "{build}");
+    assert_eq!(http_get(metrics_port, "/healthz").await, (200, "serving\n".into()));
+    assert_eq!(http_get(metrics_port, "/readyz").await, (200, "serving\n".into()));
+    let (status, body) = http_get(metrics_port, "/anything").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("ponte_"), "only /metrics serves the metrics: {body}");
     inbox.stop().await;
-    harness.stop().await;
+    let stopping = tokio::spawn(async move { harness.stop().await });
+    stopping.await.unwrap();
+    let (status, body) = http_get(metrics_port, "/readyz").await;
+    assert_eq!((status, body.as_str()), (503, "stopping\n"), "not ready once stopping");
 }

@@ -38,6 +38,8 @@ fn lease_ttl_s() -> u32 {
 struct Node {
     child: Child,
     port: u16,
+    /// Its metrics listener, with `/healthz` and `/readyz`.
+    metrics: u16,
     /// Lines the process printed (stdout and stderr).
     lines: mpsc::Receiver<String>,
 }
@@ -45,11 +47,12 @@ struct Node {
 impl Node {
     fn spawn(dir: &Path, store: &str, name: &str) -> Node {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ponte"))
             .args(["serve", "--data-dir"])
             .arg(dir)
             .args(["--store", &format!("{store}?node={name}&lease_ttl_s={}", lease_ttl_s())])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "off"])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", &format!("127.0.0.1:{metrics}")])
             .args(["--payee-timeout-ms", "1500"])
             .env("RUST_LOG", "warn,ponte_switch::runtime::standby=debug,ponte_switch::store::cql=debug")
             .stdout(Stdio::piped())
@@ -70,7 +73,7 @@ impl Node {
                 }
             });
         }
-        Node { child, port, lines }
+        Node { child, port, metrics, lines }
     }
 
     /// Waits for a line containing `text`; panics after `within`.
@@ -236,6 +239,12 @@ async fn two_nodes_share_one_keyspace_with_one_writer_and_fail_over() {
     second.wait_for("standby: node \"first\" is the journal writer", Duration::from_secs(60));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!second.accepts_connections(), "a standby serves nothing");
+    // A standby is healthy but not ready; the writer is both.
+    assert_eq!(common::http_get(second.metrics, "/healthz").await.0, 200);
+    let (status, why) = common::http_get(second.metrics, "/readyz").await;
+    assert_eq!(status, 503, "{why}");
+    assert!(why.starts_with("standby"), "{why}");
+    assert_eq!(common::http_get(first.metrics, "/readyz").await, (200, "serving\n".into()));
 
     // History for the standby to follow: its takeover must not depend on it.
     let (a, b, operator) = clients(dir.path(), &first).await;
@@ -289,6 +298,7 @@ async fn two_nodes_share_one_keyspace_with_one_writer_and_fail_over() {
     assert_eq!(field("tail"), 0, "nothing left to replay at takeover: {took_over}");
     second.wait_for("Ponte switch serving on", Duration::from_secs(60));
     let takeover = killed.elapsed();
+    assert_eq!(common::http_get(second.metrics, "/readyz").await, (200, "serving\n".into()), "ready once it took over");
     eprintln!(
         "standby serving {takeover:?} after the writer was killed ({settled_history} payments of history, lease \
          {} s): {}",

@@ -167,6 +167,9 @@ pub struct RunningSwitch {
     publisher: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     gateway: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    /// The `grpc.health.v1` statuses: SERVING while this node serves,
+    /// NOT_SERVING from the moment it starts to stop.
+    health: tonic_health::server::HealthReporter,
     runtime: Runtime,
 }
 
@@ -184,6 +187,11 @@ impl RunningSwitch {
 
     /// Stops serving, drains the engine and flushes the journal.
     pub async fn stop(self) {
+        crate::metrics::set_state(crate::metrics::State::Stopping);
+        // Load balancers checking health stop sending new calls here first.
+        for service in HEALTH_SERVICES.iter().chain([&""]) {
+            self.health.set_service_status(*service, tonic_health::ServingStatus::NotServing).await;
+        }
         let _ = self.shutdown.send(());
         if let Some((stop, gateway)) = self.gateway {
             let _ = stop.send(true);
@@ -261,8 +269,18 @@ async fn start_runtime(
     Ok(runtime)
 }
 
-/// The four gRPC services with their message size bounds.
-fn services(config: &Config, engine: &EngineHandle) -> tonic::transport::server::Router {
+/// The services `grpc.health.v1` answers for by name (and `""`, the server).
+pub const HEALTH_SERVICES: [&str; 4] =
+    ["ponte.v1.Payments", "ponte.v1.Directory", "ponte.v1.Disbursements", "ponte.v1.Operator"];
+
+/// The four gRPC services with their message size bounds, and the standard
+/// health service (`grpc.health.v1.Health`: a load balancer or an
+/// orchestrator checks it with the same mTLS as any call).
+fn services(
+    config: &Config,
+    engine: &EngineHandle,
+    health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) -> tonic::transport::server::Router {
     let bytes_max = config.service.message_bytes_max;
     let payments = PaymentsServer::new(PaymentsService::new(engine.clone(), config.service.clone()))
         .max_decoding_message_size(bytes_max)
@@ -283,6 +301,7 @@ fn services(config: &Config, engine: &EngineHandle) -> tonic::transport::server:
         .add_service(directory)
         .add_service(disbursements)
         .add_service(operator)
+        .add_service(health)
 }
 
 /// Starts a switch. Call from inside a multi-threaded tokio runtime.
@@ -297,7 +316,7 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
 
     let (tls, dev_pki, created_certificates) = load_tls(&config, &dev_participants)?;
     if let Some(addr) = config.metrics_listen {
-        crate::metrics::install(addr).map_err(ServeError::Metrics)?;
+        crate::metrics::install(addr).await.map_err(ServeError::Metrics)?;
     }
     let runtime = start_runtime(&config, dev_participants).await?;
     let engine = runtime.handle.clone();
@@ -317,7 +336,11 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         }
         None => None,
     };
-    let router = services(&config, &engine);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for service in HEALTH_SERVICES {
+        health.set_service_status(service, tonic_health::ServingStatus::Serving).await;
+    }
+    let router = services(&config, &engine, health_service);
     let publisher = crate::metrics::spawn_publisher(engine.clone());
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     // The mTLS handshakes (with the CRL) run in the acceptor; tonic gets
@@ -335,6 +358,7 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         let _ = crl_watch.await;
         served
     });
+    crate::metrics::set_state(crate::metrics::State::Serving);
     tracing::info!(%local_addr, data_dir = %config.data_dir.display(), store = config.store.as_deref().unwrap_or("embedded"), "switch serving");
     Ok(RunningSwitch {
         local_addr,
@@ -349,6 +373,7 @@ pub async fn start(config: Config) -> Result<RunningSwitch, ServeError> {
         shutdown,
         publisher,
         server,
+        health,
         runtime,
     })
 }

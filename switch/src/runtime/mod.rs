@@ -417,6 +417,9 @@ impl Runtime {
                 .name("ponte-journal".into())
                 .spawn(move || {
                     let result = journal_loop(journal, batches_rx, spares_tx, archive_ops, config, stats, stop);
+                    if result.is_err() {
+                        crate::metrics::set_state(crate::metrics::State::Failed);
+                    }
                     let _ = ended_tx.send(true);
                     result
                 })

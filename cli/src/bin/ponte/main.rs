@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ponte", version, about = "Ponte: an instant payments switch")]
+#[command(name = "ponte", version = ponte_switch::metrics::LONG_VERSION, about = "Ponte: an instant payments switch")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -6,6 +6,9 @@ use ponte_switch::server::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// How long a graceful stop may take before the process exits anyway.
+const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Args)]
 pub(crate) struct ServeArgs {
     /// TOML configuration file; flags and environment variables override it.
@@ -89,10 +92,14 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = switch.iso20022_addr {
         println!("  ISO 20022 gateway: https://{addr}/iso20022/v1/messages (POST), /iso20022/v1/inbox (GET)");
     }
-    println!("Stop with Ctrl-C.");
+    println!("Stop with Ctrl-C (SIGINT) or SIGTERM: both stop gracefully.");
     let mut failed = switch.failed();
-    tokio::select! {
-        signal = tokio::signal::ctrl_c() => signal?,
+    // SIGTERM is how systemd, Kubernetes and `kill` stop a service; SIGINT
+    // is Ctrl-C. Either one stops the switch as below, not mid-write.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let signal = tokio::select! {
+        signal = tokio::signal::ctrl_c() => { signal?; "SIGINT" }
+        _ = terminate.recv() => "SIGTERM",
         _ = failed.wait_for(|failed| *failed) => {
             // Nothing more can be made durable (disk error, or another node
             // fenced this one): stop serving rather than answer from a
@@ -100,8 +107,23 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             switch.stop().await;
             anyhow::bail!("the journal store failed or this node was fenced by another writer (see the log above); exiting");
         }
+    };
+    // Stop accepting connections, let the engine finish what it took in,
+    // make it durable and answer it, close the inbox streams, stop the
+    // archive and snapshot threads, and release the Cassandra writer lease
+    // (a standby takes over at once instead of waiting for it to lapse);
+    // all within STOP_WITHIN, or exit with an error saying so.
+    println!("{signal}: stopping gracefully (at most {} s)...", STOP_WITHIN.as_secs());
+    tracing::info!(signal, "stopping gracefully");
+    match tokio::time::timeout(STOP_WITHIN, switch.stop()).await {
+        Ok(()) => {
+            println!("stopped");
+            Ok(())
+        }
+        Err(_) => anyhow::bail!(
+            "the switch did not stop within {} s of {signal}; exiting anyway (acknowledged payments are durable; \
+             the next start replays the journal)",
+            STOP_WITHIN.as_secs()
+        ),
     }
-    println!("stopping...");
-    switch.stop().await;
-    Ok(())
 }

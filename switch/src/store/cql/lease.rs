@@ -154,6 +154,7 @@ pub(super) async fn try_lease(shared: &Shared, since: Instant, announced: &mut b
             shared.target, config.node
         );
         *announced = true;
+        crate::metrics::set_state(crate::metrics::State::Standby);
     }
     if config.standby_wait_max.is_some_and(|max| since.elapsed() >= max) {
         return Err(cql_error(shared, "the writer lease is held by another node".to_string()));
