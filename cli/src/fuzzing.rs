@@ -43,15 +43,7 @@ pub fn iso20022(data: &[u8]) {
     };
     let reread = ponte_iso20022::read(again.as_bytes()).expect("a document the gateway writes reads back");
     assert_eq!(reread.kind(), inbound.kind());
-    let count = |m: &Inbound| match m {
-        Inbound::CreditTransfer(m) => m.CdtTrfTxInf.len(),
-        Inbound::StatusReport(m) => m.TxInfAndSts.len(),
-        Inbound::Return(m) => m.TxInf.len(),
-        Inbound::StatusRequest(m) => m.TxInf.len(),
-        Inbound::CancellationRequest(m) => m.Undrlyg.iter().map(|u| u.TxInf.len()).sum(),
-        Inbound::Resolution(m) => m.CxlDtls.iter().map(|d| d.TxInfAndSts.len()).sum(),
-    };
-    assert_eq!(count(&reread), count(&inbound));
+    assert_eq!(reread.transactions(), inbound.transactions());
     match &inbound {
         Inbound::CreditTransfer(m) => {
             let caller = ParticipantId::new(10000001).expect("a valid code");

@@ -146,6 +146,18 @@ impl Inbound {
             Inbound::Resolution(_) => MessageKind::Camt029,
         }
     }
+
+    /// How many transactions the message carries (bounded by [`TRANSACTIONS_MAX`]).
+    pub fn transactions(&self) -> usize {
+        match self {
+            Inbound::CreditTransfer(m) => m.CdtTrfTxInf.len(),
+            Inbound::StatusReport(m) => m.TxInfAndSts.len(),
+            Inbound::Return(m) => m.TxInf.len(),
+            Inbound::StatusRequest(m) => m.TxInf.len(),
+            Inbound::CancellationRequest(m) => m.Undrlyg.iter().map(|u| u.TxInf.len()).sum(),
+            Inbound::Resolution(m) => m.CxlDtls.iter().map(|d| d.TxInfAndSts.len()).sum(),
+        }
+    }
 }
 
 /// Why a document cannot be read. Nothing of it is executed.
@@ -231,14 +243,7 @@ pub fn read(bytes: &[u8]) -> Result<Inbound, DocumentError> {
         }
         MessageKind::Camt054 | MessageKind::Camt053 => unreachable!("refused by check"),
     };
-    let count = match &inbound {
-        Inbound::CreditTransfer(m) => m.CdtTrfTxInf.len(),
-        Inbound::StatusReport(m) => m.TxInfAndSts.len(),
-        Inbound::Return(m) => m.TxInf.len(),
-        Inbound::StatusRequest(m) => m.TxInf.len(),
-        Inbound::CancellationRequest(m) => m.Undrlyg.iter().map(|u| u.TxInf.len()).sum(),
-        Inbound::Resolution(m) => m.CxlDtls.iter().map(|d| d.TxInfAndSts.len()).sum(),
-    };
+    let count = inbound.transactions();
     if count > TRANSACTIONS_MAX {
         return Err(DocumentError::Schema {
             message: kind.name(),
