@@ -381,11 +381,23 @@ impl Gateway {
             };
             statuses.push(CancellationTxStatus { CxlStsId: tx.CxlId.clone(), ..status });
         }
-        Ok(self.resolution(caller, statuses))
+        Ok(self.resolution(caller, caller, statuses))
     }
 
-    /// A camt.029 for `caller` with the status of each recall.
-    fn resolution(&self, caller: ParticipantId, statuses: Vec<CancellationTxStatus>) -> Resolution {
+    /// A new case assignment from participant `from` to `to`.
+    fn assignment(&self, from: ParticipantId, to: ParticipantId) -> Assignment {
+        let header = self.header();
+        Assignment {
+            Id: header.MsgId,
+            Assgnr: PartyChoice { Agt: convert::agent(from) },
+            Assgne: PartyChoice { Agt: convert::agent(to) },
+            CreDtTm: header.CreDtTm,
+        }
+    }
+
+    /// A camt.029 with the status of each recall: `Sts/Conf` RJCR when all
+    /// are refused, CNCL when all are accepted, PDCR otherwise.
+    fn resolution(&self, from: ParticipantId, to: ParticipantId, statuses: Vec<CancellationTxStatus>) -> Resolution {
         let all = |status: &str| statuses.iter().all(|s| s.TxCxlSts.as_deref() == Some(status));
         let conf = if all("RJCR") {
             "RJCR"
@@ -394,14 +406,8 @@ impl Gateway {
         } else {
             "PDCR"
         };
-        let header = self.header();
         Resolution {
-            Assgnmt: Assignment {
-                Id: header.MsgId,
-                Assgnr: PartyChoice { Agt: convert::agent(caller) },
-                Assgne: PartyChoice { Agt: convert::agent(caller) },
-                CreDtTm: header.CreDtTm,
-            },
+            Assgnmt: self.assignment(from, to),
             RslvdCase: None,
             Sts: InvestigationStatus { Conf: conf.into() },
             CxlDtls: vec![CancellationDetails { TxInfAndSts: statuses }],
@@ -642,29 +648,16 @@ impl Gateway {
             // Recalls one document each: a camt.056 to answer, or a
             // camt.029 saying how the participant's recall closed.
             for recall in recalls.drain(..) {
-                let header = self.header();
-                let assignment = Assignment {
-                    Id: header.MsgId,
-                    Assgnr: PartyChoice { Agt: convert::agent(recall.requester) },
-                    Assgne: PartyChoice { Agt: convert::agent(recall.responder) },
-                    CreDtTm: header.CreDtTm,
-                };
+                let (from, to) = (recall.requester, recall.responder);
                 if recall.is_open() {
                     let message = CancellationRequest {
-                        Assgnmt: assignment,
+                        Assgnmt: self.assignment(from, to),
                         Undrlyg: vec![Underlying { TxInf: vec![convert::recall_tx(&recall)] }],
                         ..Default::default()
                     };
                     ponte_iso20022::write_camt056_into(&message, out);
                 } else {
-                    let status = convert::recall_status(&recall);
-                    let conf = if status.TxCxlSts.as_deref() == Some("ACCR") { "CNCL" } else { "RJCR" };
-                    let message = Resolution {
-                        Assgnmt: assignment,
-                        RslvdCase: None,
-                        Sts: InvestigationStatus { Conf: conf.into() },
-                        CxlDtls: vec![CancellationDetails { TxInfAndSts: vec![status] }],
-                    };
+                    let message = self.resolution(from, to, vec![convert::recall_status(&recall)]);
                     ponte_iso20022::write_camt029_into(&message, out);
                 }
                 out.push('\n');
