@@ -17,6 +17,7 @@ pub mod disbursements;
 pub mod operator;
 mod paging;
 pub mod payments;
+pub(crate) mod recalls;
 pub mod status;
 
 pub use directory::DirectoryService;

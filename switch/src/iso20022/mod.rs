@@ -366,7 +366,7 @@ impl Gateway {
                     continue;
                 }
             };
-            let status = match crate::grpc::payments::ask_recall(&self.engine, caller, &request).await {
+            let status = match crate::grpc::recalls::ask_recall(&self.engine, caller, &request).await {
                 Ok(recall) => convert::recall_status(&recall),
                 Err(status) if status.code() == tonic::Code::PermissionDenied => {
                     return Err((StatusCode::FORBIDDEN, status.message().to_owned()));
@@ -441,7 +441,7 @@ impl Gateway {
         }
         let mut failed = Vec::new();
         for (original, code) in &refusals {
-            let refused = crate::grpc::payments::refuse_recall(&self.engine, caller, original, 0, code).await;
+            let refused = crate::grpc::recalls::refuse_recall(&self.engine, caller, original, 0, code).await;
             match refused {
                 Ok(_) => {}
                 Err(status) if status.code() == tonic::Code::Unavailable => {
