@@ -270,8 +270,16 @@ async fn start_runtime(
 }
 
 /// The services `grpc.health.v1` answers for by name (and `""`, the server).
-pub const HEALTH_SERVICES: [&str; 4] =
-    ["ponte.v1.Payments", "ponte.v1.Directory", "ponte.v1.Disbursements", "ponte.v1.Operator"];
+/// The names are the generated servers' own.
+pub const HEALTH_SERVICES: [&str; 4] = {
+    use tonic::server::NamedService;
+    [
+        <PaymentsServer<PaymentsService> as NamedService>::NAME,
+        <DirectoryServer<DirectoryService> as NamedService>::NAME,
+        <DisbursementsServer<DisbursementService> as NamedService>::NAME,
+        <OperatorServer<OperatorService> as NamedService>::NAME,
+    ]
+};
 
 /// The four gRPC services with their message size bounds, and the standard
 /// health service (`grpc.health.v1.Health`: a load balancer or an
